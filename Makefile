@@ -1,0 +1,52 @@
+# phoneshop — targets a newcomer guesses. `make run` and `make test` are the README's two commands.
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+PROTOACTOR_VERSION := v0.0.0-20240822202345-3c0e61ca19c9
+PROTOBUF_VERSION := $(shell $(GO) list -m -f '{{.Version}}' google.golang.org/protobuf)
+
+.PHONY: run build test test-short lint proto bench tools clean
+
+## run: build and start the whole shop in one process on embedded defaults (:8080, data in ./data)
+run: build
+	$(BIN)/phoneshop dev $(ARGS)
+
+## build: compile phoneshop into bin/
+build:
+	$(GO) build -o $(BIN)/phoneshop ./cmd/phoneshop
+
+## test: every test, race detector on (what CI runs)
+test:
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+## test-short: tests that need no server (no MariaDB/Redis/RabbitMQ)
+test-short:
+	$(GO) test -race -short -count=1 ./...
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## bench: Go benchmarks of the hot paths
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## proto: regenerate protos/<service>pb/*.pb.go (one Go package per grain service: the generator
+## emits a package-level helper per service file) (installs protoc from Debian if missing)
+proto: $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grain
+	@command -v protoc >/dev/null || { echo "installing protoc (Debian protobuf-compiler)"; apt-get update -qq && apt-get install -y -qq protobuf-compiler; }
+	PATH=$(BIN):$$PATH protoc -I protos -I /usr/include \
+		-I $$($(GO) list -m -f '{{.Dir}}' github.com/asynkron/protoactor-go) \
+		--go_out=. --go_opt=module=phoneshop \
+		--go-grain_out=. --go-grain_opt=module=phoneshop \
+		protos/*.proto
+
+$(BIN)/protoc-gen-go:
+	GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOBUF_VERSION)
+
+$(BIN)/protoc-gen-go-grain:
+	GOBIN=$(BIN) $(GO) install github.com/asynkron/protoactor-go/protobuf/protoc-gen-go-grain@$(PROTOACTOR_VERSION)
+
+clean:
+	rm -rf bin

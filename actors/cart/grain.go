@@ -1,0 +1,241 @@
+package cart
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"google.golang.org/protobuf/proto"
+
+	"phoneshop/actors/snapshot"
+	"phoneshop/cluster/call"
+	"phoneshop/cluster/grainctx"
+	"phoneshop/protos/cartpb"
+	"phoneshop/protos/orderpb"
+	"phoneshop/protos/reasonpb"
+)
+
+// KindName is the cluster kind of cart grains.
+const KindName = "Cart"
+
+// Store persists cart snapshots, fenced like every grain snapshot: SaveCart succeeds
+// only when the stored version is expectedVersion, else snapshot.ErrStale.
+type Store interface {
+	LoadCart(ctx context.Context, accountID string) (snapshot.Snapshot, error)
+	SaveCart(ctx context.Context, accountID string, expectedVersion int64, state []byte) error
+}
+
+// Variant is what checkout needs to know of a SKU: what it is and what it costs now.
+type Variant struct {
+	SKU        string
+	PhoneID    string
+	Name       string
+	PriceCents int64
+}
+
+// Catalog resolves SKUs to their current names and prices.
+type Catalog interface {
+	Variants(ctx context.Context, skus []string) (map[string]Variant, error)
+}
+
+// Deps is what a cart grain needs from the member it runs on.
+type Deps struct {
+	Store   Store
+	Catalog Catalog
+	// MaxLineQuantity is read at every change, so a configuration change applies live.
+	MaxLineQuantity func() int64
+	Currency        string
+	Calls           call.Policy
+	StoreTimeout    time.Duration
+	Logger          *slog.Logger
+}
+
+var deps = grainctx.NewSlot[Deps]()
+
+// Attach makes d the dependencies of the cart grains of system.
+func Attach(system *actor.ActorSystem, d Deps) { deps.Put(system, d) }
+
+// Kind returns the cluster kind; an idle grain passivates after idle.
+func Kind(idle time.Duration) *cluster.Kind {
+	return cartpb.NewCartKind(func() cartpb.Cart { return &grain{} }, idle)
+}
+
+type grain struct {
+	deps      Deps
+	accountID string
+	log       *slog.Logger
+	cart      *Cart // nil until loaded (again)
+	version   int64
+}
+
+func (g *grain) Init(ctx cluster.GrainContext) {
+	g.deps = deps.Get(ctx.ActorSystem())
+	g.accountID = ctx.Identity()
+	g.log = g.deps.Logger.With("kind", KindName, "account", g.accountID)
+	if err := g.load(); err != nil {
+		g.log.Error("load snapshot failed; will retry on the next command", "err", err)
+	}
+}
+
+func (g *grain) Terminate(cluster.GrainContext)      {}
+func (g *grain) ReceiveDefault(cluster.GrainContext) {}
+
+func (g *grain) Get(*cartpb.GetCartRequest, cluster.GrainContext) (*cartpb.CartView, error) {
+	return g.apply(func(*Cart) (bool, error) { return false, nil })
+}
+
+func (g *grain) SetLine(req *cartpb.SetLineRequest, _ cluster.GrainContext) (*cartpb.CartView, error) {
+	return g.apply(func(c *Cart) (bool, error) {
+		return c.SetQuantity(req.Sku, req.Quantity, g.deps.MaxLineQuantity())
+	})
+}
+
+func (g *grain) Clear(*cartpb.ClearCartRequest, cluster.GrainContext) (*cartpb.CartView, error) {
+	return g.apply(func(c *Cart) (bool, error) { return c.Clear(), nil })
+}
+
+// Checkout prices the cart's lines from the catalog, asks the order grain to place
+// them, and empties the cart once the order is confirmed. An empty cart still asks
+// the order grain, which knows whether this is a replay of an order already placed.
+func (g *grain) Checkout(req *cartpb.CheckoutRequest, ctx cluster.GrainContext) (*orderpb.OrderView, error) {
+	if _, err := g.apply(func(*Cart) (bool, error) { return false, nil }); err != nil {
+		return nil, err
+	}
+	lines, err := g.priceLines()
+	if err != nil {
+		return nil, err
+	}
+	place := &orderpb.PlaceRequest{
+		AccountId: g.accountID, RequestHash: req.RequestHash, Lines: lines,
+		ShippingAddress: req.ShippingAddress, Currency: g.deps.Currency,
+	}
+	client := orderpb.GetOrderGrainClient(ctx.Cluster(), req.OrderId)
+	view, err := call.Do(context.Background(), g.deps.Calls, "order", "Place",
+		func(opts ...cluster.GrainCallOption) (*orderpb.OrderView, error) { return client.Place(place, opts...) })
+	if err != nil {
+		return nil, err
+	}
+	if view.GetOrder().GetStatus() == "confirmed" {
+		if _, err := g.apply(func(c *Cart) (bool, error) { return c.CheckedOutInto(req.OrderId), nil }); err != nil {
+			// The order stands; only the cart could not be emptied. A retry of the
+			// same checkout empties it.
+			g.log.Warn("order confirmed but cart not emptied", "order", req.OrderId, "err", err)
+		}
+	}
+	return view, nil
+}
+
+func (g *grain) priceLines() ([]*orderpb.OrderLine, error) {
+	cartLines := g.cart.Lines()
+	if len(cartLines) == 0 {
+		return nil, nil
+	}
+	skus := make([]string, len(cartLines))
+	for i, l := range cartLines {
+		skus[i] = l.SKU
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
+	defer cancel()
+	variants, err := g.deps.Catalog.Variants(ctx, skus)
+	if err != nil {
+		return nil, reasonpb.ErrUnavailable("cart %s: price lines: %v", g.accountID, err)
+	}
+	lines := make([]*orderpb.OrderLine, 0, len(cartLines))
+	for _, l := range cartLines {
+		v, ok := variants[l.SKU]
+		if !ok {
+			return nil, reasonpb.ErrConflict("sku %s is no longer sold", l.SKU)
+		}
+		lines = append(lines, &orderpb.OrderLine{
+			Sku: l.SKU, PhoneId: v.PhoneID, Name: v.Name, Quantity: l.Quantity, UnitPriceCents: v.PriceCents,
+		})
+	}
+	return lines, nil
+}
+
+// apply runs one command and persists before replying when anything changed.
+func (g *grain) apply(cmd func(*Cart) (bool, error)) (*cartpb.CartView, error) {
+	if g.cart == nil {
+		if err := g.load(); err != nil {
+			return nil, reasonpb.ErrUnavailable("cart %s: %v", g.accountID, err)
+		}
+	}
+	changed, err := cmd(g.cart)
+	if err != nil {
+		return nil, toGrainError(err)
+	}
+	if changed {
+		if err := g.save(); err != nil {
+			g.cart = nil
+			return nil, reasonpb.ErrUnavailable("cart %s: %v", g.accountID, err)
+		}
+	}
+	return viewProto(g.cart), nil
+}
+
+func (g *grain) load() error {
+	ctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
+	defer cancel()
+	snap, err := g.deps.Store.LoadCart(ctx, g.accountID)
+	if err != nil {
+		return err
+	}
+	var st cartpb.CartState
+	if err := proto.Unmarshal(snap.State, &st); err != nil {
+		return fmt.Errorf("decode snapshot v%d: %w", snap.Version, err)
+	}
+	g.cart, g.version = fromProto(&st), snap.Version
+	return nil
+}
+
+func (g *grain) save() error {
+	state, err := proto.Marshal(toProto(g.cart))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
+	defer cancel()
+	if err := g.deps.Store.SaveCart(ctx, g.accountID, g.version, state); err != nil {
+		if errors.Is(err, snapshot.ErrStale) {
+			g.log.Warn("snapshot fenced off: another activation wrote a newer version; reloading", "version", g.version)
+		}
+		return err
+	}
+	g.version++
+	return nil
+}
+
+func toGrainError(err error) error {
+	switch {
+	case errors.Is(err, ErrInvalidQuantity):
+		return reasonpb.ErrInvalid("%v", err)
+	case errors.Is(err, ErrEmpty):
+		return reasonpb.ErrConflict("%v", err)
+	default:
+		return reasonpb.ErrUnavailable("%v", err)
+	}
+}
+
+func toProto(c *Cart) *cartpb.CartState {
+	return &cartpb.CartState{Lines: viewProto(c).Lines, CheckedOut: c.CheckedOut()}
+}
+
+func fromProto(st *cartpb.CartState) *Cart {
+	lines := make([]Line, len(st.Lines))
+	for i, l := range st.Lines {
+		lines[i] = Line{SKU: l.Sku, Quantity: l.Quantity}
+	}
+	return New(lines, st.CheckedOut)
+}
+
+func viewProto(c *Cart) *cartpb.CartView {
+	v := &cartpb.CartView{}
+	for _, l := range c.Lines() {
+		v.Lines = append(v.Lines, &cartpb.CartLine{Sku: l.SKU, Quantity: l.Quantity})
+	}
+	return v
+}

@@ -1,0 +1,250 @@
+// Package inventory is the stock of one SKU: how many units were received, how many
+// are available, reserved for orders in checkout, and sold. It is pure domain code;
+// grain.go adapts it to a protoactor grain.
+//
+// Every command keeps the conservation invariant
+//
+//	available + reserved + sold = received, none negative
+//
+// and every command is idempotent for its key (the order id for reservations, commits
+// and returns; the request id for receipts), because grain calls may be delivered twice.
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Sentinel errors of the inventory domain.
+var (
+	ErrOutOfStock         = errors.New("inventory: not enough available stock")
+	ErrInvalidQuantity    = errors.New("inventory: quantity must be positive")
+	ErrReservationMissing = errors.New("inventory: no reservation for this order (expired or released)")
+	ErrQuantityChanged    = errors.New("inventory: order already holds a different quantity")
+	ErrConservation       = errors.New("inventory: conservation invariant broken")
+)
+
+// receiptWindow is how many receipt request ids an item remembers. Grain-call
+// retries arrive within seconds, so a short window is enough to make them harmless.
+const receiptWindow = 64
+
+// Reservation is a hold on units for one order until ExpiresAt.
+type Reservation struct {
+	OrderID   string
+	Quantity  int64
+	ExpiresAt time.Time
+}
+
+// Item is the stock of one SKU. The zero value is an item that never received anything.
+type Item struct {
+	received, available, reserved, sold int64
+	reservations                        map[string]Reservation
+	sales                               map[string]int64
+	recentReceipts                      []string
+}
+
+// Level is a read-only view of an item's counters.
+type Level struct {
+	Available, Reserved, Sold, Received int64
+}
+
+// Snapshot is everything an Item holds, for persistence.
+type Snapshot struct {
+	Level
+	Reservations   []Reservation
+	Sales          map[string]int64
+	RecentReceipts []string
+}
+
+// FromSnapshot rebuilds an item and checks its invariant.
+func FromSnapshot(s Snapshot) (*Item, error) {
+	it := &Item{
+		received:       s.Received,
+		available:      s.Available,
+		reserved:       s.Reserved,
+		sold:           s.Sold,
+		reservations:   make(map[string]Reservation, len(s.Reservations)),
+		sales:          make(map[string]int64, len(s.Sales)),
+		recentReceipts: append([]string(nil), s.RecentReceipts...),
+	}
+	for _, r := range s.Reservations {
+		it.reservations[r.OrderID] = r
+	}
+	for id, q := range s.Sales {
+		it.sales[id] = q
+	}
+	return it, it.Check()
+}
+
+// Snapshot returns a copy of the item's state; reservations sorted by order id.
+func (it *Item) Snapshot() Snapshot {
+	s := Snapshot{
+		Level:          it.Level(),
+		Reservations:   make([]Reservation, 0, len(it.reservations)),
+		Sales:          make(map[string]int64, len(it.sales)),
+		RecentReceipts: append([]string(nil), it.recentReceipts...),
+	}
+	for _, r := range it.reservations {
+		s.Reservations = append(s.Reservations, r)
+	}
+	sort.Slice(s.Reservations, func(i, j int) bool { return s.Reservations[i].OrderID < s.Reservations[j].OrderID })
+	for id, q := range it.sales {
+		s.Sales[id] = q
+	}
+	return s
+}
+
+// Level returns the counters.
+func (it *Item) Level() Level {
+	return Level{Available: it.available, Reserved: it.reserved, Sold: it.sold, Received: it.received}
+}
+
+// Reserve holds qty units for orderID until now+ttl. Reserving again for the same
+// order with the same quantity changes nothing (and reports success), as does
+// reserving for an order whose reservation was already committed.
+func (it *Item) Reserve(orderID string, qty int64, now time.Time, ttl time.Duration) (changed bool, err error) {
+	if qty <= 0 {
+		return false, ErrInvalidQuantity
+	}
+	if sold, ok := it.sales[orderID]; ok {
+		if sold != qty {
+			return false, ErrQuantityChanged
+		}
+		return false, nil
+	}
+	if r, ok := it.reservations[orderID]; ok {
+		if r.Quantity != qty {
+			return false, ErrQuantityChanged
+		}
+		return false, nil
+	}
+	if qty > it.available {
+		return false, ErrOutOfStock
+	}
+	it.init()
+	it.reservations[orderID] = Reservation{OrderID: orderID, Quantity: qty, ExpiresAt: now.Add(ttl)}
+	it.available -= qty
+	it.reserved += qty
+	return true, it.Check()
+}
+
+// Commit turns orderID's reservation into a sale. Committing an order that was
+// already committed changes nothing; committing without a reservation fails with
+// ErrReservationMissing (it expired or was released).
+func (it *Item) Commit(orderID string) (changed bool, err error) {
+	if _, ok := it.sales[orderID]; ok {
+		return false, nil
+	}
+	r, ok := it.reservations[orderID]
+	if !ok {
+		return false, ErrReservationMissing
+	}
+	delete(it.reservations, orderID)
+	it.sales[orderID] = r.Quantity
+	it.reserved -= r.Quantity
+	it.sold += r.Quantity
+	return true, it.Check()
+}
+
+// Release drops orderID's reservation; releasing nothing is not an error.
+func (it *Item) Release(orderID string) (changed bool, err error) {
+	r, ok := it.reservations[orderID]
+	if !ok {
+		return false, nil
+	}
+	delete(it.reservations, orderID)
+	it.reserved -= r.Quantity
+	it.available += r.Quantity
+	return true, it.Check()
+}
+
+// Return puts the units sold to orderID back to available (the order was cancelled).
+// Returning an order that holds no sale is not an error: it was already returned.
+func (it *Item) Return(orderID string) (changed bool, err error) {
+	q, ok := it.sales[orderID]
+	if !ok {
+		return false, nil
+	}
+	delete(it.sales, orderID)
+	it.sold -= q
+	it.available += q
+	return true, it.Check()
+}
+
+// Receive adds qty units to the shelf. A request id seen recently is a retry and
+// changes nothing.
+func (it *Item) Receive(requestID string, qty int64) (changed bool, err error) {
+	if qty <= 0 {
+		return false, ErrInvalidQuantity
+	}
+	for _, id := range it.recentReceipts {
+		if id == requestID {
+			return false, nil
+		}
+	}
+	it.init()
+	it.received += qty
+	it.available += qty
+	it.recentReceipts = append(it.recentReceipts, requestID)
+	if n := len(it.recentReceipts); n > receiptWindow {
+		it.recentReceipts = append([]string(nil), it.recentReceipts[n-receiptWindow:]...)
+	}
+	return true, it.Check()
+}
+
+// Expire releases every reservation whose time is up and returns how many it released.
+func (it *Item) Expire(now time.Time) (released int) {
+	for id, r := range it.reservations {
+		if !now.Before(r.ExpiresAt) {
+			delete(it.reservations, id)
+			it.reserved -= r.Quantity
+			it.available += r.Quantity
+			released++
+		}
+	}
+	return released
+}
+
+// NextExpiry returns when the earliest reservation expires, and false when none is held.
+func (it *Item) NextExpiry() (time.Time, bool) {
+	var next time.Time
+	for _, r := range it.reservations {
+		if next.IsZero() || r.ExpiresAt.Before(next) {
+			next = r.ExpiresAt
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// Check verifies the conservation invariant and that the counters agree with the
+// reservations and sales they summarise.
+func (it *Item) Check() error {
+	if it.available < 0 || it.reserved < 0 || it.sold < 0 || it.received < 0 {
+		return fmt.Errorf("%w: negative counter %+v", ErrConservation, it.Level())
+	}
+	if it.available+it.reserved+it.sold != it.received {
+		return fmt.Errorf("%w: %+v", ErrConservation, it.Level())
+	}
+	var reserved, sold int64
+	for _, r := range it.reservations {
+		reserved += r.Quantity
+	}
+	for _, q := range it.sales {
+		sold += q
+	}
+	if reserved != it.reserved || sold != it.sold {
+		return fmt.Errorf("%w: reserved %d/%d, sold %d/%d", ErrConservation, reserved, it.reserved, sold, it.sold)
+	}
+	return nil
+}
+
+func (it *Item) init() {
+	if it.reservations == nil {
+		it.reservations = make(map[string]Reservation)
+	}
+	if it.sales == nil {
+		it.sales = make(map[string]int64)
+	}
+}

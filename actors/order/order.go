@@ -1,0 +1,297 @@
+// Package order is one order and the checkout saga that takes its stock: reserve
+// every line (all or nothing), persist, commit every reservation, persist. It is pure
+// domain code: stock is reached through the Stock port and durability through a save
+// function, both supplied by grain.go.
+//
+// Lifecycle:
+//
+//	pending -> committing -> confirmed -> shipped -> delivered
+//	pending -> rejected (a line could not be reserved; nothing is kept)
+//	confirmed -> cancelling -> cancelled (stock returned)
+//
+// "committing" and "cancelling" are persisted before the stock calls they announce,
+// so an order that dies in the middle resumes from its snapshot and finishes the job.
+package order
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Status is where an order is in its lifecycle.
+type Status string
+
+// The statuses of an order.
+const (
+	StatusPending    Status = "pending"
+	StatusCommitting Status = "committing"
+	StatusConfirmed  Status = "confirmed"
+	StatusRejected   Status = "rejected"
+	StatusCancelling Status = "cancelling"
+	StatusCancelled  Status = "cancelled"
+	StatusShipped    Status = "shipped"
+	StatusDelivered  Status = "delivered"
+)
+
+// Sentinel errors of the order domain.
+var (
+	ErrOutOfStock          = errors.New("order: a line cannot be covered by available stock")
+	ErrReservationMissing  = errors.New("order: reservation missing at commit")
+	ErrEmpty               = errors.New("order: no lines")
+	ErrIdempotencyMismatch = errors.New("order: idempotency key reused with a different request")
+	ErrTransition          = errors.New("order: not allowed in the current status")
+	ErrNotFound            = errors.New("order: not found")
+)
+
+// Stock is what the saga needs from inventory. Every call is idempotent per
+// (sku, orderID). Reserve fails with ErrOutOfStock when the units are not there;
+// Commit fails with ErrReservationMissing when the reservation expired.
+type Stock interface {
+	Reserve(ctx context.Context, sku, orderID string, qty int64) error
+	Commit(ctx context.Context, sku, orderID string) error
+	Release(ctx context.Context, sku, orderID string) error
+	Return(ctx context.Context, sku, orderID string) error
+}
+
+// SaveFunc makes the order durable; the saga calls it before each step that must
+// survive a crash. It fails when another activation moved the order on (fencing).
+type SaveFunc func(ctx context.Context, o *Order) error
+
+// Line is one SKU of an order, at the price it was placed at.
+type Line struct {
+	SKU            string
+	PhoneID        string
+	Name           string
+	Quantity       int64
+	UnitPriceCents int64
+}
+
+// Address is where an order ships.
+type Address struct {
+	Name, Line1, Line2, City, PostalCode, Country string
+}
+
+// Order is one order. Its fields are exported for the grain's converters; change
+// them only through the methods.
+type Order struct {
+	ID           string
+	AccountID    string
+	RequestHash  string
+	Status       Status
+	Lines        []Line
+	Address      Address
+	Currency     string
+	TotalCents   int64
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	RejectedSKUs []string
+}
+
+// OutOfStockError lists the SKUs that could not be reserved.
+type OutOfStockError struct{ SKUs []string }
+
+func (e *OutOfStockError) Error() string { return fmt.Sprintf("%v: %v", ErrOutOfStock, e.SKUs) }
+
+// Unwrap makes errors.Is(err, ErrOutOfStock) hold.
+func (e *OutOfStockError) Unwrap() error { return ErrOutOfStock }
+
+// ID derives an order id from the account and the client's idempotency key, so the
+// same key always lands on the same order grain.
+func ID(accountID, idempotencyKey string) string {
+	sum := sha256.Sum256([]byte(accountID + "\x00" + idempotencyKey))
+	return "ord_" + hex.EncodeToString(sum[:12])
+}
+
+// Exists reports whether the order was ever placed (a fresh grain has no account).
+func (o *Order) Exists() bool { return o.AccountID != "" }
+
+// Place starts a new order, or recognises a replay of the same request. It returns
+// replay=true when the order already exists for this request hash; the caller then
+// just reports the order. A rejected order may be placed again (stock may be back).
+func (o *Order) Place(id, accountID, requestHash, currency string, lines []Line, addr Address, now time.Time) (replay bool, err error) {
+	if o.Exists() && o.Status != StatusRejected {
+		if o.AccountID != accountID || o.RequestHash != requestHash {
+			return false, ErrIdempotencyMismatch
+		}
+		return true, nil
+	}
+	if o.Exists() && (o.AccountID != accountID || o.RequestHash != requestHash) {
+		return false, ErrIdempotencyMismatch
+	}
+	if len(lines) == 0 {
+		return false, ErrEmpty
+	}
+	var total int64
+	for _, l := range lines {
+		if l.Quantity <= 0 || l.UnitPriceCents < 0 {
+			return false, fmt.Errorf("%w: bad line %+v", ErrTransition, l)
+		}
+		total += l.Quantity * l.UnitPriceCents
+	}
+	created := o.CreatedAt
+	if created.IsZero() {
+		created = now
+	}
+	*o = Order{
+		ID: id, AccountID: accountID, RequestHash: requestHash, Status: StatusPending,
+		Lines: slices.Clone(lines), Address: addr, Currency: currency, TotalCents: total,
+		CreatedAt: created, UpdatedAt: now,
+	}
+	return false, nil
+}
+
+// Advance runs the saga from the order's current status until it rests (confirmed,
+// rejected, cancelled) or a step fails with an error worth retrying later. It is safe
+// to call again after a crash or an error: every stock call is idempotent.
+func (o *Order) Advance(ctx context.Context, stock Stock, save SaveFunc, now func() time.Time) error {
+	for {
+		switch o.Status {
+		case StatusPending:
+			if err := o.reserveAll(ctx, stock, save, now); err != nil {
+				return err
+			}
+		case StatusCommitting:
+			if err := o.commitAll(ctx, stock, save, now); err != nil {
+				return err
+			}
+		case StatusCancelling:
+			for _, l := range o.Lines {
+				if err := stock.Return(ctx, l.SKU, o.ID); err != nil {
+					return err
+				}
+			}
+			if err := o.moveTo(ctx, StatusCancelled, save, now); err != nil {
+				return err
+			}
+		case StatusRejected:
+			return &OutOfStockError{SKUs: slices.Clone(o.RejectedSKUs)}
+		default:
+			return nil
+		}
+	}
+}
+
+// reserveAll reserves every line. A pending order is not yet persisted: if this
+// process dies now, the reservations expire on their own and nothing is lost.
+func (o *Order) reserveAll(ctx context.Context, stock Stock, save SaveFunc, now func() time.Time) error {
+	var short []string
+	var failure error
+	for _, l := range o.Lines {
+		err := stock.Reserve(ctx, l.SKU, o.ID, l.Quantity)
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrOutOfStock):
+			short = append(short, l.SKU)
+		default:
+			failure = err
+		}
+		if failure != nil {
+			break
+		}
+	}
+	if failure == nil && len(short) == 0 {
+		if err := o.moveTo(ctx, StatusCommitting, save, now); err != nil {
+			o.releaseAll(ctx, stock)
+			o.Status = StatusPending
+			return err
+		}
+		return nil
+	}
+	o.releaseAll(ctx, stock)
+	if failure != nil {
+		return failure
+	}
+	o.Status, o.RejectedSKUs, o.UpdatedAt = StatusRejected, short, now()
+	return nil
+}
+
+// commitAll commits every reservation. A reservation that expired while the order
+// was down is taken again; if the stock is gone by then, what was already committed
+// goes back and the order is rejected.
+func (o *Order) commitAll(ctx context.Context, stock Stock, save SaveFunc, now func() time.Time) error {
+	for _, l := range o.Lines {
+		err := stock.Commit(ctx, l.SKU, o.ID)
+		if errors.Is(err, ErrReservationMissing) {
+			err = stock.Reserve(ctx, l.SKU, o.ID, l.Quantity)
+			if err == nil {
+				err = stock.Commit(ctx, l.SKU, o.ID)
+			}
+		}
+		if errors.Is(err, ErrOutOfStock) {
+			for _, back := range o.Lines {
+				if err := stock.Return(ctx, back.SKU, o.ID); err != nil {
+					return err
+				}
+			}
+			o.releaseAll(ctx, stock)
+			o.RejectedSKUs = []string{l.SKU}
+			return o.moveTo(ctx, StatusRejected, save, now)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return o.moveTo(ctx, StatusConfirmed, save, now)
+}
+
+// releaseAll drops every reservation the order may hold. Failures are left to the
+// reservations' own expiry.
+func (o *Order) releaseAll(ctx context.Context, stock Stock) {
+	for _, l := range o.Lines {
+		_ = stock.Release(ctx, l.SKU, o.ID)
+	}
+}
+
+func (o *Order) moveTo(ctx context.Context, s Status, save SaveFunc, now func() time.Time) error {
+	prev, prevUpdated := o.Status, o.UpdatedAt
+	o.Status, o.UpdatedAt = s, now()
+	if err := save(ctx, o); err != nil {
+		o.Status, o.UpdatedAt = prev, prevUpdated
+		return err
+	}
+	return nil
+}
+
+// Cancel starts cancelling a confirmed order; Advance then returns the stock.
+// Cancelling an order already cancelled (or being cancelled) is not an error.
+func (o *Order) Cancel(ctx context.Context, save SaveFunc, now func() time.Time) error {
+	switch o.Status {
+	case StatusConfirmed:
+		return o.moveTo(ctx, StatusCancelling, save, now)
+	case StatusCancelling, StatusCancelled:
+		return nil
+	default:
+		return fmt.Errorf("%w: cannot cancel a %s order", ErrTransition, o.Status)
+	}
+}
+
+// Ship marks a confirmed order shipped; shipping it again is not an error.
+func (o *Order) Ship(ctx context.Context, save SaveFunc, now func() time.Time) error {
+	return o.step(ctx, StatusConfirmed, StatusShipped, save, now)
+}
+
+// Deliver marks a shipped order delivered; delivering it again is not an error.
+func (o *Order) Deliver(ctx context.Context, save SaveFunc, now func() time.Time) error {
+	return o.step(ctx, StatusShipped, StatusDelivered, save, now)
+}
+
+func (o *Order) step(ctx context.Context, from, to Status, save SaveFunc, now func() time.Time) error {
+	switch o.Status {
+	case to:
+		return nil
+	case from:
+		return o.moveTo(ctx, to, save, now)
+	default:
+		return fmt.Errorf("%w: cannot move a %s order to %s", ErrTransition, o.Status, to)
+	}
+}
+
+// Unfinished reports whether the saga still has work to do (after a crash).
+func (o *Order) Unfinished() bool {
+	return o.Status == StatusCommitting || o.Status == StatusCancelling
+}
