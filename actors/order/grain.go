@@ -35,6 +35,12 @@ type Row struct {
 	UpdatedAt  time.Time
 }
 
+// ListCursor is where a page of an account's order history ends (newest first).
+type ListCursor struct {
+	CreatedAt time.Time `json:"c"`
+	ID        string    `json:"i"`
+}
+
 // Store persists order snapshots, fenced like every grain snapshot: SaveOrder
 // succeeds only when the stored version is expectedVersion, else snapshot.ErrStale.
 type Store interface {
@@ -231,6 +237,9 @@ func Decode(state []byte) (*Order, error) {
 	}
 	return fromProto(&st), nil
 }
+
+// FromState converts an order's wire form to the domain's.
+func FromState(st *orderpb.OrderState) *Order { return fromProto(st) }
 
 func outcome(err error) string {
 	switch {

@@ -1,0 +1,242 @@
+// Package account is shoppers' and staff's accounts and their sessions: argon2id
+// password hashes, opaque random session tokens stored only as hashes, and roles.
+package account
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/mail"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/alexedwards/argon2id"
+)
+
+// Sentinel errors of the account domain.
+var (
+	ErrEmailTaken      = errors.New("account: email already registered")
+	ErrNotFound        = errors.New("account: not found")
+	ErrBadCredentials  = errors.New("account: wrong email or password")
+	ErrInvalid         = errors.New("account: invalid")
+	ErrSessionNotFound = errors.New("account: session not found or expired")
+)
+
+// Password limits: at least 10 characters (API.md); at most 256 so that hashing
+// cost stays bounded.
+const (
+	MinPasswordLen = 10
+	MaxPasswordLen = 256
+	MaxNameLen     = 100
+	MaxEmailLen    = 254
+)
+
+// Role grants access to a door of the shop.
+type Role string
+
+// The roles of API.md.
+const (
+	RoleShopper   Role = "shopper"
+	RoleOps       Role = "ops"
+	RoleMarketing Role = "marketing"
+	RoleAdmin     Role = "admin"
+)
+
+// Account is one registered person.
+type Account struct {
+	ID           string
+	Email        string
+	Name         string
+	Roles        []Role
+	PasswordHash string
+	CreatedAt    time.Time
+}
+
+// Has reports whether the account may act in role; admin may act in every role.
+func (a Account) Has(role Role) bool {
+	return slices.Contains(a.Roles, role) || slices.Contains(a.Roles, RoleAdmin)
+}
+
+// Session is a login. Only the hash of its token is stored.
+type Session struct {
+	TokenHash string
+	AccountID string
+	ExpiresAt time.Time
+	CreatedAt time.Time
+}
+
+// Store persists accounts and sessions. CreateAccount returns ErrEmailTaken for a
+// duplicate email; lookups return ErrNotFound / ErrSessionNotFound.
+type Store interface {
+	CreateAccount(ctx context.Context, a Account) error
+	AccountByEmail(ctx context.Context, email string) (Account, error)
+	AccountByID(ctx context.Context, id string) (Account, error)
+	CreateSession(ctx context.Context, s Session) error
+	SessionByTokenHash(ctx context.Context, tokenHash string) (Session, error)
+	DeleteSession(ctx context.Context, tokenHash string) error
+}
+
+// Service registers accounts and runs sessions.
+type Service struct {
+	store      Store
+	hashParams *argon2id.Params
+	sessionTTL time.Duration
+	now        func() time.Time
+	// dummyHash is compared against when an email is unknown, so that a login
+	// takes as long whether or not the account exists.
+	dummyHash string
+}
+
+// HashParams are the argon2id cost parameters.
+type HashParams struct {
+	MemoryKiB   uint32
+	Iterations  uint32
+	Parallelism uint8
+}
+
+// NewService returns an account service. sessionTTL is how long a login lasts.
+func NewService(store Store, hp HashParams, sessionTTL time.Duration, now func() time.Time) (*Service, error) {
+	params := &argon2id.Params{Memory: hp.MemoryKiB, Iterations: hp.Iterations, Parallelism: hp.Parallelism, SaltLength: 16, KeyLength: 32}
+	dummy, err := argon2id.CreateHash("not a password anyone has", params)
+	if err != nil {
+		return nil, fmt.Errorf("account: hash params: %w", err)
+	}
+	return &Service{store: store, hashParams: params, sessionTTL: sessionTTL, now: now, dummyHash: dummy}, nil
+}
+
+// NormalizeEmail validates an e-mail address and returns its canonical (lower-case) form.
+func NormalizeEmail(email string) (string, error) {
+	e := strings.ToLower(strings.TrimSpace(email))
+	addr, err := mail.ParseAddress(e)
+	if err != nil || addr.Address != e || len(e) > MaxEmailLen || !strings.Contains(e[strings.LastIndexByte(e, '@')+1:], ".") {
+		return "", fmt.Errorf("%w: email is not a valid address", ErrInvalid)
+	}
+	return e, nil
+}
+
+func validatePassword(pw string) error {
+	n := utf8.RuneCountInString(pw)
+	if n < MinPasswordLen {
+		return fmt.Errorf("%w: password must have at least %d characters", ErrInvalid, MinPasswordLen)
+	}
+	if n > MaxPasswordLen {
+		return fmt.Errorf("%w: password must have at most %d characters", ErrInvalid, MaxPasswordLen)
+	}
+	return nil
+}
+
+// Register creates an account with the given roles (shopper always included).
+func (s *Service) Register(ctx context.Context, email, password, name string, roles ...Role) (Account, error) {
+	email, err := NormalizeEmail(email)
+	if err != nil {
+		return Account{}, err
+	}
+	if err := validatePassword(password); err != nil {
+		return Account{}, err
+	}
+	name = strings.TrimSpace(name)
+	if name == "" || utf8.RuneCountInString(name) > MaxNameLen {
+		return Account{}, fmt.Errorf("%w: name must have 1 to %d characters", ErrInvalid, MaxNameLen)
+	}
+	hash, err := argon2id.CreateHash(password, s.hashParams)
+	if err != nil {
+		return Account{}, err
+	}
+	all := []Role{RoleShopper}
+	for _, r := range roles {
+		if !slices.Contains(all, r) {
+			all = append(all, r)
+		}
+	}
+	a := Account{ID: "acc_" + randomHex(12), Email: email, Name: name, Roles: all, PasswordHash: hash, CreatedAt: s.now()}
+	if err := s.store.CreateAccount(ctx, a); err != nil {
+		return Account{}, err
+	}
+	return a, nil
+}
+
+// EnsureAdmin creates the first admin account from configuration, unless an account
+// with that email exists already.
+func (s *Service) EnsureAdmin(ctx context.Context, email, password string) error {
+	_, err := s.Register(ctx, email, password, "Administrator", RoleAdmin)
+	if errors.Is(err, ErrEmailTaken) {
+		return nil
+	}
+	return err
+}
+
+// Login checks the credentials and opens a session; the token is returned once and
+// never stored.
+func (s *Service) Login(ctx context.Context, email, password string) (token string, expiresAt time.Time, err error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	a, err := s.store.AccountByEmail(ctx, email)
+	if errors.Is(err, ErrNotFound) {
+		_, _ = argon2id.ComparePasswordAndHash(password, s.dummyHash)
+		return "", time.Time{}, ErrBadCredentials
+	}
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	ok, err := argon2id.ComparePasswordAndHash(password, a.PasswordHash)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if !ok {
+		return "", time.Time{}, ErrBadCredentials
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", time.Time{}, err
+	}
+	token = base64.RawURLEncoding.EncodeToString(raw)
+	now := s.now()
+	sess := Session{TokenHash: HashToken(token), AccountID: a.ID, ExpiresAt: now.Add(s.sessionTTL), CreatedAt: now}
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return "", time.Time{}, err
+	}
+	return token, sess.ExpiresAt, nil
+}
+
+// Authenticate returns the account a live session token belongs to.
+func (s *Service) Authenticate(ctx context.Context, token string) (Account, error) {
+	if token == "" || len(token) > 128 {
+		return Account{}, ErrSessionNotFound
+	}
+	sess, err := s.store.SessionByTokenHash(ctx, HashToken(token))
+	if err != nil {
+		return Account{}, err
+	}
+	if !s.now().Before(sess.ExpiresAt) {
+		return Account{}, ErrSessionNotFound
+	}
+	a, err := s.store.AccountByID(ctx, sess.AccountID)
+	if errors.Is(err, ErrNotFound) {
+		return Account{}, ErrSessionNotFound
+	}
+	return a, err
+}
+
+// Logout ends the session of token.
+func (s *Service) Logout(ctx context.Context, token string) error {
+	return s.store.DeleteSession(ctx, HashToken(token))
+}
+
+// HashToken is how a session token is stored and looked up.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return hex.EncodeToString(b)
+}

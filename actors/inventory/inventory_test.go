@@ -1,0 +1,715 @@
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+var (
+	t0  = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	ttl = 10 * time.Minute
+)
+
+// step is one command on an item and everything it must leave behind. got is the
+// command's result: the changed flag for mutations, the released count for Expire.
+type step struct {
+	do      func(it *Item) (got any, err error)
+	want    any
+	wantErr error
+	level   Level
+}
+
+func receive(id string, qty int64) func(*Item) (any, error) {
+	return func(it *Item) (any, error) { return it.Receive(id, qty) }
+}
+
+func reserveAt(order string, qty int64, now time.Time) func(*Item) (any, error) {
+	return func(it *Item) (any, error) { return it.Reserve(order, qty, now, ttl) }
+}
+
+func reserve(order string, qty int64) func(*Item) (any, error) {
+	return reserveAt(order, qty, t0)
+}
+
+func commit(order string) func(*Item) (any, error) {
+	return func(it *Item) (any, error) { return it.Commit(order) }
+}
+
+func release(order string) func(*Item) (any, error) {
+	return func(it *Item) (any, error) { return it.Release(order) }
+}
+
+func ret(order string) func(*Item) (any, error) {
+	return func(it *Item) (any, error) { return it.Return(order) }
+}
+
+func expire(now time.Time) func(*Item) (any, error) {
+	return func(it *Item) (any, error) { return it.Expire(now), nil }
+}
+
+// lv builds a Level as available, reserved, sold, received.
+func lv(available, reserved, sold, received int64) Level {
+	return Level{Available: available, Reserved: reserved, Sold: sold, Received: received}
+}
+
+// runSteps applies steps in order and checks, after every one, its result, its
+// error, the conservation invariant and the exact counters.
+func runSteps(t *testing.T, it *Item, steps []step) {
+	t.Helper()
+	for i, s := range steps {
+		got, err := s.do(it)
+		if s.wantErr == nil && err != nil {
+			t.Fatalf("step %d: unexpected error %v", i, err)
+		}
+		if s.wantErr != nil && !errors.Is(err, s.wantErr) {
+			t.Fatalf("step %d: error = %v, want %v", i, err, s.wantErr)
+		}
+		if diff := cmp.Diff(s.want, got); diff != "" {
+			t.Fatalf("step %d: result (-want +got):\n%s", i, diff)
+		}
+		if err := it.Check(); err != nil {
+			t.Fatalf("step %d: Check() = %v", i, err)
+		}
+		if diff := cmp.Diff(s.level, it.Level()); diff != "" {
+			t.Fatalf("step %d: level (-want +got):\n%s", i, diff)
+		}
+	}
+}
+
+func TestItemCommands(t *testing.T) {
+	stocked := step{do: receive("rq-1", 10), want: true, level: lv(10, 0, 0, 10)}
+
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"zero_item_is_empty_and_consistent", []step{
+			{do: expire(t0), want: 0, level: lv(0, 0, 0, 0)},
+		}},
+		{"receive_adds_to_available_and_received", []step{
+			stocked,
+			{do: receive("rq-2", 5), want: true, level: lv(15, 0, 0, 15)},
+		}},
+		{"receive_repeated_request_id_changes_nothing", []step{
+			stocked,
+			{do: receive("rq-1", 10), want: false, level: lv(10, 0, 0, 10)},
+			{do: receive("rq-1", 99), want: false, level: lv(10, 0, 0, 10)},
+		}},
+		{"receive_zero_or_negative_qty_fails_and_changes_nothing", []step{
+			stocked,
+			{do: receive("rq-2", 0), want: false, wantErr: ErrInvalidQuantity, level: lv(10, 0, 0, 10)},
+			{do: receive("rq-3", -4), want: false, wantErr: ErrInvalidQuantity, level: lv(10, 0, 0, 10)},
+			// the refused ids were not remembered: they count when valid
+			{do: receive("rq-2", 1), want: true, level: lv(11, 0, 0, 11)},
+		}},
+		{"reserve_moves_available_to_reserved", []step{
+			stocked,
+			{do: reserve("o1", 3), want: true, level: lv(7, 3, 0, 10)},
+			{do: reserve("o2", 2), want: true, level: lv(5, 5, 0, 10)},
+		}},
+		{"reserve_of_all_available_succeeds", []step{
+			stocked,
+			{do: reserve("o1", 10), want: true, level: lv(0, 10, 0, 10)},
+		}},
+		{"reserve_fails_out_of_stock_and_changes_nothing", []step{
+			stocked,
+			{do: reserve("o1", 8), want: true, level: lv(2, 8, 0, 10)},
+			{do: reserve("o2", 3), want: false, wantErr: ErrOutOfStock, level: lv(2, 8, 0, 10)},
+			// o2 holds nothing, so commit finds no reservation
+			{do: commit("o2"), want: false, wantErr: ErrReservationMissing, level: lv(2, 8, 0, 10)},
+		}},
+		{"reserve_on_item_never_received_fails_out_of_stock", []step{
+			{do: reserve("o1", 1), want: false, wantErr: ErrOutOfStock, level: lv(0, 0, 0, 0)},
+		}},
+		{"reserve_zero_or_negative_qty_fails_and_changes_nothing", []step{
+			stocked,
+			{do: reserve("o1", 0), want: false, wantErr: ErrInvalidQuantity, level: lv(10, 0, 0, 10)},
+			{do: reserve("o1", -2), want: false, wantErr: ErrInvalidQuantity, level: lv(10, 0, 0, 10)},
+		}},
+		{"reserve_repeat_same_qty_is_idempotent", []step{
+			stocked,
+			{do: reserve("o1", 4), want: true, level: lv(6, 4, 0, 10)},
+			{do: reserve("o1", 4), want: false, level: lv(6, 4, 0, 10)},
+			{do: reserve("o1", 4), want: false, level: lv(6, 4, 0, 10)},
+		}},
+		{"reserve_repeat_succeeds_even_when_stock_is_now_short", []step{
+			stocked,
+			{do: reserve("o1", 6), want: true, level: lv(4, 6, 0, 10)},
+			{do: reserve("o1", 6), want: false, level: lv(4, 6, 0, 10)},
+		}},
+		{"reserve_different_qty_for_same_order_fails_quantity_changed", []step{
+			stocked,
+			{do: reserve("o1", 4), want: true, level: lv(6, 4, 0, 10)},
+			{do: reserve("o1", 5), want: false, wantErr: ErrQuantityChanged, level: lv(6, 4, 0, 10)},
+			{do: reserve("o1", 1), want: false, wantErr: ErrQuantityChanged, level: lv(6, 4, 0, 10)},
+		}},
+		{"reserve_after_commit_is_a_noop", []step{
+			stocked,
+			{do: reserve("o1", 4), want: true, level: lv(6, 4, 0, 10)},
+			{do: commit("o1"), want: true, level: lv(6, 0, 4, 10)},
+			{do: reserve("o1", 4), want: false, level: lv(6, 0, 4, 10)},
+			{do: reserve("o1", 2), want: false, wantErr: ErrQuantityChanged, level: lv(6, 0, 4, 10)},
+		}},
+		{"commit_moves_reserved_to_sold", []step{
+			stocked,
+			{do: reserve("o1", 3), want: true, level: lv(7, 3, 0, 10)},
+			{do: reserve("o2", 2), want: true, level: lv(5, 5, 0, 10)},
+			{do: commit("o1"), want: true, level: lv(5, 2, 3, 10)},
+		}},
+		{"commit_repeat_is_a_noop", []step{
+			stocked,
+			{do: reserve("o1", 3), want: true, level: lv(7, 3, 0, 10)},
+			{do: commit("o1"), want: true, level: lv(7, 0, 3, 10)},
+			{do: commit("o1"), want: false, level: lv(7, 0, 3, 10)},
+		}},
+		{"commit_without_reservation_fails_reservation_missing", []step{
+			stocked,
+			{do: commit("o1"), want: false, wantErr: ErrReservationMissing, level: lv(10, 0, 0, 10)},
+		}},
+		{"commit_after_release_fails_reservation_missing", []step{
+			stocked,
+			{do: reserve("o1", 3), want: true, level: lv(7, 3, 0, 10)},
+			{do: release("o1"), want: true, level: lv(10, 0, 0, 10)},
+			{do: commit("o1"), want: false, wantErr: ErrReservationMissing, level: lv(10, 0, 0, 10)},
+		}},
+		{"release_returns_reserved_to_available", []step{
+			stocked,
+			{do: reserve("o1", 3), want: true, level: lv(7, 3, 0, 10)},
+			{do: reserve("o2", 2), want: true, level: lv(5, 5, 0, 10)},
+			{do: release("o1"), want: true, level: lv(8, 2, 0, 10)},
+			{do: release("o1"), want: false, level: lv(8, 2, 0, 10)},
+		}},
+		{"release_unknown_order_is_a_noop", []step{
+			stocked,
+			{do: release("nobody"), want: false, level: lv(10, 0, 0, 10)},
+		}},
+		{"release_after_commit_is_a_noop", []step{
+			stocked,
+			{do: reserve("o1", 3), want: true, level: lv(7, 3, 0, 10)},
+			{do: commit("o1"), want: true, level: lv(7, 0, 3, 10)},
+			{do: release("o1"), want: false, level: lv(7, 0, 3, 10)},
+		}},
+		{"return_after_commit_puts_units_back_and_twice_is_a_noop", []step{
+			stocked,
+			{do: reserve("o1", 3), want: true, level: lv(7, 3, 0, 10)},
+			{do: commit("o1"), want: true, level: lv(7, 0, 3, 10)},
+			{do: ret("o1"), want: true, level: lv(10, 0, 0, 10)},
+			{do: ret("o1"), want: false, level: lv(10, 0, 0, 10)},
+		}},
+		{"return_without_sale_is_a_noop_and_keeps_reservation", []step{
+			stocked,
+			{do: ret("o1"), want: false, level: lv(10, 0, 0, 10)},
+			{do: reserve("o1", 3), want: true, level: lv(7, 3, 0, 10)},
+			{do: ret("o1"), want: false, level: lv(7, 3, 0, 10)},
+		}},
+		{"expire_before_deadline_keeps_reservation", []step{
+			stocked,
+			{do: reserve("o1", 3), want: true, level: lv(7, 3, 0, 10)},
+			{do: expire(t0), want: 0, level: lv(7, 3, 0, 10)},
+			{do: expire(t0.Add(ttl - time.Nanosecond)), want: 0, level: lv(7, 3, 0, 10)},
+		}},
+		{"expire_at_deadline_releases_reservation", []step{
+			stocked,
+			{do: reserve("o1", 3), want: true, level: lv(7, 3, 0, 10)},
+			{do: expire(t0.Add(ttl)), want: 1, level: lv(10, 0, 0, 10)},
+			{do: expire(t0.Add(ttl)), want: 0, level: lv(10, 0, 0, 10)},
+			{do: commit("o1"), want: false, wantErr: ErrReservationMissing, level: lv(10, 0, 0, 10)},
+		}},
+		{"expire_releases_only_due_reservations", []step{
+			stocked,
+			{do: reserveAt("o1", 1, t0), want: true, level: lv(9, 1, 0, 10)},
+			{do: reserveAt("o2", 2, t0.Add(time.Minute)), want: true, level: lv(7, 3, 0, 10)},
+			{do: reserveAt("o3", 3, t0.Add(5*time.Minute)), want: true, level: lv(4, 6, 0, 10)},
+			{do: expire(t0.Add(ttl + time.Minute)), want: 2, level: lv(7, 3, 0, 10)},
+			{do: expire(t0.Add(ttl + 5*time.Minute)), want: 1, level: lv(10, 0, 0, 10)},
+		}},
+		{"expire_leaves_sales_alone", []step{
+			stocked,
+			{do: reserve("o1", 3), want: true, level: lv(7, 3, 0, 10)},
+			{do: commit("o1"), want: true, level: lv(7, 0, 3, 10)},
+			{do: expire(t0.Add(24 * time.Hour)), want: 0, level: lv(7, 0, 3, 10)},
+		}},
+		{"reserve_again_after_expiry_succeeds", []step{
+			stocked,
+			{do: reserve("o1", 3), want: true, level: lv(7, 3, 0, 10)},
+			{do: expire(t0.Add(ttl)), want: 1, level: lv(10, 0, 0, 10)},
+			{do: reserveAt("o1", 3, t0.Add(ttl)), want: true, level: lv(7, 3, 0, 10)},
+			{do: commit("o1"), want: true, level: lv(7, 0, 3, 10)},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			runSteps(t, &Item{}, tc.steps)
+		})
+	}
+}
+
+func TestReceiveWindow(t *testing.T) {
+	var steps []step
+	for i := range receiptWindow {
+		steps = append(steps, step{do: receive(fmt.Sprintf("rq-%d", i), 1), want: true, level: lv(int64(i+1), 0, 0, int64(i+1))})
+	}
+	w := int64(receiptWindow)
+	steps = append(steps,
+		// the oldest of exactly 64 ids is still remembered
+		step{do: receive("rq-0", 1), want: false, level: lv(w, 0, 0, w)},
+		step{do: receive(fmt.Sprintf("rq-%d", receiptWindow-1), 1), want: false, level: lv(w, 0, 0, w)},
+		// a 65th id pushes rq-0 out of the window
+		step{do: receive("rq-new", 1), want: true, level: lv(w+1, 0, 0, w+1)},
+		step{do: receive("rq-1", 1), want: false, level: lv(w+1, 0, 0, w+1)},
+		step{do: receive("rq-0", 1), want: true, level: lv(w+2, 0, 0, w+2)},
+	)
+	it := &Item{}
+	runSteps(t, it, steps)
+	if got := len(it.Snapshot().RecentReceipts); got != receiptWindow {
+		t.Fatalf("remembered %d receipts, want %d", got, receiptWindow)
+	}
+	// rq-new then rq-0 came last; rq-0 and then rq-1 were pushed out of the front
+	recent := it.Snapshot().RecentReceipts
+	if diff := cmp.Diff([]string{"rq-new", "rq-0"}, recent[len(recent)-2:]); diff != "" {
+		t.Fatalf("newest receipts (-want +got):\n%s", diff)
+	}
+	if recent[0] != "rq-2" {
+		t.Fatalf("oldest receipt = %q, want rq-2", recent[0])
+	}
+}
+
+func TestNextExpiry(t *testing.T) {
+	tests := []struct {
+		name   string
+		setup  func(t *testing.T, it *Item)
+		want   time.Time
+		wantOK bool
+	}{
+		{
+			name:  "none_when_nothing_is_reserved",
+			setup: func(t *testing.T, it *Item) {},
+		},
+		{
+			name: "earliest_of_several_reservations",
+			setup: func(t *testing.T, it *Item) {
+				mustDo(t, it, reserveAt("late", 1, t0.Add(3*time.Minute)))
+				mustDo(t, it, reserveAt("early", 1, t0.Add(time.Minute)))
+				mustDo(t, it, reserveAt("mid", 1, t0.Add(2*time.Minute)))
+			},
+			want: t0.Add(time.Minute + ttl), wantOK: true,
+		},
+		{
+			name: "committed_reservation_no_longer_counts",
+			setup: func(t *testing.T, it *Item) {
+				mustDo(t, it, reserveAt("early", 1, t0))
+				mustDo(t, it, reserveAt("late", 1, t0.Add(time.Minute)))
+				mustDo(t, it, commit("early"))
+			},
+			want: t0.Add(time.Minute + ttl), wantOK: true,
+		},
+		{
+			name: "none_after_everything_expired",
+			setup: func(t *testing.T, it *Item) {
+				mustDo(t, it, reserveAt("a", 1, t0))
+				mustDo(t, it, reserveAt("b", 1, t0.Add(time.Minute)))
+				if n := it.Expire(t0.Add(time.Hour)); n != 2 {
+					t.Fatalf("Expire released %d, want 2", n)
+				}
+			},
+		},
+		{
+			name: "none_after_release",
+			setup: func(t *testing.T, it *Item) {
+				mustDo(t, it, reserve("a", 1))
+				mustDo(t, it, release("a"))
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			it := &Item{}
+			mustDo(t, it, receive("rq", 10))
+			tc.setup(t, it)
+			got, ok := it.NextExpiry()
+			if ok != tc.wantOK || !got.Equal(tc.want) {
+				t.Fatalf("NextExpiry() = %v, %v; want %v, %v", got, ok, tc.want, tc.wantOK)
+			}
+			if err := it.Check(); err != nil {
+				t.Fatalf("Check() = %v", err)
+			}
+		})
+	}
+}
+
+// mustDo runs one command that must succeed and keep the invariant.
+func mustDo(t *testing.T, it *Item, do func(*Item) (any, error)) {
+	t.Helper()
+	if _, err := do(it); err != nil {
+		t.Fatalf("command failed: %v", err)
+	}
+	if err := it.Check(); err != nil {
+		t.Fatalf("Check() = %v", err)
+	}
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	tests := []struct {
+		name  string
+		build func(t *testing.T) *Item
+		want  Snapshot
+	}{
+		{
+			name:  "zero_item",
+			build: func(t *testing.T) *Item { return &Item{} },
+			want:  Snapshot{Reservations: []Reservation{}, Sales: map[string]int64{}},
+		},
+		{
+			name: "item_with_receipts_reservations_and_sales",
+			build: func(t *testing.T) *Item {
+				it := &Item{}
+				mustDo(t, it, receive("rq-1", 10))
+				mustDo(t, it, receive("rq-2", 5))
+				mustDo(t, it, reserveAt("o-b", 2, t0))
+				mustDo(t, it, reserveAt("o-a", 3, t0.Add(time.Minute)))
+				mustDo(t, it, reserve("o-c", 4))
+				mustDo(t, it, commit("o-c"))
+				mustDo(t, it, reserve("o-d", 1))
+				mustDo(t, it, commit("o-d"))
+				return it
+			},
+			want: Snapshot{
+				Level: lv(5, 5, 5, 15),
+				Reservations: []Reservation{
+					{OrderID: "o-a", Quantity: 3, ExpiresAt: t0.Add(time.Minute + ttl)},
+					{OrderID: "o-b", Quantity: 2, ExpiresAt: t0.Add(ttl)},
+				},
+				Sales:          map[string]int64{"o-c": 4, "o-d": 1},
+				RecentReceipts: []string{"rq-1", "rq-2"},
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			it := tc.build(t)
+			s := it.Snapshot()
+			if diff := cmp.Diff(tc.want, s); diff != "" {
+				t.Fatalf("Snapshot() (-want +got):\n%s", diff)
+			}
+			back, err := FromSnapshot(s)
+			if err != nil {
+				t.Fatalf("FromSnapshot() = %v", err)
+			}
+			if diff := cmp.Diff(s, back.Snapshot()); diff != "" {
+				t.Fatalf("round trip (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(it.Level(), back.Level()); diff != "" {
+				t.Fatalf("level after round trip (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestFromSnapshotKeepsIdempotency(t *testing.T) {
+	it := &Item{}
+	mustDo(t, it, receive("rq-1", 10))
+	mustDo(t, it, reserve("held", 2))
+	mustDo(t, it, reserve("sold", 3))
+	mustDo(t, it, commit("sold"))
+
+	back, err := FromSnapshot(it.Snapshot())
+	if err != nil {
+		t.Fatalf("FromSnapshot() = %v", err)
+	}
+	runSteps(t, back, []step{
+		{do: receive("rq-1", 10), want: false, level: lv(5, 2, 3, 10)},
+		{do: reserve("held", 2), want: false, level: lv(5, 2, 3, 10)},
+		{do: reserve("sold", 3), want: false, level: lv(5, 2, 3, 10)},
+		{do: commit("sold"), want: false, level: lv(5, 2, 3, 10)},
+		{do: expire(t0.Add(ttl)), want: 1, level: lv(7, 0, 3, 10)},
+		{do: ret("sold"), want: true, level: lv(10, 0, 0, 10)},
+	})
+}
+
+func TestSnapshotIsACopy(t *testing.T) {
+	it := &Item{}
+	mustDo(t, it, receive("rq-1", 10))
+	mustDo(t, it, reserve("o1", 2))
+	mustDo(t, it, reserve("o2", 3))
+	mustDo(t, it, commit("o2"))
+	want := it.Snapshot()
+
+	s := it.Snapshot()
+	s.Reservations[0].Quantity = 99
+	s.Sales["o2"] = 99
+	s.RecentReceipts[0] = "changed"
+	if diff := cmp.Diff(want, it.Snapshot()); diff != "" {
+		t.Fatalf("mutating a snapshot changed the item (-want +got):\n%s", diff)
+	}
+
+	restored, err := FromSnapshot(want)
+	if err != nil {
+		t.Fatalf("FromSnapshot() = %v", err)
+	}
+	want.Sales["o2"] = 99
+	want.RecentReceipts[0] = "changed"
+	if got := restored.Snapshot(); got.Sales["o2"] != 3 || got.RecentReceipts[0] != "rq-1" {
+		t.Fatalf("mutating the source snapshot changed the restored item: %+v", got)
+	}
+}
+
+func TestFromSnapshotRejectsCorruption(t *testing.T) {
+	tests := []struct {
+		name string
+		snap Snapshot
+	}{
+		{
+			name: "counters_not_summing_to_received",
+			snap: Snapshot{Level: lv(5, 0, 0, 6)},
+		},
+		{
+			name: "negative_counter",
+			snap: Snapshot{Level: lv(-1, 1, 0, 0), Reservations: []Reservation{{OrderID: "o1", Quantity: 1, ExpiresAt: t0}}},
+		},
+		{
+			name: "reserved_counter_disagrees_with_reservations",
+			snap: Snapshot{Level: lv(7, 3, 0, 10), Reservations: []Reservation{{OrderID: "o1", Quantity: 2, ExpiresAt: t0}}},
+		},
+		{
+			name: "sold_counter_disagrees_with_sales",
+			snap: Snapshot{Level: lv(7, 0, 3, 10), Sales: map[string]int64{"o1": 4}},
+		},
+		{
+			name: "duplicate_reservation_ids_lose_units",
+			snap: Snapshot{Level: lv(6, 4, 0, 10), Reservations: []Reservation{
+				{OrderID: "o1", Quantity: 2, ExpiresAt: t0},
+				{OrderID: "o1", Quantity: 2, ExpiresAt: t0},
+			}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := FromSnapshot(tc.snap)
+			if !errors.Is(err, ErrConservation) {
+				t.Fatalf("FromSnapshot() error = %v, want %v", err, ErrConservation)
+			}
+		})
+	}
+}
+
+// model is an independent, simple statement of the item's rules, to compare the
+// item against in the randomized test.
+type model struct {
+	received, available int64
+	reserved            map[string]int64
+	expires             map[string]time.Time
+	sold                map[string]int64
+	receipts            []string
+}
+
+func (m *model) level() Level {
+	var r, s int64
+	for _, q := range m.reserved {
+		r += q
+	}
+	for _, q := range m.sold {
+		s += q
+	}
+	return Level{Available: m.available, Reserved: r, Sold: s, Received: m.received}
+}
+
+func (m *model) receive(id string, qty int64) (bool, error) {
+	if qty <= 0 {
+		return false, ErrInvalidQuantity
+	}
+	for _, r := range m.receipts {
+		if r == id {
+			return false, nil
+		}
+	}
+	m.received += qty
+	m.available += qty
+	m.receipts = append(m.receipts, id)
+	if len(m.receipts) > receiptWindow {
+		m.receipts = m.receipts[1:]
+	}
+	return true, nil
+}
+
+func (m *model) reserve(order string, qty int64, now time.Time) (bool, error) {
+	if qty <= 0 {
+		return false, ErrInvalidQuantity
+	}
+	held, sold := m.reserved[order], m.sold[order]
+	switch {
+	case sold > 0 && sold != qty, held > 0 && held != qty:
+		return false, ErrQuantityChanged
+	case sold > 0, held > 0:
+		return false, nil
+	case qty > m.available:
+		return false, ErrOutOfStock
+	}
+	m.reserved[order], m.expires[order] = qty, now.Add(ttl)
+	m.available -= qty
+	return true, nil
+}
+
+func (m *model) commit(order string) (bool, error) {
+	if m.sold[order] > 0 {
+		return false, nil
+	}
+	q := m.reserved[order]
+	if q == 0 {
+		return false, ErrReservationMissing
+	}
+	delete(m.reserved, order)
+	delete(m.expires, order)
+	m.sold[order] = q
+	return true, nil
+}
+
+func (m *model) release(order string) bool {
+	q := m.reserved[order]
+	if q == 0 {
+		return false
+	}
+	delete(m.reserved, order)
+	delete(m.expires, order)
+	m.available += q
+	return true
+}
+
+func (m *model) ret(order string) bool {
+	q := m.sold[order]
+	if q == 0 {
+		return false
+	}
+	delete(m.sold, order)
+	m.available += q
+	return true
+}
+
+func (m *model) expire(now time.Time) int {
+	n := 0
+	for order, at := range m.expires {
+		if !now.Before(at) {
+			m.release(order)
+			n++
+		}
+	}
+	return n
+}
+
+func (m *model) nextExpiry() (time.Time, bool) {
+	var all []time.Time
+	for _, at := range m.expires {
+		all = append(all, at)
+	}
+	if len(all) == 0 {
+		return time.Time{}, false
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Before(all[j]) })
+	return all[0], true
+}
+
+func TestRandomCommandsKeepConservation(t *testing.T) {
+	const commands = 2000
+	rng := rand.New(rand.NewPCG(20250301, 42))
+	it := &Item{}
+	m := &model{reserved: map[string]int64{}, expires: map[string]time.Time{}, sold: map[string]int64{}}
+	now := t0
+	var issued []string // receipt ids, to replay some of them
+	counts := map[string]int{}
+
+	for i := range commands {
+		order := fmt.Sprintf("o%d", rng.IntN(20))
+		var desc string
+		var got, want any
+		var gotErr, wantErr error
+		switch p := rng.IntN(100); {
+		case p < 15:
+			id := fmt.Sprintf("rq-%d", len(issued))
+			if len(issued) > 0 && rng.IntN(3) == 0 {
+				id = issued[max(0, len(issued)-1-rng.IntN(80))]
+			} else {
+				issued = append(issued, id)
+			}
+			qty := rng.Int64N(7) - 1
+			desc = fmt.Sprintf("Receive(%s, %d)", id, qty)
+			got, gotErr = it.Receive(id, qty)
+			want, wantErr = m.receive(id, qty)
+		case p < 50:
+			qty := rng.Int64N(7) - 1
+			desc = fmt.Sprintf("Reserve(%s, %d)", order, qty)
+			got, gotErr = it.Reserve(order, qty, now, ttl)
+			want, wantErr = m.reserve(order, qty, now)
+		case p < 65:
+			desc = fmt.Sprintf("Commit(%s)", order)
+			got, gotErr = it.Commit(order)
+			want, wantErr = m.commit(order)
+		case p < 75:
+			desc = fmt.Sprintf("Release(%s)", order)
+			got, gotErr = it.Release(order)
+			want = m.release(order)
+		case p < 85:
+			desc = fmt.Sprintf("Return(%s)", order)
+			got, gotErr = it.Return(order)
+			want = m.ret(order)
+		default:
+			now = now.Add(time.Duration(rng.IntN(240)) * time.Second)
+			desc = fmt.Sprintf("Expire(%s)", now.Sub(t0))
+			got = it.Expire(now)
+			want = m.expire(now)
+		}
+		counts[desc[:3]]++
+
+		if err := it.Check(); err != nil {
+			t.Fatalf("command %d %s: Check() = %v", i, desc, err)
+		}
+		if wantErr == nil && gotErr != nil || wantErr != nil && !errors.Is(gotErr, wantErr) {
+			t.Fatalf("command %d %s: error = %v, want %v", i, desc, gotErr, wantErr)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("command %d %s: result (-want +got):\n%s", i, desc, diff)
+		}
+		if diff := cmp.Diff(m.level(), it.Level()); diff != "" {
+			t.Fatalf("command %d %s: level (-want +got):\n%s", i, desc, diff)
+		}
+		gotNext, gotOK := it.NextExpiry()
+		wantNext, wantOK := m.nextExpiry()
+		if gotOK != wantOK || !gotNext.Equal(wantNext) {
+			t.Fatalf("command %d %s: NextExpiry() = %v, %v; want %v, %v", i, desc, gotNext, gotOK, wantNext, wantOK)
+		}
+	}
+
+	// every kind of command ran often enough for the test to mean something
+	for _, kind := range []string{"Rec", "Res", "Com", "Rel", "Ret", "Exp"} {
+		if counts[kind] < commands/20 {
+			t.Errorf("only %d %s… commands ran", counts[kind], kind)
+		}
+	}
+	s := it.Snapshot()
+	wantSales := m.sold
+	if diff := cmp.Diff(wantSales, s.Sales, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("final sales (-want +got):\n%s", diff)
+	}
+	gotHeld := map[string]int64{}
+	for _, r := range s.Reservations {
+		gotHeld[r.OrderID] = r.Quantity
+	}
+	if diff := cmp.Diff(m.reserved, gotHeld, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("final reservations (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(m.receipts, s.RecentReceipts, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("final receipts (-want +got):\n%s", diff)
+	}
+	back, err := FromSnapshot(s)
+	if err != nil {
+		t.Fatalf("FromSnapshot(final) = %v", err)
+	}
+	if diff := cmp.Diff(s, back.Snapshot()); diff != "" {
+		t.Fatalf("final round trip (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,100 @@
+// Command phoneshop runs the shop. Its first argument is the role:
+//
+//	phoneshop dev    every role in one process on embedded defaults (what `make run` starts)
+//
+// Every setting has an environment variable (PHONESHOP_ prefix) and a flag; see
+// `phoneshop dev --help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"phoneshop/config"
+	"phoneshop/shop"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "phoneshop:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	role := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		role, args = args[0], args[1:]
+	}
+	switch role {
+	case "dev":
+		return runDev(ctx, args)
+	default:
+		return fmt.Errorf("usage: phoneshop dev [flags] (unknown role %q)", role)
+	}
+}
+
+func runDev(ctx context.Context, args []string) error {
+	// 1. Configuration.
+	cfg, help, err := config.ParseDev(args)
+	if errors.Is(err, config.ErrHelp) {
+		fmt.Println(help)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogLevel)
+	log.Info("starting phoneshop dev", "config", config.String(cfg))
+
+	// 2. The shop: store, catalog, accounts, cluster, edge.
+	s, err := shop.StartDev(ctx, cfg, shop.Options{Members: 1}, log)
+	if err != nil {
+		return err
+	}
+
+	// 3. Serve until SIGINT/SIGTERM, then drain the edge, leave the cluster, close the store.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.App.Listen(cfg.HTTPAddr) }()
+	fmt.Printf("\nphoneshop is running: http://%s\n", displayAddr(cfg.HTTPAddr))
+	if cfg.AdminEmail != "" {
+		fmt.Printf("log in:  curl -s -X POST http://%s/api/v1/sessions -H 'Content-Type: application/json' -d '{\"email\":\"%s\",\"password\":\"...\"}'\n",
+			displayAddr(cfg.HTTPAddr), cfg.AdminEmail)
+	} else {
+		fmt.Println("no admin account: set PHONESHOP_ADMIN_EMAIL and PHONESHOP_ADMIN_PASSWORD to create one; shoppers register at POST /api/v1/accounts")
+	}
+	fmt.Println("stop with Ctrl-C")
+
+	select {
+	case err = <-serveErr:
+		log.Error("edge stopped", "err", err)
+	case <-ctx.Done():
+		log.Info("stopping: draining requests, leaving the cluster, closing the store")
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	return errors.Join(err, s.Close(shutdownCtx))
+}
+
+func displayAddr(addr string) string {
+	if strings.HasPrefix(addr, ":") {
+		return "localhost" + addr
+	}
+	return addr
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}

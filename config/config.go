@@ -1,0 +1,127 @@
+// Package config is the shop's configuration: one struct per role, defaults in one
+// place (the struct tags), then environment variables (PHONESHOP_ prefix), then
+// flags. Packages receive values from here; none reads the environment itself.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ardanlabs/conf/v3"
+)
+
+// Prefix is the prefix of every environment variable.
+const Prefix = "PHONESHOP"
+
+// ErrHelp is returned by Parse when --help was asked for; the usage text comes with it.
+var ErrHelp = conf.ErrHelpWanted
+
+// Dev is the configuration of `phoneshop dev`: every role in one process on the
+// embedded defaults.
+type Dev struct {
+	Args conf.Args
+
+	HTTPAddr string `conf:"default::8080,env:HTTP_ADDR,flag:http-addr,help:address the HTTP edge listens on"`
+	DataDir  string `conf:"default:./data,env:DATA_DIR,flag:data-dir,help:directory of the SQLite store"`
+	LogLevel string `conf:"default:info,env:LOG_LEVEL,flag:log-level,help:debug, info, warn or error"`
+
+	Shop Shop
+
+	AdminEmail    string `conf:"env:ADMIN_EMAIL,flag:admin-email,help:e-mail of the first admin account (none when empty)"`
+	AdminPassword string `conf:"env:ADMIN_PASSWORD,flag:admin-password,mask,help:password of the first admin account"`
+
+	RequestTimeout  time.Duration `conf:"default:10s,env:REQUEST_TIMEOUT,flag:request-timeout,help:deadline of one HTTP request"`
+	ShutdownTimeout time.Duration `conf:"default:20s,env:SHUTDOWN_TIMEOUT,flag:shutdown-timeout,help:time to drain in-flight requests at stop"`
+	BodyLimit       int           `conf:"default:65536,env:BODY_LIMIT,flag:body-limit,help:largest request body in bytes"`
+	SessionTTL      time.Duration `conf:"default:24h,env:SESSION_TTL,flag:session-ttl,help:how long a login lasts"`
+
+	PasswordMemoryKiB   uint32 `conf:"default:19456,env:PASSWORD_MEMORY_KIB,flag:password-memory-kib,help:argon2id memory cost"`
+	PasswordIterations  uint32 `conf:"default:2,env:PASSWORD_ITERATIONS,flag:password-iterations,help:argon2id time cost"`
+	PasswordParallelism uint8  `conf:"default:1,env:PASSWORD_PARALLELISM,flag:password-parallelism,help:argon2id lanes"`
+
+	ClusterHost string `conf:"default:127.0.0.1,env:CLUSTER_HOST,flag:cluster-host,help:address the cluster remote listens on"`
+	ClusterPort int    `conf:"default:0,env:CLUSTER_PORT,flag:cluster-port,help:port of the cluster remote (0 = any free port)"`
+}
+
+// Shop holds the business settings every role shares. Later issues make them live
+// (Consul KV); for now they are read at start.
+type Shop struct {
+	ReservationTTL    time.Duration `conf:"default:1m,env:RESERVATION_TTL,flag:reservation-ttl,help:how long checkout holds stock before it returns to available"`
+	MaxLineQuantity   int64         `conf:"default:5,env:MAX_LINE_QUANTITY,flag:max-line-quantity,help:most units of one SKU per cart line"`
+	LowStockThreshold int64         `conf:"default:5,env:LOW_STOCK_THRESHOLD,flag:low-stock-threshold,help:at or below this many units a SKU shows low_stock"`
+	GrainCallTimeout  time.Duration `conf:"default:5s,env:GRAIN_CALL_TIMEOUT,flag:grain-call-timeout,help:deadline of one grain-to-grain call"`
+	GrainIdleTimeout  time.Duration `conf:"default:5m,env:GRAIN_IDLE_TIMEOUT,flag:grain-idle-timeout,help:an idle grain passivates after this long"`
+}
+
+// Validate checks values that have a valid range.
+func (s Shop) Validate() error {
+	var errs []error
+	if s.ReservationTTL < time.Second {
+		errs = append(errs, fmt.Errorf("reservation TTL %s is under 1s", s.ReservationTTL))
+	}
+	if s.MaxLineQuantity < 1 || s.MaxLineQuantity > 1000 {
+		errs = append(errs, fmt.Errorf("max line quantity %d is not in 1..1000", s.MaxLineQuantity))
+	}
+	if s.LowStockThreshold < 0 {
+		errs = append(errs, fmt.Errorf("low stock threshold %d is negative", s.LowStockThreshold))
+	}
+	if s.GrainCallTimeout < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("grain call timeout %s is under 10ms", s.GrainCallTimeout))
+	}
+	// A grain's reservation timer only fires while the grain is active.
+	if s.GrainIdleTimeout <= s.ReservationTTL {
+		errs = append(errs, fmt.Errorf("grain idle timeout %s must exceed the reservation TTL %s", s.GrainIdleTimeout, s.ReservationTTL))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks the dev configuration.
+func (d Dev) Validate() error {
+	var errs []error
+	if err := d.Shop.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if (d.AdminEmail == "") != (d.AdminPassword == "") {
+		errs = append(errs, errors.New("set both PHONESHOP_ADMIN_EMAIL and PHONESHOP_ADMIN_PASSWORD, or neither"))
+	}
+	if d.BodyLimit < 1024 {
+		errs = append(errs, fmt.Errorf("body limit %d is under 1024 bytes", d.BodyLimit))
+	}
+	return errors.Join(errs...)
+}
+
+// ParseDev reads the dev configuration from defaults, the environment and args (the
+// command line without the program name). On --help it returns ErrHelp and the
+// usage text.
+func ParseDev(args []string) (Dev, string, error) {
+	var cfg Dev
+	help, err := parseArgs(args, &cfg)
+	if err != nil {
+		return cfg, help, err
+	}
+	return cfg, "", cfg.Validate()
+}
+
+// argsMu guards os.Args while conf, which reads only os.Args, parses given args.
+var argsMu sync.Mutex
+
+func parseArgs(args []string, cfg any) (string, error) {
+	argsMu.Lock()
+	defer argsMu.Unlock()
+	saved := os.Args
+	defer func() { os.Args = saved }()
+	os.Args = append([]string{"phoneshop"}, args...)
+	return conf.Parse(Prefix, cfg)
+}
+
+// String renders cfg for the start-up log, secrets masked.
+func String(cfg any) string {
+	s, err := conf.String(cfg)
+	if err != nil {
+		return err.Error()
+	}
+	return s
+}

@@ -1,0 +1,174 @@
+// Package edge is the shop's HTTP edge on Fiber: it validates every request, turns it
+// into grain calls or store reads, and answers in the shape of API.md. It holds no
+// state of its own.
+package edge
+
+import (
+	"context"
+	_ "embed"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/gofiber/fiber/v2/middleware/requestid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"phoneshop/account"
+	"phoneshop/actors/order"
+	"phoneshop/catalog"
+	"phoneshop/cluster/call"
+)
+
+//go:embed openapi.json
+var openAPI []byte
+
+// OrderLister reads an account's order history (newest first) from the store.
+type OrderLister interface {
+	ListOrders(ctx context.Context, accountID string, limit int, after *order.ListCursor) ([][]byte, error)
+}
+
+// Deps is what the edge needs.
+type Deps struct {
+	Accounts *account.Service
+	Catalog  *catalog.Service
+	Orders   OrderLister
+	Cluster  *pcluster.Cluster
+	Calls    call.Policy
+	// Ready reports the parts that cannot serve now (empty when ready).
+	Ready func(ctx context.Context) []string
+	// MaxLineQuantity and LowStockThreshold are read per request (live settings).
+	MaxLineQuantity   func() int64
+	LowStockThreshold func() int64
+	RequestTimeout    time.Duration
+	BodyLimit         int
+	Registry          *prometheus.Registry
+	Metrics           *Metrics
+	Logger            *slog.Logger
+}
+
+type server struct {
+	Deps
+	accounts *account.Service
+	log      *slog.Logger
+}
+
+// New returns the edge's Fiber app with every route of API.md.
+func New(d Deps) *fiber.App {
+	s := &server{Deps: d, accounts: d.Accounts, log: d.Logger}
+	app := fiber.New(fiber.Config{
+		BodyLimit:             d.BodyLimit,
+		ErrorHandler:          errorHandler(d.Logger),
+		DisableStartupMessage: true,
+		// Values taken from a request outlive it (grain calls, logs): copy them.
+		Immutable:    true,
+		ReadTimeout:  30 * time.Second,
+		WriteTimeout: 30 * time.Second,
+		IdleTimeout:  2 * time.Minute,
+	})
+	app.Use(requestid.New(requestid.Config{Header: "X-Request-Id"}))
+	app.Use(s.observe)
+	app.Use(recover.New())
+	app.Use(s.deadline)
+
+	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	app.Get("/readyz", s.readyz)
+	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
+
+	v1 := app.Group("/api/v1")
+	v1.Get("/openapi.json", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(openAPI)
+	})
+	v1.Post("/accounts", s.register)
+	v1.Post("/sessions", s.login)
+	v1.Delete("/sessions/current", s.authenticate, s.logout)
+	v1.Get("/me", s.authenticate, s.me)
+
+	v1.Get("/phones", s.searchPhones)
+	v1.Get("/phones/:id", s.phone)
+	v1.Get("/brands", s.brands)
+
+	cart := v1.Group("/cart", s.authenticate)
+	cart.Get("", s.getCart)
+	cart.Delete("", s.clearCart)
+	cart.Put("/items/:sku", s.setCartItem)
+	cart.Delete("/items/:sku", s.removeCartItem)
+
+	orders := v1.Group("/orders", s.authenticate)
+	orders.Post("", s.checkout)
+	orders.Get("", s.listOrders)
+	orders.Get("/:id", s.getOrder)
+	orders.Post("/:id/cancel", s.cancelOrder)
+
+	ops := v1.Group("/ops", s.authenticate, requireRole(account.RoleOps))
+	ops.Get("/inventory/:sku", s.stockLevel)
+	ops.Put("/inventory/:sku", s.receiveStock)
+	ops.Post("/orders/:id/ship", s.shipOrder)
+	ops.Post("/orders/:id/deliver", s.deliverOrder)
+
+	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
+	return app
+}
+
+// deadline gives every request a deadline, passed on as the grain-call timeout.
+func (s *server) deadline(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.RequestTimeout)
+	defer cancel()
+	c.SetUserContext(ctx)
+	return c.Next()
+}
+
+// observe writes the access log line and the request metrics.
+func (s *server) observe(c *fiber.Ctx) error {
+	start := time.Now()
+	err := c.Next()
+	if err != nil {
+		if herr := c.App().ErrorHandler(c, err); herr != nil {
+			_ = c.SendStatus(http.StatusInternalServerError)
+		}
+	}
+	status := c.Response().StatusCode()
+	route := c.Route().Path
+	if status == http.StatusNotFound && route == "/" {
+		route = "unmatched"
+	}
+	elapsed := time.Since(start)
+	s.Metrics.observeRequest(c.Method(), route, status, elapsed)
+	s.log.Info("http", "method", c.Method(), "path", c.Path(), "route", route, "status", status,
+		"duration_ms", float64(elapsed.Microseconds())/1000, "request_id", requestID(c))
+	return nil
+}
+
+func requestID(c *fiber.Ctx) string {
+	if id, ok := c.Locals(requestid.ConfigDefault.ContextKey).(string); ok {
+		return id
+	}
+	return string(c.Response().Header.Peek("X-Request-Id"))
+}
+
+func (s *server) readyz(c *fiber.Ctx) error {
+	failing := s.Ready(c.UserContext())
+	if len(failing) > 0 {
+		return c.Status(http.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "failing": failing})
+	}
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+// pageSize reads ?page_size= (default 20, 1..100).
+func pageSize(c *fiber.Ctx) (int, error) {
+	raw := c.Query("page_size")
+	if raw == "" {
+		return catalog.DefaultPageSize, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 || n > catalog.MaxPageSize {
+		return 0, badRequest("page_size must be an integer from 1 to 100")
+	}
+	return n, nil
+}

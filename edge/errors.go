@@ -1,0 +1,159 @@
+package edge
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/gofiber/fiber/v2"
+
+	"phoneshop/account"
+	"phoneshop/catalog"
+	"phoneshop/cluster/call"
+	"phoneshop/protos/reasonpb"
+)
+
+// The API's error codes (API.md).
+const (
+	codeInvalidRequest      = "invalid_request"
+	codeUnauthenticated     = "unauthenticated"
+	codeForbidden           = "forbidden"
+	codeNotFound            = "not_found"
+	codeConflict            = "conflict"
+	codeOutOfStock          = "out_of_stock"
+	codeIdempotencyMismatch = "idempotency_mismatch"
+	codePayloadTooLarge     = "payload_too_large"
+	codeRateLimited         = "rate_limited"
+	codeUnavailable         = "unavailable"
+	codeInternal            = "internal"
+	codeMethodNotAllowed    = "method_not_allowed"
+)
+
+// apiError is an error the client is told about as it is.
+type apiError struct {
+	Status  int            `json:"-"`
+	Code    string         `json:"code"`
+	Message string         `json:"message"`
+	Details map[string]any `json:"details,omitempty"`
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+func badRequest(msg string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: codeInvalidRequest, Message: msg}
+}
+
+func notFound(msg string) *apiError {
+	return &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: msg}
+}
+
+// grainReasons maps the reason of a grain's error response to the API's error.
+var grainReasons = map[string]struct {
+	status int
+	code   string
+}{
+	reasonpb.ErrorReason_INVALID.String():              {http.StatusBadRequest, codeInvalidRequest},
+	reasonpb.ErrorReason_NOT_FOUND.String():            {http.StatusNotFound, codeNotFound},
+	reasonpb.ErrorReason_OUT_OF_STOCK.String():         {http.StatusConflict, codeOutOfStock},
+	reasonpb.ErrorReason_CONFLICT.String():             {http.StatusConflict, codeConflict},
+	reasonpb.ErrorReason_IDEMPOTENCY_MISMATCH.String(): {http.StatusUnprocessableEntity, codeIdempotencyMismatch},
+	reasonpb.ErrorReason_UNAVAILABLE.String():          {http.StatusServiceUnavailable, codeUnavailable},
+}
+
+// domainErrors maps the sentinels of the domains the edge calls directly.
+var domainErrors = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{account.ErrInvalid, http.StatusBadRequest, codeInvalidRequest},
+	{account.ErrEmailTaken, http.StatusConflict, codeConflict},
+	{account.ErrBadCredentials, http.StatusUnauthorized, codeUnauthenticated},
+	{account.ErrSessionNotFound, http.StatusUnauthorized, codeUnauthenticated},
+	{catalog.ErrInvalidQuery, http.StatusBadRequest, codeInvalidRequest},
+	{catalog.ErrNotFound, http.StatusNotFound, codeNotFound},
+	{call.ErrDeadline, http.StatusServiceUnavailable, codeUnavailable},
+}
+
+// toAPIError is the one table from every error the edge meets to what the client sees.
+// Anything not in it is internal: logged with its details, reported without them.
+func toAPIError(err error) (*apiError, bool) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae, true
+	}
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		switch fe.Code {
+		case http.StatusRequestEntityTooLarge:
+			return &apiError{Status: fe.Code, Code: codePayloadTooLarge, Message: "request body too large"}, true
+		case http.StatusNotFound:
+			return notFound("no such route"), true
+		case http.StatusMethodNotAllowed:
+			return &apiError{Status: fe.Code, Code: codeMethodNotAllowed, Message: "method not allowed on this route"}, true
+		case http.StatusTooManyRequests:
+			return &apiError{Status: fe.Code, Code: codeRateLimited, Message: "too many requests"}, true
+		}
+		if fe.Code >= 400 && fe.Code < 500 {
+			return &apiError{Status: fe.Code, Code: codeInvalidRequest, Message: fe.Message}, true
+		}
+	}
+	for _, d := range domainErrors {
+		if errors.Is(err, d.err) {
+			return &apiError{Status: d.status, Code: d.code, Message: publicMessage(err)}, true
+		}
+	}
+	var ge *pcluster.GrainErrorResponse
+	if errors.As(err, &ge) {
+		if m, ok := grainReasons[ge.Reason]; ok {
+			ae := &apiError{Status: m.status, Code: m.code, Message: ge.Message}
+			if m.code == codeUnavailable {
+				ae.Message = "a part of the shop did not answer in time; retry (with the same Idempotency-Key for checkout)"
+			}
+			if skus := ge.Metadata["skus"]; skus != "" {
+				ae.Details = map[string]any{"skus": strings.Split(skus, ",")}
+			}
+			return ae, true
+		}
+		return internalError(), false
+	}
+	if isGrainTransport(err) {
+		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
+			Message: "a part of the shop did not answer in time; retry (with the same Idempotency-Key for checkout)"}, false
+	}
+	return internalError(), false
+}
+
+// isGrainTransport reports an error of the grain-call machinery itself (timeout,
+// member gone, retries exhausted), as opposed to an answer from a grain.
+func isGrainTransport(err error) bool {
+	s := err.Error()
+	return strings.HasPrefix(s, "error request:") || strings.Contains(s, "have reached max retries")
+}
+
+func internalError() *apiError {
+	return &apiError{Status: http.StatusInternalServerError, Code: codeInternal, Message: "internal error"}
+}
+
+// publicMessage strips the package prefix of a domain sentinel ("account: ...").
+func publicMessage(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, ": "); i > 0 && !strings.Contains(s[:i], " ") {
+		return s[i+2:]
+	}
+	return s
+}
+
+// errorHandler is fiber's error handler: every error response has the API's shape.
+func errorHandler(log *slog.Logger) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		ae, known := toAPIError(err)
+		if !known {
+			log.Error("request failed", "method", c.Method(), "path", c.Path(),
+				"request_id", requestID(c), "err", err)
+		}
+		return c.Status(ae.Status).JSON(fiber.Map{"error": ae})
+	}
+}

@@ -1,0 +1,425 @@
+package edge
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/gofiber/fiber/v2"
+
+	"phoneshop/actors/order"
+	"phoneshop/catalog"
+	"phoneshop/cluster/call"
+	"phoneshop/protos/cartpb"
+	"phoneshop/protos/inventorypb"
+	"phoneshop/protos/orderpb"
+)
+
+// --- cart ---
+
+type cartItemResponse struct {
+	SKU            string `json:"sku"`
+	PhoneID        string `json:"phone_id"`
+	Name           string `json:"name"`
+	Quantity       int64  `json:"quantity"`
+	UnitPriceCents int64  `json:"unit_price_cents"`
+	LineTotalCents int64  `json:"line_total_cents"`
+}
+
+type cartResponse struct {
+	Items         []cartItemResponse `json:"items"`
+	SubtotalCents int64              `json:"subtotal_cents"`
+	DiscountCents int64              `json:"discount_cents"`
+	TotalCents    int64              `json:"total_cents"`
+	Currency      string             `json:"currency"`
+}
+
+func (s *server) cartClient(c *fiber.Ctx) *cartpb.CartGrainClient {
+	return cartpb.GetCartGrainClient(s.Cluster, caller(c).ID)
+}
+
+// knownSKU answers 404 for a SKU the catalog does not sell.
+func (s *server) knownSKU(c *fiber.Ctx) (string, error) {
+	sku := c.Params("sku")
+	if sku == "" || len(sku) > 100 {
+		return "", notFound("no such sku")
+	}
+	vs, err := s.Catalog.Variants(c.UserContext(), []string{sku})
+	if err != nil {
+		return "", err
+	}
+	if _, ok := vs[sku]; !ok {
+		return "", notFound("no such sku: " + sku)
+	}
+	return sku, nil
+}
+
+func (s *server) getCart(c *fiber.Ctx) error {
+	client := s.cartClient(c)
+	view, err := call.Do(c.UserContext(), s.Calls, "cart", "Get", func(o ...pcluster.GrainCallOption) (*cartpb.CartView, error) {
+		return client.Get(&cartpb.GetCartRequest{}, o...)
+	})
+	if err != nil {
+		return err
+	}
+	return s.renderCart(c, view)
+}
+
+func (s *server) setCartItem(c *fiber.Ctx) error {
+	sku, err := s.knownSKU(c)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Quantity *int64 `json:"quantity"`
+	}
+	if err := decodeStrict(c, &req); err != nil {
+		return err
+	}
+	if req.Quantity == nil {
+		return badRequest("quantity is required")
+	}
+	if maxQ := s.MaxLineQuantity(); *req.Quantity < 0 || *req.Quantity > maxQ {
+		return &apiError{Status: http.StatusBadRequest, Code: codeInvalidRequest,
+			Message: "quantity must be from 0 to the per-line maximum", Details: map[string]any{"max_quantity": maxQ}}
+	}
+	return s.setLine(c, sku, *req.Quantity)
+}
+
+func (s *server) removeCartItem(c *fiber.Ctx) error {
+	sku, err := s.knownSKU(c)
+	if err != nil {
+		return err
+	}
+	return s.setLine(c, sku, 0)
+}
+
+func (s *server) setLine(c *fiber.Ctx, sku string, qty int64) error {
+	client := s.cartClient(c)
+	view, err := call.Do(c.UserContext(), s.Calls, "cart", "SetLine", func(o ...pcluster.GrainCallOption) (*cartpb.CartView, error) {
+		return client.SetLine(&cartpb.SetLineRequest{Sku: sku, Quantity: qty}, o...)
+	})
+	if err != nil {
+		return err
+	}
+	return s.renderCart(c, view)
+}
+
+func (s *server) clearCart(c *fiber.Ctx) error {
+	client := s.cartClient(c)
+	_, err := call.Do(c.UserContext(), s.Calls, "cart", "Clear", func(o ...pcluster.GrainCallOption) (*cartpb.CartView, error) {
+		return client.Clear(&cartpb.ClearCartRequest{}, o...)
+	})
+	if err != nil {
+		return err
+	}
+	return c.SendStatus(http.StatusNoContent)
+}
+
+// renderCart prices the cart's lines at the catalog's current prices.
+func (s *server) renderCart(c *fiber.Ctx, view *cartpb.CartView) error {
+	skus := make([]string, len(view.Lines))
+	for i, l := range view.Lines {
+		skus[i] = l.Sku
+	}
+	variants, err := s.Catalog.Variants(c.UserContext(), skus)
+	if err != nil {
+		return err
+	}
+	resp := cartResponse{Items: []cartItemResponse{}, Currency: catalog.Currency}
+	for _, l := range view.Lines {
+		v, ok := variants[l.Sku]
+		if !ok {
+			continue // no longer sold; checkout refuses it too
+		}
+		line := cartItemResponse{SKU: l.Sku, PhoneID: v.PhoneID, Name: v.DisplayName(), Quantity: l.Quantity,
+			UnitPriceCents: v.PriceCents, LineTotalCents: v.PriceCents * l.Quantity}
+		resp.Items = append(resp.Items, line)
+		resp.SubtotalCents += line.LineTotalCents
+	}
+	resp.TotalCents = resp.SubtotalCents - resp.DiscountCents
+	return c.JSON(resp)
+}
+
+// --- orders ---
+
+type addressBody struct {
+	Name       string `json:"name"`
+	Line1      string `json:"line1"`
+	Line2      string `json:"line2"`
+	City       string `json:"city"`
+	PostalCode string `json:"postal_code"`
+	Country    string `json:"country"`
+}
+
+type orderResponse struct {
+	ID              string             `json:"id"`
+	Status          string             `json:"status"`
+	Items           []cartItemResponse `json:"items"`
+	TotalCents      int64              `json:"total_cents"`
+	Currency        string             `json:"currency"`
+	ShippingAddress addressBody        `json:"shipping_address"`
+	CreatedAt       string             `json:"created_at"`
+	UpdatedAt       string             `json:"updated_at"`
+}
+
+var (
+	idempotencyKeyPattern = regexp.MustCompile(`^[\x21-\x7e]{1,128}$`)
+	countryPattern        = regexp.MustCompile(`^[A-Z]{2}$`)
+	postalCodePattern     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 -]{0,14}$`)
+)
+
+func (a *addressBody) validate() error {
+	fields := []struct {
+		name     string
+		value    *string
+		required bool
+		max      int
+	}{
+		{"name", &a.Name, true, 100}, {"line1", &a.Line1, true, 200}, {"line2", &a.Line2, false, 200},
+		{"city", &a.City, true, 100}, {"postal_code", &a.PostalCode, true, 16}, {"country", &a.Country, true, 2},
+	}
+	for _, f := range fields {
+		*f.value = strings.TrimSpace(*f.value)
+		n := utf8.RuneCountInString(*f.value)
+		if f.required && n == 0 {
+			return badRequest("shipping_address." + f.name + " is required")
+		}
+		if n > f.max {
+			return badRequest("shipping_address." + f.name + " is too long")
+		}
+		if strings.ContainsFunc(*f.value, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return badRequest("shipping_address." + f.name + " has control characters")
+		}
+	}
+	if !countryPattern.MatchString(a.Country) {
+		return badRequest("shipping_address.country must be an ISO 3166-1 alpha-2 code such as US")
+	}
+	if !postalCodePattern.MatchString(a.PostalCode) {
+		return badRequest("shipping_address.postal_code has characters a postal code does not")
+	}
+	return nil
+}
+
+func (s *server) checkout(c *fiber.Ctx) error {
+	key := c.Get("Idempotency-Key")
+	if !idempotencyKeyPattern.MatchString(key) {
+		return badRequest("header Idempotency-Key is required: 1 to 128 printable ASCII characters")
+	}
+	var req struct {
+		ShippingAddress *addressBody `json:"shipping_address"`
+	}
+	if err := decodeStrict(c, &req); err != nil {
+		return err
+	}
+	if req.ShippingAddress == nil {
+		return badRequest("shipping_address is required")
+	}
+	if err := req.ShippingAddress.validate(); err != nil {
+		return err
+	}
+	// The request's fingerprint is its normalised body: the same key with another
+	// address is a different request.
+	canonical, _ := json.Marshal(req.ShippingAddress)
+	sum := sha256.Sum256(canonical)
+	a := req.ShippingAddress
+	checkout := &cartpb.CheckoutRequest{
+		OrderId:     order.ID(caller(c).ID, key),
+		RequestHash: hex.EncodeToString(sum[:]),
+		ShippingAddress: &orderpb.Address{Name: a.Name, Line1: a.Line1, Line2: a.Line2,
+			City: a.City, PostalCode: a.PostalCode, Country: a.Country},
+	}
+	client := s.cartClient(c)
+	view, err := call.Do(c.UserContext(), s.Calls, "cart", "Checkout", func(o ...pcluster.GrainCallOption) (*orderpb.OrderView, error) {
+		return client.Checkout(checkout, o...)
+	})
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if view.Replayed {
+		status = http.StatusOK
+	}
+	return c.Status(status).JSON(toOrderResponse(view.Order))
+}
+
+func (s *server) getOrder(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if !validOrderID(id) {
+		return notFound("order not found")
+	}
+	client := orderpb.GetOrderGrainClient(s.Cluster, id)
+	view, err := call.Do(c.UserContext(), s.Calls, "order", "Get", func(o ...pcluster.GrainCallOption) (*orderpb.OrderView, error) {
+		return client.Get(&orderpb.GetOrderRequest{AccountId: caller(c).ID}, o...)
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(toOrderResponse(view.Order))
+}
+
+func (s *server) cancelOrder(c *fiber.Ctx) error {
+	return s.orderCommand(c, "Cancel", caller(c).ID, (*orderpb.OrderGrainClient).Cancel)
+}
+
+func (s *server) shipOrder(c *fiber.Ctx) error {
+	return s.orderCommand(c, "Ship", "", (*orderpb.OrderGrainClient).Ship)
+}
+
+func (s *server) deliverOrder(c *fiber.Ctx) error {
+	return s.orderCommand(c, "Deliver", "", (*orderpb.OrderGrainClient).Deliver)
+}
+
+type orderMethod func(*orderpb.OrderGrainClient, *orderpb.OrderCommand, ...pcluster.GrainCallOption) (*orderpb.OrderView, error)
+
+// orderCommand sends a lifecycle command; accountID is empty for operators, who may
+// act on any order.
+func (s *server) orderCommand(c *fiber.Ctx, name, accountID string, method orderMethod) error {
+	id := c.Params("id")
+	if !validOrderID(id) {
+		return notFound("order not found")
+	}
+	client := orderpb.GetOrderGrainClient(s.Cluster, id)
+	view, err := call.Do(c.UserContext(), s.Calls, "order", name, func(o ...pcluster.GrainCallOption) (*orderpb.OrderView, error) {
+		return method(client, &orderpb.OrderCommand{AccountId: accountID}, o...)
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(toOrderResponse(view.Order))
+}
+
+func validOrderID(id string) bool {
+	return strings.HasPrefix(id, "ord_") && len(id) <= 64
+}
+
+func (s *server) listOrders(c *fiber.Ctx) error {
+	size, err := pageSize(c)
+	if err != nil {
+		return err
+	}
+	var after *order.ListCursor
+	if token := c.Query("page_token"); token != "" {
+		b, err := base64.RawURLEncoding.DecodeString(token)
+		after = &order.ListCursor{}
+		if err != nil || json.Unmarshal(b, after) != nil || after.ID == "" {
+			return badRequest("malformed page_token")
+		}
+	}
+	states, err := s.Orders.ListOrders(c.UserContext(), caller(c).ID, size+1, after)
+	if err != nil {
+		return err
+	}
+	items := make([]orderResponse, 0, len(states))
+	var next string
+	for i, st := range states {
+		o, err := order.Decode(st)
+		if err != nil {
+			return err
+		}
+		if i == size {
+			last := items[len(items)-1]
+			b, _ := json.Marshal(order.ListCursor{CreatedAt: mustParseTime(last.CreatedAt), ID: last.ID})
+			next = base64.RawURLEncoding.EncodeToString(b)
+			break
+		}
+		items = append(items, toOrderResponseFromDomain(o))
+	}
+	return c.JSON(fiber.Map{"items": items, "next_page_token": next})
+}
+
+func mustParseTime(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
+}
+
+// apiStatus is the status a shopper sees: the saga's inner steps are "pending".
+func apiStatus(s order.Status) string {
+	if s == order.StatusCommitting {
+		return string(order.StatusPending)
+	}
+	return string(s)
+}
+
+func toOrderResponse(st *orderpb.OrderState) orderResponse {
+	return toOrderResponseFromDomain(order.FromState(st))
+}
+
+func toOrderResponseFromDomain(o *order.Order) orderResponse {
+	r := orderResponse{
+		ID: o.ID, Status: apiStatus(o.Status), Items: make([]cartItemResponse, len(o.Lines)),
+		TotalCents: o.TotalCents, Currency: o.Currency,
+		ShippingAddress: addressBody{Name: o.Address.Name, Line1: o.Address.Line1, Line2: o.Address.Line2,
+			City: o.Address.City, PostalCode: o.Address.PostalCode, Country: o.Address.Country},
+		CreatedAt: o.CreatedAt.UTC().Format(time.RFC3339Nano),
+		UpdatedAt: o.UpdatedAt.UTC().Format(time.RFC3339Nano),
+	}
+	for i, l := range o.Lines {
+		r.Items[i] = cartItemResponse{SKU: l.SKU, PhoneID: l.PhoneID, Name: l.Name, Quantity: l.Quantity,
+			UnitPriceCents: l.UnitPriceCents, LineTotalCents: l.UnitPriceCents * l.Quantity}
+	}
+	return r
+}
+
+// --- ops ---
+
+type stockResponse struct {
+	SKU       string `json:"sku"`
+	Available int64  `json:"available"`
+	Reserved  int64  `json:"reserved"`
+	Sold      int64  `json:"sold"`
+	Received  int64  `json:"received"`
+}
+
+func (s *server) stockLevel(c *fiber.Ctx) error {
+	sku, err := s.knownSKU(c)
+	if err != nil {
+		return err
+	}
+	return s.inventoryCall(c, sku, "Level", func(cl *inventorypb.InventoryGrainClient, o []pcluster.GrainCallOption) (*inventorypb.StockLevel, error) {
+		return cl.Level(&inventorypb.LevelRequest{}, o...)
+	})
+}
+
+// maxReceive bounds one delivery, so that a typo cannot add a billion units.
+const maxReceive = 1_000_000
+
+func (s *server) receiveStock(c *fiber.Ctx) error {
+	sku, err := s.knownSKU(c)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Received *int64 `json:"received"`
+	}
+	if err := decodeStrict(c, &req); err != nil {
+		return err
+	}
+	if req.Received == nil || *req.Received < 1 || *req.Received > maxReceive {
+		return badRequest("received must be an integer from 1 to 1000000")
+	}
+	// The request id makes the grain call idempotent: a retried call adds nothing.
+	receive := &inventorypb.ReceiveRequest{RequestId: requestID(c), Quantity: *req.Received}
+	return s.inventoryCall(c, sku, "Receive", func(cl *inventorypb.InventoryGrainClient, o []pcluster.GrainCallOption) (*inventorypb.StockLevel, error) {
+		return cl.Receive(receive, o...)
+	})
+}
+
+func (s *server) inventoryCall(c *fiber.Ctx, sku, method string, f func(*inventorypb.InventoryGrainClient, []pcluster.GrainCallOption) (*inventorypb.StockLevel, error)) error {
+	client := inventorypb.GetInventoryGrainClient(s.Cluster, sku)
+	l, err := call.Do(c.UserContext(), s.Calls, "inventory", method, func(o ...pcluster.GrainCallOption) (*inventorypb.StockLevel, error) {
+		return f(client, o)
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(stockResponse{SKU: l.Sku, Available: l.Available, Reserved: l.Reserved, Sold: l.Sold, Received: l.Received})
+}
+

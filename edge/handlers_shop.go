@@ -1,0 +1,245 @@
+package edge
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"phoneshop/account"
+	"phoneshop/catalog"
+)
+
+type accountResponse struct {
+	ID    string   `json:"id"`
+	Email string   `json:"email"`
+	Name  string   `json:"name"`
+	Roles []string `json:"roles"`
+}
+
+func toAccountResponse(a account.Account) accountResponse {
+	roles := make([]string, len(a.Roles))
+	for i, r := range a.Roles {
+		roles[i] = string(r)
+	}
+	return accountResponse{ID: a.ID, Email: a.Email, Name: a.Name, Roles: roles}
+}
+
+func (s *server) register(c *fiber.Ctx) error {
+	var req struct {
+		Email    *string `json:"email"`
+		Password *string `json:"password"`
+		Name     *string `json:"name"`
+	}
+	if err := decodeStrict(c, &req); err != nil {
+		return err
+	}
+	if req.Email == nil || req.Password == nil || req.Name == nil {
+		return badRequest("email, password and name are required")
+	}
+	a, err := s.accounts.Register(c.UserContext(), *req.Email, *req.Password, *req.Name)
+	if err != nil {
+		return err
+	}
+	return c.Status(http.StatusCreated).JSON(toAccountResponse(a))
+}
+
+func (s *server) login(c *fiber.Ctx) error {
+	var req struct {
+		Email    *string `json:"email"`
+		Password *string `json:"password"`
+	}
+	if err := decodeStrict(c, &req); err != nil {
+		return err
+	}
+	if req.Email == nil || req.Password == nil {
+		return badRequest("email and password are required")
+	}
+	if len(*req.Password) > 4*account.MaxPasswordLen {
+		return account.ErrBadCredentials
+	}
+	token, expires, err := s.accounts.Login(c.UserContext(), *req.Email, *req.Password)
+	if err != nil {
+		return err
+	}
+	return c.Status(http.StatusCreated).JSON(fiber.Map{"token": token, "expires_at": expires.UTC().Format(time.RFC3339)})
+}
+
+func (s *server) logout(c *fiber.Ctx) error {
+	token := strings.TrimPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
+	if err := s.accounts.Logout(c.UserContext(), token); err != nil {
+		return err
+	}
+	return c.SendStatus(http.StatusNoContent)
+}
+
+func (s *server) me(c *fiber.Ctx) error {
+	return c.JSON(toAccountResponse(caller(c)))
+}
+
+type phoneSummaryResponse struct {
+	ID             string `json:"id"`
+	Brand          string `json:"brand"`
+	Model          string `json:"model"`
+	Name           string `json:"name"`
+	ReleaseYear    int    `json:"release_year"`
+	FromPriceCents int64  `json:"from_price_cents"`
+	Currency       string `json:"currency"`
+	ImageURL       string `json:"image_url"`
+	StockState     string `json:"stock_state"`
+}
+
+type variantResponse struct {
+	SKU        string `json:"sku"`
+	StorageGB  int    `json:"storage_gb"`
+	Color      string `json:"color"`
+	PriceCents int64  `json:"price_cents"`
+	Currency   string `json:"currency"`
+	StockState string `json:"stock_state"`
+}
+
+type phoneResponse struct {
+	phoneSummaryResponse
+	Category string            `json:"category"`
+	Specs    catalog.Specs     `json:"specs"`
+	Variants []variantResponse `json:"variants"`
+}
+
+// maxQueryWords bounds the words of ?q= (each one is a LIKE in the query).
+const maxQueryWords = 8
+
+func (s *server) parsePhoneQuery(c *fiber.Ctx) (catalog.Query, error) {
+	var q catalog.Query
+	var err error
+	if q.PageSize, err = pageSize(c); err != nil {
+		return q, err
+	}
+	if q.Sort, err = catalog.ParseSort(c.Query("sort")); err != nil {
+		return q, err
+	}
+	if raw := c.Query("q"); raw != "" {
+		if len(raw) > 200 {
+			return q, badRequest("q must be at most 200 characters")
+		}
+		q.Words = strings.Fields(strings.ToLower(raw))
+		if len(q.Words) > maxQueryWords {
+			return q, badRequest("q must have at most 8 words")
+		}
+	}
+	q.Brand = strings.TrimSpace(c.Query("brand"))
+	if len(q.Brand) > 50 {
+		return q, badRequest("brand must be at most 50 characters")
+	}
+	if q.MinPrice, err = optionalInt(c, "min_price_cents", 0, 1_000_000_00); err != nil {
+		return q, err
+	}
+	if q.MaxPrice, err = optionalInt(c, "max_price_cents", 0, 1_000_000_00); err != nil {
+		return q, err
+	}
+	if q.MinPrice != nil && q.MaxPrice != nil && *q.MinPrice > *q.MaxPrice {
+		return q, badRequest("min_price_cents must not exceed max_price_cents")
+	}
+	storage, err := optionalInt(c, "storage_gb", 1, 1_000_000)
+	if err != nil {
+		return q, err
+	}
+	if storage != nil {
+		v := int(*storage)
+		q.StorageGB = &v
+	}
+	if raw := c.Query("five_g"); raw != "" {
+		v, err := strconv.ParseBool(raw)
+		if err != nil || (raw != "true" && raw != "false") {
+			return q, badRequest("five_g must be true or false")
+		}
+		q.FiveG = &v
+	}
+	switch c.Query("in_stock") {
+	case "":
+	case "true":
+		q.InStock = true
+	case "false":
+	default:
+		return q, badRequest("in_stock must be true or false")
+	}
+	if token := c.Query("page_token"); token != "" {
+		if q.After, err = q.DecodeCursor(token); err != nil {
+			return q, err
+		}
+	}
+	return q, nil
+}
+
+func optionalInt(c *fiber.Ctx, name string, min, max int64) (*int64, error) {
+	raw := c.Query(name)
+	if raw == "" {
+		return nil, nil
+	}
+	v, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || v < min || v > max {
+		return nil, badRequest(name + " must be an integer from " + strconv.FormatInt(min, 10) + " to " + strconv.FormatInt(max, 10))
+	}
+	return &v, nil
+}
+
+func (s *server) searchPhones(c *fiber.Ctx) error {
+	q, err := s.parsePhoneQuery(c)
+	if err != nil {
+		return err
+	}
+	page, err := s.Catalog.Search(c.UserContext(), q)
+	if err != nil {
+		return err
+	}
+	low := s.LowStockThreshold()
+	items := make([]phoneSummaryResponse, len(page.Items))
+	for i, p := range page.Items {
+		items[i] = phoneSummaryResponse{
+			ID: p.ID, Brand: p.Brand, Model: p.Model, Name: p.Name, ReleaseYear: p.ReleaseYear,
+			FromPriceCents: p.FromPriceCents, Currency: catalog.Currency, ImageURL: p.ImageURL,
+			StockState: string(catalog.StateOf(p.MaxAvailable, low)),
+		}
+	}
+	return c.JSON(fiber.Map{"items": items, "next_page_token": page.Next})
+}
+
+func (s *server) phone(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if len(id) > 100 {
+		return notFound("phone not found")
+	}
+	p, err := s.Catalog.Phone(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	low := s.LowStockThreshold()
+	resp := phoneResponse{
+		phoneSummaryResponse: phoneSummaryResponse{
+			ID: p.ID, Brand: p.Brand, Model: p.Model, Name: p.Name, ReleaseYear: p.ReleaseYear,
+			FromPriceCents: p.FromPriceCents(), Currency: catalog.Currency, ImageURL: p.ImageURL,
+		},
+		Category: p.Category, Specs: p.Specs, Variants: make([]variantResponse, len(p.Variants)),
+	}
+	var best int64
+	for i, v := range p.Variants {
+		best = max(best, v.Available)
+		resp.Variants[i] = variantResponse{SKU: v.SKU, StorageGB: v.StorageGB, Color: v.Color, PriceCents: v.PriceCents,
+			Currency: catalog.Currency, StockState: string(catalog.StateOf(v.Available, low))}
+	}
+	resp.StockState = string(catalog.StateOf(best, low))
+	return c.JSON(resp)
+}
+
+func (s *server) brands(c *fiber.Ctx) error {
+	bs, err := s.Catalog.Brands(c.UserContext())
+	if err != nil {
+		return err
+	}
+	items := make([]fiber.Map, len(bs))
+	for i, b := range bs {
+		items[i] = fiber.Map{"name": b.Name, "phone_count": b.PhoneCount}
+	}
+	return c.JSON(fiber.Map{"items": items})
+}

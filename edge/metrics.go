@@ -1,0 +1,70 @@
+package edge
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the shop's Prometheus instruments, on a registry of its own (never
+// the global one, which protoactor's default provider would also grab).
+type Metrics struct {
+	requests     *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
+	grainCalls   *prometheus.CounterVec
+	grainLatency *prometheus.HistogramVec
+	orders       *prometheus.CounterVec
+}
+
+// NewMetrics registers the shop's instruments and the Go/process collectors on reg.
+func NewMetrics(reg *prometheus.Registry) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phoneshop_http_requests_total", Help: "HTTP requests by method, route and status.",
+		}, []string{"method", "route", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "phoneshop_http_request_duration_seconds", Help: "HTTP request latency by method and route.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"method", "route"}),
+		grainCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phoneshop_grain_calls_total", Help: "Grain calls by kind, method and outcome (ok or the error reason).",
+		}, []string{"kind", "method", "outcome"}),
+		grainLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "phoneshop_grain_call_duration_seconds", Help: "Grain call latency by kind.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
+		}, []string{"kind"}),
+		orders: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phoneshop_orders_total", Help: "Checkouts by outcome: confirmed, out_of_stock, failed.",
+		}, []string{"outcome"}),
+	}
+	reg.MustRegister(m.requests, m.latency, m.grainCalls, m.grainLatency, m.orders,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *Metrics) observeRequest(method, route string, status int, elapsed time.Duration) {
+	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	m.latency.WithLabelValues(method, route).Observe(elapsed.Seconds())
+}
+
+// ObserveGrainCall is a call.Policy's Observe hook.
+func (m *Metrics) ObserveGrainCall(kind, method string, elapsed time.Duration, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = grainOutcome(err)
+	}
+	m.grainCalls.WithLabelValues(kind, method, outcome).Inc()
+	m.grainLatency.WithLabelValues(kind).Observe(elapsed.Seconds())
+}
+
+// ObserveOrder counts a checkout's outcome.
+func (m *Metrics) ObserveOrder(outcome string) { m.orders.WithLabelValues(outcome).Inc() }
+
+func grainOutcome(err error) string {
+	if ae, _ := toAPIError(err); ae != nil {
+		return ae.Code
+	}
+	return codeInternal
+}

@@ -1,0 +1,104 @@
+// Package sqlite is the embedded default store: one SQLite file (modernc.org/sqlite,
+// no cgo) holding everything MySQL holds in production, with the same schema applied
+// by goose migrations at open.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"github.com/pressly/goose/v3"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"phoneshop/persistence/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// DB is an open SQLite store: the shop's store ports plus Close.
+type DB struct {
+	*sqlstore.Store
+	writer, reader *sql.DB
+}
+
+// Open opens (creating if needed) the database file at path, migrates it and returns
+// the store. Writes are durable when they return: WAL with synchronous=FULL.
+func Open(ctx context.Context, path string) (*DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	dsn := func(mode string) string {
+		q := url.Values{}
+		for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"} {
+			q.Add("_pragma", p)
+		}
+		q.Set("_txlock", "immediate")
+		if mode != "" {
+			q.Set("mode", mode)
+		}
+		return "file:" + path + "?" + q.Encode()
+	}
+	// SQLite has one writer at a time; one writer connection queues writes in Go
+	// instead of in busy-retry loops. Readers run concurrently beside it (WAL).
+	writer, err := sql.Open("sqlite", dsn(""))
+	if err != nil {
+		return nil, err
+	}
+	writer.SetMaxOpenConns(1)
+	if err := migrate(ctx, writer); err != nil {
+		writer.Close()
+		return nil, err
+	}
+	reader, err := sql.Open("sqlite", dsn("ro"))
+	if err != nil {
+		writer.Close()
+		return nil, err
+	}
+	reader.SetMaxOpenConns(4)
+	return &DB{Store: sqlstore.New(writer, reader, dialect{}), writer: writer, reader: reader}, nil
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	provider, err := goose.NewProvider(goose.DialectSQLite3, db, mustSub(migrations, "migrations"))
+	if err != nil {
+		return fmt.Errorf("sqlite: migrations: %w", err)
+	}
+	if _, err := provider.Up(ctx); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	return nil
+}
+
+// Close closes both pools.
+func (d *DB) Close() error {
+	return errors.Join(d.reader.Close(), d.writer.Close())
+}
+
+type dialect struct{}
+
+func (dialect) IsDuplicate(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	return se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+}
+
+func (dialect) UpsertStockLevel() string {
+	return `INSERT INTO stock_levels (sku, available, reserved, sold, received, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (sku) DO UPDATE SET available = excluded.available, reserved = excluded.reserved,
+		sold = excluded.sold, received = excluded.received, updated_at = excluded.updated_at`
+}
+
+func (dialect) UpsertOrderRow() string {
+	return `INSERT INTO orders (id, account_id, status, total_cents, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET status = excluded.status, total_cents = excluded.total_cents, updated_at = excluded.updated_at`
+}

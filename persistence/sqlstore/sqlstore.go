@@ -1,0 +1,284 @@
+// Package sqlstore implements every store port of the shop (grain snapshots, catalog,
+// accounts, sessions, order listings) on database/sql. The SQL is portable between
+// SQLite and MySQL/MariaDB; what differs lives in a Dialect supplied by the adapter
+// package (persistence/sqlite, later persistence/mysql) that opens the database.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"phoneshop/account"
+	"phoneshop/actors/inventory"
+	"phoneshop/actors/order"
+	"phoneshop/actors/snapshot"
+)
+
+// Dialect is what differs between SQL engines.
+type Dialect interface {
+	// IsDuplicate reports whether err is a unique-key violation.
+	IsDuplicate(err error) bool
+	// UpsertStockLevel is the statement that inserts or replaces a stock_levels row
+	// from (sku, available, reserved, sold, received, updated_at).
+	UpsertStockLevel() string
+	// UpsertOrderRow inserts or replaces an orders row from
+	// (id, account_id, status, total_cents, created_at, updated_at).
+	UpsertOrderRow() string
+}
+
+// Store is the shop's SQL store. Writes go through writer; reads through reader
+// (the same pool on servers; SQLite keeps a single writer connection).
+type Store struct {
+	writer  *sql.DB
+	reader  *sql.DB
+	dialect Dialect
+	now     func() time.Time
+}
+
+// New returns a store on already-migrated databases.
+func New(writer, reader *sql.DB, dialect Dialect) *Store {
+	return &Store{writer: writer, reader: reader, dialect: dialect, now: time.Now}
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.writer.PingContext(ctx) }
+
+// Snapshot kinds as stored in grain_snapshots.kind.
+const (
+	kindInventory = "inventory"
+	kindCart      = "cart"
+	kindOrder     = "order"
+)
+
+func (s *Store) loadSnapshot(ctx context.Context, kind, id string) (snapshot.Snapshot, error) {
+	var snap snapshot.Snapshot
+	err := s.reader.QueryRowContext(ctx,
+		`SELECT version, state FROM grain_snapshots WHERE kind = ? AND id = ?`, kind, id).Scan(&snap.Version, &snap.State)
+	if errors.Is(err, sql.ErrNoRows) {
+		return snapshot.Snapshot{}, nil
+	}
+	if err != nil {
+		return snapshot.Snapshot{}, fmt.Errorf("load %s %s: %w", kind, id, err)
+	}
+	return snap, nil
+}
+
+// saveSnapshot writes a fenced snapshot inside tx: insert when expectedVersion is 0,
+// else update only the row still at expectedVersion.
+func (s *Store) saveSnapshot(ctx context.Context, tx *sql.Tx, kind, id string, expectedVersion int64, state []byte) error {
+	now := s.now().UnixMicro()
+	if expectedVersion == 0 {
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO grain_snapshots (kind, id, version, state, updated_at) VALUES (?, ?, 1, ?, ?)`, kind, id, state, now)
+		if s.dialect.IsDuplicate(err) {
+			return snapshot.ErrStale
+		}
+		return err
+	}
+	res, err := tx.ExecContext(ctx,
+		`UPDATE grain_snapshots SET version = version + 1, state = ?, updated_at = ? WHERE kind = ? AND id = ? AND version = ?`,
+		state, now, kind, id, expectedVersion)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n != 1 {
+		return snapshot.ErrStale
+	}
+	return nil
+}
+
+// inTx runs f in a write transaction and commits it.
+func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// LoadInventory implements inventory.Store.
+func (s *Store) LoadInventory(ctx context.Context, sku string) (snapshot.Snapshot, error) {
+	return s.loadSnapshot(ctx, kindInventory, sku)
+}
+
+// SaveInventory implements inventory.Store: the snapshot and the stock level in one
+// transaction.
+func (s *Store) SaveInventory(ctx context.Context, sku string, expectedVersion int64, state []byte, l inventory.Level) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.saveSnapshot(ctx, tx, kindInventory, sku, expectedVersion, state); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.dialect.UpsertStockLevel(),
+			sku, l.Available, l.Reserved, l.Sold, l.Received, s.now().UnixMicro())
+		return err
+	})
+}
+
+// LoadCart implements cart.Store.
+func (s *Store) LoadCart(ctx context.Context, accountID string) (snapshot.Snapshot, error) {
+	return s.loadSnapshot(ctx, kindCart, accountID)
+}
+
+// SaveCart implements cart.Store.
+func (s *Store) SaveCart(ctx context.Context, accountID string, expectedVersion int64, state []byte) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		return s.saveSnapshot(ctx, tx, kindCart, accountID, expectedVersion, state)
+	})
+}
+
+// LoadOrder implements order.Store.
+func (s *Store) LoadOrder(ctx context.Context, id string) (snapshot.Snapshot, error) {
+	return s.loadSnapshot(ctx, kindOrder, id)
+}
+
+// SaveOrder implements order.Store: the snapshot and its listing row in one transaction.
+func (s *Store) SaveOrder(ctx context.Context, expectedVersion int64, state []byte, r order.Row) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.saveSnapshot(ctx, tx, kindOrder, r.ID, expectedVersion, state); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.dialect.UpsertOrderRow(),
+			r.ID, r.AccountID, string(r.Status), r.TotalCents, r.CreatedAt.UnixMicro(), r.UpdatedAt.UnixMicro())
+		return err
+	})
+}
+
+// listedStatuses are the statuses an account sees in its order history: an order
+// whose checkout is still running or was rejected is not (yet) an order to them.
+const listedStatuses = `('confirmed','cancelling','cancelled','shipped','delivered')`
+
+// ListOrders returns up to limit order snapshots of an account, newest first,
+// starting after the cursor (nil: from the newest).
+func (s *Store) ListOrders(ctx context.Context, accountID string, limit int, after *order.ListCursor) ([][]byte, error) {
+	q := `SELECT g.state FROM orders o JOIN grain_snapshots g ON g.kind = 'order' AND g.id = o.id
+		WHERE o.account_id = ? AND o.status IN ` + listedStatuses
+	args := []any{accountID}
+	if after != nil {
+		c := after.CreatedAt.UnixMicro()
+		q += ` AND (o.created_at < ? OR (o.created_at = ? AND o.id < ?))`
+		args = append(args, c, c, after.ID)
+	}
+	q += ` ORDER BY o.created_at DESC, o.id DESC LIMIT ?`
+	args = append(args, limit)
+	rows, err := s.reader.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// UnfinishedOrders lists the ids of orders whose saga was interrupted (committing or
+// cancelling), so that a starting node can resume them.
+func (s *Store) UnfinishedOrders(ctx context.Context) ([]string, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT id FROM orders WHERE status IN ('committing','cancelling') ORDER BY created_at`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// CreateAccount implements account.Store.
+func (s *Store) CreateAccount(ctx context.Context, a account.Account) error {
+	roles := make([]string, len(a.Roles))
+	for i, r := range a.Roles {
+		roles[i] = string(r)
+	}
+	_, err := s.writer.ExecContext(ctx,
+		`INSERT INTO accounts (id, email, name, password_hash, roles, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		a.ID, a.Email, a.Name, a.PasswordHash, strings.Join(roles, ","), a.CreatedAt.UnixMicro())
+	if s.dialect.IsDuplicate(err) {
+		return account.ErrEmailTaken
+	}
+	return err
+}
+
+// AccountByEmail implements account.Store.
+func (s *Store) AccountByEmail(ctx context.Context, email string) (account.Account, error) {
+	return s.account(ctx, `email = ?`, email)
+}
+
+// AccountByID implements account.Store.
+func (s *Store) AccountByID(ctx context.Context, id string) (account.Account, error) {
+	return s.account(ctx, `id = ?`, id)
+}
+
+func (s *Store) account(ctx context.Context, where string, arg string) (account.Account, error) {
+	var a account.Account
+	var roles string
+	var created int64
+	err := s.reader.QueryRowContext(ctx,
+		`SELECT id, email, name, password_hash, roles, created_at FROM accounts WHERE `+where, arg).
+		Scan(&a.ID, &a.Email, &a.Name, &a.PasswordHash, &roles, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return account.Account{}, account.ErrNotFound
+	}
+	if err != nil {
+		return account.Account{}, err
+	}
+	for _, r := range strings.Split(roles, ",") {
+		a.Roles = append(a.Roles, account.Role(r))
+	}
+	a.CreatedAt = time.UnixMicro(created).UTC()
+	return a, nil
+}
+
+// CreateSession implements account.Store.
+func (s *Store) CreateSession(ctx context.Context, sess account.Session) error {
+	_, err := s.writer.ExecContext(ctx,
+		`INSERT INTO sessions (token_hash, account_id, expires_at, created_at) VALUES (?, ?, ?, ?)`,
+		sess.TokenHash, sess.AccountID, sess.ExpiresAt.UnixMicro(), sess.CreatedAt.UnixMicro())
+	return err
+}
+
+// SessionByTokenHash implements account.Store.
+func (s *Store) SessionByTokenHash(ctx context.Context, tokenHash string) (account.Session, error) {
+	var sess account.Session
+	var expires, created int64
+	err := s.reader.QueryRowContext(ctx,
+		`SELECT token_hash, account_id, expires_at, created_at FROM sessions WHERE token_hash = ?`, tokenHash).
+		Scan(&sess.TokenHash, &sess.AccountID, &expires, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return account.Session{}, account.ErrSessionNotFound
+	}
+	if err != nil {
+		return account.Session{}, err
+	}
+	sess.ExpiresAt, sess.CreatedAt = time.UnixMicro(expires).UTC(), time.UnixMicro(created).UTC()
+	return sess, nil
+}
+
+// DeleteSession implements account.Store.
+func (s *Store) DeleteSession(ctx context.Context, tokenHash string) error {
+	_, err := s.writer.ExecContext(ctx, `DELETE FROM sessions WHERE token_hash = ?`, tokenHash)
+	return err
+}

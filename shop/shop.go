@@ -1,0 +1,234 @@
+// Package shop assembles a running shop from its parts: the store, the catalog seed,
+// accounts, cluster members hosting the grains, and the HTTP edge. cmd/phoneshop
+// runs it; tests start it on a temporary directory.
+package shop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"phoneshop/account"
+	"phoneshop/actors/cart"
+	"phoneshop/actors/inventory"
+	"phoneshop/actors/order"
+	"phoneshop/catalog"
+	"phoneshop/cluster"
+	"phoneshop/cluster/call"
+	"phoneshop/config"
+	"phoneshop/edge"
+	"phoneshop/persistence/sqlite"
+	"phoneshop/protos/inventorypb"
+	"phoneshop/protos/orderpb"
+)
+
+// storeTimeout bounds one store operation of a grain.
+const storeTimeout = 5 * time.Second
+
+// Shop is a running shop.
+type Shop struct {
+	App      *fiber.App
+	Store    *sqlite.DB
+	Members  []*cluster.Member
+	Accounts *account.Service
+	Catalog  *catalog.Service
+	log      *slog.Logger
+}
+
+// Options are what the process decides beyond configuration.
+type Options struct {
+	// Members is how many cluster members to start in this process (dev: 1; tests
+	// use several to exercise placement across members).
+	Members int
+}
+
+// StartDev starts every role in one process on the embedded defaults.
+func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logger) (_ *Shop, err error) {
+	s := &Shop{log: log}
+	defer func() {
+		if err != nil {
+			s.closeParts()
+		}
+	}()
+
+	// 1. Store: SQLite file in the data directory, migrated.
+	if s.Store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "phoneshop.db")); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+
+	// 2. Catalog, seeded on first start.
+	phones, err := catalog.Seed()
+	if err != nil {
+		return nil, err
+	}
+	if seeded, err := s.Store.SeedCatalog(ctx, phones); err != nil {
+		return nil, fmt.Errorf("seed catalog: %w", err)
+	} else if seeded {
+		log.Info("catalog seeded", "phones", len(phones))
+	}
+	s.Catalog = catalog.NewService(s.Store)
+
+	// 3. Accounts, and the first admin from configuration.
+	hp := account.HashParams{MemoryKiB: cfg.PasswordMemoryKiB, Iterations: cfg.PasswordIterations, Parallelism: cfg.PasswordParallelism}
+	if s.Accounts, err = account.NewService(s.Store, hp, cfg.SessionTTL, time.Now); err != nil {
+		return nil, err
+	}
+	if cfg.AdminEmail != "" {
+		if err := s.Accounts.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword); err != nil {
+			return nil, fmt.Errorf("admin account: %w", err)
+		}
+	}
+
+	// 4. Metrics on the shop's own registry.
+	registry := prometheus.NewRegistry()
+	metrics := edge.NewMetrics(registry)
+	calls := call.DefaultPolicy()
+	calls.Timeout = cfg.Shop.GrainCallTimeout
+	calls.Observe = metrics.ObserveGrainCall
+
+	// 5. Cluster members hosting the grains, on the in-memory membership agent.
+	shopCfg := cfg.Shop
+	deps := cluster.Deps{
+		Inventory: inventory.Deps{Store: s.Store, ReservationTTL: func() time.Duration { return shopCfg.ReservationTTL },
+			Now: time.Now, StoreTimeout: storeTimeout, Logger: log},
+		Cart: cart.Deps{Store: s.Store, Catalog: cartCatalog{s.Catalog},
+			MaxLineQuantity: func() int64 { return shopCfg.MaxLineQuantity }, Currency: catalog.Currency,
+			Calls: calls, StoreTimeout: storeTimeout, Logger: log},
+		Order: order.Deps{Store: s.Store, Calls: calls, Now: time.Now, StoreTimeout: storeTimeout, Logger: log,
+			Placed: metrics.ObserveOrder},
+	}
+	agent := cluster.NewInMemoryAgent()
+	for i := 0; i < max(opts.Members, 1); i++ {
+		m, err := cluster.StartMember(cluster.Config{
+			Host: cfg.ClusterHost, Port: portFor(cfg.ClusterPort, i), Provider: cluster.NewInMemoryProvider(agent),
+			IdleTimeout: shopCfg.GrainIdleTimeout, RequestTimeout: shopCfg.GrainCallTimeout, Logger: log,
+		}, deps)
+		if err != nil {
+			return nil, err
+		}
+		s.Members = append(s.Members, m)
+	}
+	c := s.Members[0].Cluster
+
+	// 6. Initial stock, through the inventory grains so that snapshots and levels agree.
+	if err := s.seedStock(ctx, c, calls); err != nil {
+		return nil, fmt.Errorf("seed stock: %w", err)
+	}
+
+	// 7. Orders whose saga a crash interrupted: wake them so they finish.
+	go s.resumeUnfinished(c, calls)
+
+	// 8. The edge.
+	s.App = edge.New(edge.Deps{
+		Accounts: s.Accounts, Catalog: s.Catalog, Orders: s.Store, Cluster: c, Calls: calls,
+		Ready:             s.ready,
+		MaxLineQuantity:   func() int64 { return shopCfg.MaxLineQuantity },
+		LowStockThreshold: func() int64 { return shopCfg.LowStockThreshold },
+		RequestTimeout:    cfg.RequestTimeout, BodyLimit: cfg.BodyLimit,
+		Registry: registry, Metrics: metrics, Logger: log,
+	})
+	return s, nil
+}
+
+func portFor(base, i int) int {
+	if base == 0 {
+		return 0
+	}
+	return base + i
+}
+
+// seedRequestID marks the receipt of a variant's initial stock.
+const seedRequestID = "seed:initial-stock"
+
+func (s *Shop) seedStock(ctx context.Context, c *pcluster.Cluster, calls call.Policy) error {
+	variants, err := s.Store.UnstockedVariants(ctx)
+	if err != nil {
+		return err
+	}
+	for _, v := range variants {
+		client := inventorypb.GetInventoryGrainClient(c, v.SKU)
+		if _, err := call.Do(ctx, calls, "inventory", "Receive", func(o ...pcluster.GrainCallOption) (*inventorypb.StockLevel, error) {
+			return client.Receive(&inventorypb.ReceiveRequest{RequestId: seedRequestID, Quantity: v.InitialStock}, o...)
+		}); err != nil {
+			return fmt.Errorf("%s: %w", v.SKU, err)
+		}
+	}
+	if len(variants) > 0 {
+		s.log.Info("initial stock received", "skus", len(variants))
+	}
+	return nil
+}
+
+func (s *Shop) resumeUnfinished(c *pcluster.Cluster, calls call.Policy) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ids, err := s.Store.UnfinishedOrders(ctx)
+	if err != nil {
+		s.log.Error("listing unfinished orders failed", "err", err)
+		return
+	}
+	for _, id := range ids {
+		client := orderpb.GetOrderGrainClient(c, id)
+		_, err := call.Do(ctx, calls, "order", "Get", func(o ...pcluster.GrainCallOption) (*orderpb.OrderView, error) {
+			return client.Get(&orderpb.GetOrderRequest{}, o...)
+		})
+		s.log.Info("resumed unfinished order", "order", id, "err", err)
+	}
+}
+
+func (s *Shop) ready(ctx context.Context) []string {
+	var failing []string
+	if err := s.Store.Ping(ctx); err != nil {
+		failing = append(failing, "store")
+	}
+	if len(s.Members) == 0 {
+		failing = append(failing, "cluster")
+	}
+	return failing
+}
+
+// Close stops the shop in reverse order of start: drain the edge, leave the cluster,
+// close the store.
+func (s *Shop) Close(ctx context.Context) error {
+	var errs []error
+	if s.App != nil {
+		errs = append(errs, s.App.ShutdownWithContext(ctx))
+	}
+	errs = append(errs, s.closeParts())
+	return errors.Join(errs...)
+}
+
+func (s *Shop) closeParts() error {
+	for i := len(s.Members) - 1; i >= 0; i-- {
+		s.Members[i].Stop()
+	}
+	s.Members = nil
+	if s.Store != nil {
+		err := s.Store.Close()
+		s.Store = nil
+		return err
+	}
+	return nil
+}
+
+// cartCatalog adapts the catalog to the cart grain's Catalog port.
+type cartCatalog struct{ catalog *catalog.Service }
+
+func (a cartCatalog) Variants(ctx context.Context, skus []string) (map[string]cart.Variant, error) {
+	vs, err := a.catalog.Variants(ctx, skus)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]cart.Variant, len(vs))
+	for sku, v := range vs {
+		out[sku] = cart.Variant{SKU: sku, PhoneID: v.PhoneID, Name: v.DisplayName(), PriceCents: v.PriceCents}
+	}
+	return out, nil
+}
