@@ -422,4 +422,3 @@ func (s *server) inventoryCall(c *fiber.Ctx, sku, method string, f func(*invento
 	}
 	return c.JSON(stockResponse{SKU: l.Sku, Available: l.Available, Reserved: l.Reserved, Sold: l.Sold, Received: l.Received})
 }
-
