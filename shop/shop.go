@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"time"
 
 	pcluster "github.com/asynkron/protoactor-go/cluster"
@@ -206,9 +207,13 @@ func (s *Shop) Close(ctx context.Context) error {
 }
 
 func (s *Shop) closeParts() error {
-	for i := len(s.Members) - 1; i >= 0; i-- {
-		s.Members[i].Stop()
+	// protoactor's graceful leave waits for ownership hand-over; members leave together.
+	var wg sync.WaitGroup
+	for _, m := range s.Members {
+		wg.Add(1)
+		go func() { defer wg.Done(); m.Stop() }()
 	}
+	wg.Wait()
 	s.Members = nil
 	if s.Store != nil {
 		err := s.Store.Close()

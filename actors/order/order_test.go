@@ -30,6 +30,8 @@ type fakeStock struct {
 	returnErr      map[string]error // Return of this sku fails with this error
 	expireOnCommit map[string]bool  // the reservation expires just before its commit, once
 	boughtOnExpiry map[string]bool  // units freed by that expiry are bought by another order
+
+	calls []string // "Reserve A", "Commit B", … in the order they came
 }
 
 func newStock(available map[string]int64) *fakeStock {
@@ -49,6 +51,7 @@ func newStock(available map[string]int64) *fakeStock {
 func key(sku, orderID string) string { return sku + "/" + orderID }
 
 func (s *fakeStock) Reserve(_ context.Context, sku, orderID string, qty int64) error {
+	s.calls = append(s.calls, "Reserve "+sku)
 	if err := s.reserveErr[sku]; err != nil {
 		return err
 	}
@@ -75,6 +78,7 @@ func (s *fakeStock) Reserve(_ context.Context, sku, orderID string, qty int64) e
 }
 
 func (s *fakeStock) Commit(_ context.Context, sku, orderID string) error {
+	s.calls = append(s.calls, "Commit "+sku)
 	if err := s.commitErr[sku]; err != nil {
 		return err
 	}
@@ -101,11 +105,13 @@ func (s *fakeStock) Commit(_ context.Context, sku, orderID string) error {
 }
 
 func (s *fakeStock) Release(_ context.Context, sku, orderID string) error {
+	s.calls = append(s.calls, "Release "+sku)
 	s.expire(sku, orderID)
 	return nil
 }
 
 func (s *fakeStock) Return(_ context.Context, sku, orderID string) error {
+	s.calls = append(s.calls, "Return "+sku)
 	if err := s.returnErr[sku]; err != nil {
 		return err
 	}
@@ -303,6 +309,13 @@ func TestPlace(t *testing.T) {
 			want:       func(start Order) Order { return start },
 		},
 		{
+			// a retried checkout comes from a cart already emptied into the order
+			name:       "replay_with_empty_lines_is_still_a_replay",
+			start:      func(t *testing.T) *Order { return withStatus(t, StatusConfirmed, lineA, lineB) },
+			wantReplay: true,
+			want:       func(start Order) Order { return start },
+		},
+		{
 			name:       "replay_of_confirmed_order_reports_replay",
 			start:      func(t *testing.T) *Order { return withStatus(t, StatusConfirmed, lineA) },
 			lines:      lines,
@@ -338,6 +351,12 @@ func TestPlace(t *testing.T) {
 					Lines: lines, Address: addr, Currency: "EUR", TotalCents: wantTotal,
 					CreatedAt: t0, UpdatedAt: later}
 			},
+		},
+		{
+			name:    "rejected_order_placed_again_with_empty_lines_fails_empty_and_stays_rejected",
+			start:   func(t *testing.T) *Order { return withStatus(t, StatusRejected, lineC) },
+			wantErr: ErrEmpty,
+			want:    func(start Order) Order { return start },
 		},
 		{
 			name:    "rejected_order_with_different_hash_fails_idempotency_mismatch",
@@ -672,6 +691,51 @@ func assertErr(t *testing.T, err, want error) {
 	}
 	if want != nil && !errors.Is(err, want) {
 		t.Fatalf("error = %v, want %v", err, want)
+	}
+}
+
+func TestAdvanceStockCalls(t *testing.T) {
+	tests := []struct {
+		name  string
+		order func(t *testing.T) *Order
+		setup func(s *fakeStock)
+		want  []string
+	}{
+		{
+			name:  "generic_reserve_error_stops_reserving_later_lines",
+			order: func(t *testing.T) *Order { return placed(t, lineA, lineB, lineC) },
+			setup: func(s *fakeStock) { s.reserveErr["B"] = errBoom },
+			want:  []string{"Reserve A", "Reserve B", "Release A", "Release B", "Release C"},
+		},
+		{
+			name:  "short_line_still_tries_later_lines_to_list_them_all",
+			order: func(t *testing.T) *Order { return placed(t, lineA, lineB, lineC) },
+			setup: func(s *fakeStock) { s.available["B"] = 0 },
+			want:  []string{"Reserve A", "Reserve B", "Reserve C", "Release A", "Release B", "Release C"},
+		},
+		{
+			name:  "confirm_reserves_all_then_commits_all",
+			order: func(t *testing.T) *Order { return placed(t, lineA, lineB) },
+			setup: func(s *fakeStock) {},
+			want:  []string{"Reserve A", "Reserve B", "Commit A", "Commit B"},
+		},
+		{
+			name:  "missing_reservation_is_taken_again_before_commit",
+			order: func(t *testing.T) *Order { return placed(t, lineA, lineB) },
+			setup: func(s *fakeStock) { s.expireOnCommit["A"] = true },
+			want:  []string{"Reserve A", "Reserve B", "Commit A", "Reserve A", "Commit A", "Commit B"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.order(t)
+			stock := newStock(map[string]int64{"A": 5, "B": 5, "C": 5})
+			tc.setup(stock)
+			_ = o.Advance(context.Background(), stock, newSaver().save, (&clock{}).now)
+			if diff := cmp.Diff(tc.want, stock.calls); diff != "" {
+				t.Fatalf("stock calls (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
