@@ -229,9 +229,15 @@ func (it *Item) Check() error {
 	}
 	var reserved, sold int64
 	for _, r := range it.reservations {
+		if r.Quantity <= 0 {
+			return fmt.Errorf("%w: reservation of %d for %s", ErrConservation, r.Quantity, r.OrderID)
+		}
 		reserved += r.Quantity
 	}
-	for _, q := range it.sales {
+	for id, q := range it.sales {
+		if q <= 0 {
+			return fmt.Errorf("%w: sale of %d to %s", ErrConservation, q, id)
+		}
 		sold += q
 	}
 	if reserved != it.reserved || sold != it.sold {

@@ -482,6 +482,17 @@ func TestFromSnapshotRejectsCorruption(t *testing.T) {
 			snap: Snapshot{Level: lv(7, 0, 3, 10), Sales: map[string]int64{"o1": 4}},
 		},
 		{
+			name: "non_positive_quantities_that_still_sum_up",
+			snap: Snapshot{Level: lv(7, 3, 0, 10), Reservations: []Reservation{
+				{OrderID: "o1", Quantity: 5, ExpiresAt: t0},
+				{OrderID: "o2", Quantity: -2, ExpiresAt: t0},
+			}},
+		},
+		{
+			name: "zero_sale",
+			snap: Snapshot{Level: lv(10, 0, 0, 10), Sales: map[string]int64{"o1": 0}},
+		},
+		{
 			name: "duplicate_reservation_ids_lose_units",
 			snap: Snapshot{Level: lv(6, 4, 0, 10), Reservations: []Reservation{
 				{OrderID: "o1", Quantity: 2, ExpiresAt: t0},

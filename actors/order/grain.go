@@ -263,6 +263,8 @@ func toGrainError(err error) error {
 		return reasonpb.ErrConflict("cart is empty")
 	case errors.Is(err, ErrTransition):
 		return reasonpb.ErrConflict("%v", err)
+	case errors.Is(err, ErrInvalidLine):
+		return reasonpb.ErrInvalid("%v", err)
 	default:
 		return reasonpb.ErrUnavailable("%v", err)
 	}

@@ -45,6 +45,7 @@ var (
 	ErrEmpty               = errors.New("order: no lines")
 	ErrIdempotencyMismatch = errors.New("order: idempotency key reused with a different request")
 	ErrTransition          = errors.New("order: not allowed in the current status")
+	ErrInvalidLine         = errors.New("order: invalid line")
 	ErrNotFound            = errors.New("order: not found")
 )
 
@@ -127,10 +128,17 @@ func (o *Order) Place(id, accountID, requestHash, currency string, lines []Line,
 		return false, ErrEmpty
 	}
 	var total int64
+	seen := make(map[string]bool, len(lines))
 	for _, l := range lines {
 		if l.Quantity <= 0 || l.UnitPriceCents < 0 {
-			return false, fmt.Errorf("%w: bad line %+v", ErrTransition, l)
+			return false, fmt.Errorf("%w: bad line %+v", ErrInvalidLine, l)
 		}
+		// Stock calls are keyed by (sku, order): a second line of the same SKU
+		// would look like a retry of the first and take no stock.
+		if seen[l.SKU] {
+			return false, fmt.Errorf("%w: sku %s on two lines", ErrInvalidLine, l.SKU)
+		}
+		seen[l.SKU] = true
 		total += l.Quantity * l.UnitPriceCents
 	}
 	created := o.CreatedAt

@@ -291,14 +291,21 @@ func TestPlace(t *testing.T) {
 			name:    "zero_quantity_line_fails",
 			start:   func(t *testing.T) *Order { return &Order{} },
 			lines:   []Line{lineA, {SKU: "B", Quantity: 0, UnitPriceCents: 1}},
-			wantErr: ErrTransition,
+			wantErr: ErrInvalidLine,
 			want:    func(Order) Order { return Order{} },
 		},
 		{
 			name:    "negative_price_line_fails",
 			start:   func(t *testing.T) *Order { return &Order{} },
 			lines:   []Line{{SKU: "B", Quantity: 1, UnitPriceCents: -1}},
-			wantErr: ErrTransition,
+			wantErr: ErrInvalidLine,
+			want:    func(Order) Order { return Order{} },
+		},
+		{
+			name:    "same_sku_on_two_lines_fails_and_order_stays_unplaced",
+			start:   func(t *testing.T) *Order { return &Order{} },
+			lines:   []Line{lineA, lineA},
+			wantErr: ErrInvalidLine,
 			want:    func(Order) Order { return Order{} },
 		},
 		{
