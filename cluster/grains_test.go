@@ -58,7 +58,9 @@ func grainScenarios(t *testing.T, members int) {
 	h := shoptest.Start(t, members)
 	// Callers use the last member, so that with several members most grains are remote.
 	c := h.Shop.Members[len(h.Shop.Members)-1].Cluster
-	opts := func() []pcluster.GrainCallOption { return []pcluster.GrainCallOption{pcluster.WithTimeout(5 * time.Second)} }
+	opts := func() []pcluster.GrainCallOption {
+		return []pcluster.GrainCallOption{pcluster.WithTimeout(5 * time.Second)}
+	}
 	skus := soldOutSKUs(t, 2)
 
 	level := func(t *testing.T, sku string) *inventorypb.StockLevel {
