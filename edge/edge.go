@@ -25,6 +25,9 @@ import (
 	"phoneshop/cluster/call"
 )
 
+// headerRequestID is the header every response carries (echoed when the client sent one).
+const headerRequestID = "X-Request-Id"
+
 //go:embed openapi.json
 var openAPI []byte
 
@@ -66,12 +69,15 @@ func New(d Deps) *fiber.App {
 		ErrorHandler:          errorHandler(d.Logger),
 		DisableStartupMessage: true,
 		// Values taken from a request outlive it (grain calls, logs): copy them.
-		Immutable:    true,
-		ReadTimeout:  30 * time.Second,
-		WriteTimeout: 30 * time.Second,
-		IdleTimeout:  2 * time.Minute,
+		Immutable: true,
+		// fasthttp's graceful shutdown waits for a keep-alive connection until its
+		// read deadline, so ReadTimeout also bounds how long a stop drains: a
+		// client has 5 s to send a request of at most BodyLimit bytes.
+		ReadTimeout:  5 * time.Second,
+		WriteTimeout: 15 * time.Second,
+		IdleTimeout:  time.Minute,
 	})
-	app.Use(requestid.New(requestid.Config{Header: "X-Request-Id"}))
+	app.Use(requestid.New(requestid.Config{Header: headerRequestID}))
 	app.Use(s.observe)
 	app.Use(recover.New())
 	app.Use(s.deadline)
@@ -149,7 +155,7 @@ func requestID(c *fiber.Ctx) string {
 	if id, ok := c.Locals(requestid.ConfigDefault.ContextKey).(string); ok {
 		return id
 	}
-	return string(c.Response().Header.Peek("X-Request-Id"))
+	return string(c.Response().Header.Peek(headerRequestID))
 }
 
 func (s *server) readyz(c *fiber.Ctx) error {

@@ -8,6 +8,7 @@ import (
 
 	pcluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 
 	"phoneshop/account"
 	"phoneshop/catalog"
@@ -149,6 +150,15 @@ func publicMessage(err error) string {
 // errorHandler is fiber's error handler: every error response has the API's shape.
 func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
+		if len(c.Response().Header.Peek(headerRequestID)) == 0 {
+			// Fiber answers some errors (a body over the limit) before any
+			// middleware ran: the response still carries a request id.
+			id := c.Get(headerRequestID)
+			if id == "" {
+				id = utils.UUIDv4()
+			}
+			c.Set(headerRequestID, id)
+		}
 		ae, known := toAPIError(err)
 		if !known {
 			log.Error("request failed", "method", c.Method(), "path", c.Path(),

@@ -13,6 +13,7 @@ import (
 
 	pcluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 
 	"phoneshop/actors/order"
 	"phoneshop/catalog"
@@ -405,8 +406,17 @@ func (s *server) receiveStock(c *fiber.Ctx) error {
 	if req.Received == nil || *req.Received < 1 || *req.Received > maxReceive {
 		return badRequest("received must be an integer from 1 to 1000000")
 	}
-	// The request id makes the grain call idempotent: a retried call adds nothing.
-	receive := &inventorypb.ReceiveRequest{RequestId: requestID(c), Quantity: *req.Received}
+	// The receipt id makes the grain call idempotent: a retried grain call adds
+	// nothing. A client that may resend the same delivery names it with an
+	// Idempotency-Key; without one, each HTTP request is a delivery of its own.
+	receipt := "receipt:" + utils.UUIDv4()
+	if key := c.Get("Idempotency-Key"); key != "" {
+		if !idempotencyKeyPattern.MatchString(key) {
+			return badRequest("header Idempotency-Key must be 1 to 128 printable ASCII characters")
+		}
+		receipt = "receipt-key:" + key
+	}
+	receive := &inventorypb.ReceiveRequest{RequestId: receipt, Quantity: *req.Received}
 	return s.inventoryCall(c, sku, "Receive", func(cl *inventorypb.InventoryGrainClient, o []pcluster.GrainCallOption) (*inventorypb.StockLevel, error) {
 		return cl.Receive(receive, o...)
 	})

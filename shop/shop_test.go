@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -49,6 +50,7 @@ func flashSale(t *testing.T, members int) {
 	h.SetStock(admin, sku, units)
 
 	// Fill every cart before the race starts.
+	began := time.Now()
 	tokens := make([]string, shoppers)
 	var wg sync.WaitGroup
 	errs := make(chan error, shoppers)
@@ -82,6 +84,7 @@ func flashSale(t *testing.T, members int) {
 		order  string
 		token  string
 	}
+	t.Logf("%d shoppers registered, logged in and filled their carts in %s", shoppers, time.Since(began))
 	results := make([]result, shoppers)
 	start := make(chan struct{})
 	for i, token := range tokens {
@@ -106,8 +109,10 @@ func flashSale(t *testing.T, members int) {
 			results[i] = res
 		}()
 	}
+	began = time.Now()
 	close(start)
 	wg.Wait()
+	t.Logf("%d concurrent checkouts answered in %s", shoppers, time.Since(began))
 
 	counts := map[string]int{}
 	for _, r := range results {

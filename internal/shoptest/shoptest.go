@@ -81,6 +81,7 @@ func (h *Harness) Stop() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	h.Client.CloseIdleConnections()
 	if err := h.Shop.Close(ctx); err != nil {
 		h.T.Errorf("stop shop: %v", err)
 	}
