@@ -117,7 +117,7 @@ func parseArgs(args []string, cfg any) (string, error) {
 	return conf.Parse(Prefix, cfg)
 }
 
-// String renders cfg for the start-up log, secrets masked.
+// String renders cfg (a pointer to a config struct) for the start-up log, secrets masked.
 func String(cfg any) string {
 	s, err := conf.String(cfg)
 	if err != nil {

@@ -51,7 +51,7 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	log := newLogger(cfg.LogLevel)
-	log.Info("starting phoneshop dev", "config", config.String(cfg))
+	log.Info("starting phoneshop dev", "config", config.String(&cfg))
 
 	// 2. The shop: store, catalog, accounts, cluster, edge.
 	s, err := shop.StartDev(ctx, cfg, shop.Options{Members: 1}, log)
