@@ -23,15 +23,9 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// DB is an open SQLite store: the shop's store ports plus Close.
-type DB struct {
-	*sqlstore.Store
-	writer, reader *sql.DB
-}
-
 // Open opens (creating if needed) the database file at path, migrates it and returns
 // the store. Writes are durable when they return: WAL with synchronous=FULL.
-func Open(ctx context.Context, path string) (*DB, error) {
+func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
@@ -63,7 +57,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, err
 	}
 	reader.SetMaxOpenConns(4)
-	return &DB{Store: sqlstore.New(writer, reader, dialect{}), writer: writer, reader: reader}, nil
+	return sqlstore.New(writer, reader, dialect{}), nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -75,11 +69,6 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	return nil
-}
-
-// Close closes both pools.
-func (d *DB) Close() error {
-	return errors.Join(d.reader.Close(), d.writer.Close())
 }
 
 type dialect struct{}

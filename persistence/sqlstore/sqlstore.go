@@ -39,13 +39,22 @@ type Store struct {
 	now     func() time.Time
 }
 
-// New returns a store on already-migrated databases.
+// New returns a store on already-migrated databases; it owns them (Close closes
+// them). writer and reader may be the same pool.
 func New(writer, reader *sql.DB, dialect Dialect) *Store {
 	return &Store{writer: writer, reader: reader, dialect: dialect, now: time.Now}
 }
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.writer.PingContext(ctx) }
+
+// Close closes the pools.
+func (s *Store) Close() error {
+	if s.reader == s.writer {
+		return s.writer.Close()
+	}
+	return errors.Join(s.reader.Close(), s.writer.Close())
+}
 
 // Snapshot kinds as stored in grain_snapshots.kind.
 const (

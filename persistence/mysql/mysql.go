@@ -1,0 +1,99 @@
+// Package mysql is the production store: MySQL 8 or MariaDB 10.11 through
+// github.com/go-sql-driver/mysql, with the schema applied by goose migrations at open
+// and the shop's SQL shared with SQLite (persistence/sqlstore).
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	driver "github.com/go-sql-driver/mysql"
+	"github.com/pressly/goose/v3"
+
+	"phoneshop/persistence/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Open connects with dsn (a go-sql-driver DSN naming a database), creates the
+// database if it does not exist, migrates it and returns the store.
+func Open(ctx context.Context, dsn string) (*sqlstore.Store, error) {
+	cfg, err := driver.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("mysql: DSN: %w", err)
+	}
+	if cfg.DBName == "" {
+		return nil, errors.New("mysql: the DSN names no database (…/phoneshop)")
+	}
+	if err := createDatabase(ctx, cfg); err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(64)
+	db.SetMaxIdleConns(64)
+	db.SetConnMaxLifetime(5 * time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("mysql: %w", err)
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	provider, err := goose.NewProvider(goose.DialectMySQL, db, sub)
+	if err == nil {
+		_, err = provider.Up(ctx)
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("mysql: migrate: %w", err)
+	}
+	return sqlstore.New(db, db, dialect{}), nil
+}
+
+// createDatabase makes the DSN's database exist, so a fresh server needs no set-up.
+func createDatabase(ctx context.Context, cfg *driver.Config) error {
+	server := cfg.Clone()
+	server.DBName = ""
+	db, err := sql.Open("mysql", server.FormatDSN())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS `"+cfg.DBName+"` CHARACTER SET utf8mb4")
+	if err != nil {
+		return fmt.Errorf("mysql: create database %s: %w", cfg.DBName, err)
+	}
+	return nil
+}
+
+type dialect struct{}
+
+// erDupEntry is MySQL's and MariaDB's error number for a duplicate key.
+const erDupEntry = 1062
+
+func (dialect) IsDuplicate(err error) bool {
+	var me *driver.MySQLError
+	return errors.As(err, &me) && me.Number == erDupEntry
+}
+
+func (dialect) UpsertStockLevel() string {
+	return `INSERT INTO stock_levels (sku, available, reserved, sold, received, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON DUPLICATE KEY UPDATE available = VALUES(available), reserved = VALUES(reserved),
+		sold = VALUES(sold), received = VALUES(received), updated_at = VALUES(updated_at)`
+}
+
+func (dialect) UpsertOrderRow() string {
+	return `INSERT INTO orders (id, account_id, status, total_cents, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON DUPLICATE KEY UPDATE status = VALUES(status), total_cents = VALUES(total_cents), updated_at = VALUES(updated_at)`
+}

@@ -1,0 +1,493 @@
+// Package storetest is the contract every store adapter passes: the same suite runs
+// against SQLite and against a real MariaDB/MySQL, so the SQL they share behaves
+// alike on both (fencing, concurrency, duplicate keys, search, paging).
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"phoneshop/account"
+	"phoneshop/actors/inventory"
+	"phoneshop/actors/order"
+	"phoneshop/actors/snapshot"
+	"phoneshop/catalog"
+	"phoneshop/persistence/sqlstore"
+)
+
+// Open returns a new, empty, migrated store for one test; the adapter's test closes
+// and removes it at cleanup.
+type Open func(t *testing.T) *sqlstore.Store
+
+// Run runs the whole contract.
+func Run(t *testing.T, open Open) {
+	t.Run("snapshots", func(t *testing.T) { Snapshots(t, open) })
+	t.Run("accounts", func(t *testing.T) { Accounts(t, open) })
+	t.Run("catalog", func(t *testing.T) { Catalog(t, open) })
+	t.Run("orders", func(t *testing.T) { Orders(t, open) })
+}
+
+// Snapshots: fenced saves, a race of writers, and two activations of one inventory
+// grain racing on the same store.
+func Snapshots(t *testing.T, open Open) {
+	ctx := context.Background()
+
+	t.Run("saves_are_fenced_on_the_loaded_version", func(t *testing.T) {
+		s := open(t)
+		steps := []struct {
+			name     string
+			expected int64
+			wantErr  error
+		}{
+			{"first_save_from_version_0", 0, nil},
+			{"second_insert_from_version_0_is_stale", 0, snapshot.ErrStale},
+			{"save_from_version_1", 1, nil},
+			{"save_from_version_1_again_is_stale", 1, snapshot.ErrStale},
+			{"save_from_a_future_version_is_stale", 7, snapshot.ErrStale},
+			{"save_from_version_2", 2, nil},
+		}
+		for i, st := range steps {
+			err := s.SaveCart(ctx, "acc-1", st.expected, []byte(fmt.Sprint(i)))
+			if !errors.Is(err, st.wantErr) {
+				t.Fatalf("%s: err = %v, want %v", st.name, err, st.wantErr)
+			}
+		}
+		got, err := s.LoadCart(ctx, "acc-1")
+		if err != nil || got.Version != 3 || string(got.State) != "5" {
+			t.Fatalf("load = %+v, %v; want version 3 with the last accepted state", got, err)
+		}
+		if none, err := s.LoadCart(ctx, "acc-unknown"); err != nil || none.Version != 0 || len(none.State) != 0 {
+			t.Fatalf("load of a never-saved identity = %+v, %v", none, err)
+		}
+	})
+
+	t.Run("kinds_do_not_share_identities", func(t *testing.T) {
+		s := open(t)
+		if err := s.SaveCart(ctx, "x", 0, []byte("cart")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SaveInventory(ctx, "x", 0, []byte("inventory"), inventory.Level{}); err != nil {
+			t.Fatalf("inventory x after cart x: %v", err)
+		}
+		if got, _ := s.LoadInventory(ctx, "x"); string(got.State) != "inventory" {
+			t.Fatalf("inventory x = %q", got.State)
+		}
+	})
+
+	t.Run("twenty_writers_racing_lose_no_update", func(t *testing.T) {
+		s := open(t)
+		const writers, each = 20, 10
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range each {
+					for {
+						cur, err := s.LoadCart(ctx, "counter")
+						if err != nil {
+							errs <- err
+							return
+						}
+						n := 0
+						if len(cur.State) > 0 {
+							_ = json.Unmarshal(cur.State, &n)
+						}
+						next, _ := json.Marshal(n + 1)
+						err = s.SaveCart(ctx, "counter", cur.Version, next)
+						if errors.Is(err, snapshot.ErrStale) {
+							continue // another writer moved on: reload and retry
+						}
+						if err != nil {
+							errs <- fmt.Errorf("writer %d: %w", w, err)
+							return
+						}
+						break
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		got, err := s.LoadCart(ctx, "counter")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		_ = json.Unmarshal(got.State, &n)
+		if n != writers*each || got.Version != writers*each {
+			t.Fatalf("counter = %d at version %d, want %d at %d", n, got.Version, writers*each, writers*each)
+		}
+	})
+
+	t.Run("two_activations_racing_sell_each_unit_once", func(t *testing.T) {
+		// Two activations of one inventory grain (what protoactor's best-effort
+		// placement allows during a hand-over) load the same version and each sell
+		// the units to a different order. The store accepts exactly one of them.
+		s := open(t)
+		base := &inventory.Item{}
+		if _, err := base.Receive("delivery", 5); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SaveInventory(ctx, "hot", 0, encodeItem(t, base), base.Level()); err != nil {
+			t.Fatal(err)
+		}
+		for round := range 20 {
+			loaded, err := s.LoadInventory(ctx, "hot")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			errs := make([]error, 2)
+			for a := range 2 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					it := decodeItem(loaded.State)
+					order := fmt.Sprintf("round%d-activation%d", round, a)
+					if _, err := it.Receive(order+"-restock", 5); err != nil {
+						errs[a] = err
+						return
+					}
+					if _, err := it.Reserve(order, 5, time.Now(), time.Minute); err != nil {
+						errs[a] = err
+						return
+					}
+					if _, err := it.Commit(order); err != nil {
+						errs[a] = err
+						return
+					}
+					errs[a] = s.SaveInventory(ctx, "hot", loaded.Version, encodeItem(t, it), it.Level())
+				}()
+			}
+			wg.Wait()
+			won, stale := 0, 0
+			for _, err := range errs {
+				switch {
+				case err == nil:
+					won++
+				case errors.Is(err, snapshot.ErrStale):
+					stale++
+				default:
+					t.Fatalf("round %d: %v", round, err)
+				}
+			}
+			if won != 1 || stale != 1 {
+				t.Fatalf("round %d: %d saves won and %d were fenced off; want exactly one each", round, won, stale)
+			}
+		}
+		final, err := s.LoadInventory(ctx, "hot")
+		if err != nil {
+			t.Fatal(err)
+		}
+		it := decodeItem(final.State)
+		if l := it.Level(); l.Sold != 100 || l.Received != 105 || it.Check() != nil {
+			t.Fatalf("after 20 rounds: %+v (check %v); want 100 sold of 105 received, one sale per round", l, it.Check())
+		}
+	})
+
+	t.Run("a_stale_inventory_save_leaves_the_stock_level_alone", func(t *testing.T) {
+		s := open(t)
+		if err := s.SaveInventory(ctx, "sku-l", 0, []byte("a"), inventory.Level{Available: 4, Received: 4}); err != nil {
+			t.Fatal(err)
+		}
+		err := s.SaveInventory(ctx, "sku-l", 0, []byte("b"), inventory.Level{Available: 99, Received: 99})
+		if !errors.Is(err, snapshot.ErrStale) {
+			t.Fatalf("err = %v, want ErrStale", err)
+		}
+		seedOne(t, s, "sku-l")
+		vs, err := s.VariantsBySKU(ctx, []string{"sku-l"})
+		if err != nil || vs["sku-l"].Available != 4 {
+			t.Fatalf("level = %+v, %v; want the accepted save's 4 available", vs["sku-l"], err)
+		}
+	})
+}
+
+// Accounts: duplicate e-mails, lookups, sessions.
+func Accounts(t *testing.T, open Open) {
+	ctx := context.Background()
+	s := open(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	a := account.Account{ID: "acc_1", Email: "a@example.com", Name: "Ann", Roles: []account.Role{account.RoleShopper, account.RoleOps},
+		PasswordHash: "$argon2id$x", CreatedAt: now}
+	if err := s.CreateAccount(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	dup := a
+	dup.ID = "acc_2"
+	if err := s.CreateAccount(ctx, dup); !errors.Is(err, account.ErrEmailTaken) {
+		t.Fatalf("duplicate email: err = %v, want ErrEmailTaken", err)
+	}
+	for _, get := range []func() (account.Account, error){
+		func() (account.Account, error) { return s.AccountByEmail(ctx, "a@example.com") },
+		func() (account.Account, error) { return s.AccountByID(ctx, "acc_1") },
+	} {
+		got, err := get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(a, got); diff != "" {
+			t.Fatalf("account (-want +got):\n%s", diff)
+		}
+	}
+	if _, err := s.AccountByEmail(ctx, "nobody@example.com"); !errors.Is(err, account.ErrNotFound) {
+		t.Fatalf("unknown email: err = %v, want ErrNotFound", err)
+	}
+	sess := account.Session{TokenHash: account.HashToken("tok"), AccountID: "acc_1", ExpiresAt: now.Add(time.Hour), CreatedAt: now}
+	if err := s.CreateSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.SessionByTokenHash(ctx, sess.TokenHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(sess, got); diff != "" {
+		t.Fatalf("session (-want +got):\n%s", diff)
+	}
+	if err := s.DeleteSession(ctx, sess.TokenHash); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SessionByTokenHash(ctx, sess.TokenHash); !errors.Is(err, account.ErrSessionNotFound) {
+		t.Fatalf("deleted session: err = %v, want ErrSessionNotFound", err)
+	}
+}
+
+// Catalog: seeding once, search, paging, details, brands, variants with levels.
+func Catalog(t *testing.T, open Open) {
+	ctx := context.Background()
+	s := open(t)
+	phones, err := catalog.Seed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seeded, err := s.SeedCatalog(ctx, phones); err != nil || !seeded {
+		t.Fatalf("first seed = %v, %v", seeded, err)
+	}
+	if seeded, err := s.SeedCatalog(ctx, phones); err != nil || seeded {
+		t.Fatalf("second seed = %v, %v; want a no-op", seeded, err)
+	}
+
+	search := func(t *testing.T, q catalog.Query) []string {
+		t.Helper()
+		svc := catalog.NewService(s)
+		var ids []string
+		for {
+			page, err := svc.Search(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range page.Items {
+				ids = append(ids, p.ID)
+			}
+			if page.Next == "" {
+				return ids
+			}
+			if q.After, err = q.DecodeCursor(page.Next); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	expect := func(keep func(catalog.Phone) bool) []string {
+		var ids []string
+		for _, p := range phones {
+			if keep(p) {
+				ids = append(ids, p.ID)
+			}
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	t.Run("paging_by_every_sort_visits_every_phone_once", func(t *testing.T) {
+		for _, sort := range []catalog.Sort{catalog.SortName, catalog.SortPrice, catalog.SortPriceDesc, catalog.SortReleaseYearNew} {
+			got := search(t, catalog.Query{Sort: sort, PageSize: 7})
+			if diff := cmp.Diff(expect(func(catalog.Phone) bool { return true }), sorted(got)); diff != "" {
+				t.Fatalf("sort %s (-want +got):\n%s", sort, diff)
+			}
+		}
+	})
+	t.Run("words_and_brand_filter", func(t *testing.T) {
+		got := search(t, catalog.Query{Words: []string{"galaxy", "fold"}, Sort: catalog.SortName, PageSize: 100})
+		want := expect(func(p catalog.Phone) bool {
+			return containsFold(p.Name, "galaxy") && containsFold(p.Name, "fold")
+		})
+		if diff := cmp.Diff(want, sorted(got)); diff != "" || len(want) == 0 {
+			t.Fatalf("galaxy fold (-want +got):\n%s", diff)
+		}
+		got = search(t, catalog.Query{Brand: "gOOGLE", Sort: catalog.SortName, PageSize: 100})
+		if diff := cmp.Diff(expect(func(p catalog.Phone) bool { return p.Brand == "Google" }), sorted(got)); diff != "" {
+			t.Fatalf("brand (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("like_wildcards_in_words_are_literal", func(t *testing.T) {
+		if got := search(t, catalog.Query{Words: []string{"%"}, Sort: catalog.SortName, PageSize: 100}); len(got) != 0 {
+			t.Fatalf("q=%% matched %d phones", len(got))
+		}
+	})
+	t.Run("variant_filters_and_in_stock", func(t *testing.T) {
+		maxPrice, storage := int64(50000), 256
+		got := search(t, catalog.Query{MaxPrice: &maxPrice, StorageGB: &storage, Sort: catalog.SortPrice, PageSize: 100})
+		want := expect(func(p catalog.Phone) bool {
+			return slices.ContainsFunc(p.Variants, func(v catalog.Variant) bool { return v.PriceCents <= maxPrice && v.StorageGB == storage })
+		})
+		if diff := cmp.Diff(want, sorted(got)); diff != "" {
+			t.Fatalf("price+storage (-want +got):\n%s", diff)
+		}
+		// No stock was received in this store: nothing is in stock yet.
+		if got := search(t, catalog.Query{InStock: true, Sort: catalog.SortName, PageSize: 100}); len(got) != 0 {
+			t.Fatalf("in_stock before any stock: %v", got)
+		}
+		v := phones[0].Variants[0]
+		if err := s.SaveInventory(ctx, v.SKU, 0, []byte("x"), inventory.Level{Available: 3, Received: 3}); err != nil {
+			t.Fatal(err)
+		}
+		if got := search(t, catalog.Query{InStock: true, Sort: catalog.SortName, PageSize: 100}); !slices.Equal(got, []string{phones[0].ID}) {
+			t.Fatalf("in_stock = %v, want [%s]", got, phones[0].ID)
+		}
+	})
+	t.Run("phone_brands_and_variants", func(t *testing.T) {
+		want := phones[1]
+		got, err := s.Phone(ctx, want.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("phone (-seed +got):\n%s", diff)
+		}
+		if _, err := s.Phone(ctx, "no-such-phone"); !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("unknown phone: err = %v", err)
+		}
+		brands, err := s.Brands(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total := 0
+		for _, b := range brands {
+			total += b.PhoneCount
+		}
+		if total != len(phones) || !slices.IsSortedFunc(brands, func(a, b catalog.Brand) int { return cmpString(a.Name, b.Name) }) {
+			t.Fatalf("brands = %+v", brands)
+		}
+		vs, err := s.VariantsBySKU(ctx, []string{want.Variants[0].SKU, "no-such-sku"})
+		if err != nil || len(vs) != 1 || vs[want.Variants[0].SKU].PhoneName != want.Name {
+			t.Fatalf("variants = %+v, %v", vs, err)
+		}
+	})
+}
+
+// Orders: rows beside snapshots, history newest first with a cursor, unfinished sagas.
+func Orders(t *testing.T, open Open) {
+	ctx := context.Background()
+	s := open(t)
+	base := time.Now().UTC().Truncate(time.Microsecond)
+	save := func(t *testing.T, id, acc string, status order.Status, created time.Time, version int64) {
+		t.Helper()
+		o := order.Order{ID: id, AccountID: acc, Status: status, CreatedAt: created, UpdatedAt: created}
+		state, _ := json.Marshal(o)
+		err := s.SaveOrder(ctx, version, state, order.Row{ID: id, AccountID: acc, Status: status, CreatedAt: created, UpdatedAt: created})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5 {
+		save(t, fmt.Sprintf("ord_%d", i), "acc_a", order.StatusConfirmed, base.Add(time.Duration(i)*time.Second), 0)
+	}
+	save(t, "ord_same_time_b", "acc_a", order.StatusShipped, base.Add(4*time.Second), 0)
+	save(t, "ord_rejected", "acc_a", order.StatusRejected, base.Add(9*time.Second), 0)
+	save(t, "ord_other", "acc_b", order.StatusConfirmed, base, 0)
+	save(t, "ord_committing", "acc_b", order.StatusCommitting, base, 0)
+	save(t, "ord_cancelling", "acc_b", order.StatusConfirmed, base, 0)
+	save(t, "ord_cancelling", "acc_b", order.StatusCancelling, base, 1)
+
+	var got []string
+	var after *order.ListCursor
+	for {
+		page, err := s.ListOrders(ctx, "acc_a", 2, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range page {
+			var o order.Order
+			if err := json.Unmarshal(st, &o); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, o.ID)
+			after = &order.ListCursor{CreatedAt: o.CreatedAt, ID: o.ID}
+		}
+		if len(page) < 2 {
+			break
+		}
+	}
+	want := []string{"ord_same_time_b", "ord_4", "ord_3", "ord_2", "ord_1", "ord_0"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("history of acc_a, newest first, without rejected (-want +got):\n%s", diff)
+	}
+	unfinished, err := s.UnfinishedOrders(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"ord_cancelling", "ord_committing"}, sorted(unfinished)); diff != "" {
+		t.Fatalf("unfinished (-want +got):\n%s", diff)
+	}
+}
+
+func sorted(ids []string) []string { ids = slices.Clone(ids); slices.Sort(ids); return ids }
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}
+
+// seedOne puts a single phone with one variant sku in the catalog.
+func seedOne(t *testing.T, s *sqlstore.Store, sku string) {
+	t.Helper()
+	p := catalog.Phone{ID: "p-" + sku, Brand: "B", Model: "M", Name: "B M", Category: "c", ReleaseYear: 2024,
+		Variants: []catalog.Variant{{SKU: sku, PhoneID: "p-" + sku, StorageGB: 128, Color: "Black", PriceCents: 100}}}
+	if _, err := s.SeedCatalog(context.Background(), []catalog.Phone{p}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// encodeItem and decodeItem stand in for the grain's protobuf codec: the store
+// treats state as opaque bytes.
+func encodeItem(t *testing.T, it *inventory.Item) []byte {
+	t.Helper()
+	b, err := json.Marshal(it.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func decodeItem(b []byte) *inventory.Item {
+	var s inventory.Snapshot
+	if err := json.Unmarshal(b, &s); err != nil {
+		panic(err)
+	}
+	it, err := inventory.FromSnapshot(s)
+	if err != nil {
+		panic(err)
+	}
+	return it
+}
