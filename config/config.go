@@ -30,6 +30,13 @@ type Dev struct {
 
 	Shop Shop
 
+	MySQLDSN  string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of MySQL/MariaDB, e.g. root@tcp(127.0.0.1:3306)/phoneshop (unset: SQLite in the data directory)"`
+	RedisAddr string `conf:"env:REDIS_ADDR,flag:redis-addr,help:host:port of Redis for hot reads (unset: in-process cache)"`
+
+	GroupCommit          bool          `conf:"default:true,env:GROUP_COMMIT,flag:group-commit,help:batch durable grain writes (a hot SKU answers many commands per commit)"`
+	GroupCommitMaxWrites int           `conf:"default:256,env:GROUP_COMMIT_MAX_WRITES,flag:group-commit-max-writes,help:most snapshot writes in one transaction"`
+	GroupCommitMaxWait   time.Duration `conf:"default:0s,env:GROUP_COMMIT_MAX_WAIT,flag:group-commit-max-wait,help:how long a batch waits for more writes (0: commit what is queued at once)"`
+
 	AdminEmail    string `conf:"env:ADMIN_EMAIL,flag:admin-email,help:e-mail of the first admin account (none when empty)"`
 	AdminPassword string `conf:"env:ADMIN_PASSWORD,flag:admin-password,mask,help:password of the first admin account"`
 
@@ -86,6 +93,9 @@ func (d Dev) Validate() error {
 	}
 	if (d.AdminEmail == "") != (d.AdminPassword == "") {
 		errs = append(errs, errors.New("set both PHONESHOP_ADMIN_EMAIL and PHONESHOP_ADMIN_PASSWORD, or neither"))
+	}
+	if d.GroupCommitMaxWrites < 1 {
+		errs = append(errs, fmt.Errorf("group commit max writes %d is under 1", d.GroupCommitMaxWrites))
 	}
 	if d.BodyLimit < 1024 {
 		errs = append(errs, fmt.Errorf("body limit %d is under 1024 bytes", d.BodyLimit))

@@ -25,7 +25,9 @@ import (
 	"phoneshop/cluster/call"
 	"phoneshop/config"
 	"phoneshop/edge"
+	"phoneshop/persistence/mysql"
 	"phoneshop/persistence/sqlite"
+	"phoneshop/persistence/sqlstore"
 	"phoneshop/protos/inventorypb"
 	"phoneshop/protos/orderpb"
 )
@@ -36,7 +38,7 @@ const storeTimeout = 5 * time.Second
 // Shop is a running shop.
 type Shop struct {
 	App      *fiber.App
-	Store    *sqlite.DB
+	Store    *sqlstore.Store
 	Members  []*cluster.Member
 	Accounts *account.Service
 	Catalog  *catalog.Service
@@ -59,9 +61,19 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 		}
 	}()
 
-	// 1. Store: SQLite file in the data directory, migrated.
-	if s.Store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "phoneshop.db")); err != nil {
+	// 1. Store: MySQL/MariaDB when a DSN is set, else SQLite in the data directory;
+	// migrated, with group commit of grain snapshots.
+	if cfg.MySQLDSN != "" {
+		s.Store, err = mysql.Open(ctx, cfg.MySQLDSN)
+	} else {
+		s.Store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "phoneshop.db"))
+	}
+	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if cfg.GroupCommit {
+		s.Store.EnableGroupCommit(sqlstore.GroupCommit{MaxWrites: cfg.GroupCommitMaxWrites, MaxWait: cfg.GroupCommitMaxWait,
+			Timeout: storeTimeout})
 	}
 
 	// 2. Catalog, seeded on first start.
@@ -98,7 +110,7 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	shopCfg := cfg.Shop
 	deps := cluster.Deps{
 		Inventory: inventory.Deps{Store: s.Store, ReservationTTL: func() time.Duration { return shopCfg.ReservationTTL },
-			Now: time.Now, StoreTimeout: storeTimeout, Logger: log},
+			Now: time.Now, StoreTimeout: storeTimeout, GroupCommit: cfg.GroupCommit, Logger: log},
 		Cart: cart.Deps{Store: s.Store, Catalog: cartCatalog{s.Catalog},
 			MaxLineQuantity: func() int64 { return shopCfg.MaxLineQuantity }, Currency: catalog.Currency,
 			Calls: calls, StoreTimeout: storeTimeout, Logger: log},

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"phoneshop/actors/snapshot"
+	"phoneshop/cluster/durable"
 	"phoneshop/cluster/grainctx"
 	"phoneshop/protos/inventorypb"
 	"phoneshop/protos/reasonpb"
@@ -40,7 +41,11 @@ type Deps struct {
 	Now            func() time.Time
 	// StoreTimeout bounds one load or save.
 	StoreTimeout time.Duration
-	Logger       *slog.Logger
+	// GroupCommit lets the grain apply commands while a write is in flight and
+	// answer them when a write covering them commits. Off, every change is written
+	// before the next command is taken (one command per commit).
+	GroupCommit bool
+	Logger      *slog.Logger
 }
 
 var deps = grainctx.NewSlot[Deps]()
@@ -57,14 +62,15 @@ func Kind(idle time.Duration) *cluster.Kind {
 type expireTick struct{}
 
 type grain struct {
-	deps    Deps
-	sku     string
-	log     *slog.Logger
-	item    *Item // nil until loaded (again)
-	version int64
-	timer   scheduler.CancelFunc
-	sched   *scheduler.TimerScheduler
-	self    *actor.PID
+	deps   Deps
+	sku    string
+	log    *slog.Logger
+	item   *Item // nil until loaded (again)
+	writes durable.Pipeline
+	timer  scheduler.CancelFunc
+	sched  *scheduler.TimerScheduler
+	self   *actor.PID
+	root   *actor.RootContext
 }
 
 func (g *grain) Init(ctx cluster.GrainContext) {
@@ -72,7 +78,8 @@ func (g *grain) Init(ctx cluster.GrainContext) {
 	g.sku = ctx.Identity()
 	g.log = g.deps.Logger.With("kind", KindName, "sku", g.sku)
 	g.self = ctx.Self()
-	g.sched = scheduler.NewTimerScheduler(ctx.ActorSystem().Root)
+	g.root = ctx.ActorSystem().Root
+	g.sched = scheduler.NewTimerScheduler(g.root)
 	if err := g.load(); err != nil {
 		g.log.Error("load snapshot failed; will retry on the next command", "err", err)
 	}
@@ -85,75 +92,117 @@ func (g *grain) Terminate(cluster.GrainContext) {
 }
 
 func (g *grain) ReceiveDefault(ctx cluster.GrainContext) {
-	if _, ok := ctx.Message().(*expireTick); !ok {
-		return
-	}
-	if _, err := g.apply(func(it *Item) (bool, error) {
-		return it.Expire(g.deps.Now()) > 0, nil
-	}); err != nil {
-		g.log.Warn("expiring reservations failed; retrying", "err", err)
-		g.timer = g.sched.SendOnce(time.Second, g.self, &expireTick{})
+	switch msg := ctx.Message().(type) {
+	case *durable.Done:
+		g.writeDone(ctx, msg.Err)
+	case *expireTick:
+		g.timer = nil
+		_ = g.apply(ctx, func(it *Item) (bool, error) {
+			return it.Expire(g.deps.Now()) > 0, nil
+		})
 	}
 }
 
-func (g *grain) Reserve(req *inventorypb.ReserveRequest, _ cluster.GrainContext) (*inventorypb.StockLevel, error) {
+func (g *grain) Reserve(req *inventorypb.ReserveRequest, _ func(*inventorypb.StockLevel), _ func(error), ctx cluster.GrainContext) error {
 	ttl := g.deps.ReservationTTL()
 	if req.TtlMs > 0 {
 		ttl = time.Duration(req.TtlMs) * time.Millisecond
 	}
-	return g.apply(func(it *Item) (bool, error) {
+	return g.apply(ctx, func(it *Item) (bool, error) {
 		return it.Reserve(req.OrderId, req.Quantity, g.deps.Now(), ttl)
 	})
 }
 
-func (g *grain) Commit(req *inventorypb.CommitRequest, _ cluster.GrainContext) (*inventorypb.StockLevel, error) {
-	return g.apply(func(it *Item) (bool, error) { return it.Commit(req.OrderId) })
+func (g *grain) Commit(req *inventorypb.CommitRequest, _ func(*inventorypb.StockLevel), _ func(error), ctx cluster.GrainContext) error {
+	return g.apply(ctx, func(it *Item) (bool, error) { return it.Commit(req.OrderId) })
 }
 
-func (g *grain) Release(req *inventorypb.ReleaseRequest, _ cluster.GrainContext) (*inventorypb.StockLevel, error) {
-	return g.apply(func(it *Item) (bool, error) { return it.Release(req.OrderId) })
+func (g *grain) Release(req *inventorypb.ReleaseRequest, _ func(*inventorypb.StockLevel), _ func(error), ctx cluster.GrainContext) error {
+	return g.apply(ctx, func(it *Item) (bool, error) { return it.Release(req.OrderId) })
 }
 
-func (g *grain) Return(req *inventorypb.ReturnRequest, _ cluster.GrainContext) (*inventorypb.StockLevel, error) {
-	return g.apply(func(it *Item) (bool, error) { return it.Return(req.OrderId) })
+func (g *grain) Return(req *inventorypb.ReturnRequest, _ func(*inventorypb.StockLevel), _ func(error), ctx cluster.GrainContext) error {
+	return g.apply(ctx, func(it *Item) (bool, error) { return it.Return(req.OrderId) })
 }
 
-func (g *grain) Receive(req *inventorypb.ReceiveRequest, _ cluster.GrainContext) (*inventorypb.StockLevel, error) {
+func (g *grain) Receive(req *inventorypb.ReceiveRequest, _ func(*inventorypb.StockLevel), _ func(error), ctx cluster.GrainContext) error {
 	if req.RequestId == "" {
-		return nil, reasonpb.ErrInvalid("receive needs a request id")
+		return reasonpb.ErrInvalid("receive needs a request id")
 	}
-	return g.apply(func(it *Item) (bool, error) { return it.Receive(req.RequestId, req.Quantity) })
+	return g.apply(ctx, func(it *Item) (bool, error) { return it.Receive(req.RequestId, req.Quantity) })
 }
 
-func (g *grain) Level(*inventorypb.LevelRequest, cluster.GrainContext) (*inventorypb.StockLevel, error) {
-	return g.apply(func(*Item) (bool, error) { return false, nil })
+func (g *grain) Level(_ *inventorypb.LevelRequest, _ func(*inventorypb.StockLevel), _ func(error), ctx cluster.GrainContext) error {
+	return g.apply(ctx, func(*Item) (bool, error) { return false, nil })
 }
 
-// apply runs one command: expire what is due, run cmd, and persist before replying
-// when anything changed. When the save fails the in-memory state is dropped, so the
-// next command starts from what is durable.
-func (g *grain) apply(cmd func(*Item) (bool, error)) (*inventorypb.StockLevel, error) {
+// apply runs one command on the in-memory item (expiring what is due first) and
+// hands its answer to the write pipeline, which sends it once everything the
+// command observed is durable. The generated code answers a returned error at once:
+// only a failure to load returns one.
+func (g *grain) apply(ctx cluster.GrainContext, cmd func(*Item) (bool, error)) error {
 	if g.item == nil {
 		if err := g.load(); err != nil {
-			return nil, reasonpb.ErrUnavailable("inventory %s: %v", g.sku, err)
+			return reasonpb.ErrUnavailable("inventory %s: %v", g.sku, err)
 		}
 	}
 	expired := g.item.Expire(g.deps.Now()) > 0
 	changed, err := cmd(g.item)
-	if err != nil && !expired {
-		return nil, toGrainError(err)
-	}
-	if changed || expired {
-		if serr := g.save(); serr != nil {
-			g.item = nil
-			return nil, reasonpb.ErrUnavailable("inventory %s: %v", g.sku, serr)
-		}
-		g.armTimer()
-	}
+	var reply any = g.levelProto()
 	if err != nil {
-		return nil, toGrainError(err)
+		reply = toGrainError(err)
 	}
-	return g.levelProto(), nil
+	if g.writes.Submit(ctx, changed || expired, reply) {
+		g.startWrite(ctx)
+	}
+	return nil
+}
+
+// startWrite writes the current state, fenced on the durable version: in the
+// background with group commit (the answer comes back as durable.Done), inline
+// without.
+func (g *grain) startWrite(ctx cluster.GrainContext) {
+	version := g.writes.Begin()
+	state, err := proto.Marshal(toProto(g.item.Snapshot()))
+	level := g.item.Level()
+	write := func() error {
+		if err != nil {
+			return err
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
+		defer cancel()
+		return g.deps.Store.SaveInventory(sctx, g.sku, version, state, level)
+	}
+	if !g.deps.GroupCommit {
+		g.writeDone(ctx, write())
+		return
+	}
+	self, root := g.self, g.root
+	go func() { root.Send(self, &durable.Done{Err: write()}) }()
+}
+
+func (g *grain) writeDone(ctx cluster.GrainContext, err error) {
+	again, failed := g.writes.Finish(ctx, err, func(err error) error {
+		return reasonpb.ErrUnavailable("inventory %s: write failed: %v", g.sku, err)
+	})
+	if failed {
+		if errors.Is(err, snapshot.ErrStale) {
+			g.log.Warn("snapshot fenced off: another activation wrote a newer version; reloading", "version", g.writes.Version())
+		} else {
+			g.log.Error("snapshot write failed; reloading", "err", err)
+		}
+		g.item = nil
+		// Reload soon even if no command comes, so due reservations still expire.
+		if g.timer != nil {
+			g.timer()
+		}
+		g.timer = g.sched.SendOnce(time.Second, g.self, &expireTick{})
+		return
+	}
+	if again {
+		g.startWrite(ctx)
+	}
+	g.armTimer()
 }
 
 func (g *grain) load() error {
@@ -173,25 +222,9 @@ func (g *grain) load() error {
 			return err
 		}
 	}
-	g.item, g.version = item, snap.Version
+	g.item = item
+	g.writes.Reset(snap.Version)
 	g.armTimer()
-	return nil
-}
-
-func (g *grain) save() error {
-	state, err := proto.Marshal(toProto(g.item.Snapshot()))
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
-	defer cancel()
-	if err := g.deps.Store.SaveInventory(ctx, g.sku, g.version, state, g.item.Level()); err != nil {
-		if errors.Is(err, snapshot.ErrStale) {
-			g.log.Warn("snapshot fenced off: another activation wrote a newer version; reloading", "version", g.version)
-		}
-		return err
-	}
-	g.version++
 	return nil
 }
 
@@ -200,6 +233,9 @@ func (g *grain) armTimer() {
 	if g.timer != nil {
 		g.timer()
 		g.timer = nil
+	}
+	if g.item == nil {
+		return
 	}
 	next, ok := g.item.NextExpiry()
 	if !ok {

@@ -33,10 +33,11 @@ type Dialect interface {
 // Store is the shop's SQL store. Writes go through writer; reads through reader
 // (the same pool on servers; SQLite keeps a single writer connection).
 type Store struct {
-	writer  *sql.DB
-	reader  *sql.DB
-	dialect Dialect
-	now     func() time.Time
+	writer    *sql.DB
+	reader    *sql.DB
+	dialect   Dialect
+	now       func() time.Time
+	committer *committer // nil: every snapshot write commits on its own
 }
 
 // New returns a store on already-migrated databases; it owns them (Close closes
@@ -48,8 +49,11 @@ func New(writer, reader *sql.DB, dialect Dialect) *Store {
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.writer.PingContext(ctx) }
 
-// Close closes the pools.
+// Close stops group commit (after the writes queued) and closes the pools.
 func (s *Store) Close() error {
+	if s.committer != nil {
+		s.committer.close()
+	}
 	if s.reader == s.writer {
 		return s.writer.Close()
 	}
@@ -125,12 +129,9 @@ func (s *Store) LoadInventory(ctx context.Context, sku string) (snapshot.Snapsho
 // SaveInventory implements inventory.Store: the snapshot and the stock level in one
 // transaction.
 func (s *Store) SaveInventory(ctx context.Context, sku string, expectedVersion int64, state []byte, l inventory.Level) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.saveSnapshot(ctx, tx, kindInventory, sku, expectedVersion, state); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, s.dialect.UpsertStockLevel(),
-			sku, l.Available, l.Reserved, l.Sold, l.Received, s.now().UnixMicro())
+	updated := s.now().UnixMicro()
+	return s.saveFenced(ctx, kindInventory, sku, expectedVersion, state, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.dialect.UpsertStockLevel(), sku, l.Available, l.Reserved, l.Sold, l.Received, updated)
 		return err
 	})
 }
@@ -142,9 +143,7 @@ func (s *Store) LoadCart(ctx context.Context, accountID string) (snapshot.Snapsh
 
 // SaveCart implements cart.Store.
 func (s *Store) SaveCart(ctx context.Context, accountID string, expectedVersion int64, state []byte) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		return s.saveSnapshot(ctx, tx, kindCart, accountID, expectedVersion, state)
-	})
+	return s.saveFenced(ctx, kindCart, accountID, expectedVersion, state, nil)
 }
 
 // LoadOrder implements order.Store.
@@ -154,10 +153,7 @@ func (s *Store) LoadOrder(ctx context.Context, id string) (snapshot.Snapshot, er
 
 // SaveOrder implements order.Store: the snapshot and its listing row in one transaction.
 func (s *Store) SaveOrder(ctx context.Context, expectedVersion int64, state []byte, r order.Row) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.saveSnapshot(ctx, tx, kindOrder, r.ID, expectedVersion, state); err != nil {
-			return err
-		}
+	return s.saveFenced(ctx, kindOrder, r.ID, expectedVersion, state, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.dialect.UpsertOrderRow(),
 			r.ID, r.AccountID, string(r.Status), r.TotalCents, r.CreatedAt.UnixMicro(), r.UpdatedAt.UnixMicro())
 		return err

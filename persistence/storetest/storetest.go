@@ -28,9 +28,17 @@ import (
 // and removes it at cleanup.
 type Open func(t *testing.T) *sqlstore.Store
 
-// Run runs the whole contract.
+// Run runs the whole contract on stores that commit every write on its own, then
+// the snapshot contract again with group commit on (fencing inside a batch).
 func Run(t *testing.T, open Open) {
 	t.Run("snapshots", func(t *testing.T) { Snapshots(t, open) })
+	t.Run("snapshots_group_commit", func(t *testing.T) {
+		Snapshots(t, func(t *testing.T) *sqlstore.Store {
+			s := open(t)
+			s.EnableGroupCommit(sqlstore.GroupCommit{MaxWrites: 64})
+			return s
+		})
+	})
 	t.Run("accounts", func(t *testing.T) { Accounts(t, open) })
 	t.Run("catalog", func(t *testing.T) { Catalog(t, open) })
 	t.Run("orders", func(t *testing.T) { Orders(t, open) })

@@ -7,6 +7,7 @@
 package inventorypb
 
 import (
+	_ "github.com/asynkron/protoactor-go/protobuf/protoc-gen-go-grain/options"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -538,7 +539,7 @@ var File_inventory_proto protoreflect.FileDescriptor
 
 const file_inventory_proto_rawDesc = "" +
 	"\n" +
-	"\x0finventory.proto\x12\tphoneshop\x1a\x1fgoogle/protobuf/timestamp.proto\"^\n" +
+	"\x0finventory.proto\x12\tphoneshop\x1a\x1fgoogle/protobuf/timestamp.proto\x1a2protobuf/protoc-gen-go-grain/options/options.proto\"^\n" +
 	"\x0eReserveRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12\x15\n" +
@@ -577,14 +578,14 @@ const file_inventory_proto_rawDesc = "" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x129\n" +
 	"\n" +
-	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt2\xf1\x02\n" +
-	"\tInventory\x12;\n" +
-	"\aReserve\x12\x19.phoneshop.ReserveRequest\x1a\x15.phoneshop.StockLevel\x129\n" +
-	"\x06Commit\x12\x18.phoneshop.CommitRequest\x1a\x15.phoneshop.StockLevel\x12;\n" +
-	"\aRelease\x12\x19.phoneshop.ReleaseRequest\x1a\x15.phoneshop.StockLevel\x129\n" +
-	"\x06Return\x12\x18.phoneshop.ReturnRequest\x1a\x15.phoneshop.StockLevel\x12;\n" +
-	"\aReceive\x12\x19.phoneshop.ReceiveRequest\x1a\x15.phoneshop.StockLevel\x127\n" +
-	"\x05Level\x12\x17.phoneshop.LevelRequest\x1a\x15.phoneshop.StockLevelB\x1eZ\x1cphoneshop/protos/inventorypbb\x06proto3"
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt2\xa1\x03\n" +
+	"\tInventory\x12C\n" +
+	"\aReserve\x12\x19.phoneshop.ReserveRequest\x1a\x15.phoneshop.StockLevel\"\x06\x82\xb5\x18\x02\b\x01\x12A\n" +
+	"\x06Commit\x12\x18.phoneshop.CommitRequest\x1a\x15.phoneshop.StockLevel\"\x06\x82\xb5\x18\x02\b\x01\x12C\n" +
+	"\aRelease\x12\x19.phoneshop.ReleaseRequest\x1a\x15.phoneshop.StockLevel\"\x06\x82\xb5\x18\x02\b\x01\x12A\n" +
+	"\x06Return\x12\x18.phoneshop.ReturnRequest\x1a\x15.phoneshop.StockLevel\"\x06\x82\xb5\x18\x02\b\x01\x12C\n" +
+	"\aReceive\x12\x19.phoneshop.ReceiveRequest\x1a\x15.phoneshop.StockLevel\"\x06\x82\xb5\x18\x02\b\x01\x12?\n" +
+	"\x05Level\x12\x17.phoneshop.LevelRequest\x1a\x15.phoneshop.StockLevel\"\x06\x82\xb5\x18\x02\b\x01B\x1eZ\x1cphoneshop/protos/inventorypbb\x06proto3"
 
 var (
 	file_inventory_proto_rawDescOnce sync.Once

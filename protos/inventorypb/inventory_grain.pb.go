@@ -61,12 +61,12 @@ type Inventory interface {
 	Init(ctx cluster.GrainContext)
 	Terminate(ctx cluster.GrainContext)
 	ReceiveDefault(ctx cluster.GrainContext)
-	Reserve(req *ReserveRequest, ctx cluster.GrainContext) (*StockLevel, error)
-	Commit(req *CommitRequest, ctx cluster.GrainContext) (*StockLevel, error)
-	Release(req *ReleaseRequest, ctx cluster.GrainContext) (*StockLevel, error)
-	Return(req *ReturnRequest, ctx cluster.GrainContext) (*StockLevel, error)
-	Receive(req *ReceiveRequest, ctx cluster.GrainContext) (*StockLevel, error)
-	Level(req *LevelRequest, ctx cluster.GrainContext) (*StockLevel, error)
+	Reserve(req *ReserveRequest, respond func(*StockLevel), onError func(error), ctx cluster.GrainContext) error
+	Commit(req *CommitRequest, respond func(*StockLevel), onError func(error), ctx cluster.GrainContext) error
+	Release(req *ReleaseRequest, respond func(*StockLevel), onError func(error), ctx cluster.GrainContext) error
+	Return(req *ReturnRequest, respond func(*StockLevel), onError func(error), ctx cluster.GrainContext) error
+	Receive(req *ReceiveRequest, respond func(*StockLevel), onError func(error), ctx cluster.GrainContext) error
+	Level(req *LevelRequest, respond func(*StockLevel), onError func(error), ctx cluster.GrainContext) error
 }
 
 // InventoryGrainClient holds the base data for the InventoryGrain
@@ -277,14 +277,12 @@ func (a *InventoryActor) Receive(ctx actor.Context) {
 				ctx.Respond(resp)
 				return
 			}
-
-			r0, err := a.inner.Reserve(req, a.ctx)
+			err = a.inner.Reserve(req, respond[*StockLevel](a.ctx), a.onError, a.ctx)
 			if err != nil {
 				resp := cluster.FromError(err)
 				ctx.Respond(resp)
 				return
 			}
-			ctx.Respond(r0)
 		case 1:
 			req := &CommitRequest{}
 			err := proto.Unmarshal(msg.MessageData, req)
@@ -297,14 +295,12 @@ func (a *InventoryActor) Receive(ctx actor.Context) {
 				ctx.Respond(resp)
 				return
 			}
-
-			r0, err := a.inner.Commit(req, a.ctx)
+			err = a.inner.Commit(req, respond[*StockLevel](a.ctx), a.onError, a.ctx)
 			if err != nil {
 				resp := cluster.FromError(err)
 				ctx.Respond(resp)
 				return
 			}
-			ctx.Respond(r0)
 		case 2:
 			req := &ReleaseRequest{}
 			err := proto.Unmarshal(msg.MessageData, req)
@@ -317,14 +313,12 @@ func (a *InventoryActor) Receive(ctx actor.Context) {
 				ctx.Respond(resp)
 				return
 			}
-
-			r0, err := a.inner.Release(req, a.ctx)
+			err = a.inner.Release(req, respond[*StockLevel](a.ctx), a.onError, a.ctx)
 			if err != nil {
 				resp := cluster.FromError(err)
 				ctx.Respond(resp)
 				return
 			}
-			ctx.Respond(r0)
 		case 3:
 			req := &ReturnRequest{}
 			err := proto.Unmarshal(msg.MessageData, req)
@@ -337,14 +331,12 @@ func (a *InventoryActor) Receive(ctx actor.Context) {
 				ctx.Respond(resp)
 				return
 			}
-
-			r0, err := a.inner.Return(req, a.ctx)
+			err = a.inner.Return(req, respond[*StockLevel](a.ctx), a.onError, a.ctx)
 			if err != nil {
 				resp := cluster.FromError(err)
 				ctx.Respond(resp)
 				return
 			}
-			ctx.Respond(r0)
 		case 4:
 			req := &ReceiveRequest{}
 			err := proto.Unmarshal(msg.MessageData, req)
@@ -357,14 +349,12 @@ func (a *InventoryActor) Receive(ctx actor.Context) {
 				ctx.Respond(resp)
 				return
 			}
-
-			r0, err := a.inner.Receive(req, a.ctx)
+			err = a.inner.Receive(req, respond[*StockLevel](a.ctx), a.onError, a.ctx)
 			if err != nil {
 				resp := cluster.FromError(err)
 				ctx.Respond(resp)
 				return
 			}
-			ctx.Respond(r0)
 		case 5:
 			req := &LevelRequest{}
 			err := proto.Unmarshal(msg.MessageData, req)
@@ -377,14 +367,12 @@ func (a *InventoryActor) Receive(ctx actor.Context) {
 				ctx.Respond(resp)
 				return
 			}
-
-			r0, err := a.inner.Level(req, a.ctx)
+			err = a.inner.Level(req, respond[*StockLevel](a.ctx), a.onError, a.ctx)
 			if err != nil {
 				resp := cluster.FromError(err)
 				ctx.Respond(resp)
 				return
 			}
-			ctx.Respond(r0)
 		}
 	default:
 		a.inner.ReceiveDefault(a.ctx)
