@@ -45,7 +45,10 @@ type Deps struct {
 	// answer them when a write covering them commits. Off, every change is written
 	// before the next command is taken (one command per commit).
 	GroupCommit bool
-	Logger      *slog.Logger
+	// OnLevel, when set, is told every durable change of the level (after the write
+	// committed): caches and the catalog's stock state follow it. It must not block.
+	OnLevel func(sku string, before, after Level)
+	Logger  *slog.Logger
 }
 
 var deps = grainctx.NewSlot[Deps]()
@@ -67,10 +70,13 @@ type grain struct {
 	log    *slog.Logger
 	item   *Item // nil until loaded (again)
 	writes durable.Pipeline
-	timer  scheduler.CancelFunc
-	sched  *scheduler.TimerScheduler
-	self   *actor.PID
-	root   *actor.RootContext
+	// durableLevel is the level as of the last committed write; writtenLevel the
+	// one the write in flight carries.
+	durableLevel, writtenLevel Level
+	timer                      scheduler.CancelFunc
+	sched                      *scheduler.TimerScheduler
+	self                       *actor.PID
+	root                       *actor.RootContext
 }
 
 func (g *grain) Init(ctx cluster.GrainContext) {
@@ -165,6 +171,7 @@ func (g *grain) startWrite(ctx cluster.GrainContext) {
 	version := g.writes.Begin()
 	state, err := proto.Marshal(toProto(g.item.Snapshot()))
 	level := g.item.Level()
+	g.writtenLevel = level
 	write := func() error {
 		if err != nil {
 			return err
@@ -199,6 +206,10 @@ func (g *grain) writeDone(ctx cluster.GrainContext, err error) {
 		g.timer = g.sched.SendOnce(time.Second, g.self, &expireTick{})
 		return
 	}
+	if g.deps.OnLevel != nil && g.writtenLevel != g.durableLevel {
+		g.deps.OnLevel(g.sku, g.durableLevel, g.writtenLevel)
+	}
+	g.durableLevel = g.writtenLevel
 	if again {
 		g.startWrite(ctx)
 	}
@@ -223,6 +234,7 @@ func (g *grain) load() error {
 		}
 	}
 	g.item = item
+	g.durableLevel = item.Level()
 	g.writes.Reset(snap.Version)
 	g.armTimer()
 	return nil
