@@ -1,0 +1,282 @@
+package main_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"phoneshop/catalog"
+	"phoneshop/internal/dbtest"
+	"phoneshop/internal/shoptest"
+)
+
+// TestKill9DuringCheckoutLoseNothing runs the real binary against MariaDB, kills it
+// with SIGKILL in the middle of a checkout load, and starts it again on the same
+// database: every order that got a 201 exists with its lines, every SKU satisfies
+// available + reserved + sold = received, the units sold are exactly those of the
+// confirmed orders, and reservations of checkouts that never completed expire back
+// to available.
+func TestKill9DuringCheckoutLoseNothing(t *testing.T) {
+	dsn := dbtest.MySQLDSN(t)
+	bin := buildBinary(t)
+	p := &process{t: t, bin: bin, env: []string{
+		"PHONESHOP_MYSQL_DSN=" + dsn,
+		"PHONESHOP_HTTP_ADDR=" + freeAddr(t),
+		"PHONESHOP_DATA_DIR=" + t.TempDir(),
+		"PHONESHOP_ADMIN_EMAIL=admin@example.com",
+		"PHONESHOP_ADMIN_PASSWORD=admin password 1",
+		"PHONESHOP_RESERVATION_TTL=3s",
+		"PHONESHOP_PASSWORD_MEMORY_KIB=64",
+		"PHONESHOP_PASSWORD_ITERATIONS=1",
+		"PHONESHOP_LOG_LEVEL=warn",
+	}}
+	p.start()
+	h := &shoptest.Harness{T: t, URL: p.url, Client: &http.Client{Timeout: 15 * time.Second}}
+	admin, err := h.TryLogin("admin@example.com", "admin password 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Three SKUs: two scarce ones the shoppers fight over, one plentiful.
+	skus := pickSKUs(t, 3)
+	for i, sku := range skus {
+		h.SetStock(admin, sku, []int64{25, 40, 500}[i])
+	}
+	const shoppers = 80
+	type shopper struct {
+		token string
+		lines map[string]int
+	}
+	all := make([]shopper, shoppers)
+	for i := range all {
+		token, _ := h.Shopper()
+		lines := map[string]int{skus[i%2]: 1 + i%2, skus[2]: 1}
+		for sku, q := range lines {
+			r := h.Do(shoptest.Request{Method: "PUT", Path: "/api/v1/cart/items/" + sku, Token: token, Body: map[string]int{"quantity": q}})
+			if r.Status != http.StatusOK {
+				t.Fatalf("cart: %d %s", r.Status, r.Body)
+			}
+		}
+		all[i] = shopper{token: token, lines: lines}
+	}
+
+	// The load: every shopper checks out (retrying on transport errors, as a client
+	// would, with the same key); the process dies after the first 201s.
+	type acked struct {
+		shopper int
+		order   string
+	}
+	var mu sync.Mutex
+	var acks []acked
+	firstAcks := make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	for i := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := h.TryDo(shoptest.Request{Method: "POST", Path: "/api/v1/orders", Token: all[i].token,
+				Headers: map[string]string{"Idempotency-Key": fmt.Sprintf("crash-%d", i)}, Body: shoptest.Address()})
+			if err != nil || r.Status != http.StatusCreated {
+				return // killed mid-request, or out of stock: no promise was made
+			}
+			var o struct {
+				ID string `json:"id"`
+			}
+			r.JSON(t, &o)
+			mu.Lock()
+			acks = append(acks, acked{shopper: i, order: o.ID})
+			if len(acks) >= 5 {
+				once.Do(func() { close(firstAcks) })
+			}
+			mu.Unlock()
+		}()
+	}
+	select {
+	case <-firstAcks:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no checkout succeeded within 60s")
+	}
+	p.kill9()
+	wg.Wait()
+	mu.Lock()
+	acked201 := append([]acked(nil), acks...)
+	mu.Unlock()
+	t.Logf("killed with SIGKILL after %d checkouts were acknowledged (of %d attempted)", len(acked201), shoppers)
+
+	p.start()
+
+	// Every acknowledged order exists, confirmed, with its lines.
+	for _, a := range acked201 {
+		r := h.Do(shoptest.Request{Method: "GET", Path: "/api/v1/orders/" + a.order, Token: all[a.shopper].token})
+		if r.Status != http.StatusOK {
+			t.Fatalf("acknowledged order %s lost after the crash: %d %s", a.order, r.Status, r.Body)
+		}
+		var o struct {
+			Status string `json:"status"`
+			Items  []struct {
+				SKU      string `json:"sku"`
+				Quantity int    `json:"quantity"`
+			} `json:"items"`
+		}
+		r.JSON(t, &o)
+		if o.Status != "confirmed" || len(o.Items) != len(all[a.shopper].lines) {
+			t.Fatalf("acknowledged order %s after the crash: %s", a.order, r.Body)
+		}
+		for _, it := range o.Items {
+			if all[a.shopper].lines[it.SKU] != it.Quantity {
+				t.Fatalf("order %s line %s: quantity %d, cart had %d", a.order, it.SKU, it.Quantity, all[a.shopper].lines[it.SKU])
+			}
+		}
+	}
+
+	// Units sold are exactly those of the confirmed orders (those acknowledged, and
+	// those whose saga the restart finished), and reservations expire.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		soldByOrders := map[string]int64{}
+		for _, s := range all {
+			r := h.Do(shoptest.Request{Method: "GET", Path: "/api/v1/orders?page_size=100", Token: s.token})
+			var list struct {
+				Items []struct {
+					Status string `json:"status"`
+					Items  []struct {
+						SKU      string `json:"sku"`
+						Quantity int64  `json:"quantity"`
+					} `json:"items"`
+				} `json:"items"`
+			}
+			r.JSON(t, &list)
+			for _, o := range list.Items {
+				if o.Status == "confirmed" {
+					for _, it := range o.Items {
+						soldByOrders[it.SKU] += it.Quantity
+					}
+				}
+			}
+		}
+		settled := true
+		for _, sku := range skus {
+			l := h.StockLevel(admin, sku) // fails the test if conservation is broken
+			if l.Sold != soldByOrders[sku] {
+				settled = false
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: %d sold, but confirmed orders hold %d", sku, l.Sold, soldByOrders[sku])
+				}
+			}
+			if l.Reserved != 0 {
+				settled = false
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: %d units still reserved 30s after the restart (reservation TTL 3s)", sku, l.Reserved)
+				}
+			}
+		}
+		if settled {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+type process struct {
+	t   *testing.T
+	bin string
+	env []string
+	url string
+	cmd *exec.Cmd
+}
+
+func (p *process) start() {
+	p.t.Helper()
+	cmd := exec.Command(p.bin, "dev")
+	cmd.Env = append(os.Environ(), p.env...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	p.cmd = cmd
+	p.t.Cleanup(func() {
+		if p.cmd == cmd && cmd.ProcessState == nil {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			_ = cmd.Wait()
+		}
+	})
+	for _, e := range p.env {
+		if v, ok := strings.CutPrefix(e, "PHONESHOP_HTTP_ADDR="); ok {
+			p.url = "http://" + v
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/readyz", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if ctx.Err() != nil {
+			p.t.Fatal("phoneshop did not become ready within 60s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (p *process) kill9() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		p.t.Fatal(err)
+	}
+	_ = p.cmd.Wait()
+}
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "phoneshop")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// pickSKUs returns n seed SKUs that start with no stock, so the test sets their level.
+func pickSKUs(t *testing.T, n int) []string {
+	t.Helper()
+	phones, err := catalog.Seed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range phones {
+		for _, v := range p.Variants {
+			if v.InitialStock == 0 && len(out) < n {
+				out = append(out, v.SKU)
+			}
+		}
+	}
+	if len(out) < n {
+		t.Fatalf("the seed has %d sold-out variants, want %d", len(out), n)
+	}
+	return out
+}
