@@ -1,0 +1,106 @@
+package inventory_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	pcluster "github.com/asynkron/protoactor-go/cluster"
+
+	"phoneshop/actors/inventory"
+	"phoneshop/cluster"
+	"phoneshop/internal/shoptest"
+	"phoneshop/persistence/sqlite"
+	"phoneshop/protos/inventorypb"
+	"phoneshop/protos/reasonpb"
+)
+
+// failingStore fails every write while failing is set.
+type failingStore struct {
+	inventory.Store
+	failing atomic.Bool
+	writes  atomic.Int64
+}
+
+func (s *failingStore) SaveInventory(ctx context.Context, sku string, v int64, state []byte, l inventory.Level) error {
+	s.writes.Add(1)
+	if s.failing.Load() {
+		time.Sleep(20 * time.Millisecond) // let commands pile up behind the write
+		return errors.New("disk on fire")
+	}
+	return s.Store.SaveInventory(ctx, sku, v, state, l)
+}
+
+// TestFailedWriteAnswersNoCommandAndReloads: when a write fails, no command that
+// depended on it is answered with success, and the grain goes on from what is
+// durable, with group commit and without.
+func TestFailedWriteAnswersNoCommandAndReloads(t *testing.T) {
+	for _, groupCommit := range []bool{true, false} {
+		t.Run(fmt.Sprintf("group_commit_%v", groupCommit), func(t *testing.T) {
+			db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			store := &failingStore{Store: db}
+			m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", Provider: cluster.NewInMemoryProvider(cluster.NewInMemoryAgent()),
+				IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()},
+				cluster.Deps{Inventory: inventory.Deps{Store: store, ReservationTTL: func() time.Duration { return time.Minute },
+					Now: time.Now, StoreTimeout: 5 * time.Second, GroupCommit: groupCommit, Logger: slog.New(slog.DiscardHandler)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(m.Stop)
+			inv := inventorypb.GetInventoryGrainClient(m.Cluster, "sku-f")
+			opt := pcluster.WithTimeout(10 * time.Second)
+			if _, err := inv.Receive(&inventorypb.ReceiveRequest{RequestId: "d1", Quantity: 10}, opt); err != nil {
+				t.Fatal(err)
+			}
+
+			store.failing.Store(true)
+			var wg sync.WaitGroup
+			var succeeded, unavailable atomic.Int64
+			for i := range 20 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, err := inv.Reserve(&inventorypb.ReserveRequest{OrderId: fmt.Sprintf("o%d", i), Quantity: 1}, opt)
+					switch {
+					case err == nil:
+						succeeded.Add(1)
+					case reasonpb.IsUnavailable(err):
+						unavailable.Add(1)
+					default:
+						t.Errorf("reserve: %v", err)
+					}
+				}()
+			}
+			wg.Wait()
+			if succeeded.Load() != 0 || unavailable.Load() != 20 {
+				t.Fatalf("while writes fail: %d reservations succeeded, %d unavailable; want 0 and 20", succeeded.Load(), unavailable.Load())
+			}
+
+			store.failing.Store(false)
+			l, err := inv.Level(&inventorypb.LevelRequest{}, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Available != 10 || l.Reserved != 0 || l.Received != 10 {
+				t.Fatalf("after the failed writes: %v; want the durable 10 available, nothing reserved", l)
+			}
+			if _, err := inv.Reserve(&inventorypb.ReserveRequest{OrderId: "o-after", Quantity: 3}, opt); err != nil {
+				t.Fatalf("reserve after recovery: %v", err)
+			}
+			snap, err := db.LoadInventory(context.Background(), "sku-f")
+			if err != nil || snap.Version != 2 {
+				t.Fatalf("durable snapshot = v%d, %v; want v2 (receipt, then one reservation)", snap.Version, err)
+			}
+		})
+	}
+}
