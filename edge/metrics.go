@@ -16,6 +16,9 @@ type Metrics struct {
 	grainCalls   *prometheus.CounterVec
 	grainLatency *prometheus.HistogramVec
 	orders       *prometheus.CounterVec
+	batchWrites  prometheus.Histogram
+	batchLatency prometheus.Histogram
+	batchErrors  prometheus.Counter
 }
 
 // NewMetrics registers the shop's instruments and the Go/process collectors on reg.
@@ -39,7 +42,18 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "phoneshop_orders_total", Help: "Checkouts by outcome: confirmed, out_of_stock, failed.",
 		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.grainCalls, m.grainLatency, m.orders,
+	m.batchWrites = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "phoneshop_store_batch_writes", Help: "Grain snapshot writes carried by one group-commit transaction.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+	})
+	m.batchLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "phoneshop_store_batch_duration_seconds", Help: "Duration of one group-commit transaction.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	})
+	m.batchErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "phoneshop_store_batch_failures_total", Help: "Group-commit transactions that failed (every write in them failed).",
+	})
+	reg.MustRegister(m.requests, m.latency, m.grainCalls, m.grainLatency, m.orders, m.batchWrites, m.batchLatency, m.batchErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -57,6 +71,16 @@ func (m *Metrics) ObserveGrainCall(kind, method string, elapsed time.Duration, e
 	}
 	m.grainCalls.WithLabelValues(kind, method, outcome).Inc()
 	m.grainLatency.WithLabelValues(kind).Observe(elapsed.Seconds())
+}
+
+// ObserveBatch is a sqlstore.GroupCommit's Observe hook.
+func (m *Metrics) ObserveBatch(writes int, elapsed time.Duration, err error) {
+	if err != nil {
+		m.batchErrors.Inc()
+		return
+	}
+	m.batchWrites.Observe(float64(writes))
+	m.batchLatency.Observe(elapsed.Seconds())
 }
 
 // ObserveOrder counts a checkout's outcome.

@@ -2,6 +2,8 @@ package shop_test
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -57,9 +59,27 @@ func BenchmarkHotSKUReservations(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reservations/s")
 		})
+		if mode.groupCommit {
+			r := h.Do(shoptest.Request{Method: "GET", Path: "/metrics"})
+			sum, count := metricValue(string(r.Body), "phoneshop_store_batch_writes_sum"), metricValue(string(r.Body), "phoneshop_store_batch_writes_count")
+			if count > 0 {
+				b.Logf("group commit: %.0f snapshot writes in %.0f transactions, %.1f writes per transaction", sum, count, sum/count)
+			}
+		}
 		l, err := inv.Level(&inventorypb.LevelRequest{}, pcluster.WithTimeout(10*time.Second))
 		if err != nil || l.Available != 1_000_000 || l.Reserved != 0 {
 			b.Fatalf("after the benchmark: %v, %v; want every unit back", l, err)
 		}
 	}
+}
+
+// metricValue reads one sample of the Prometheus text format (0 when absent).
+func metricValue(text, name string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v
+		}
+	}
+	return 0
 }

@@ -55,6 +55,9 @@ type Options struct {
 // StartDev starts every role in one process on the embedded defaults.
 func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logger) (_ *Shop, err error) {
 	s := &Shop{log: log}
+	// Metrics on the shop's own registry.
+	registry := prometheus.NewRegistry()
+	metrics := edge.NewMetrics(registry)
 	defer func() {
 		if err != nil {
 			s.closeParts()
@@ -73,7 +76,7 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	}
 	if cfg.GroupCommit {
 		s.Store.EnableGroupCommit(sqlstore.GroupCommit{MaxWrites: cfg.GroupCommitMaxWrites, MaxWait: cfg.GroupCommitMaxWait,
-			Timeout: storeTimeout})
+			Timeout: storeTimeout, Observe: metrics.ObserveBatch})
 	}
 
 	// 2. Catalog, seeded on first start.
@@ -99,9 +102,7 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 		}
 	}
 
-	// 4. Metrics on the shop's own registry.
-	registry := prometheus.NewRegistry()
-	metrics := edge.NewMetrics(registry)
+	// 4. Grain-call policy.
 	calls := call.DefaultPolicy()
 	calls.Timeout = cfg.Shop.GrainCallTimeout
 	calls.Observe = metrics.ObserveGrainCall
