@@ -12,6 +12,7 @@ import (
 
 	"phoneshop/actors/order"
 	"phoneshop/catalog"
+	"phoneshop/config"
 	"phoneshop/internal/shoptest"
 	"phoneshop/protos/cartpb"
 	"phoneshop/protos/inventorypb"
@@ -21,6 +22,12 @@ import (
 
 // TestGrains runs the grain scenarios on one member, under the race detector.
 func TestGrains(t *testing.T) { grainScenarios(t, 1) }
+
+// TestGrainsWithoutGroupCommit runs them with every change written before the next
+// command is taken.
+func TestGrainsWithoutGroupCommit(t *testing.T) {
+	grainScenarios(t, 1, func(c *config.Dev) { c.GroupCommit = false })
+}
 
 // TestClusterGrains runs them on three members, where callers and grains sit on
 // different members and every call crosses the wire.
@@ -54,8 +61,8 @@ func TestClusterActivationsSpreadOverMembers(t *testing.T) {
 	}
 }
 
-func grainScenarios(t *testing.T, members int) {
-	h := shoptest.Start(t, members)
+func grainScenarios(t *testing.T, members int, opts ...shoptest.Option) {
+	h := shoptest.Start(t, members, opts...)
 	// Callers use the last member, so that with several members most grains are remote.
 	c := h.Shop.Members[len(h.Shop.Members)-1].Cluster
 	opts := func() []pcluster.GrainCallOption {
