@@ -61,8 +61,8 @@ func TestClusterActivationsSpreadOverMembers(t *testing.T) {
 	}
 }
 
-func grainScenarios(t *testing.T, members int, opts ...shoptest.Option) {
-	h := shoptest.Start(t, members, opts...)
+func grainScenarios(t *testing.T, members int, options ...shoptest.Option) {
+	h := shoptest.Start(t, members, options...)
 	// Callers use the last member, so that with several members most grains are remote.
 	c := h.Shop.Members[len(h.Shop.Members)-1].Cluster
 	opts := func() []pcluster.GrainCallOption {
