@@ -10,6 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"phoneshop/catalog"
+	"phoneshop/config"
+	"phoneshop/internal/dbtest"
 	"phoneshop/internal/shoptest"
 )
 
@@ -35,6 +37,11 @@ func soldOutSKU(t *testing.T) string {
 // against 50 units, on one cluster member, under the race detector.
 func TestFlashSale(t *testing.T) { flashSale(t, 1) }
 
+// TestFlashSaleOnMariaDB is the same sale on MariaDB, with group commit.
+func TestFlashSaleOnMariaDB(t *testing.T) {
+	flashSale(t, 1, func(c *config.Dev) { c.MySQLDSN = dbtest.MySQLDSN(t) })
+}
+
 // TestClusterFlashSale is the same sale on a shop of 3 cluster members, so carts,
 // orders and the hot SKU live on different members.
 func TestClusterFlashSale(t *testing.T) {
@@ -42,9 +49,9 @@ func TestClusterFlashSale(t *testing.T) {
 	flashSale(t, 3)
 }
 
-func flashSale(t *testing.T, members int) {
+func flashSale(t *testing.T, members int, options ...shoptest.Option) {
 	const shoppers, units = 200, 50
-	h := shoptest.Start(t, members)
+	h := shoptest.Start(t, members, options...)
 	admin := h.Admin()
 	sku := soldOutSKU(t)
 	h.SetStock(admin, sku, units)
