@@ -30,8 +30,9 @@ type Dev struct {
 
 	Shop Shop
 
-	MySQLDSN  string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of MySQL/MariaDB, e.g. root@tcp(127.0.0.1:3306)/phoneshop (unset: SQLite in the data directory)"`
-	RedisAddr string `conf:"env:REDIS_ADDR,flag:redis-addr,help:host:port of Redis for hot reads (unset: in-process cache)"`
+	MySQLDSN    string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of MySQL/MariaDB, e.g. root@tcp(127.0.0.1:3306)/phoneshop (unset: SQLite in the data directory)"`
+	RedisAddr   string `conf:"env:REDIS_ADDR,flag:redis-addr,help:host:port of Redis for hot reads (unset: in-process cache)"`
+	RedisPrefix string `conf:"default:phoneshop:,env:REDIS_PREFIX,flag:redis-prefix,help:prefix of every Redis key (shops sharing a Redis need different ones)"`
 
 	GroupCommit          bool          `conf:"default:true,env:GROUP_COMMIT,flag:group-commit,help:batch durable grain writes (a hot SKU answers many commands per commit)"`
 	GroupCommitMaxWrites int           `conf:"default:256,env:GROUP_COMMIT_MAX_WRITES,flag:group-commit-max-writes,help:most snapshot writes in one transaction"`

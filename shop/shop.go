@@ -25,7 +25,9 @@ import (
 	"phoneshop/cluster/call"
 	"phoneshop/config"
 	"phoneshop/edge"
+	"phoneshop/persistence/cache"
 	"phoneshop/persistence/mysql"
+	"phoneshop/persistence/redis"
 	"phoneshop/persistence/sqlite"
 	"phoneshop/persistence/sqlstore"
 	"phoneshop/protos/inventorypb"
@@ -43,6 +45,8 @@ type Shop struct {
 	Accounts *account.Service
 	Catalog  *catalog.Service
 	log      *slog.Logger
+	// closers close what was opened beside the store (cache, publisher), in reverse.
+	closers []func() error
 }
 
 // Options are what the process decides beyond configuration.
@@ -89,11 +93,38 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	} else if seeded {
 		log.Info("catalog seeded", "phones", len(phones))
 	}
-	s.Catalog = catalog.NewService(s.Store)
 
-	// 3. Accounts, and the first admin from configuration.
+	// 3. Hot reads: Redis when an address is set, else the in-process cache, in front
+	// of the catalog and of session lookups. Redis down only means slower.
+	shopCfg := cfg.Shop
+	cacheMetrics := cache.NewMetrics(registry)
+	var hot cache.Cache
+	var catalogCache *cache.Catalog
+	var sessionCache *cache.Sessions
+	if cfg.RedisAddr != "" {
+		rc := redis.Open(cfg.RedisAddr, cfg.RedisPrefix, redis.Options{Metrics: cacheMetrics, Log: log,
+			// Nothing cached before or during an outage is served after it.
+			OnRecover: func(ctx context.Context) {
+				_ = catalogCache.Invalidate(ctx)
+				_ = sessionCache.Invalidate(ctx)
+			}})
+		s.closers = append(s.closers, rc.Close)
+		hot = rc
+	} else {
+		hot = cache.NewMemory(0)
+	}
+	catalogCache = cache.NewCatalog(s.Store, hot, cache.CatalogOptions{Metrics: cacheMetrics, Log: log})
+	sessionCache = cache.NewSessions(s.Store, hot, cache.SessionsOptions{Metrics: cacheMetrics, Log: log})
+	s.Catalog = catalog.NewService(catalogCache)
+	// Inventory grains publish every committed level; a change of stock state
+	// (in stock, low, out) invalidates the cached catalog.
+	stock := cache.NewStockPublisher(hot, func() int64 { return shopCfg.LowStockThreshold },
+		func(ctx context.Context) { _ = catalogCache.Invalidate(ctx) }, log, cache.WithPublisherMetrics(cacheMetrics))
+	s.closers = append(s.closers, func() error { stock.Close(); return nil })
+
+	// 4. Accounts, and the first admin from configuration.
 	hp := account.HashParams{MemoryKiB: cfg.PasswordMemoryKiB, Iterations: cfg.PasswordIterations, Parallelism: cfg.PasswordParallelism}
-	if s.Accounts, err = account.NewService(s.Store, hp, cfg.SessionTTL, time.Now); err != nil {
+	if s.Accounts, err = account.NewService(sessionCache, hp, cfg.SessionTTL, time.Now); err != nil {
 		return nil, err
 	}
 	if cfg.AdminEmail != "" {
@@ -102,16 +133,15 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 		}
 	}
 
-	// 4. Grain-call policy.
+	// 5. Grain-call policy.
 	calls := call.DefaultPolicy()
 	calls.Timeout = cfg.Shop.GrainCallTimeout
 	calls.Observe = metrics.ObserveGrainCall
 
-	// 5. Cluster members hosting the grains, on the in-memory membership agent.
-	shopCfg := cfg.Shop
+	// 6. Cluster members hosting the grains, on the in-memory membership agent.
 	deps := cluster.Deps{
 		Inventory: inventory.Deps{Store: s.Store, ReservationTTL: func() time.Duration { return shopCfg.ReservationTTL },
-			Now: time.Now, StoreTimeout: storeTimeout, GroupCommit: cfg.GroupCommit, Logger: log},
+			Now: time.Now, StoreTimeout: storeTimeout, GroupCommit: cfg.GroupCommit, OnLevel: stock.Publish, Logger: log},
 		Cart: cart.Deps{Store: s.Store, Catalog: cartCatalog{s.Catalog},
 			MaxLineQuantity: func() int64 { return shopCfg.MaxLineQuantity }, Currency: catalog.Currency,
 			Calls: calls, StoreTimeout: storeTimeout, Logger: log},
@@ -131,15 +161,15 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	}
 	c := s.Members[0].Cluster
 
-	// 6. Initial stock, through the inventory grains so that snapshots and levels agree.
+	// 7. Initial stock, through the inventory grains so that snapshots and levels agree.
 	if err := s.seedStock(ctx, c, calls); err != nil {
 		return nil, fmt.Errorf("seed stock: %w", err)
 	}
 
-	// 7. Orders whose saga a crash interrupted: wake them so they finish.
+	// 8. Orders whose saga a crash interrupted: wake them so they finish.
 	go s.resumeUnfinished(c, calls)
 
-	// 8. The edge.
+	// 9. The edge.
 	s.App = edge.New(edge.Deps{
 		Accounts: s.Accounts, Catalog: s.Catalog, Orders: s.Store, Cluster: c, Calls: calls,
 		Ready:             s.ready,
@@ -228,12 +258,16 @@ func (s *Shop) closeParts() error {
 	}
 	wg.Wait()
 	s.Members = nil
-	if s.Store != nil {
-		err := s.Store.Close()
-		s.Store = nil
-		return err
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i]())
 	}
-	return nil
+	s.closers = nil
+	if s.Store != nil {
+		errs = append(errs, s.Store.Close())
+		s.Store = nil
+	}
+	return errors.Join(errs...)
 }
 
 // cartCatalog adapts the catalog to the cart grain's Catalog port.

@@ -37,9 +37,13 @@ func soldOutSKU(t *testing.T) string {
 // against 50 units, on one cluster member, under the race detector.
 func TestFlashSale(t *testing.T) { flashSale(t, 1) }
 
-// TestFlashSaleOnMariaDB is the same sale on MariaDB, with group commit.
-func TestFlashSaleOnMariaDB(t *testing.T) {
-	flashSale(t, 1, func(c *config.Dev) { c.MySQLDSN = dbtest.MySQLDSN(t) })
+// TestFlashSaleOnMariaDBAndRedis is the same sale on the production stores:
+// MariaDB with group commit, Redis for hot reads.
+func TestFlashSaleOnMariaDBAndRedis(t *testing.T) {
+	flashSale(t, 1, func(c *config.Dev) {
+		c.MySQLDSN = dbtest.MySQLDSN(t)
+		c.RedisAddr, c.RedisPrefix = dbtest.Redis(t)
+	})
 }
 
 // TestClusterFlashSale is the same sale on a shop of 3 cluster members, so carts,

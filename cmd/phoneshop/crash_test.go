@@ -19,7 +19,8 @@ import (
 	"phoneshop/internal/shoptest"
 )
 
-// TestKill9DuringCheckoutLoseNothing runs the real binary against MariaDB, kills it
+// TestKill9DuringCheckoutLoseNothing runs the real binary against MariaDB (and
+// Redis), kills it
 // with SIGKILL in the middle of a checkout load, and starts it again on the same
 // database: every order that got a 201 exists with its lines, every SKU satisfies
 // available + reserved + sold = received, the units sold are exactly those of the
@@ -27,9 +28,12 @@ import (
 // to available.
 func TestKill9DuringCheckoutLoseNothing(t *testing.T) {
 	dsn := dbtest.MySQLDSN(t)
+	redisAddr, redisPrefix := dbtest.Redis(t)
 	bin := buildBinary(t)
 	p := &process{t: t, bin: bin, env: []string{
 		"PHONESHOP_MYSQL_DSN=" + dsn,
+		"PHONESHOP_REDIS_ADDR=" + redisAddr,
+		"PHONESHOP_REDIS_PREFIX=" + redisPrefix,
 		"PHONESHOP_HTTP_ADDR=" + freeAddr(t),
 		"PHONESHOP_DATA_DIR=" + t.TempDir(),
 		"PHONESHOP_ADMIN_EMAIL=admin@example.com",

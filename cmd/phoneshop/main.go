@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"phoneshop/config"
 	"phoneshop/shop"
 )
@@ -51,6 +53,9 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	log := newLogger(cfg.LogLevel)
+	// go-redis prints every failed dial; the cache's breaker already says, once,
+	// that Redis is unreachable. Its lines go to the debug log.
+	goredis.SetLogger(redisLog{log})
 	log.Info("starting phoneshop dev", "config", config.String(&cfg))
 
 	// 2. The shop: store, catalog, accounts, cluster, edge.
@@ -89,6 +94,12 @@ func displayAddr(addr string) string {
 		return "localhost" + addr
 	}
 	return addr
+}
+
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "lib", "go-redis")
 }
 
 func newLogger(level string) *slog.Logger {

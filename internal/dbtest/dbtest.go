@@ -14,6 +14,7 @@ import (
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // DefaultMySQLDSN is the CI machine's MariaDB.
@@ -61,4 +62,43 @@ func MySQLDSN(t testing.TB) string {
 	})
 	cfg.DBName = name
 	return cfg.FormatDSN()
+}
+
+// DefaultRedisAddr is the CI machine's Redis.
+const DefaultRedisAddr = "127.0.0.1:6379"
+
+// Redis returns the address of the test Redis (PHONESHOP_TEST_REDIS_ADDR) and a key
+// prefix of this test's own, whose keys are deleted when the test ends.
+func Redis(t testing.TB) (addr, prefix string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs Redis (PHONESHOP_TEST_REDIS_ADDR); -short skips it")
+	}
+	addr = os.Getenv("PHONESHOP_TEST_REDIS_ADDR")
+	if addr == "" {
+		addr = DefaultRedisAddr
+	}
+	client := goredis.NewClient(&goredis.Options{Addr: addr})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		client.Close()
+		t.Fatalf("Redis at %s is not reachable (%v): start it, or set PHONESHOP_TEST_REDIS_ADDR, or run with -short", addr, err)
+	}
+	suffix := make([]byte, 6)
+	_, _ = rand.Read(suffix)
+	prefix = "phoneshop_test_" + hex.EncodeToString(suffix) + ":"
+	t.Cleanup(func() {
+		defer client.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		iter := client.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			client.Del(ctx, iter.Val())
+		}
+		if err := iter.Err(); err != nil {
+			t.Errorf("clean test keys %s*: %v", prefix, err)
+		}
+	})
+	return addr, prefix
 }

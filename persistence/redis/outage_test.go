@@ -1,0 +1,395 @@
+package redis_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"phoneshop/account"
+	"phoneshop/catalog"
+	"phoneshop/persistence/cache"
+	"phoneshop/persistence/redis"
+)
+
+// TestOutage runs the catalog and session caches on a redis-server of the test's
+// own, takes the server away and brings it back: reads never fail, the breaker
+// keeps them fast, and after recovery nothing from before or during the outage is
+// served.
+func TestOutage(t *testing.T) {
+	outages := []struct {
+		name    string
+		fail    func(*server, *testing.T)
+		restore func(*server, *testing.T)
+	}{
+		// An empty server comes back: nothing old can be served anyway.
+		{"server_killed_and_restarted_on_the_same_port", (*server).kill, (*server).start},
+		// The server comes back with its data, the logged-out session included:
+		// only the recovery's invalidation keeps it from being served.
+		{"server_paused_and_resumed_with_its_data", (*server).pause, (*server).resume},
+	}
+	for _, o := range outages {
+		t.Run(o.name, func(t *testing.T) {
+			if testing.Short() {
+				t.Skip("starts its own redis-server; -short skips it")
+			}
+			srv := startServer(t)
+			testOutage(t, srv, o.fail, o.restore)
+		})
+	}
+}
+
+func testOutage(t *testing.T, srv *server, fail, restore func(*server, *testing.T)) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	metrics := cache.NewMetrics(reg)
+	logs := &lockedBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	var recovered atomic.Int64
+	var cat *cache.Catalog
+	var sessions *cache.Sessions
+	rc := redis.Open(srv.addr, "outage:", redis.Options{Metrics: metrics, Log: log, OnRecover: func(ctx context.Context) {
+		recovered.Add(1)
+		if err := cat.Invalidate(ctx); err != nil {
+			t.Logf("catalog invalidate: %v", err)
+		}
+		if err := sessions.Invalidate(ctx); err != nil {
+			t.Logf("sessions invalidate: %v", err)
+		}
+	}})
+	t.Cleanup(func() { _ = rc.Close() })
+
+	phones := &countingCatalog{}
+	cat = cache.NewCatalog(phones, rc, cache.CatalogOptions{Metrics: metrics, Log: log})
+	accounts := newMemoryAccounts()
+	sessions = cache.NewSessions(accounts, rc, cache.SessionsOptions{Metrics: metrics, Log: log})
+	loggedOut := account.Session{TokenHash: "hash-logged-out", AccountID: "acc_1", ExpiresAt: time.Now().Add(time.Hour)}
+	stays := account.Session{TokenHash: "hash-stays", AccountID: "acc_1", ExpiresAt: time.Now().Add(time.Hour)}
+	for _, s := range []account.Session{loggedOut, stays} {
+		if err := sessions.CreateSession(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	readPhone := func(t *testing.T) {
+		t.Helper()
+		start := time.Now()
+		p, err := cat.Phone(ctx, "pixel-9")
+		if took := time.Since(start); took > time.Second {
+			t.Fatalf("a phone read took %v; the breaker should keep reads fast", took)
+		}
+		if err != nil || p.ID != "pixel-9" {
+			t.Fatalf("Phone = %+v, %v; want pixel-9", p, err)
+		}
+	}
+	readSession := func(t *testing.T, want account.Session, wantErr error) {
+		t.Helper()
+		start := time.Now()
+		got, err := sessions.SessionByTokenHash(ctx, want.TokenHash)
+		if took := time.Since(start); took > time.Second {
+			t.Fatalf("a session lookup took %v; the breaker should keep lookups fast", took)
+		}
+		if wantErr != nil {
+			if !errors.Is(err, wantErr) {
+				t.Fatalf("SessionByTokenHash(%s) = %+v, %v; want %v", want.TokenHash, got, err, wantErr)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("SessionByTokenHash(%s): %v", want.TokenHash, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("session (-want +got):\n%s", diff)
+		}
+	}
+
+	// 1. Server up: the second read of each is a hit.
+	for range 2 {
+		readPhone(t)
+		readSession(t, loggedOut, nil)
+		readSession(t, stays, nil)
+	}
+	if n, s := phones.phones.Load(), accounts.lookups.Load(); n != 1 || s != 2 {
+		t.Fatalf("store reads with the server up: phones %d, sessions %d; want 1 and 2", n, s)
+	}
+
+	// 2. Outage: everything works from the store, fast, and the logout sticks.
+	fail(srv, t)
+	for range 20 {
+		readPhone(t)
+		readSession(t, stays, nil)
+	}
+	if err := sessions.DeleteSession(ctx, loggedOut.TokenHash); err != nil {
+		t.Fatalf("logout during the outage: %v", err)
+	}
+	readSession(t, loggedOut, account.ErrSessionNotFound)
+	if n := phones.phones.Load(); n < 20 {
+		t.Fatalf("store read %d times during the outage, want every read (20+)", n)
+	}
+	if g := gauge(t, reg, "phoneshop_cache_degraded"); g != 1 {
+		t.Fatalf("phoneshop_cache_degraded = %v during the outage, want 1", g)
+	}
+
+	// 3. Server back: within 10s the cache serves reads again.
+	restore(srv, t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		readPhone(t)
+		before := phones.phones.Load()
+		readPhone(t)
+		readPhone(t)
+		if phones.phones.Load() == before && gauge(t, reg, "phoneshop_cache_degraded") == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cache not used again 10s after the server came back (degraded gauge %v)", gauge(t, reg, "phoneshop_cache_degraded"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if recovered.Load() < 1 {
+		t.Fatal("OnRecover was not called")
+	}
+	readSession(t, loggedOut, account.ErrSessionNotFound)
+	readSession(t, stays, nil)
+	before := accounts.lookups.Load()
+	readSession(t, stays, nil)
+	if accounts.lookups.Load() != before {
+		t.Fatal("session lookups not cached again after recovery")
+	}
+
+	text := logs.String()
+	if n := strings.Count(text, `level=WARN msg="redis unreachable: reads fall back to the store"`); n != 1 {
+		t.Errorf("logged %d 'redis unreachable' warnings, want exactly 1:\n%s", n, text)
+	}
+	if n := strings.Count(text, `level=INFO msg="redis back"`); n != 1 {
+		t.Errorf("logged %d 'redis back' lines, want exactly 1:\n%s", n, text)
+	}
+}
+
+// server is a redis-server of one test, on a loopback port of its own.
+type server struct {
+	path string
+	port int
+	addr string
+	dir  string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	output *lockedBuffer
+}
+
+func startServer(t *testing.T) *server {
+	t.Helper()
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		path = "/usr/bin/redis-server"
+		if _, statErr := os.Stat(path); statErr != nil {
+			t.Fatalf("redis-server is not on PATH nor at %s: install it (Debian: apt-get install redis-server), or run with -short", path)
+		}
+	}
+	port := freePort(t)
+	s := &server{path: path, port: port, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: t.TempDir()}
+	t.Cleanup(s.stop)
+	s.start(t)
+	return s
+}
+
+func (s *server) start(t *testing.T) {
+	t.Helper()
+	s.mu.Lock()
+	s.output = &lockedBuffer{}
+	cmd := exec.Command(s.path, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	cmd.Dir = s.dir
+	cmd.Stdout, cmd.Stderr = s.output, s.output
+	if err := cmd.Start(); err != nil {
+		s.mu.Unlock()
+		t.Fatalf("start %s: %v", s.path, err)
+	}
+	s.cmd = cmd
+	s.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for !answersPing(s.addr) {
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server on %s did not answer PING within 10s; its output:\n%s", s.addr, s.output)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *server) kill(t *testing.T) {
+	t.Helper()
+	s.stop()
+	if answersPing(s.addr) {
+		t.Fatalf("redis-server on %s still answers after kill", s.addr)
+	}
+}
+
+func (s *server) pause(t *testing.T) {
+	t.Helper()
+	s.signal(t, syscall.SIGSTOP)
+}
+
+func (s *server) resume(t *testing.T) {
+	t.Helper()
+	s.signal(t, syscall.SIGCONT)
+}
+
+func (s *server) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		t.Fatalf("no redis-server to send %v to", sig)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// stop kills the server (a paused one included) and waits for it to exit.
+func (s *server) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill() // SIGKILL ends a stopped process too
+	_ = s.cmd.Wait()         // "signal: killed" is the expected exit
+	s.cmd = nil
+}
+
+func answersPing(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "+PONG")
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return 0
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// countingCatalog is a catalog.Store of one phone that counts Phone calls.
+type countingCatalog struct{ phones atomic.Int64 }
+
+func (c *countingCatalog) SearchPhones(context.Context, catalog.Query) ([]catalog.Summary, error) {
+	return nil, nil
+}
+
+func (c *countingCatalog) Phone(_ context.Context, id string) (catalog.Phone, error) {
+	c.phones.Add(1)
+	if id != "pixel-9" {
+		return catalog.Phone{}, catalog.ErrNotFound
+	}
+	return catalog.Phone{ID: id, Name: "Google Pixel 9", Variants: []catalog.Variant{{SKU: "P9-128-OBS", PhoneID: id, PriceCents: 79900, Available: 3}}}, nil
+}
+
+func (c *countingCatalog) Brands(context.Context) ([]catalog.Brand, error) { return nil, nil }
+
+func (c *countingCatalog) VariantsBySKU(context.Context, []string) (map[string]catalog.Variant, error) {
+	return nil, nil
+}
+
+// memoryAccounts is an account.Store of sessions only, counting lookups.
+type memoryAccounts struct {
+	lookups  atomic.Int64
+	mu       sync.Mutex
+	sessions map[string]account.Session
+}
+
+func newMemoryAccounts() *memoryAccounts {
+	return &memoryAccounts{sessions: map[string]account.Session{}}
+}
+
+func (m *memoryAccounts) CreateAccount(context.Context, account.Account) error { return nil }
+func (m *memoryAccounts) AccountByEmail(context.Context, string) (account.Account, error) {
+	return account.Account{}, account.ErrNotFound
+}
+func (m *memoryAccounts) AccountByID(context.Context, string) (account.Account, error) {
+	return account.Account{}, account.ErrNotFound
+}
+
+func (m *memoryAccounts) CreateSession(_ context.Context, s account.Session) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sessions[s.TokenHash] = s
+	return nil
+}
+
+func (m *memoryAccounts) SessionByTokenHash(_ context.Context, hash string) (account.Session, error) {
+	m.lookups.Add(1)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.sessions[hash]
+	if !ok {
+		return account.Session{}, account.ErrSessionNotFound
+	}
+	return s, nil
+}
+
+func (m *memoryAccounts) DeleteSession(_ context.Context, hash string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.sessions, hash)
+	return nil
+}
