@@ -305,8 +305,9 @@ func (h *Harness) SetStock(adminToken, sku string, n int64) {
 // SkipUnderRace skips a test that runs several cluster members in one process when
 // the race detector is on. protoactor-go's own membership code races when a member
 // has peers (remote.Start's process-wide grpclog.SetLoggerV2, MemberList and
-// BlockList read without locks, a rand.Rand shared by gossip actors): reports from
-// upstream code that would hide ours. `make test` runs these tests, named
+// BlockList read without locks, a rand.Rand shared by gossip actors, disthash's
+// placement actor reading the member list while thousands of grains passivate at
+// shutdown): reports from upstream code that would hide ours. `make test` runs these tests, named
 // TestCluster*, in a second pass without -race; every other test runs with it.
 func SkipUnderRace(t testing.TB) {
 	t.Helper()
