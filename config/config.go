@@ -27,6 +27,8 @@ type Dev struct {
 	HTTPAddr string `conf:"default::8080,env:HTTP_ADDR,flag:http-addr,help:address the HTTP edge listens on"`
 	DataDir  string `conf:"default:./data,env:DATA_DIR,flag:data-dir,help:directory of the SQLite store"`
 	LogLevel string `conf:"default:info,env:LOG_LEVEL,flag:log-level,help:debug, info, warn or error"`
+	// DebugAddr serves net/http/pprof on its own listener, never through the edge.
+	DebugAddr string `conf:"env:DEBUG_ADDR,flag:debug-addr,help:address of the pprof listener, e.g. 127.0.0.1:6060 (unset: off)"`
 
 	Shop Shop
 

@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // on DebugAddr only: the edge is Fiber, not DefaultServeMux
 	"os"
 	"os/signal"
 	"strings"
@@ -58,13 +60,23 @@ func runDev(ctx context.Context, args []string) error {
 	goredis.SetLogger(redisLog{log})
 	log.Info("starting phoneshop dev", "config", config.String(&cfg))
 
-	// 2. The shop: store, catalog, accounts, cluster, edge.
+	// 2. Profiling, when asked for, on its own loopback listener.
+	if cfg.DebugAddr != "" {
+		go func() {
+			log.Info("pprof listening", "addr", cfg.DebugAddr)
+			if err := http.ListenAndServe(cfg.DebugAddr, nil); err != nil {
+				log.Error("pprof listener stopped", "err", err)
+			}
+		}()
+	}
+
+	// 3. The shop: store, catalog, accounts, cluster, edge.
 	s, err := shop.StartDev(ctx, cfg, shop.Options{Members: 1}, log)
 	if err != nil {
 		return err
 	}
 
-	// 3. Serve until SIGINT/SIGTERM, then drain the edge, leave the cluster, close the store.
+	// 4. Serve until SIGINT/SIGTERM, then drain the edge, leave the cluster, close the store.
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	serveErr := make(chan error, 1)
