@@ -17,6 +17,9 @@ go test -run '^$' -bench HotSKU -benchtime 5000x -v ./shop/ 2>&1 | grep -E '^(Be
 go build -o bin/phoneshop ./cmd/phoneshop
 go build -o bin/loadgen ./cmd/loadgen
 
+if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
+	echo "something already answers on port $port: stop it or set PHONESHOP_BENCH_PORT"; exit 1
+fi
 echo "== phoneshop dev on MariaDB and Redis, port $port (log: tmp/bench/shop.log)"
 # Registration is set-up, not measured: argon2id is made cheap so that thousands of
 # shoppers register in seconds. The access log is off (warn level).
@@ -34,6 +37,7 @@ for _ in $(seq 1 120); do
 	kill -0 $shop 2>/dev/null || { echo "phoneshop exited; see tmp/bench/shop.log"; exit 1; }
 	sleep 0.5
 done
+kill -0 $shop 2>/dev/null || { echo "phoneshop exited; see tmp/bench/shop.log"; exit 1; }
 
 echo "== loadgen"
 bin/loadgen --shop-url "http://127.0.0.1:$port" \

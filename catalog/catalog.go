@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 )
 
 // Sentinel errors of the catalog.
@@ -239,10 +240,28 @@ type Store interface {
 // Service answers catalog questions.
 type Service struct {
 	store Store
+	// variants indexes every SKU's name and price, loaded once: nothing in the
+	// shop changes them after the seed. A future price or catalog API must call
+	// LoadVariants again (and invalidate the cached pages).
+	variants atomic.Pointer[map[string]Variant]
 }
 
 // NewService returns a catalog service on store.
 func NewService(store Store) *Service { return &Service{store: store} }
+
+// LoadVariants (re)loads the index of SKUs that Variants serves from memory.
+func (s *Service) LoadVariants(ctx context.Context, skus []string) error {
+	vs, err := s.store.VariantsBySKU(ctx, skus)
+	if err != nil {
+		return err
+	}
+	for sku, v := range vs {
+		v.Available = 0 // a level, not a property of the SKU: read it from inventory
+		vs[sku] = v
+	}
+	s.variants.Store(&vs)
+	return nil
+}
 
 // Search runs q and returns one page.
 func (s *Service) Search(ctx context.Context, q Query) (Page, error) {
@@ -265,9 +284,25 @@ func (s *Service) Phone(ctx context.Context, id string) (Phone, error) { return 
 // Brands lists the brands and their phone counts, by name.
 func (s *Service) Brands(ctx context.Context) ([]Brand, error) { return s.store.Brands(ctx) }
 
-// Variants resolves SKUs; unknown SKUs are absent from the map.
+// Variants resolves SKUs to their phone, name and price; unknown SKUs are absent
+// from the map. Available is not set. After LoadVariants it answers from memory.
 func (s *Service) Variants(ctx context.Context, skus []string) (map[string]Variant, error) {
-	return s.store.VariantsBySKU(ctx, skus)
+	index := s.variants.Load()
+	if index == nil {
+		vs, err := s.store.VariantsBySKU(ctx, skus)
+		for sku, v := range vs {
+			v.Available = 0
+			vs[sku] = v
+		}
+		return vs, err
+	}
+	out := make(map[string]Variant, len(skus))
+	for _, sku := range skus {
+		if v, ok := (*index)[sku]; ok {
+			out[sku] = v
+		}
+	}
+	return out, nil
 }
 
 //go:embed seed/phones.json

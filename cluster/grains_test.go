@@ -135,7 +135,7 @@ func grainScenarios(t *testing.T, members int, options ...shoptest.Option) {
 		// (a call would expire the reservation itself).
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			vs, err := h.Shop.Catalog.Variants(context.Background(), []string{skus[0]})
+			vs, err := h.Shop.Store.VariantsBySKU(context.Background(), []string{skus[0]})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -116,6 +116,15 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	catalogCache = cache.NewCatalog(s.Store, hot, cache.CatalogOptions{Metrics: cacheMetrics, Log: log})
 	sessionCache = cache.NewSessions(s.Store, hot, cache.SessionsOptions{Metrics: cacheMetrics, Log: log})
 	s.Catalog = catalog.NewService(catalogCache)
+	var allSKUs []string
+	for _, p := range phones {
+		for _, v := range p.Variants {
+			allSKUs = append(allSKUs, v.SKU)
+		}
+	}
+	if err := s.Catalog.LoadVariants(ctx, allSKUs); err != nil {
+		return nil, fmt.Errorf("load catalog variants: %w", err)
+	}
 	// Inventory grains publish every committed level; a change of stock state
 	// (in stock, low, out) invalidates the cached catalog.
 	stock := cache.NewStockPublisher(hot, func() int64 { return shopCfg.LowStockThreshold },
