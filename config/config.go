@@ -39,6 +39,7 @@ type Dev struct {
 	GroupCommit          bool          `conf:"default:true,env:GROUP_COMMIT,flag:group-commit,help:batch durable grain writes (a hot SKU answers many commands per commit)"`
 	GroupCommitMaxWrites int           `conf:"default:256,env:GROUP_COMMIT_MAX_WRITES,flag:group-commit-max-writes,help:most snapshot writes in one transaction"`
 	GroupCommitMaxWait   time.Duration `conf:"default:0s,env:GROUP_COMMIT_MAX_WAIT,flag:group-commit-max-wait,help:how long a batch waits for more writes (0: commit what is queued at once)"`
+	GroupCommitters      int           `conf:"default:4,env:GROUP_COMMITTERS,flag:group-committers,help:batches committing at once on MySQL/MariaDB (SQLite has one writer: always 1)"`
 
 	AdminEmail    string `conf:"env:ADMIN_EMAIL,flag:admin-email,help:e-mail of the first admin account (none when empty)"`
 	AdminPassword string `conf:"env:ADMIN_PASSWORD,flag:admin-password,mask,help:password of the first admin account"`

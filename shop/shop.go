@@ -79,8 +79,12 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	if cfg.GroupCommit {
+		committers := cfg.GroupCommitters
+		if s.Store.SingleWriter() {
+			committers = 1
+		}
 		s.Store.EnableGroupCommit(sqlstore.GroupCommit{MaxWrites: cfg.GroupCommitMaxWrites, MaxWait: cfg.GroupCommitMaxWait,
-			Timeout: storeTimeout, Observe: metrics.ObserveBatch})
+			Committers: committers, Timeout: storeTimeout, Observe: metrics.ObserveBatch})
 	}
 
 	// 2. Catalog, seeded on first start.

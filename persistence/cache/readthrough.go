@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -21,17 +22,44 @@ type readThrough struct {
 	metrics *Metrics
 	log     *slog.Logger
 	flights singleflight.Group
+
+	// The generation is read from the cache at most once per genTTL: it changes
+	// only on an invalidation, which this process sees at once when it makes it
+	// and other processes within genTTL. Without this, every hit costs two round
+	// trips to Redis instead of one.
+	genMu  sync.Mutex
+	gen    string
+	genAt  time.Time
+	genTTL time.Duration
+}
+
+// defaultGenTTL bounds how late an invalidation made by another process is seen.
+const defaultGenTTL = time.Second
+
+func (r *readThrough) localGen() (string, bool) {
+	r.genMu.Lock()
+	defer r.genMu.Unlock()
+	return r.gen, r.gen != "" && time.Since(r.genAt) < r.genTTL
+}
+
+func (r *readThrough) setLocalGen(gen string) {
+	r.genMu.Lock()
+	r.gen, r.genAt = gen, time.Now()
+	r.genMu.Unlock()
 }
 
 func newReadThrough(c Cache, name string, m *Metrics, log *slog.Logger) *readThrough {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &readThrough{cache: c, name: name, genKey: name + ":gen", metrics: m, log: log}
+	return &readThrough{cache: c, name: name, genKey: name + ":gen", metrics: m, log: log, genTTL: defaultGenTTL}
 }
 
 // prefix returns "<name>:<generation>:" for keys of the current generation.
 func (r *readThrough) prefix(ctx context.Context) (string, error) {
+	if gen, ok := r.localGen(); ok {
+		return r.name + ":" + gen + ":", nil
+	}
 	b, ok, err := r.cache.Get(ctx, r.genKey)
 	if err != nil {
 		return "", err
@@ -53,6 +81,7 @@ func (r *readThrough) prefix(ctx context.Context) (string, error) {
 		}
 		b = v.([]byte)
 	}
+	r.setLocalGen(string(b))
 	return r.name + ":" + string(b) + ":", nil
 }
 
@@ -60,13 +89,20 @@ func (r *readThrough) prefix(ctx context.Context) (string, error) {
 func (r *readThrough) invalidate(ctx context.Context) error {
 	n, err := r.cache.Incr(ctx, r.genKey)
 	if err != nil {
+		r.setLocalGen("") // read it again next time
 		return err
 	}
 	if n == 1 {
 		// The key was missing, so 1 may have been a generation before; leave it.
 		gen := strconv.FormatInt(rand.Int64N(1<<62)+2, 10)
-		return r.cache.Set(ctx, r.genKey, []byte(gen), 0)
+		if err := r.cache.Set(ctx, r.genKey, []byte(gen), 0); err != nil {
+			r.setLocalGen("")
+			return err
+		}
+		r.setLocalGen(gen)
+		return nil
 	}
+	r.setLocalGen(strconv.FormatInt(n, 10))
 	return nil
 }
 

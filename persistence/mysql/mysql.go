@@ -79,12 +79,21 @@ func createDatabase(ctx context.Context, cfg *driver.Config) error {
 
 type dialect struct{}
 
-// erDupEntry is MySQL's and MariaDB's error number for a duplicate key.
-const erDupEntry = 1062
+// Error numbers of MySQL and MariaDB.
+const (
+	erDupEntry        = 1062
+	erLockWaitTimeout = 1205
+	erLockDeadlock    = 1213
+)
 
 func (dialect) IsDuplicate(err error) bool {
 	var me *driver.MySQLError
 	return errors.As(err, &me) && me.Number == erDupEntry
+}
+
+func (dialect) IsRetryable(err error) bool {
+	var me *driver.MySQLError
+	return errors.As(err, &me) && (me.Number == erLockDeadlock || me.Number == erLockWaitTimeout)
 }
 
 func (dialect) UpsertStockLevel() string {
@@ -97,3 +106,12 @@ func (dialect) UpsertOrderRow() string {
 	return `INSERT INTO orders (id, account_id, status, total_cents, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
 		ON DUPLICATE KEY UPDATE status = VALUES(status), total_cents = VALUES(total_cents), updated_at = VALUES(updated_at)`
 }
+
+// BatchTxOptions: READ COMMITTED, so that batches committing side by side take no
+// gap locks on each other; every statement in a batch addresses rows by key.
+func (dialect) BatchTxOptions() *sql.TxOptions {
+	return &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+}
+
+// SingleWriter: InnoDB takes concurrent writers.
+func (dialect) SingleWriter() bool { return false }

@@ -81,6 +81,9 @@ func (dialect) IsDuplicate(err error) bool {
 	return se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
 }
 
+// IsRetryable: one writer, so no deadlock; a busy database already waited busy_timeout.
+func (dialect) IsRetryable(error) bool { return false }
+
 func (dialect) UpsertStockLevel() string {
 	return `INSERT INTO stock_levels (sku, available, reserved, sold, received, updated_at) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (sku) DO UPDATE SET available = excluded.available, reserved = excluded.reserved,
@@ -91,3 +94,9 @@ func (dialect) UpsertOrderRow() string {
 	return `INSERT INTO orders (id, account_id, status, total_cents, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET status = excluded.status, total_cents = excluded.total_cents, updated_at = excluded.updated_at`
 }
+
+// BatchTxOptions: SQLite has one writer; its default transaction is the right one.
+func (dialect) BatchTxOptions() *sql.TxOptions { return nil }
+
+// SingleWriter: one writer at a time (WAL).
+func (dialect) SingleWriter() bool { return true }

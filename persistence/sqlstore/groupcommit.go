@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"sync"
 	"time"
 
 	"phoneshop/actors/snapshot"
@@ -20,6 +21,9 @@ type GroupCommit struct {
 	// MaxWait is how long a batch may wait for more writes after its first; 0
 	// takes what is queued and commits at once (batches then grow with the load).
 	MaxWait time.Duration
+	// Committers is how many batches may commit at once (each on its own
+	// connection); 1 when the engine has a single writer (SQLite).
+	Committers int
 	// Timeout bounds one batch's transaction.
 	Timeout time.Duration
 	// Observe, when set, is told each committed batch's size and duration.
@@ -42,7 +46,7 @@ type committer struct {
 	cfg   GroupCommit
 	queue chan *write
 	stop  chan struct{}
-	ended chan struct{}
+	ended sync.WaitGroup
 }
 
 // EnableGroupCommit starts batching snapshot writes as cfg says; call it once,
@@ -54,10 +58,13 @@ func (s *Store) EnableGroupCommit(cfg GroupCommit) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	c := &committer{store: s, cfg: cfg, queue: make(chan *write, cfg.MaxWrites*4),
-		stop: make(chan struct{}), ended: make(chan struct{})}
+	cfg.Committers = max(cfg.Committers, 1)
+	c := &committer{store: s, cfg: cfg, queue: make(chan *write, cfg.MaxWrites*4), stop: make(chan struct{})}
 	s.committer = c
-	go c.run()
+	for range cfg.Committers {
+		c.ended.Add(1)
+		go c.run()
+	}
 }
 
 // saveFenced writes one snapshot and its views, through the committer when group
@@ -92,7 +99,7 @@ func (s *Store) saveFenced(ctx context.Context, kind, id string, expected int64,
 }
 
 func (c *committer) run() {
-	defer close(c.ended)
+	defer c.ended.Done()
 	for {
 		var first *write
 		select {
@@ -149,7 +156,34 @@ func (c *committer) commit(batch []*write) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 	defer cancel()
 	results := make([]error, len(batch))
-	err := c.store.inTx(ctx, func(tx *sql.Tx) error {
+	var err error
+	// Batches committing side by side can deadlock when two of them write the same
+	// row (two activations of one grain); the engine then rolls one back whole, and
+	// running it again re-checks every fence.
+	for attempt := 1; ; attempt++ {
+		err = c.attempt(ctx, batch, results)
+		if err == nil || !c.store.dialect.IsRetryable(err) || attempt == maxBatchAttempts {
+			break
+		}
+	}
+	if c.cfg.Observe != nil {
+		c.cfg.Observe(len(batch), time.Since(start), err)
+	}
+	for i, w := range batch {
+		if err != nil {
+			w.done <- err
+			continue
+		}
+		w.done <- results[i]
+	}
+}
+
+// maxBatchAttempts bounds the retries of a batch the engine rolled back.
+const maxBatchAttempts = 4
+
+func (c *committer) attempt(ctx context.Context, batch []*write, results []error) error {
+	clear(results)
+	return c.store.inTxWith(ctx, c.store.dialect.BatchTxOptions(), func(tx *sql.Tx) error {
 		for i, w := range batch {
 			err := c.store.saveSnapshot(ctx, tx, w.kind, w.id, w.expected, w.state)
 			if errors.Is(err, snapshot.ErrStale) {
@@ -167,19 +201,9 @@ func (c *committer) commit(batch []*write) {
 		}
 		return nil
 	})
-	if c.cfg.Observe != nil {
-		c.cfg.Observe(len(batch), time.Since(start), err)
-	}
-	for i, w := range batch {
-		if err != nil {
-			w.done <- err
-			continue
-		}
-		w.done <- results[i]
-	}
 }
 
 func (c *committer) close() {
 	close(c.stop)
-	<-c.ended
+	c.ended.Wait()
 }

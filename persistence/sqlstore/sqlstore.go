@@ -28,6 +28,13 @@ type Dialect interface {
 	// UpsertOrderRow inserts or replaces an orders row from
 	// (id, account_id, status, total_cents, created_at, updated_at).
 	UpsertOrderRow() string
+	// IsRetryable reports whether err rolled the transaction back whole and running
+	// it again may succeed (a deadlock, a lock wait timeout).
+	IsRetryable(err error) bool
+	// SingleWriter reports whether the engine takes one writer at a time.
+	SingleWriter() bool
+	// BatchTxOptions are the options of a group-commit transaction (nil: defaults).
+	BatchTxOptions() *sql.TxOptions
 }
 
 // Store is the shop's SQL store. Writes go through writer; reads through reader
@@ -45,6 +52,9 @@ type Store struct {
 func New(writer, reader *sql.DB, dialect Dialect) *Store {
 	return &Store{writer: writer, reader: reader, dialect: dialect, now: time.Now}
 }
+
+// SingleWriter reports whether the engine takes one writer at a time (SQLite).
+func (s *Store) SingleWriter() bool { return s.dialect.SingleWriter() }
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.writer.PingContext(ctx) }
@@ -110,7 +120,11 @@ func (s *Store) saveSnapshot(ctx context.Context, tx *sql.Tx, kind, id string, e
 
 // inTx runs f in a write transaction and commits it.
 func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
-	tx, err := s.writer.BeginTx(ctx, nil)
+	return s.inTxWith(ctx, nil, f)
+}
+
+func (s *Store) inTxWith(ctx context.Context, opts *sql.TxOptions, f func(tx *sql.Tx) error) error {
+	tx, err := s.writer.BeginTx(ctx, opts)
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("snapshots_group_commit", func(t *testing.T) {
 		Snapshots(t, func(t *testing.T) *sqlstore.Store {
 			s := open(t)
-			s.EnableGroupCommit(sqlstore.GroupCommit{MaxWrites: 64})
+			s.EnableGroupCommit(sqlstore.GroupCommit{MaxWrites: 64, Committers: committers(s)})
 			return s
 		})
 	})
@@ -449,6 +449,14 @@ func Orders(t *testing.T, open Open) {
 	if diff := cmp.Diff([]string{"ord_cancelling", "ord_committing"}, sorted(unfinished)); diff != "" {
 		t.Fatalf("unfinished (-want +got):\n%s", diff)
 	}
+}
+
+// committers runs several committers where the engine allows concurrent writers.
+func committers(s *sqlstore.Store) int {
+	if s.SingleWriter() {
+		return 1
+	}
+	return 4
 }
 
 func sorted(ids []string) []string { ids = slices.Clone(ids); slices.Sort(ids); return ids }
