@@ -23,13 +23,16 @@ import (
 // KindName is the cluster kind of inventory grains.
 const KindName = "Inventory"
 
-// Store persists inventory snapshots. SaveInventory is fenced: it succeeds only when
-// the stored version is expectedVersion (0 = never saved) and then stores
-// expectedVersion+1; otherwise it returns snapshot.ErrStale. It also records the
-// item's level where the catalog can read it, in the same transaction.
+// Store persists inventory snapshots and their sales ledgers. SaveInventory is
+// fenced: it succeeds only when the stored version is expectedVersion (0 = never
+// saved) and then stores expectedVersion+1; otherwise it returns
+// snapshot.ErrStale. In the same transaction it applies the ledger's changes
+// (returned sales first, then added ones) and records the item's level where the
+// catalog can read it.
 type Store interface {
 	LoadInventory(ctx context.Context, sku string) (snapshot.Snapshot, error)
-	SaveInventory(ctx context.Context, sku string, expectedVersion int64, state []byte, level Level) error
+	InventorySales(ctx context.Context, sku string) (map[string]int64, error)
+	SaveInventory(ctx context.Context, sku string, expectedVersion int64, state []byte, level Level, sales SalesChange) error
 }
 
 // Deps is what an inventory grain needs from the member it runs on.
@@ -171,6 +174,7 @@ func (g *grain) startWrite(ctx cluster.GrainContext) {
 	version := g.writes.Begin()
 	state, err := proto.Marshal(toProto(g.item.Snapshot()))
 	level := g.item.Level()
+	sales := g.item.TakeSalesChange()
 	g.writtenLevel = level
 	write := func() error {
 		if err != nil {
@@ -178,7 +182,7 @@ func (g *grain) startWrite(ctx cluster.GrainContext) {
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
 		defer cancel()
-		return g.deps.Store.SaveInventory(sctx, g.sku, version, state, level)
+		return g.deps.Store.SaveInventory(sctx, g.sku, version, state, level, sales)
 	}
 	if !g.deps.GroupCommit {
 		g.writeDone(ctx, write())
@@ -229,9 +233,26 @@ func (g *grain) load() error {
 		if err := proto.Unmarshal(snap.State, &st); err != nil {
 			return fmt.Errorf("decode snapshot v%d: %w", snap.Version, err)
 		}
-		if item, err = FromSnapshot(fromProto(&st)); err != nil {
+		stored, err := g.deps.Store.InventorySales(ctx, g.sku)
+		if err != nil {
 			return err
 		}
+		s := fromProto(&st)
+		// Snapshots written before the ledger had its own table carry the sales
+		// themselves: keep them, and let the next write move them to the table.
+		legacy := s.Sales
+		s.Sales = stored
+		for id, q := range legacy {
+			if _, ok := stored[id]; ok {
+				delete(legacy, id)
+				continue
+			}
+			s.Sales[id] = q
+		}
+		if item, err = FromSnapshot(s); err != nil {
+			return err
+		}
+		item.MarkUnwritten(legacy)
 	}
 	g.item = item
 	g.durableLevel = item.Level()
@@ -275,9 +296,10 @@ func toGrainError(err error) error {
 }
 
 func toProto(s Snapshot) *inventorypb.InventoryState {
+	// The sales ledger is stored beside the snapshot, not in it.
 	st := &inventorypb.InventoryState{
 		Received: s.Received, Available: s.Available, Reserved: s.Reserved, Sold: s.Sold,
-		Sales: s.Sales, RecentReceipts: s.RecentReceipts,
+		RecentReceipts: s.RecentReceipts,
 	}
 	for _, r := range s.Reservations {
 		st.Reservations = append(st.Reservations, &inventorypb.Reservation{

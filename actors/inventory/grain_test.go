@@ -12,6 +12,7 @@ import (
 	"time"
 
 	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"google.golang.org/protobuf/proto"
 
 	"phoneshop/actors/inventory"
 	"phoneshop/cluster"
@@ -28,13 +29,13 @@ type failingStore struct {
 	writes  atomic.Int64
 }
 
-func (s *failingStore) SaveInventory(ctx context.Context, sku string, v int64, state []byte, l inventory.Level) error {
+func (s *failingStore) SaveInventory(ctx context.Context, sku string, v int64, state []byte, l inventory.Level, sales inventory.SalesChange) error {
 	s.writes.Add(1)
 	if s.failing.Load() {
 		time.Sleep(20 * time.Millisecond) // let commands pile up behind the write
 		return errors.New("disk on fire")
 	}
-	return s.Store.SaveInventory(ctx, sku, v, state, l)
+	return s.Store.SaveInventory(ctx, sku, v, state, l, sales)
 }
 
 // TestFailedWriteAnswersNoCommandAndReloads: when a write fails, no command that
@@ -102,5 +103,45 @@ func TestFailedWriteAnswersNoCommandAndReloads(t *testing.T) {
 				t.Fatalf("durable snapshot = v%d, %v; want v2 (receipt, then one reservation)", snap.Version, err)
 			}
 		})
+	}
+}
+
+// TestSnapshotWithSalesInsideMovesThemToTheLedger: a snapshot written when the
+// sales ledger lived inside it loads with its sales, and the next write stores them
+// in the ledger table.
+func TestSnapshotWithSalesInsideMovesThemToTheLedger(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	old := &inventorypb.InventoryState{Received: 10, Available: 7, Sold: 3, Sales: map[string]int64{"ord_a": 1, "ord_b": 2}}
+	state, err := proto.Marshal(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SaveInventory(context.Background(), "sku-old", 0, state, inventory.Level{Available: 7, Sold: 3, Received: 10}, inventory.SalesChange{}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", Provider: cluster.NewInMemoryProvider(cluster.NewInMemoryAgent()),
+		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()},
+		cluster.Deps{Inventory: inventory.Deps{Store: db, ReservationTTL: func() time.Duration { return time.Minute },
+			Now: time.Now, StoreTimeout: 5 * time.Second, GroupCommit: true, Logger: slog.New(slog.DiscardHandler)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	inv := inventorypb.GetInventoryGrainClient(m.Cluster, "sku-old")
+	opt := pcluster.WithTimeout(10 * time.Second)
+	// The old sales are known: returning one works and is idempotent.
+	for range 2 {
+		l, err := inv.Return(&inventorypb.ReturnRequest{OrderId: "ord_b"}, opt)
+		if err != nil || l.Sold != 1 || l.Available != 9 {
+			t.Fatalf("return of an old sale = %v, %v; want 1 sold, 9 available", l, err)
+		}
+	}
+	ledger, err := db.InventorySales(context.Background(), "sku-old")
+	if err != nil || len(ledger) != 1 || ledger["ord_a"] != 1 {
+		t.Fatalf("ledger after the first write = %v, %v; want the remaining old sale ord_a", ledger, err)
 	}
 }

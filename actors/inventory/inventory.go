@@ -43,6 +43,39 @@ type Item struct {
 	reservations                        map[string]Reservation
 	sales                               map[string]int64
 	recentReceipts                      []string
+	// unwritten are the changes of the sales ledger no write has taken yet.
+	unwritten SalesChange
+}
+
+// SalesChange is what changed in the sales ledger: sales added (order -> units)
+// and orders whose sale was returned. The ledger is stored beside the snapshot, one
+// row per order, so that a write carries only its own changes.
+type SalesChange struct {
+	Added    map[string]int64
+	Returned []string
+}
+
+// Empty reports whether nothing changed.
+func (c SalesChange) Empty() bool { return len(c.Added) == 0 && len(c.Returned) == 0 }
+
+// TakeSalesChange returns the ledger changes since the last call, for the write
+// that starts now.
+func (it *Item) TakeSalesChange() SalesChange {
+	c := it.unwritten
+	it.unwritten = SalesChange{}
+	return c
+}
+
+// MarkUnwritten records sales that are in the item but not yet in the stored
+// ledger (a snapshot of the time when sales lived in it), so the next write
+// stores them.
+func (it *Item) MarkUnwritten(sales map[string]int64) {
+	for id, q := range sales {
+		if it.unwritten.Added == nil {
+			it.unwritten.Added = make(map[string]int64)
+		}
+		it.unwritten.Added[id] = q
+	}
 }
 
 // Level is a read-only view of an item's counters.
@@ -143,6 +176,10 @@ func (it *Item) Commit(orderID string) (changed bool, err error) {
 	}
 	delete(it.reservations, orderID)
 	it.sales[orderID] = r.Quantity
+	if it.unwritten.Added == nil {
+		it.unwritten.Added = make(map[string]int64)
+	}
+	it.unwritten.Added[orderID] = r.Quantity
 	it.reserved -= r.Quantity
 	it.sold += r.Quantity
 	return true, it.Check()
@@ -168,6 +205,11 @@ func (it *Item) Return(orderID string) (changed bool, err error) {
 		return false, nil
 	}
 	delete(it.sales, orderID)
+	if _, unwritten := it.unwritten.Added[orderID]; unwritten {
+		delete(it.unwritten.Added, orderID) // never stored: nothing to delete
+	} else {
+		it.unwritten.Returned = append(it.unwritten.Returned, orderID)
+	}
 	it.sold -= q
 	it.available += q
 	return true, it.Check()

@@ -724,3 +724,34 @@ func TestRandomCommandsKeepConservation(t *testing.T) {
 		t.Fatalf("final round trip (-want +got):\n%s", diff)
 	}
 }
+
+func TestSalesChangesAreTakenOnce(t *testing.T) {
+	it := &Item{}
+	mustChange := func(changed bool, err error) {
+		t.Helper()
+		if err != nil || !changed {
+			t.Fatalf("changed=%v err=%v", changed, err)
+		}
+	}
+	mustChange(it.Receive("d", 10))
+	for _, o := range []string{"a", "b", "c"} {
+		mustChange(it.Reserve(o, 2, t0, time.Minute))
+		mustChange(it.Commit(o))
+	}
+	if diff := cmp.Diff(SalesChange{Added: map[string]int64{"a": 2, "b": 2, "c": 2}}, it.TakeSalesChange()); diff != "" {
+		t.Fatalf("first write (-want +got):\n%s", diff)
+	}
+	if c := it.TakeSalesChange(); !c.Empty() {
+		t.Fatalf("taken twice: %+v", c)
+	}
+	mustChange(it.Return("a")) // stored: its row must go
+	mustChange(it.Reserve("d", 1, t0, time.Minute))
+	mustChange(it.Commit("d"))
+	mustChange(it.Return("d")) // never stored: nothing to write
+	if diff := cmp.Diff(SalesChange{Added: map[string]int64{}, Returned: []string{"a"}}, it.TakeSalesChange()); diff != "" {
+		t.Fatalf("second write (-want +got):\n%s", diff)
+	}
+	if err := it.Check(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -140,11 +140,50 @@ func (s *Store) LoadInventory(ctx context.Context, sku string) (snapshot.Snapsho
 	return s.loadSnapshot(ctx, kindInventory, sku)
 }
 
-// SaveInventory implements inventory.Store: the snapshot and the stock level in one
-// transaction.
-func (s *Store) SaveInventory(ctx context.Context, sku string, expectedVersion int64, state []byte, l inventory.Level) error {
+// InventorySales implements inventory.Store: the SKU's sales ledger.
+func (s *Store) InventorySales(ctx context.Context, sku string) (map[string]int64, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT order_id, quantity FROM inventory_sales WHERE sku = ?`, sku)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	sales := map[string]int64{}
+	for rows.Next() {
+		var id string
+		var q int64
+		if err := rows.Scan(&id, &q); err != nil {
+			return nil, err
+		}
+		sales[id] = q
+	}
+	return sales, rows.Err()
+}
+
+// SaveInventory implements inventory.Store: the snapshot, the ledger's changes and
+// the stock level in one transaction.
+func (s *Store) SaveInventory(ctx context.Context, sku string, expectedVersion int64, state []byte, l inventory.Level, sales inventory.SalesChange) error {
 	updated := s.now().UnixMicro()
 	return s.saveFenced(ctx, kindInventory, sku, expectedVersion, state, func(ctx context.Context, tx *sql.Tx) error {
+		if len(sales.Returned) > 0 {
+			args := []any{sku}
+			for _, id := range sales.Returned {
+				args = append(args, id)
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM inventory_sales WHERE sku = ? AND order_id IN (?`+
+				strings.Repeat(",?", len(sales.Returned)-1)+`)`, args...); err != nil {
+				return err
+			}
+		}
+		if len(sales.Added) > 0 {
+			args := make([]any, 0, 3*len(sales.Added))
+			for id, q := range sales.Added {
+				args = append(args, sku, id, q)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO inventory_sales (sku, order_id, quantity) VALUES (?, ?, ?)`+
+				strings.Repeat(", (?, ?, ?)", len(sales.Added)-1), args...); err != nil {
+				return err
+			}
+		}
 		_, err := tx.ExecContext(ctx, s.dialect.UpsertStockLevel(), sku, l.Available, l.Reserved, l.Sold, l.Received, updated)
 		return err
 	})

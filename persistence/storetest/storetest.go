@@ -83,7 +83,7 @@ func Snapshots(t *testing.T, open Open) {
 		if err := s.SaveCart(ctx, "x", 0, []byte("cart")); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SaveInventory(ctx, "x", 0, []byte("inventory"), inventory.Level{}); err != nil {
+		if err := s.SaveInventory(ctx, "x", 0, []byte("inventory"), inventory.Level{}, inventory.SalesChange{}); err != nil {
 			t.Fatalf("inventory x after cart x: %v", err)
 		}
 		if got, _ := s.LoadInventory(ctx, "x"); string(got.State) != "inventory" {
@@ -150,7 +150,7 @@ func Snapshots(t *testing.T, open Open) {
 		if _, err := base.Receive("delivery", 5); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SaveInventory(ctx, "hot", 0, encodeItem(t, base), base.Level()); err != nil {
+		if err := s.SaveInventory(ctx, "hot", 0, encodeItem(t, base), base.Level(), base.TakeSalesChange()); err != nil {
 			t.Fatal(err)
 		}
 		for round := range 20 {
@@ -178,7 +178,7 @@ func Snapshots(t *testing.T, open Open) {
 						errs[a] = err
 						return
 					}
-					errs[a] = s.SaveInventory(ctx, "hot", loaded.Version, encodeItem(t, it), it.Level())
+					errs[a] = s.SaveInventory(ctx, "hot", loaded.Version, encodeItem(t, it), it.Level(), it.TakeSalesChange())
 				}()
 			}
 			wg.Wait()
@@ -205,14 +205,61 @@ func Snapshots(t *testing.T, open Open) {
 		if l := it.Level(); l.Sold != 100 || l.Received != 105 || it.Check() != nil {
 			t.Fatalf("after 20 rounds: %+v (check %v); want 100 sold of 105 received, one sale per round", l, it.Check())
 		}
+		// The ledger is fenced with the snapshot: only the winners' sales are in it.
+		ledger, err := s.InventorySales(ctx, "hot")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var units int64
+		for _, q := range ledger {
+			units += q
+		}
+		if len(ledger) != 20 || units != 100 {
+			t.Fatalf("ledger holds %d sales of %d units, want 20 sales of 100", len(ledger), units)
+		}
+	})
+
+	t.Run("a_write_adds_and_returns_only_its_own_sales", func(t *testing.T) {
+		s := open(t)
+		lv := inventory.Level{}
+		steps := []struct {
+			expected int64
+			change   inventory.SalesChange
+			want     map[string]int64
+		}{
+			{0, inventory.SalesChange{Added: map[string]int64{"o1": 2, "o2": 1}}, map[string]int64{"o1": 2, "o2": 1}},
+			{1, inventory.SalesChange{}, map[string]int64{"o1": 2, "o2": 1}},
+			{2, inventory.SalesChange{Added: map[string]int64{"o3": 4}, Returned: []string{"o1"}}, map[string]int64{"o2": 1, "o3": 4}},
+			// Returned and sold again in one write: the return is applied first.
+			{3, inventory.SalesChange{Added: map[string]int64{"o2": 5}, Returned: []string{"o2"}}, map[string]int64{"o2": 5, "o3": 4}},
+		}
+		for i, st := range steps {
+			if err := s.SaveInventory(ctx, "sku-ledger", st.expected, []byte("x"), lv, st.change); err != nil {
+				t.Fatalf("step %d: %v", i, err)
+			}
+			got, err := s.InventorySales(ctx, "sku-ledger")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(st.want, got); diff != "" {
+				t.Fatalf("step %d ledger (-want +got):\n%s", i, diff)
+			}
+		}
+		err := s.SaveInventory(ctx, "sku-ledger", 1, []byte("stale"), lv, inventory.SalesChange{Added: map[string]int64{"o9": 9}, Returned: []string{"o3"}})
+		if !errors.Is(err, snapshot.ErrStale) {
+			t.Fatalf("stale save: err = %v, want ErrStale", err)
+		}
+		if got, _ := s.InventorySales(ctx, "sku-ledger"); !cmp.Equal(got, map[string]int64{"o2": 5, "o3": 4}) {
+			t.Fatalf("a stale save changed the ledger: %v", got)
+		}
 	})
 
 	t.Run("a_stale_inventory_save_leaves_the_stock_level_alone", func(t *testing.T) {
 		s := open(t)
-		if err := s.SaveInventory(ctx, "sku-l", 0, []byte("a"), inventory.Level{Available: 4, Received: 4}); err != nil {
+		if err := s.SaveInventory(ctx, "sku-l", 0, []byte("a"), inventory.Level{Available: 4, Received: 4}, inventory.SalesChange{}); err != nil {
 			t.Fatal(err)
 		}
-		err := s.SaveInventory(ctx, "sku-l", 0, []byte("b"), inventory.Level{Available: 99, Received: 99})
+		err := s.SaveInventory(ctx, "sku-l", 0, []byte("b"), inventory.Level{Available: 99, Received: 99}, inventory.SalesChange{})
 		if !errors.Is(err, snapshot.ErrStale) {
 			t.Fatalf("err = %v, want ErrStale", err)
 		}
@@ -358,7 +405,7 @@ func Catalog(t *testing.T, open Open) {
 			t.Fatalf("in_stock before any stock: %v", got)
 		}
 		v := phones[0].Variants[0]
-		if err := s.SaveInventory(ctx, v.SKU, 0, []byte("x"), inventory.Level{Available: 3, Received: 3}); err != nil {
+		if err := s.SaveInventory(ctx, v.SKU, 0, []byte("x"), inventory.Level{Available: 3, Received: 3}, inventory.SalesChange{}); err != nil {
 			t.Fatal(err)
 		}
 		if got := search(t, catalog.Query{InStock: true, Sort: catalog.SortName, PageSize: 100}); !slices.Equal(got, []string{phones[0].ID}) {
