@@ -80,8 +80,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if dsn.DBName == "" {
 		return nil, errors.New("baseline: the MySQL DSN names no database")
 	}
-	// The DSN is used as given, with the shop's driver settings: a ratio should
-	// compare the architectures, not two ways of configuring the driver.
+	// The shop's driver settings (persistence/mysql): a ratio should compare the
+	// architectures, not two ways of configuring the driver.
+	dsn.InterpolateParams = true
 	db, err := sql.Open("mysql", dsn.FormatDSN())
 	if err != nil {
 		return nil, fmt.Errorf("baseline: MySQL: %w", err)
