@@ -18,7 +18,7 @@ build:
 ## test: every test (what CI runs): all with the race detector, then the tests that run
 ## several protoactor members in one process (TestCluster*) without it, because
 ## protoactor-go's membership code races internally (see internal/shoptest.SkipUnderRace)
-test:
+test: $(BIN)/consul
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -timeout 30m -run '^TestCluster' ./...
 
@@ -51,6 +51,11 @@ $(BIN)/protoc-gen-go:
 
 $(BIN)/protoc-gen-go-grain:
 	GOBIN=$(BIN) $(GO) install github.com/asynkron/protoactor-go/protobuf/protoc-gen-go-grain@$(PROTOACTOR_VERSION)
+
+## bin/consul: the Consul agent of the dev cluster and of the tests, built from the Go
+## module proxy in its own module (tools/consul pins it); about 6 minutes the first time
+$(BIN)/consul: tools/consul/go.mod tools/consul/go.sum
+	cd tools/consul && $(GO) build -o $(BIN)/consul github.com/hashicorp/consul
 
 clean:
 	rm -rf bin

@@ -131,3 +131,47 @@ func (m *Member) ActivationCounts() map[string]int {
 	}
 	return out
 }
+
+// Client is a cluster client: it calls grains and hosts none (the edge).
+type Client struct {
+	System  *actor.ActorSystem
+	Cluster *pcluster.Cluster
+	once    sync.Once
+}
+
+// StartClient joins the cluster as a client.
+func StartClient(cfg Config) (*Client, error) {
+	logger := cfg.Logger
+	system := actor.NewActorSystemWithConfig(actor.Configure(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+			return slog.New(levelFloor{Handler: logger.Handler(), min: slog.LevelWarn}).With("lib", "protoactor")
+		}),
+	))
+	c := pcluster.New(system, pcluster.Configure(Name, cfg.Provider, disthash.New(), remote.Configure(cfg.Host, cfg.Port),
+		pcluster.WithRequestTimeout(cfg.RequestTimeout)))
+	if err := startClient(c); err != nil {
+		return nil, err
+	}
+	return &Client{System: system, Cluster: c}, nil
+}
+
+func startClient(c *pcluster.Cluster) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("cluster: start client: %v", r)
+		}
+	}()
+	c.StartClient()
+	return nil
+}
+
+// Stop leaves the cluster. protoactor's Cluster.Shutdown dereferences the gossiper,
+// which a client does not start (nil pointer panic), so the client stops its parts
+// itself: provider, remote, actor system.
+func (cl *Client) Stop() {
+	cl.once.Do(func() {
+		_ = cl.Cluster.Config.ClusterProvider.Shutdown(true)
+		cl.Cluster.Remote.Shutdown(true)
+		cl.System.Shutdown()
+	})
+}

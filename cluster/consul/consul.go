@@ -1,0 +1,232 @@
+// Package consul is the shop's Consul cluster provider for protoactor-go: members
+// register with their kinds as tags and a TTL check, and every member and client
+// watches the healthy members with blocking queries. It replaces protoactor's bundled
+// provider (see PROTOACTOR.md): that one never registers again after the agent
+// restarts with its state lost, and panics on Shutdown of a client.
+package consul
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/hashicorp/consul/api"
+)
+
+// Config says how the provider talks to Consul.
+type Config struct {
+	// Address is the agent's HTTP address (host:port).
+	Address string
+	// TTL is how long a member stays healthy without refreshing its check.
+	TTL time.Duration
+	// Refresh is how often a member refreshes its check (default TTL/3).
+	Refresh time.Duration
+	// DeregisterAfter removes a member whose check stayed critical this long
+	// (Consul's minimum is 1 minute).
+	DeregisterAfter time.Duration
+	// WaitTime bounds one blocking query.
+	WaitTime time.Duration
+	Logger   *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.TTL <= 0 {
+		c.TTL = 3 * time.Second
+	}
+	if c.Refresh <= 0 {
+		c.Refresh = c.TTL / 3
+	}
+	if c.DeregisterAfter < time.Minute {
+		c.DeregisterAfter = time.Minute
+	}
+	if c.WaitTime <= 0 {
+		c.WaitTime = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Provider implements cluster.ClusterProvider on Consul.
+type Provider struct {
+	cfg    Config
+	client *api.Client
+
+	cluster *cluster.Cluster
+	name    string
+	id      string // set for a member; empty for a client
+	host    string
+	port    int
+	kinds   []string
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns a provider for one member or client.
+func New(cfg Config) (*Provider, error) {
+	cfg = cfg.withDefaults()
+	client, err := api.NewClient(&api.Config{Address: cfg.Address})
+	if err != nil {
+		return nil, fmt.Errorf("consul: %w", err)
+	}
+	return &Provider{cfg: cfg, client: client}, nil
+}
+
+// StartMember registers the member and starts refreshing its check and watching
+// the members.
+func (p *Provider) StartMember(c *cluster.Cluster) error {
+	host, port, err := c.ActorSystem.GetHostPort()
+	if err != nil {
+		return err
+	}
+	p.cluster, p.name, p.id = c, c.Config.Name, c.ActorSystem.ID
+	p.host, p.port, p.kinds = host, port, c.GetClusterKinds()
+	if err := p.register(); err != nil {
+		return err
+	}
+	ctx := p.start()
+	p.wg.Add(2)
+	go p.refreshLoop(ctx)
+	go p.watchLoop(ctx)
+	return nil
+}
+
+// StartClient only watches the members: a client hosts no grain.
+func (p *Provider) StartClient(c *cluster.Cluster) error {
+	p.cluster, p.name = c, c.Config.Name
+	ctx := p.start()
+	p.wg.Add(1)
+	go p.watchLoop(ctx)
+	return nil
+}
+
+func (p *Provider) start() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	return ctx
+}
+
+// Shutdown stops the loops and, for a member, deregisters it.
+func (p *Provider) Shutdown(bool) error {
+	if p.cancel != nil {
+		p.cancel()
+	}
+	p.wg.Wait()
+	if p.id == "" {
+		return nil
+	}
+	return p.client.Agent().ServiceDeregister(p.id)
+}
+
+func (p *Provider) checkID() string { return "service:" + p.id }
+
+func (p *Provider) register() error {
+	err := p.client.Agent().ServiceRegister(&api.AgentServiceRegistration{
+		ID: p.id, Name: p.name, Tags: p.kinds, Address: p.host, Port: p.port,
+		Meta: map[string]string{"id": p.id},
+		Check: &api.AgentServiceCheck{
+			CheckID:                        p.checkID(),
+			TTL:                            p.cfg.TTL.String(),
+			DeregisterCriticalServiceAfter: p.cfg.DeregisterAfter.String(),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("consul: register %s: %w", p.id, err)
+	}
+	return p.client.Agent().UpdateTTL(p.checkID(), "", api.HealthPassing)
+}
+
+// refreshLoop keeps the member's check passing. When the agent no longer knows the
+// check (it restarted and lost its state), the member registers again.
+func (p *Provider) refreshLoop(ctx context.Context) {
+	defer p.wg.Done()
+	tick := time.NewTicker(p.cfg.Refresh)
+	defer tick.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		err := p.client.Agent().UpdateTTL(p.checkID(), "", api.HealthPassing)
+		if err != nil && isUnknownCheck(err) {
+			p.cfg.Logger.Warn("consul forgot this member; registering again", "member", p.id)
+			err = p.register()
+		}
+		switch {
+		case err != nil && !failing:
+			p.cfg.Logger.Error("consul: refreshing the member's check failed", "member", p.id, "err", err)
+			failing = true
+		case err == nil && failing:
+			p.cfg.Logger.Info("consul: member's check passing again", "member", p.id)
+			failing = false
+		}
+	}
+}
+
+func isUnknownCheck(err error) bool {
+	var se api.StatusError
+	if errors.As(err, &se) && se.Code == 404 {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "Unknown check") || strings.Contains(s, "does not have associated TTL") ||
+		strings.Contains(s, "CheckID") && strings.Contains(s, "not found")
+}
+
+// watchLoop follows the healthy members with blocking queries and hands every
+// change to protoactor's member list.
+func (p *Provider) watchLoop(ctx context.Context) {
+	defer p.wg.Done()
+	var index uint64
+	for ctx.Err() == nil {
+		opts := (&api.QueryOptions{WaitIndex: index, WaitTime: p.cfg.WaitTime}).WithContext(ctx)
+		entries, meta, err := p.client.Health().Service(p.name, "", true, opts)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			p.cfg.Logger.Warn("consul: watching members failed; retrying", "err", err)
+			index = 0
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		// An index that goes backwards means Consul's state was reset (an agent
+		// restarted): start over rather than block on a future index.
+		if meta.LastIndex < index {
+			index = 0
+			continue
+		}
+		changed := meta.LastIndex != index
+		index = meta.LastIndex
+		if changed {
+			p.cluster.MemberList.UpdateClusterTopology(toMembers(entries))
+		}
+	}
+}
+
+func toMembers(entries []*api.ServiceEntry) []*cluster.Member {
+	members := make([]*cluster.Member, 0, len(entries))
+	for _, e := range entries {
+		id := e.Service.Meta["id"]
+		if id == "" {
+			id = e.Service.ID
+		}
+		members = append(members, &cluster.Member{
+			Id: id, Host: e.Service.Address, Port: int32(e.Service.Port), Kinds: append([]string(nil), e.Service.Tags...),
+		})
+	}
+	return members
+}

@@ -1,0 +1,131 @@
+package consul_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"phoneshop/cluster"
+	"phoneshop/cluster/consul"
+	"phoneshop/internal/consultest"
+	"phoneshop/internal/shoptest"
+)
+
+func provider(t *testing.T, agent *consultest.Agent) *consul.Provider {
+	t.Helper()
+	p, err := consul.New(consul.Config{Address: agent.HTTP, TTL: 2 * time.Second, WaitTime: time.Second, Logger: shoptest.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func member(t *testing.T, agent *consultest.Agent) *cluster.Member {
+	t.Helper()
+	m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", Provider: provider(t, agent),
+		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()}, cluster.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	return m
+}
+
+// passing lists the ids of the members Consul reports healthy.
+func passing(t *testing.T, agent *consultest.Agent) []string {
+	t.Helper()
+	client, err := api.NewClient(&api.Config{Address: agent.HTTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, _, err := client.Health().Service(cluster.Name, "", true, nil)
+	if err != nil {
+		return nil
+	}
+	var ids []string
+	for _, e := range entries {
+		ids = append(ids, e.Service.ID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func eventually(t *testing.T, within time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", within, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestMemberRegistersWithItsKinds(t *testing.T) {
+	agent := consultest.Start(t)
+	m := member(t, agent)
+	eventually(t, 10*time.Second, "the member is registered and passing", func() bool {
+		return slices.Equal(passing(t, agent), []string{m.ID()})
+	})
+	client, _ := api.NewClient(&api.Config{Address: agent.HTTP})
+	entries, _, err := client.Health().Service(cluster.Name, "", true, nil)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("entries = %v, %v", entries, err)
+	}
+	tags := entries[0].Service.Tags
+	for _, kind := range []string{"Cart", "Inventory", "Order"} {
+		if !slices.Contains(tags, kind) {
+			t.Fatalf("tags = %v, want every kind the member hosts, %s among them", tags, kind)
+		}
+	}
+}
+
+func TestMemberRegistersAgainAfterTheAgentLostItsState(t *testing.T) {
+	agent := consultest.Start(t)
+	m := member(t, agent)
+	eventually(t, 10*time.Second, "registered", func() bool { return slices.Equal(passing(t, agent), []string{m.ID()}) })
+	agent.Restart() // a dev agent keeps nothing: the member is unknown to it now
+	eventually(t, 30*time.Second, "registered again after the agent restarted", func() bool {
+		return slices.Equal(passing(t, agent), []string{m.ID()})
+	})
+}
+
+func TestMemberLeavesOnStop(t *testing.T) {
+	agent := consultest.Start(t)
+	m := member(t, agent)
+	eventually(t, 10*time.Second, "registered", func() bool { return len(passing(t, agent)) == 1 })
+	m.Stop()
+	eventually(t, 10*time.Second, "deregistered on stop", func() bool { return len(passing(t, agent)) == 0 })
+}
+
+// TestClientStartsAndStopsCleanly: a cluster client (the edge) registers nothing,
+// watches the members, and stops without panicking (protoactor's Cluster.Shutdown
+// panics on a client).
+func TestClientStartsAndStopsCleanly(t *testing.T) {
+	agent := consultest.Start(t)
+	c, err := cluster.StartClient(cluster.Config{Host: "127.0.0.1", Provider: provider(t, agent),
+		RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := passing(t, agent); len(got) != 0 {
+		t.Fatalf("a client registered as a member: %v", got)
+	}
+	c.Stop()
+}
+
+// TestClusterTwoMembersSeeEachOther: members find each other through Consul, and
+// a member that stops is dropped from the others' view.
+func TestClusterTwoMembersSeeEachOther(t *testing.T) {
+	shoptest.SkipUnderRace(t)
+	agent := consultest.Start(t)
+	a, b := member(t, agent), member(t, agent)
+	sees := func(m *cluster.Member, n int) func() bool {
+		return func() bool { return m.Cluster.MemberList.Members().Len() == n }
+	}
+	eventually(t, 15*time.Second, "both members see two members", func() bool { return sees(a, 2)() && sees(b, 2)() })
+	b.Stop()
+	eventually(t, 15*time.Second, "the remaining member sees one member", sees(a, 1))
+}

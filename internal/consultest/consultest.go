@@ -1,0 +1,110 @@
+// Package consultest runs a real Consul agent for tests: `consul agent -dev` from
+// bin/consul (built by `make bin/consul`), on free loopback ports, stopped when the
+// test ends. A missing binary fails the test; only -short skips it.
+package consultest
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Agent is a running dev agent.
+type Agent struct {
+	t    testing.TB
+	bin  string
+	HTTP string // host:port of the HTTP API
+	args []string
+	cmd  *exec.Cmd
+}
+
+// Start starts an agent on free ports and stops it at cleanup.
+func Start(t testing.TB) *Agent {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a Consul agent (bin/consul); -short skips it")
+	}
+	bin := findBinary(t)
+	a := &Agent{t: t, bin: bin, HTTP: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	a.args = []string{"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1", "-log-level", "warn",
+		"-hcl", fmt.Sprintf(`ports { http = %s dns = -1 grpc = -1 grpc_tls = -1 serf_lan = %d serf_wan = %d server = %d }`,
+			a.HTTP[len("127.0.0.1:"):], freePort(t), freePort(t), freePort(t))}
+	a.Restart()
+	t.Cleanup(a.Stop)
+	return a
+}
+
+// Stop kills the agent; a dev agent keeps nothing, so its state is lost.
+func (a *Agent) Stop() {
+	if a.cmd == nil {
+		return
+	}
+	_ = a.cmd.Process.Signal(syscall.SIGKILL)
+	_ = a.cmd.Wait()
+	a.cmd = nil
+}
+
+// Restart starts the agent again on the same ports (after Stop: with no state).
+func (a *Agent) Restart() {
+	a.t.Helper()
+	a.Stop()
+	cmd := exec.Command(a.bin, a.args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		a.t.Fatalf("start consul: %v", err)
+	}
+	a.cmd = cmd
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + a.HTTP + "/v1/status/leader")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	a.t.Fatal("consul agent did not answer within 30s")
+}
+
+func findBinary(t testing.TB) string {
+	t.Helper()
+	if b := os.Getenv("PHONESHOP_TEST_CONSUL"); b != "" {
+		return b
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			bin := filepath.Join(dir, "bin", "consul")
+			if _, err := os.Stat(bin); err != nil {
+				t.Fatalf("%s is missing: build it with `make bin/consul` (or set PHONESHOP_TEST_CONSUL)", bin)
+			}
+			return bin
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
