@@ -33,6 +33,7 @@ type Dev struct {
 	Shop Shop
 
 	MySQLDSN    string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of MySQL/MariaDB, e.g. root@tcp(127.0.0.1:3306)/phoneshop (unset: SQLite in the data directory)"`
+	ConsulAddr  string `conf:"env:CONSUL_ADDR,flag:consul-addr,help:host:port of a Consul agent whose KV under phoneshop/config/ overlays the live settings (unset: env and flags only)"`
 	RedisAddr   string `conf:"env:REDIS_ADDR,flag:redis-addr,help:host:port of Redis for hot reads (unset: in-process cache)"`
 	RedisPrefix string `conf:"default:phoneshop:,env:REDIS_PREFIX,flag:redis-prefix,help:prefix of every Redis key (shops sharing a Redis need different ones)"`
 
@@ -57,14 +58,15 @@ type Dev struct {
 	ClusterPort int    `conf:"default:0,env:CLUSTER_PORT,flag:cluster-port,help:port of the cluster remote (0 = any free port)"`
 }
 
-// Shop holds the business settings every role shares. Later issues make them live
-// (Consul KV); for now they are read at start.
+// Shop holds the business settings every role shares. All but GrainIdleTimeout are
+// live (see Live): they can change while the shop runs.
 type Shop struct {
 	ReservationTTL    time.Duration `conf:"default:1m,env:RESERVATION_TTL,flag:reservation-ttl,help:how long checkout holds stock before it returns to available"`
 	MaxLineQuantity   int64         `conf:"default:5,env:MAX_LINE_QUANTITY,flag:max-line-quantity,help:most units of one SKU per cart line"`
 	LowStockThreshold int64         `conf:"default:5,env:LOW_STOCK_THRESHOLD,flag:low-stock-threshold,help:at or below this many units a SKU shows low_stock"`
 	GrainCallTimeout  time.Duration `conf:"default:5s,env:GRAIN_CALL_TIMEOUT,flag:grain-call-timeout,help:deadline of one grain-to-grain call"`
 	GrainIdleTimeout  time.Duration `conf:"default:5m,env:GRAIN_IDLE_TIMEOUT,flag:grain-idle-timeout,help:an idle grain passivates after this long"`
+	MaintenanceMode   bool          `conf:"default:false,env:MAINTENANCE_MODE,flag:maintenance-mode,help:read-only: the API refuses every change but logging in and out"`
 }
 
 // Validate checks values that have a valid range.

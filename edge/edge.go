@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	pcluster "github.com/asynkron/protoactor-go/cluster"
@@ -45,9 +46,11 @@ type Deps struct {
 	Calls    call.Policy
 	// Ready reports the parts that cannot serve now (empty when ready).
 	Ready func(ctx context.Context) []string
-	// MaxLineQuantity and LowStockThreshold are read per request (live settings).
+	// MaxLineQuantity, LowStockThreshold and MaintenanceMode are read per request
+	// (live settings).
 	MaxLineQuantity   func() int64
 	LowStockThreshold func() int64
+	MaintenanceMode   func() bool
 	RequestTimeout    time.Duration
 	BodyLimit         int
 	Registry          *prometheus.Registry
@@ -81,6 +84,7 @@ func New(d Deps) *fiber.App {
 	app.Use(s.observe)
 	app.Use(recover.New())
 	app.Use(s.deadline)
+	app.Use(s.maintenance)
 
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	app.Get("/readyz", s.readyz)
@@ -120,6 +124,23 @@ func New(d Deps) *fiber.App {
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 	return app
+}
+
+// maintenance refuses every change while the shop is read-only, except logging in
+// and out (operators must get in to end it).
+func (s *server) maintenance(c *fiber.Ctx) error {
+	if s.MaintenanceMode == nil || !s.MaintenanceMode() {
+		return c.Next()
+	}
+	switch c.Method() {
+	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
+		return c.Next()
+	}
+	if strings.HasPrefix(c.Path(), "/api/v1/sessions") {
+		return c.Next()
+	}
+	return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
+		Message: "the shop is in read-only maintenance; try again later"}
 }
 
 // deadline gives every request a deadline, passed on as the grain-call timeout.

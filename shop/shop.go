@@ -13,6 +13,7 @@ import (
 	"time"
 
 	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/hashicorp/consul/api"
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -24,6 +25,7 @@ import (
 	"phoneshop/cluster"
 	"phoneshop/cluster/call"
 	"phoneshop/config"
+	"phoneshop/config/consulkv"
 	"phoneshop/edge"
 	"phoneshop/persistence/cache"
 	"phoneshop/persistence/mysql"
@@ -44,7 +46,9 @@ type Shop struct {
 	Members  []*cluster.Member
 	Accounts *account.Service
 	Catalog  *catalog.Service
-	log      *slog.Logger
+	// Live are the settings that can change while the shop runs.
+	Live *config.Live
+	log  *slog.Logger
 	// closers close what was opened beside the store (cache, publisher), in reverse.
 	closers []func() error
 }
@@ -100,7 +104,20 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 
 	// 3. Hot reads: Redis when an address is set, else the in-process cache, in front
 	// of the catalog and of session lookups. Redis down only means slower.
-	shopCfg := cfg.Shop
+	live := config.NewLive(cfg.Shop)
+	s.Live = live
+	if cfg.ConsulAddr != "" {
+		// The central configuration: Consul KV overlays the live settings.
+		client, err := api.NewClient(&api.Config{Address: cfg.ConsulAddr})
+		if err != nil {
+			return nil, fmt.Errorf("consul: %w", err)
+		}
+		watchCtx, stopWatch := context.WithCancel(context.Background())
+		w := &consulkv.Watcher{KV: client.KV(), Defaults: cfg.Shop, Live: live, Logger: log}
+		done := make(chan struct{})
+		go func() { defer close(done); w.Run(watchCtx) }()
+		s.closers = append(s.closers, func() error { stopWatch(); <-done; return nil })
+	}
 	cacheMetrics := cache.NewMetrics(registry)
 	var hot cache.Cache
 	var catalogCache *cache.Catalog
@@ -131,7 +148,7 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	}
 	// Inventory grains publish every committed level; a change of stock state
 	// (in stock, low, out) invalidates the cached catalog.
-	stock := cache.NewStockPublisher(hot, func() int64 { return shopCfg.LowStockThreshold },
+	stock := cache.NewStockPublisher(hot, live.LowStockThreshold,
 		func(ctx context.Context) { _ = catalogCache.Invalidate(ctx) }, log, cache.WithPublisherMetrics(cacheMetrics))
 	s.closers = append(s.closers, func() error { stock.Close(); return nil })
 
@@ -148,15 +165,15 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 
 	// 5. Grain-call policy.
 	calls := call.DefaultPolicy()
-	calls.Timeout = cfg.Shop.GrainCallTimeout
+	calls.TimeoutFunc = live.GrainCallTimeout
 	calls.Observe = metrics.ObserveGrainCall
 
 	// 6. Cluster members hosting the grains, on the in-memory membership agent.
 	deps := cluster.Deps{
-		Inventory: inventory.Deps{Store: s.Store, ReservationTTL: func() time.Duration { return shopCfg.ReservationTTL },
+		Inventory: inventory.Deps{Store: s.Store, ReservationTTL: live.ReservationTTL,
 			Now: time.Now, StoreTimeout: storeTimeout, GroupCommit: cfg.GroupCommit, OnLevel: stock.Publish, Logger: log},
 		Cart: cart.Deps{Store: s.Store, Catalog: cartCatalog{s.Catalog},
-			MaxLineQuantity: func() int64 { return shopCfg.MaxLineQuantity }, Currency: catalog.Currency,
+			MaxLineQuantity: live.MaxLineQuantity, Currency: catalog.Currency,
 			Calls: calls, StoreTimeout: storeTimeout, Logger: log},
 		Order: order.Deps{Store: s.Store, Calls: calls, Now: time.Now, StoreTimeout: storeTimeout, Logger: log,
 			Placed: metrics.ObserveOrder},
@@ -165,7 +182,7 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	for i := 0; i < max(opts.Members, 1); i++ {
 		m, err := cluster.StartMember(cluster.Config{
 			Host: cfg.ClusterHost, Port: portFor(cfg.ClusterPort, i), Provider: cluster.NewInMemoryProvider(agent),
-			IdleTimeout: shopCfg.GrainIdleTimeout, RequestTimeout: shopCfg.GrainCallTimeout, Logger: log,
+			IdleTimeout: cfg.Shop.GrainIdleTimeout, RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log,
 		}, deps)
 		if err != nil {
 			return nil, err
@@ -186,8 +203,9 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	s.App = edge.New(edge.Deps{
 		Accounts: s.Accounts, Catalog: s.Catalog, Orders: s.Store, Cluster: c, Calls: calls,
 		Ready:             s.ready,
-		MaxLineQuantity:   func() int64 { return shopCfg.MaxLineQuantity },
-		LowStockThreshold: func() int64 { return shopCfg.LowStockThreshold },
+		MaxLineQuantity:   live.MaxLineQuantity,
+		LowStockThreshold: live.LowStockThreshold,
+		MaintenanceMode:   live.MaintenanceMode,
 		RequestTimeout:    cfg.RequestTimeout, BodyLimit: cfg.BodyLimit,
 		Registry: registry, Metrics: metrics, Logger: log,
 	})

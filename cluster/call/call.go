@@ -18,6 +18,8 @@ var ErrDeadline = errors.New("call: no time left for the grain call")
 type Policy struct {
 	// Timeout bounds a call when the caller's context has no deadline.
 	Timeout time.Duration
+	// TimeoutFunc, when set, gives Timeout at every call (a live setting).
+	TimeoutFunc func() time.Duration
 	// Attempts is how many times a call is tried when the target is unreachable
 	// (dead letter, member gone). Commands are idempotent, so a retry is harmless.
 	Attempts int
@@ -35,6 +37,9 @@ func DefaultPolicy() Policy {
 // Options builds the options of one call.
 func (p Policy) Options(ctx context.Context) ([]cluster.GrainCallOption, error) {
 	timeout := p.Timeout
+	if p.TimeoutFunc != nil {
+		timeout = p.TimeoutFunc()
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}

@@ -1,0 +1,43 @@
+package config
+
+import (
+	"testing"
+	"time"
+)
+
+func TestLiveSet(t *testing.T) {
+	base := Shop{ReservationTTL: time.Minute, MaxLineQuantity: 5, LowStockThreshold: 5, GrainCallTimeout: 5 * time.Second, GrainIdleTimeout: 5 * time.Minute}
+	tests := []struct {
+		name, key, value string
+		ok               bool
+		want             string // the value after Set
+	}{
+		{"max_line_quantity_applied", KeyMaxLineQuantity, "3", true, "3"},
+		{"max_line_quantity_zero_refused", KeyMaxLineQuantity, "0", false, "5"},
+		{"max_line_quantity_not_a_number_refused", KeyMaxLineQuantity, "three", false, "5"},
+		{"max_line_quantity_huge_refused", KeyMaxLineQuantity, "1001", false, "5"},
+		{"reservation_ttl_applied", KeyReservationTTL, "90s", true, "1m30s"},
+		{"reservation_ttl_under_a_second_refused", KeyReservationTTL, "500ms", false, "1m0s"},
+		{"reservation_ttl_beyond_idle_timeout_refused", KeyReservationTTL, "5m", false, "1m0s"},
+		{"low_stock_threshold_zero_applied", KeyLowStockThreshold, "0", true, "0"},
+		{"low_stock_threshold_negative_refused", KeyLowStockThreshold, "-1", false, "5"},
+		{"grain_call_timeout_applied", KeyGrainCallTimeout, "2s", true, "2s"},
+		{"grain_call_timeout_too_short_refused", KeyGrainCallTimeout, "1ms", false, "5s"},
+		{"maintenance_mode_applied", KeyMaintenanceMode, "true", true, "true"},
+		{"maintenance_mode_garbage_refused", KeyMaintenanceMode, "maybe", false, "false"},
+		{"value_with_spaces_applied", KeyMaxLineQuantity, " 4\n", true, "4"},
+		{"unknown_key_refused", "body_limit", "1", false, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l := NewLive(base)
+			err := l.Set(tc.key, tc.value)
+			if (err == nil) != tc.ok {
+				t.Fatalf("Set(%s, %q) err = %v, want ok=%v", tc.key, tc.value, err, tc.ok)
+			}
+			if got := l.Value(tc.key); got != tc.want {
+				t.Fatalf("after Set: %s = %q, want %q", tc.key, got, tc.want)
+			}
+		})
+	}
+}
