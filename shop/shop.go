@@ -13,8 +13,8 @@ import (
 	"time"
 
 	pcluster "github.com/asynkron/protoactor-go/cluster"
-	"github.com/hashicorp/consul/api"
 	"github.com/gofiber/fiber/v2"
+	"github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"phoneshop/account"
