@@ -7,6 +7,7 @@ import (
 	"context"
 	_ "embed"
 	"log/slog"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -68,7 +69,10 @@ type server struct {
 func New(d Deps) *fiber.App {
 	s := &server{Deps: d, accounts: d.Accounts, log: d.Logger}
 	app := fiber.New(fiber.Config{
-		BodyLimit:             d.BodyLimit,
+		// fasthttp answers a body over its limit before reading it and closes the
+		// connection, so a client still sending gets a reset, not the 413. Its cap is
+		// set far above the API's limit, which bodyLimit enforces once the body is read.
+		BodyLimit:             max(d.BodyLimit, transportBodyLimit),
 		ErrorHandler:          errorHandler(d.Logger),
 		DisableStartupMessage: true,
 		// Values taken from a request outlive it (grain calls, logs): copy them.
@@ -83,6 +87,7 @@ func New(d Deps) *fiber.App {
 	app.Use(requestid.New(requestid.Config{Header: headerRequestID}))
 	app.Use(s.observe)
 	app.Use(recover.New())
+	app.Use(s.bodyLimit)
 	app.Use(s.deadline)
 	app.Use(s.maintenance)
 
@@ -124,6 +129,20 @@ func New(d Deps) *fiber.App {
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 	return app
+}
+
+// transportBodyLimit is the most the server reads of a request body; beyond it the
+// connection is reset.
+const transportBodyLimit = 4 << 20
+
+// bodyLimit answers 413 to a body over the API's limit, after reading it, so that the
+// client receives the answer.
+func (s *server) bodyLimit(c *fiber.Ctx) error {
+	if len(c.Request().Body()) > s.BodyLimit {
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: codePayloadTooLarge,
+			Message: fmt.Sprintf("request body over %d bytes", s.BodyLimit)}
+	}
+	return c.Next()
 }
 
 // maintenance refuses every change while the shop is read-only, except logging in
