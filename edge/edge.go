@@ -6,8 +6,8 @@ package edge
 import (
 	"context"
 	_ "embed"
-	"log/slog"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
