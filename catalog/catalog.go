@@ -321,3 +321,21 @@ func Seed() ([]Phone, error) {
 	}
 	return phones, nil
 }
+
+// SoldOutAtSeed lists the SKUs the seed gives no stock, in seed order: the ones a
+// test or a benchmark can bring to an exact level by receiving units.
+func SoldOutAtSeed() ([]string, error) {
+	phones, err := Seed()
+	if err != nil {
+		return nil, err
+	}
+	var skus []string
+	for _, p := range phones {
+		for _, v := range p.Variants {
+			if v.InitialStock == 0 {
+				skus = append(skus, v.SKU)
+			}
+		}
+	}
+	return skus, nil
+}

@@ -11,7 +11,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"phoneshop/actors/order"
-	"phoneshop/catalog"
 	"phoneshop/config"
 	"phoneshop/internal/shoptest"
 	"phoneshop/protos/cartpb"
@@ -68,7 +67,7 @@ func grainScenarios(t *testing.T, members int, options ...shoptest.Option) {
 	opts := func() []pcluster.GrainCallOption {
 		return []pcluster.GrainCallOption{pcluster.WithTimeout(5 * time.Second)}
 	}
-	skus := soldOutSKUs(t, 2)
+	skus := shoptest.SoldOutSKUs(t, 2)
 
 	level := func(t *testing.T, sku string) *inventorypb.StockLevel {
 		t.Helper()
@@ -243,25 +242,4 @@ func grainScenarios(t *testing.T, members int, options ...shoptest.Option) {
 		}
 		want(t, skus[0], 9, 0, 1, 10)
 	})
-}
-
-// soldOutSKUs returns n seed SKUs that start with no stock.
-func soldOutSKUs(t *testing.T, n int) []string {
-	t.Helper()
-	phones, err := catalog.Seed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, p := range phones {
-		for _, v := range p.Variants {
-			if v.InitialStock == 0 && len(out) < n {
-				out = append(out, v.SKU)
-			}
-		}
-	}
-	if len(out) < n {
-		t.Fatalf("the seed has %d sold-out variants, want %d", len(out), n)
-	}
-	return out
 }

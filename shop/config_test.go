@@ -29,7 +29,7 @@ func TestKVChangesAreEnforcedWithoutRestart(t *testing.T) {
 		}
 	}
 	token, email := h.Shopper()
-	sku := soldOutSKU(t)
+	sku := shoptest.SoldOutSKUs(t, 1)[0]
 	setQty := func(q int) shoptest.Response {
 		return h.Do(shoptest.Request{Method: "PUT", Path: "/api/v1/cart/items/" + sku, Token: token, Body: map[string]int{"quantity": q}})
 	}

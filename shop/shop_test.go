@@ -9,29 +9,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"phoneshop/catalog"
 	"phoneshop/config"
 	"phoneshop/internal/dbtest"
 	"phoneshop/internal/shoptest"
 )
-
-// soldOutSKU returns a seed SKU that starts with no stock, so a test controls its level.
-func soldOutSKU(t *testing.T) string {
-	t.Helper()
-	phones, err := catalog.Seed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range phones {
-		for _, v := range p.Variants {
-			if v.InitialStock == 0 {
-				return v.SKU
-			}
-		}
-	}
-	t.Fatal("the seed has no sold-out variant")
-	return ""
-}
 
 // TestFlashSale: 200 shoppers with the hot SKU in their carts check out at once
 // against 50 units, on one cluster member, under the race detector.
@@ -57,7 +38,7 @@ func flashSale(t *testing.T, members int, options ...shoptest.Option) {
 	const shoppers, units = 200, 50
 	h := shoptest.Start(t, members, options...)
 	admin := h.Admin()
-	sku := soldOutSKU(t)
+	sku := shoptest.SoldOutSKUs(t, 1)[0]
 	h.SetStock(admin, sku, units)
 
 	// Fill every cart before the race starts.
@@ -154,7 +135,7 @@ func flashSale(t *testing.T, members int, options ...shoptest.Option) {
 func TestRestartKeepsEverything(t *testing.T) {
 	h := shoptest.Start(t, 1)
 	admin := h.Admin()
-	sku := soldOutSKU(t)
+	sku := shoptest.SoldOutSKUs(t, 1)[0]
 	h.SetStock(admin, sku, 10)
 
 	buyer, buyerEmail := h.Shopper()

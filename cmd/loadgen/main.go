@@ -234,10 +234,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (loadgen.Report, err
 	if err != nil {
 		return report, err
 	}
-	sellSKU, err := soldOutSKU()
-	if err != nil {
-		return report, err
+	soldOut, err := catalog.SoldOutAtSeed()
+	if err != nil || len(soldOut) == 0 {
+		return report, fmt.Errorf("the seed has no sold-out variant for the sell-out phase: %v", err)
 	}
+	sellSKU := soldOut[0] // no stock at the seed: the phase controls exactly how many units there are
 	l, err := shop.StockLevel(ctx, sellSKU)
 	if err != nil {
 		return report, err
@@ -343,21 +344,4 @@ func login(ctx context.Context, shop scenario.Shop, email, password string) (str
 		return "", fmt.Errorf("admin login: no token in %s", resp)
 	}
 	return sess.Token, nil
-}
-
-// soldOutSKU is a seed variant that starts with no stock, so the sell-out phase
-// controls exactly how many units there are.
-func soldOutSKU() (string, error) {
-	phones, err := catalog.Seed()
-	if err != nil {
-		return "", err
-	}
-	for _, p := range phones {
-		for _, v := range p.Variants {
-			if v.InitialStock == 0 {
-				return v.SKU, nil
-			}
-		}
-	}
-	return "", errors.New("the seed has no sold-out variant")
 }

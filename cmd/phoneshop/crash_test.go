@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"phoneshop/catalog"
 	"phoneshop/internal/dbtest"
 	"phoneshop/internal/shoptest"
 )
@@ -51,7 +50,7 @@ func TestKill9DuringCheckoutLoseNothing(t *testing.T) {
 	}
 
 	// Three SKUs: two scarce ones the shoppers fight over, one plentiful.
-	skus := pickSKUs(t, 3)
+	skus := shoptest.SoldOutSKUs(t, 3)
 	for i, sku := range skus {
 		h.SetStock(admin, sku, []int64{25, 40, 500}[i])
 	}
@@ -262,25 +261,4 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// pickSKUs returns n seed SKUs that start with no stock, so the test sets their level.
-func pickSKUs(t *testing.T, n int) []string {
-	t.Helper()
-	phones, err := catalog.Seed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, p := range phones {
-		for _, v := range p.Variants {
-			if v.InitialStock == 0 && len(out) < n {
-				out = append(out, v.SKU)
-			}
-		}
-	}
-	if len(out) < n {
-		t.Fatalf("the seed has %d sold-out variants, want %d", len(out), n)
-	}
-	return out
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"phoneshop/catalog"
 	"phoneshop/config"
 	"phoneshop/shop"
 )
@@ -314,4 +315,17 @@ func SkipUnderRace(t testing.TB) {
 	if raceEnabled {
 		t.Skip("several protoactor members in one process race inside protoactor-go; run by `make test` in its pass without -race")
 	}
+}
+
+// SoldOutSKUs returns n seed SKUs that start with no stock, so a test controls their level.
+func SoldOutSKUs(t testing.TB, n int) []string {
+	t.Helper()
+	skus, err := catalog.SoldOutAtSeed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(skus) < n {
+		t.Fatalf("the seed has %d sold-out variants, want %d", len(skus), n)
+	}
+	return skus[:n]
 }
