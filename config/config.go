@@ -19,21 +19,60 @@ const Prefix = "PHONESHOP"
 // ErrHelp is returned by Parse when --help was asked for; the usage text comes with it.
 var ErrHelp = conf.ErrHelpWanted
 
-// Dev is the configuration of `phoneshop dev`: every role in one process on the
-// embedded defaults.
+// Dev is the configuration of `phoneshop dev`: every role in one process, on the
+// embedded defaults unless stores are given.
 type Dev struct {
 	Args conf.Args
 
-	HTTPAddr string `conf:"default::8080,env:HTTP_ADDR,flag:http-addr,help:address the HTTP edge listens on"`
-	DataDir  string `conf:"default:./data,env:DATA_DIR,flag:data-dir,help:directory of the SQLite store"`
+	DataDir string `conf:"default:./data,env:DATA_DIR,flag:data-dir,help:directory of the SQLite store"`
+	Logging
+	Shop Shop
+	Stores
+	HTTP
+	Accounts
+	ClusterNet
+	// ConsulAddr, when set, overlays the live settings with Consul KV (dev keeps
+	// in-memory membership).
+	ConsulAddr string `conf:"env:CONSUL_ADDR,flag:consul-addr,help:host:port of a Consul agent whose KV under phoneshop/config/ overlays the live settings (unset: env and flags only)"`
+}
+
+// Node is the configuration of `phoneshop node`: a cluster member hosting the cart,
+// inventory and order grains. Members find each other through Consul.
+type Node struct {
+	Args conf.Args
+
+	Logging
+	Shop Shop
+	Stores
+	ClusterNet
+	Consul
+	ShutdownTimeout time.Duration `conf:"default:20s,env:SHUTDOWN_TIMEOUT,flag:shutdown-timeout,help:time to leave the cluster at stop"`
+}
+
+// Edge is the configuration of `phoneshop edge`: the HTTP edge, a cluster client
+// that hosts no grain.
+type Edge struct {
+	Args conf.Args
+
+	Logging
+	Shop Shop
+	Stores
+	HTTP
+	Accounts
+	ClusterNet
+	Consul
+}
+
+// Logging says what the process logs and whether it serves pprof.
+type Logging struct {
 	LogLevel string `conf:"default:info,env:LOG_LEVEL,flag:log-level,help:debug, info, warn or error"`
 	// DebugAddr serves net/http/pprof on its own listener, never through the edge.
 	DebugAddr string `conf:"env:DEBUG_ADDR,flag:debug-addr,help:address of the pprof listener, e.g. 127.0.0.1:6060 (unset: off)"`
+}
 
-	Shop Shop
-
-	MySQLDSN    string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of MySQL/MariaDB, e.g. root@tcp(127.0.0.1:3306)/phoneshop (unset: SQLite in the data directory)"`
-	ConsulAddr  string `conf:"env:CONSUL_ADDR,flag:consul-addr,help:host:port of a Consul agent whose KV under phoneshop/config/ overlays the live settings (unset: env and flags only)"`
+// Stores says where the truth and the hot reads live.
+type Stores struct {
+	MySQLDSN    string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of MySQL/MariaDB, e.g. root@tcp(127.0.0.1:3306)/phoneshop (unset: SQLite in the data directory; node and edge need it)"`
 	RedisAddr   string `conf:"env:REDIS_ADDR,flag:redis-addr,help:host:port of Redis for hot reads (unset: in-process cache)"`
 	RedisPrefix string `conf:"default:phoneshop:,env:REDIS_PREFIX,flag:redis-prefix,help:prefix of every Redis key (shops sharing a Redis need different ones)"`
 
@@ -41,21 +80,38 @@ type Dev struct {
 	GroupCommitMaxWrites int           `conf:"default:256,env:GROUP_COMMIT_MAX_WRITES,flag:group-commit-max-writes,help:most snapshot writes in one transaction"`
 	GroupCommitMaxWait   time.Duration `conf:"default:0s,env:GROUP_COMMIT_MAX_WAIT,flag:group-commit-max-wait,help:how long a batch waits for more writes (0: commit what is queued at once)"`
 	GroupCommitters      int           `conf:"default:4,env:GROUP_COMMITTERS,flag:group-committers,help:batches committing at once on MySQL/MariaDB (SQLite has one writer: always 1)"`
+}
 
-	AdminEmail    string `conf:"env:ADMIN_EMAIL,flag:admin-email,help:e-mail of the first admin account (none when empty)"`
-	AdminPassword string `conf:"env:ADMIN_PASSWORD,flag:admin-password,mask,help:password of the first admin account"`
-
+// HTTP says how the edge serves.
+type HTTP struct {
+	HTTPAddr        string        `conf:"default::8080,env:HTTP_ADDR,flag:http-addr,help:address the HTTP edge listens on"`
 	RequestTimeout  time.Duration `conf:"default:10s,env:REQUEST_TIMEOUT,flag:request-timeout,help:deadline of one HTTP request"`
 	ShutdownTimeout time.Duration `conf:"default:20s,env:SHUTDOWN_TIMEOUT,flag:shutdown-timeout,help:time to drain in-flight requests at stop"`
 	BodyLimit       int           `conf:"default:65536,env:BODY_LIMIT,flag:body-limit,help:largest request body in bytes"`
-	SessionTTL      time.Duration `conf:"default:24h,env:SESSION_TTL,flag:session-ttl,help:how long a login lasts"`
+}
+
+// Accounts says how logins work and who the first admin is.
+type Accounts struct {
+	AdminEmail    string        `conf:"env:ADMIN_EMAIL,flag:admin-email,help:e-mail of the first admin account (none when empty)"`
+	AdminPassword string        `conf:"env:ADMIN_PASSWORD,flag:admin-password,mask,help:password of the first admin account"`
+	SessionTTL    time.Duration `conf:"default:24h,env:SESSION_TTL,flag:session-ttl,help:how long a login lasts"`
 
 	PasswordMemoryKiB   uint32 `conf:"default:19456,env:PASSWORD_MEMORY_KIB,flag:password-memory-kib,help:argon2id memory cost"`
 	PasswordIterations  uint32 `conf:"default:2,env:PASSWORD_ITERATIONS,flag:password-iterations,help:argon2id time cost"`
 	PasswordParallelism uint8  `conf:"default:1,env:PASSWORD_PARALLELISM,flag:password-parallelism,help:argon2id lanes"`
+}
 
+// ClusterNet says where the process's cluster remote listens.
+type ClusterNet struct {
 	ClusterHost string `conf:"default:127.0.0.1,env:CLUSTER_HOST,flag:cluster-host,help:address the cluster remote listens on"`
 	ClusterPort int    `conf:"default:0,env:CLUSTER_PORT,flag:cluster-port,help:port of the cluster remote (0 = any free port)"`
+}
+
+// Consul says how members find each other and where the central configuration is.
+type Consul struct {
+	ConsulAddr            string        `conf:"default:127.0.0.1:8500,env:CONSUL_ADDR,flag:consul-addr,help:host:port of the Consul agent (membership and KV config under phoneshop/config/)"`
+	ConsulTTL             time.Duration `conf:"default:3s,env:CONSUL_TTL,flag:consul-ttl,help:a member not heard of for this long is unhealthy"`
+	ConsulDeregisterAfter time.Duration `conf:"default:1m,env:CONSUL_DEREGISTER_AFTER,flag:consul-deregister-after,help:an unhealthy member is removed after this long (minimum 1m)"`
 }
 
 // Shop holds the business settings every role shares. All but GrainIdleTimeout are
@@ -93,27 +149,61 @@ func (s Shop) Validate() error {
 
 // Validate checks the dev configuration.
 func (d Dev) Validate() error {
-	var errs []error
-	if err := d.Shop.Validate(); err != nil {
-		errs = append(errs, err)
+	return errors.Join(d.Shop.Validate(), d.Stores.validate(), d.HTTP.validate(), d.Accounts.validate())
+}
+
+// Validate checks the node configuration.
+func (n Node) Validate() error {
+	return errors.Join(n.Shop.Validate(), n.Stores.validate(), n.Stores.requireMySQL())
+}
+
+// Validate checks the edge configuration.
+func (e Edge) Validate() error {
+	return errors.Join(e.Shop.Validate(), e.Stores.validate(), e.Stores.requireMySQL(), e.HTTP.validate(), e.Accounts.validate())
+}
+
+func (s Stores) validate() error {
+	if s.GroupCommitMaxWrites < 1 {
+		return fmt.Errorf("group commit max writes %d is under 1", s.GroupCommitMaxWrites)
 	}
-	if (d.AdminEmail == "") != (d.AdminPassword == "") {
-		errs = append(errs, errors.New("set both PHONESHOP_ADMIN_EMAIL and PHONESHOP_ADMIN_PASSWORD, or neither"))
+	return nil
+}
+
+// requireMySQL: members and edges on several processes share one store.
+func (s Stores) requireMySQL() error {
+	if s.MySQLDSN == "" {
+		return errors.New("PHONESHOP_MYSQL_DSN is required: the processes of a cluster share one MySQL/MariaDB")
 	}
-	if d.GroupCommitMaxWrites < 1 {
-		errs = append(errs, fmt.Errorf("group commit max writes %d is under 1", d.GroupCommitMaxWrites))
+	return nil
+}
+
+func (h HTTP) validate() error {
+	if h.BodyLimit < 1024 {
+		return fmt.Errorf("body limit %d is under 1024 bytes", h.BodyLimit)
 	}
-	if d.BodyLimit < 1024 {
-		errs = append(errs, fmt.Errorf("body limit %d is under 1024 bytes", d.BodyLimit))
+	return nil
+}
+
+func (a Accounts) validate() error {
+	if (a.AdminEmail == "") != (a.AdminPassword == "") {
+		return errors.New("set both PHONESHOP_ADMIN_EMAIL and PHONESHOP_ADMIN_PASSWORD, or neither")
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // ParseDev reads the dev configuration from defaults, the environment and args (the
 // command line without the program name). On --help it returns ErrHelp and the
 // usage text.
-func ParseDev(args []string) (Dev, string, error) {
-	var cfg Dev
+func ParseDev(args []string) (Dev, string, error) { return parse[Dev](args) }
+
+// ParseNode reads the node configuration like ParseDev.
+func ParseNode(args []string) (Node, string, error) { return parse[Node](args) }
+
+// ParseEdge reads the edge configuration like ParseDev.
+func ParseEdge(args []string) (Edge, string, error) { return parse[Edge](args) }
+
+func parse[T interface{ Validate() error }](args []string) (T, string, error) {
+	var cfg T
 	help, err := parseArgs(args, &cfg)
 	if err != nil {
 		return cfg, help, err

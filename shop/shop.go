@@ -24,6 +24,7 @@ import (
 	"phoneshop/catalog"
 	"phoneshop/cluster"
 	"phoneshop/cluster/call"
+	"phoneshop/cluster/consul"
 	"phoneshop/config"
 	"phoneshop/config/consulkv"
 	"phoneshop/edge"
@@ -41,9 +42,11 @@ const storeTimeout = 5 * time.Second
 
 // Shop is a running shop.
 type Shop struct {
-	App      *fiber.App
-	Store    *sqlstore.Store
-	Members  []*cluster.Member
+	App     *fiber.App
+	Store   *sqlstore.Store
+	Members []*cluster.Member
+	// Client is the edge's way into the cluster when it hosts no member.
+	Client   *cluster.Client
 	Accounts *account.Service
 	Catalog  *catalog.Service
 	// Live are the settings that can change while the shop runs.
@@ -60,38 +63,132 @@ type Options struct {
 	Members int
 }
 
-// StartDev starts every role in one process on the embedded defaults.
+// StartDev starts every role in one process, on the embedded defaults unless
+// stores are configured: members on the in-memory membership agent, and the edge.
 func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logger) (_ *Shop, err error) {
 	s := &Shop{log: log}
-	// Metrics on the shop's own registry.
-	registry := prometheus.NewRegistry()
-	metrics := edge.NewMetrics(registry)
 	defer func() {
 		if err != nil {
 			s.closeParts()
 		}
 	}()
+	b, err := s.openBase(ctx, cfg.DataDir, cfg.Shop, cfg.Stores, cfg.ConsulAddr)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.openAccounts(ctx, b, cfg.Accounts); err != nil {
+		return nil, err
+	}
+	agent := cluster.NewInMemoryAgent()
+	for i := 0; i < max(opts.Members, 1); i++ {
+		m, err := cluster.StartMember(cluster.Config{
+			Host: cfg.ClusterHost, Port: portFor(cfg.ClusterPort, i), Provider: cluster.NewInMemoryProvider(agent),
+			IdleTimeout: cfg.Shop.GrainIdleTimeout, RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log,
+		}, s.grainDeps(b, cfg.GroupCommit))
+		if err != nil {
+			return nil, err
+		}
+		s.Members = append(s.Members, m)
+	}
+	if err := s.startGrains(ctx, b, s.Members[0].Cluster); err != nil {
+		return nil, err
+	}
+	s.startEdge(b, s.Members[0].Cluster, cfg.HTTP)
+	return s, nil
+}
 
-	// 1. Store: MySQL/MariaDB when a DSN is set, else SQLite in the data directory;
-	// migrated, with group commit of grain snapshots.
-	if cfg.MySQLDSN != "" {
-		s.Store, err = mysql.Open(ctx, cfg.MySQLDSN)
+// StartNode starts a cluster member hosting the grains; members find each other
+// through Consul, and Consul KV overlays the live settings.
+func StartNode(ctx context.Context, cfg config.Node, log *slog.Logger) (_ *Shop, err error) {
+	s := &Shop{log: log}
+	defer func() {
+		if err != nil {
+			s.closeParts()
+		}
+	}()
+	b, err := s.openBase(ctx, "", cfg.Shop, cfg.Stores, cfg.ConsulAddr)
+	if err != nil {
+		return nil, err
+	}
+	provider, err := consul.New(consul.Config{Address: cfg.ConsulAddr, TTL: cfg.ConsulTTL, DeregisterAfter: cfg.ConsulDeregisterAfter, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	m, err := cluster.StartMember(cluster.Config{
+		Host: cfg.ClusterHost, Port: cfg.ClusterPort, Provider: provider,
+		IdleTimeout: cfg.Shop.GrainIdleTimeout, RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log,
+	}, s.grainDeps(b, cfg.GroupCommit))
+	if err != nil {
+		return nil, err
+	}
+	s.Members = append(s.Members, m)
+	if err := s.startGrains(ctx, b, m.Cluster); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// StartEdge starts the HTTP edge as a cluster client that hosts no grain.
+func StartEdge(ctx context.Context, cfg config.Edge, log *slog.Logger) (_ *Shop, err error) {
+	s := &Shop{log: log}
+	defer func() {
+		if err != nil {
+			s.closeParts()
+		}
+	}()
+	b, err := s.openBase(ctx, "", cfg.Shop, cfg.Stores, cfg.ConsulAddr)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.openAccounts(ctx, b, cfg.Accounts); err != nil {
+		return nil, err
+	}
+	provider, err := consul.New(consul.Config{Address: cfg.ConsulAddr, TTL: cfg.ConsulTTL, DeregisterAfter: cfg.ConsulDeregisterAfter, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if s.Client, err = cluster.StartClient(cluster.Config{Host: cfg.ClusterHost, Port: cfg.ClusterPort, Provider: provider,
+		RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log}); err != nil {
+		return nil, err
+	}
+	s.startEdge(b, s.Client.Cluster, cfg.HTTP)
+	return s, nil
+}
+
+// base is what every role opens before its own parts.
+type base struct {
+	registry *prometheus.Registry
+	metrics  *edge.Metrics
+	calls    call.Policy
+	sessions *cache.Sessions
+	stock    *cache.StockPublisher
+}
+
+// openBase opens the store (MySQL/MariaDB when a DSN is set, else SQLite in
+// dataDir; migrated, group commit on), seeds the catalog on first start, follows
+// Consul KV when consulAddr is set, and puts the hot-read cache (Redis, else
+// in-process) in front of the catalog and the session lookups.
+func (s *Shop) openBase(ctx context.Context, dataDir string, shopCfg config.Shop, stores config.Stores, consulAddr string) (*base, error) {
+	b := &base{registry: prometheus.NewRegistry()}
+	b.metrics = edge.NewMetrics(b.registry)
+	var err error
+	if stores.MySQLDSN != "" {
+		s.Store, err = mysql.Open(ctx, stores.MySQLDSN)
 	} else {
-		s.Store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "phoneshop.db"))
+		s.Store, err = sqlite.Open(ctx, filepath.Join(dataDir, "phoneshop.db"))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	if cfg.GroupCommit {
-		committers := cfg.GroupCommitters
+	if stores.GroupCommit {
+		committers := stores.GroupCommitters
 		if s.Store.SingleWriter() {
 			committers = 1
 		}
-		s.Store.EnableGroupCommit(sqlstore.GroupCommit{MaxWrites: cfg.GroupCommitMaxWrites, MaxWait: cfg.GroupCommitMaxWait,
-			Committers: committers, Timeout: storeTimeout, Observe: metrics.ObserveBatch})
+		s.Store.EnableGroupCommit(sqlstore.GroupCommit{MaxWrites: stores.GroupCommitMaxWrites, MaxWait: stores.GroupCommitMaxWait,
+			Committers: committers, Timeout: storeTimeout, Observe: b.metrics.ObserveBatch})
 	}
 
-	// 2. Catalog, seeded on first start.
 	phones, err := catalog.Seed()
 	if err != nil {
 		return nil, err
@@ -99,43 +196,40 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	if seeded, err := s.Store.SeedCatalog(ctx, phones); err != nil {
 		return nil, fmt.Errorf("seed catalog: %w", err)
 	} else if seeded {
-		log.Info("catalog seeded", "phones", len(phones))
+		s.log.Info("catalog seeded", "phones", len(phones))
 	}
 
-	// 3. Hot reads: Redis when an address is set, else the in-process cache, in front
-	// of the catalog and of session lookups. Redis down only means slower.
-	live := config.NewLive(cfg.Shop)
+	live := config.NewLive(shopCfg)
 	s.Live = live
-	if cfg.ConsulAddr != "" {
-		// The central configuration: Consul KV overlays the live settings.
-		client, err := api.NewClient(&api.Config{Address: cfg.ConsulAddr})
+	if consulAddr != "" {
+		client, err := api.NewClient(&api.Config{Address: consulAddr})
 		if err != nil {
 			return nil, fmt.Errorf("consul: %w", err)
 		}
 		watchCtx, stopWatch := context.WithCancel(context.Background())
-		w := &consulkv.Watcher{KV: client.KV(), Defaults: cfg.Shop, Live: live, Logger: log}
+		w := &consulkv.Watcher{KV: client.KV(), Defaults: shopCfg, Live: live, Logger: s.log}
 		done := make(chan struct{})
 		go func() { defer close(done); w.Run(watchCtx) }()
 		s.closers = append(s.closers, func() error { stopWatch(); <-done; return nil })
 	}
-	cacheMetrics := cache.NewMetrics(registry)
+
+	cacheMetrics := cache.NewMetrics(b.registry)
 	var hot cache.Cache
 	var catalogCache *cache.Catalog
-	var sessionCache *cache.Sessions
-	if cfg.RedisAddr != "" {
-		rc := redis.Open(cfg.RedisAddr, cfg.RedisPrefix, redis.Options{Metrics: cacheMetrics, Log: log,
+	if stores.RedisAddr != "" {
+		rc := redis.Open(stores.RedisAddr, stores.RedisPrefix, redis.Options{Metrics: cacheMetrics, Log: s.log,
 			// Nothing cached before or during an outage is served after it.
 			OnRecover: func(ctx context.Context) {
 				_ = catalogCache.Invalidate(ctx)
-				_ = sessionCache.Invalidate(ctx)
+				_ = b.sessions.Invalidate(ctx)
 			}})
 		s.closers = append(s.closers, rc.Close)
 		hot = rc
 	} else {
 		hot = cache.NewMemory(0)
 	}
-	catalogCache = cache.NewCatalog(s.Store, hot, cache.CatalogOptions{Metrics: cacheMetrics, Log: log})
-	sessionCache = cache.NewSessions(s.Store, hot, cache.SessionsOptions{Metrics: cacheMetrics, Log: log})
+	catalogCache = cache.NewCatalog(s.Store, hot, cache.CatalogOptions{Metrics: cacheMetrics, Log: s.log})
+	b.sessions = cache.NewSessions(s.Store, hot, cache.SessionsOptions{Metrics: cacheMetrics, Log: s.log})
 	s.Catalog = catalog.NewService(catalogCache)
 	var allSKUs []string
 	for _, p := range phones {
@@ -148,68 +242,66 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	}
 	// Inventory grains publish every committed level; a change of stock state
 	// (in stock, low, out) invalidates the cached catalog.
-	stock := cache.NewStockPublisher(hot, live.LowStockThreshold,
-		func(ctx context.Context) { _ = catalogCache.Invalidate(ctx) }, log, cache.WithPublisherMetrics(cacheMetrics))
-	s.closers = append(s.closers, func() error { stock.Close(); return nil })
+	b.stock = cache.NewStockPublisher(hot, live.LowStockThreshold,
+		func(ctx context.Context) { _ = catalogCache.Invalidate(ctx) }, s.log, cache.WithPublisherMetrics(cacheMetrics))
+	s.closers = append(s.closers, func() error { b.stock.Close(); return nil })
 
-	// 4. Accounts, and the first admin from configuration.
+	b.calls = call.DefaultPolicy()
+	b.calls.TimeoutFunc = live.GrainCallTimeout
+	b.calls.Observe = b.metrics.ObserveGrainCall
+	return b, nil
+}
+
+// openAccounts starts the account service and creates the first admin.
+func (s *Shop) openAccounts(ctx context.Context, b *base, cfg config.Accounts) error {
 	hp := account.HashParams{MemoryKiB: cfg.PasswordMemoryKiB, Iterations: cfg.PasswordIterations, Parallelism: cfg.PasswordParallelism}
-	if s.Accounts, err = account.NewService(sessionCache, hp, cfg.SessionTTL, time.Now); err != nil {
-		return nil, err
+	var err error
+	if s.Accounts, err = account.NewService(b.sessions, hp, cfg.SessionTTL, time.Now); err != nil {
+		return err
 	}
 	if cfg.AdminEmail != "" {
 		if err := s.Accounts.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword); err != nil {
-			return nil, fmt.Errorf("admin account: %w", err)
+			return fmt.Errorf("admin account: %w", err)
 		}
 	}
+	return nil
+}
 
-	// 5. Grain-call policy.
-	calls := call.DefaultPolicy()
-	calls.TimeoutFunc = live.GrainCallTimeout
-	calls.Observe = metrics.ObserveGrainCall
-
-	// 6. Cluster members hosting the grains, on the in-memory membership agent.
-	deps := cluster.Deps{
+// grainDeps are the dependencies of the grains a member hosts.
+func (s *Shop) grainDeps(b *base, groupCommit bool) cluster.Deps {
+	live := s.Live
+	return cluster.Deps{
 		Inventory: inventory.Deps{Store: s.Store, ReservationTTL: live.ReservationTTL,
-			Now: time.Now, StoreTimeout: storeTimeout, GroupCommit: cfg.GroupCommit, OnLevel: stock.Publish, Logger: log},
+			Now: time.Now, StoreTimeout: storeTimeout, GroupCommit: groupCommit, OnLevel: b.stock.Publish, Logger: s.log},
 		Cart: cart.Deps{Store: s.Store, Catalog: cartCatalog{s.Catalog},
 			MaxLineQuantity: live.MaxLineQuantity, Currency: catalog.Currency,
-			Calls: calls, StoreTimeout: storeTimeout, Logger: log},
-		Order: order.Deps{Store: s.Store, Calls: calls, Now: time.Now, StoreTimeout: storeTimeout, Logger: log,
-			Placed: metrics.ObserveOrder},
+			Calls: b.calls, StoreTimeout: storeTimeout, Logger: s.log},
+		Order: order.Deps{Store: s.Store, Calls: b.calls, Now: time.Now, StoreTimeout: storeTimeout, Logger: s.log,
+			Placed: b.metrics.ObserveOrder},
 	}
-	agent := cluster.NewInMemoryAgent()
-	for i := 0; i < max(opts.Members, 1); i++ {
-		m, err := cluster.StartMember(cluster.Config{
-			Host: cfg.ClusterHost, Port: portFor(cfg.ClusterPort, i), Provider: cluster.NewInMemoryProvider(agent),
-			IdleTimeout: cfg.Shop.GrainIdleTimeout, RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log,
-		}, deps)
-		if err != nil {
-			return nil, err
-		}
-		s.Members = append(s.Members, m)
+}
+
+// startGrains receives the initial stock through the inventory grains (so that
+// snapshots and levels agree) and wakes orders whose saga a crash interrupted.
+func (s *Shop) startGrains(ctx context.Context, b *base, c *pcluster.Cluster) error {
+	if err := s.seedStock(ctx, c, b.calls); err != nil {
+		return fmt.Errorf("seed stock: %w", err)
 	}
-	c := s.Members[0].Cluster
+	go s.resumeUnfinished(c, b.calls)
+	return nil
+}
 
-	// 7. Initial stock, through the inventory grains so that snapshots and levels agree.
-	if err := s.seedStock(ctx, c, calls); err != nil {
-		return nil, fmt.Errorf("seed stock: %w", err)
-	}
-
-	// 8. Orders whose saga a crash interrupted: wake them so they finish.
-	go s.resumeUnfinished(c, calls)
-
-	// 9. The edge.
+// startEdge builds the HTTP edge calling grains through c.
+func (s *Shop) startEdge(b *base, c *pcluster.Cluster, cfg config.HTTP) {
 	s.App = edge.New(edge.Deps{
-		Accounts: s.Accounts, Catalog: s.Catalog, Orders: s.Store, Cluster: c, Calls: calls,
+		Accounts: s.Accounts, Catalog: s.Catalog, Orders: s.Store, Cluster: c, Calls: b.calls,
 		Ready:             s.ready,
-		MaxLineQuantity:   live.MaxLineQuantity,
-		LowStockThreshold: live.LowStockThreshold,
-		MaintenanceMode:   live.MaintenanceMode,
+		MaxLineQuantity:   s.Live.MaxLineQuantity,
+		LowStockThreshold: s.Live.LowStockThreshold,
+		MaintenanceMode:   s.Live.MaintenanceMode,
 		RequestTimeout:    cfg.RequestTimeout, BodyLimit: cfg.BodyLimit,
-		Registry: registry, Metrics: metrics, Logger: log,
+		Registry: b.registry, Metrics: b.metrics, Logger: s.log,
 	})
-	return s, nil
 }
 
 func portFor(base, i int) int {
@@ -263,7 +355,13 @@ func (s *Shop) ready(ctx context.Context) []string {
 	if err := s.Store.Ping(ctx); err != nil {
 		failing = append(failing, "store")
 	}
-	if len(s.Members) == 0 {
+	switch {
+	case s.Client != nil:
+		// An edge serves once it knows a member to send grain calls to.
+		if s.Client.Cluster.MemberList.Members().Len() == 0 {
+			failing = append(failing, "cluster")
+		}
+	case len(s.Members) == 0:
 		failing = append(failing, "cluster")
 	}
 	return failing
@@ -289,6 +387,10 @@ func (s *Shop) closeParts() error {
 	}
 	wg.Wait()
 	s.Members = nil
+	if s.Client != nil {
+		s.Client.Stop()
+		s.Client = nil
+	}
 	var errs []error
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		errs = append(errs, s.closers[i]())

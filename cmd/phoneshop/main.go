@@ -1,6 +1,10 @@
 // Command phoneshop runs the shop. Its first argument is the role:
 //
 //	phoneshop dev    every role in one process on embedded defaults (what `make run` starts)
+//	phoneshop node   a cluster member hosting the cart, inventory and order grains
+//	phoneshop edge   the HTTP edge, a cluster client that hosts no grain
+//
+// node and edge share one MySQL/MariaDB and find each other through Consul.
 //
 // Every setting has an environment variable (PHONESHOP_ prefix) and a flag; see
 // `phoneshop dev --help`.
@@ -39,8 +43,12 @@ func run(ctx context.Context, args []string) error {
 	switch role {
 	case "dev":
 		return runDev(ctx, args)
+	case "node":
+		return runNode(ctx, args)
+	case "edge":
+		return runEdge(ctx, args)
 	default:
-		return fmt.Errorf("usage: phoneshop dev [flags] (unknown role %q)", role)
+		return fmt.Errorf("usage: phoneshop dev|node|edge [flags] (unknown role %q)", role)
 	}
 }
 
@@ -61,14 +69,7 @@ func runDev(ctx context.Context, args []string) error {
 	log.Info("starting phoneshop dev", "config", config.String(&cfg))
 
 	// 2. Profiling, when asked for, on its own loopback listener.
-	if cfg.DebugAddr != "" {
-		go func() {
-			log.Info("pprof listening", "addr", cfg.DebugAddr)
-			if err := http.ListenAndServe(cfg.DebugAddr, nil); err != nil {
-				log.Error("pprof listener stopped", "err", err)
-			}
-		}()
-	}
+	servePprof(cfg.DebugAddr, log)
 
 	// 3. The shop: store, catalog, accounts, cluster, edge.
 	s, err := shop.StartDev(ctx, cfg, shop.Options{Members: 1}, log)
@@ -99,6 +100,79 @@ func runDev(ctx context.Context, args []string) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	return errors.Join(err, s.Close(shutdownCtx))
+}
+
+func runNode(ctx context.Context, args []string) error {
+	cfg, help, err := config.ParseNode(args)
+	if errors.Is(err, config.ErrHelp) {
+		fmt.Println(help)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogLevel)
+	goredis.SetLogger(redisLog{log})
+	log.Info("starting phoneshop node", "config", config.String(&cfg))
+	servePprof(cfg.DebugAddr, log)
+	s, err := shop.StartNode(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("node joined the cluster", "member", s.Members[0].ID(), "address", s.Members[0].Address())
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	log.Info("stopping: leaving the cluster, closing the store")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	return s.Close(shutdownCtx)
+}
+
+func runEdge(ctx context.Context, args []string) error {
+	cfg, help, err := config.ParseEdge(args)
+	if errors.Is(err, config.ErrHelp) {
+		fmt.Println(help)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogLevel)
+	goredis.SetLogger(redisLog{log})
+	log.Info("starting phoneshop edge", "config", config.String(&cfg))
+	servePprof(cfg.DebugAddr, log)
+	s, err := shop.StartEdge(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.App.Listen(cfg.HTTPAddr) }()
+	log.Info("edge serving", "addr", cfg.HTTPAddr)
+	select {
+	case err = <-serveErr:
+		log.Error("edge stopped", "err", err)
+	case <-ctx.Done():
+		log.Info("stopping: draining requests, leaving the cluster, closing the store")
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	return errors.Join(err, s.Close(shutdownCtx))
+}
+
+// servePprof serves net/http/pprof on addr, when set, on its own listener.
+func servePprof(addr string, log *slog.Logger) {
+	if addr == "" {
+		return
+	}
+	go func() {
+		log.Info("pprof listening", "addr", addr)
+		if err := http.ListenAndServe(addr, nil); err != nil {
+			log.Error("pprof listener stopped", "err", err)
+		}
+	}()
 }
 
 func displayAddr(addr string) string {

@@ -49,20 +49,42 @@ func Open(ctx context.Context, dsn string) (*sqlstore.Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("mysql: %w", err)
 	}
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
+	if err := migrate(ctx, db); err != nil {
 		db.Close()
 		return nil, err
+	}
+	return sqlstore.New(db, db, dialect{}), nil
+}
+
+// migrateLock names the lock that lets one process at a time migrate: the
+// processes of a cluster start together on one database.
+const migrateLock = "phoneshop:migrate"
+
+// migrate applies the embedded migrations under a MySQL named lock (goose has no
+// session locker for MySQL).
+func migrate(ctx context.Context, db *sql.DB) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 120)", migrateLock).Scan(&got); err != nil || got.Int64 != 1 {
+		return fmt.Errorf("mysql: waiting for another process's migration: %v", err)
+	}
+	defer conn.ExecContext(context.Background(), "DO RELEASE_LOCK(?)", migrateLock) //nolint:errcheck // the session ends with conn anyway
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
 	}
 	provider, err := goose.NewProvider(goose.DialectMySQL, db, sub)
 	if err == nil {
 		_, err = provider.Up(ctx)
 	}
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("mysql: migrate: %w", err)
+		return fmt.Errorf("mysql: migrate: %w", err)
 	}
-	return sqlstore.New(db, db, dialect{}), nil
+	return nil
 }
 
 // createDatabase makes the DSN's database exist, so a fresh server needs no set-up.

@@ -186,7 +186,7 @@ func (s *Store) SeedCatalog(ctx context.Context, phones []catalog.Phone) (bool, 
 	if n > 0 {
 		return false, nil
 	}
-	return true, s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		categories := map[string]bool{}
 		for _, p := range phones {
 			if !categories[p.Category] {
@@ -213,6 +213,10 @@ func (s *Store) SeedCatalog(ctx context.Context, phones []catalog.Phone) (bool, 
 		}
 		return nil
 	})
+	if s.dialect.IsDuplicate(err) {
+		return false, nil // another process of the cluster seeded it meanwhile
+	}
+	return err == nil, err
 }
 
 // UnstockedVariants lists the variants whose initial stock was never received by
