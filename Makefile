@@ -5,7 +5,7 @@ BIN := $(CURDIR)/bin
 PROTOACTOR_VERSION := v0.0.0-20240822202345-3c0e61ca19c9
 PROTOBUF_VERSION := $(shell $(GO) list -m -f '{{.Version}}' google.golang.org/protobuf)
 
-.PHONY: run build test test-short lint proto bench tools clean
+.PHONY: run build test test-short lint proto bench tools clean cluster cluster-down
 
 ## run: build and start the whole shop in one process on embedded defaults (:8080, data in ./data)
 run: build
@@ -51,6 +51,15 @@ $(BIN)/protoc-gen-go:
 
 $(BIN)/protoc-gen-go-grain:
 	GOBIN=$(BIN) $(GO) install github.com/asynkron/protoactor-go/protobuf/protoc-gen-go-grain@$(PROTOACTOR_VERSION)
+
+## cluster: Consul (127.0.0.1:8500), 3 nodes and 2 edges (127.0.0.1:8081, :8082) against the
+## running MariaDB and Redis, in the background (logs and pids in tmp/cluster/)
+cluster: build $(BIN)/consul
+	bash scripts/cluster.sh up
+
+## cluster-down: stop what make cluster started
+cluster-down:
+	bash scripts/cluster.sh down
 
 ## bin/consul: the Consul agent of the dev cluster and of the tests, built from the Go
 ## module proxy in its own module (tools/consul pins it); about 6 minutes the first time
