@@ -47,6 +47,8 @@ type Node struct {
 	ClusterNet
 	Consul
 	ShutdownTimeout time.Duration `conf:"default:20s,env:SHUTDOWN_TIMEOUT,flag:shutdown-timeout,help:time to leave the cluster at stop"`
+	// HealthAddr serves /healthz and /readyz for a supervisor (a node has no edge).
+	HealthAddr string `conf:"env:HEALTH_ADDR,flag:health-addr,help:address of the node's /healthz and /readyz, e.g. :8090 (unset: off)"`
 }
 
 // Edge is the configuration of `phoneshop edge`: the HTTP edge, a cluster client

@@ -350,6 +350,9 @@ func (s *Shop) resumeUnfinished(c *pcluster.Cluster, calls call.Policy) {
 	}
 }
 
+// Ready reports the parts that cannot serve now (empty when ready).
+func (s *Shop) Ready(ctx context.Context) []string { return s.ready(ctx) }
+
 func (s *Shop) ready(ctx context.Context) []string {
 	var failing []string
 	if err := s.Store.Ping(ctx); err != nil {

@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -47,8 +48,10 @@ func run(ctx context.Context, args []string) error {
 		return runNode(ctx, args)
 	case "edge":
 		return runEdge(ctx, args)
+	case "probe":
+		return probe(args)
 	default:
-		return fmt.Errorf("usage: phoneshop dev|node|edge [flags] (unknown role %q)", role)
+		return fmt.Errorf("usage: phoneshop dev|node|edge [flags] | phoneshop probe URL (unknown role %q)", role)
 	}
 }
 
@@ -120,6 +123,9 @@ func runNode(ctx context.Context, args []string) error {
 		return err
 	}
 	log.Info("node joined the cluster", "member", s.Members[0].ID(), "address", s.Members[0].Address())
+	if cfg.HealthAddr != "" {
+		go serveHealth(cfg.HealthAddr, s, log)
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()
@@ -160,6 +166,46 @@ func runEdge(ctx context.Context, args []string) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	return errors.Join(err, s.Close(shutdownCtx))
+}
+
+// serveHealth answers a supervisor's health checks for a node: /healthz while the
+// process lives, /readyz while the store answers and the member is in the cluster.
+func serveHealth(addr string, s *shop.Shop, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if failing := s.Ready(ctx); len(failing) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, `{"status":"unavailable","failing":%q}`+"\n", failing)
+			return
+		}
+		fmt.Fprintln(w, `{"status":"ok"}`)
+	})
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	log.Info("health listening", "addr", addr)
+	if err := srv.ListenAndServe(); err != nil {
+		log.Error("health listener stopped", "err", err)
+	}
+}
+
+// probe is a container health check for an image without curl: it exits 0 when the
+// URL answers 200.
+func probe(args []string) error {
+	if len(args) != 1 {
+		return errors.New("usage: phoneshop probe URL")
+	}
+	client := &http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get(args[0])
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %d", args[0], resp.StatusCode)
+	}
+	return nil
 }
 
 // servePprof serves net/http/pprof on addr, when set, on its own listener.

@@ -55,7 +55,8 @@ func TestNodesAndEdgeOverConsul(t *testing.T) {
 		return len(entries)
 	}
 
-	run("node")
+	healthAddr := freeAddr(t)
+	run("node", "PHONESHOP_HEALTH_ADDR="+healthAddr)
 	run("node")
 	deadline := time.Now().Add(60 * time.Second)
 	for members() != 2 {
@@ -63,6 +64,20 @@ func TestNodesAndEdgeOverConsul(t *testing.T) {
 			t.Fatalf("%d nodes registered in Consul within 60s, want 2", members())
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	// A supervisor's health check of a node, as the container image runs it (a node
+	// registers before it has finished starting, so the check is retried).
+	for deadline = time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out, err := exec.Command(bin, "probe", "http://"+healthAddr+"/readyz").CombinedOutput()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("probe of the node did not succeed within 30s: %v %s", err, out)
+		}
+	}
+	if err := exec.Command(bin, "probe", "http://"+freeAddr(t)+"/readyz").Run(); err == nil {
+		t.Fatal("probe of nothing listening succeeded")
 	}
 	addr := freeAddr(t)
 	run("edge", "PHONESHOP_HTTP_ADDR="+addr,
