@@ -101,6 +101,9 @@ func toAPIError(err error) (*apiError, bool) {
 			return &apiError{Status: fe.Code, Code: codeInvalidRequest, Message: fe.Message}, true
 		}
 	}
+	if errors.Is(err, call.ErrUnreachable) {
+		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: retryMessage}, false
+	}
 	for _, d := range domainErrors {
 		if errors.Is(err, d.err) {
 			return &apiError{Status: d.status, Code: d.code, Message: publicMessage(err)}, true
@@ -111,7 +114,7 @@ func toAPIError(err error) (*apiError, bool) {
 		if m, ok := grainReasons[ge.Reason]; ok {
 			ae := &apiError{Status: m.status, Code: m.code, Message: ge.Message}
 			if m.code == codeUnavailable {
-				ae.Message = "a part of the shop did not answer in time; retry (with the same Idempotency-Key for checkout)"
+				ae.Message = retryMessage
 			}
 			if skus := ge.Metadata["skus"]; skus != "" {
 				ae.Details = map[string]any{"skus": strings.Split(skus, ",")}
@@ -120,19 +123,11 @@ func toAPIError(err error) (*apiError, bool) {
 		}
 		return internalError(), false
 	}
-	if isGrainTransport(err) {
-		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
-			Message: "a part of the shop did not answer in time; retry (with the same Idempotency-Key for checkout)"}, false
-	}
 	return internalError(), false
 }
 
-// isGrainTransport reports an error of the grain-call machinery itself (timeout,
-// member gone, retries exhausted), as opposed to an answer from a grain.
-func isGrainTransport(err error) bool {
-	s := err.Error()
-	return strings.HasPrefix(s, "error request:") || strings.Contains(s, "have reached max retries")
-}
+// retryMessage is what a client is told when a part of the shop did not answer.
+const retryMessage = "a part of the shop did not answer in time; retry (with the same Idempotency-Key for checkout)"
 
 func internalError() *apiError {
 	return &apiError{Status: http.StatusInternalServerError, Code: codeInternal, Message: "internal error"}

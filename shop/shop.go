@@ -110,7 +110,7 @@ func StartNode(ctx context.Context, cfg config.Node, log *slog.Logger) (_ *Shop,
 	if err != nil {
 		return nil, err
 	}
-	provider, err := consul.New(consul.Config{Address: cfg.ConsulAddr, TTL: cfg.ConsulTTL, DeregisterAfter: cfg.ConsulDeregisterAfter, Logger: log})
+	provider, err := consulProvider(cfg.Consul, log)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +143,7 @@ func StartEdge(ctx context.Context, cfg config.Edge, log *slog.Logger) (_ *Shop,
 	if err := s.openAccounts(ctx, b, cfg.Accounts); err != nil {
 		return nil, err
 	}
-	provider, err := consul.New(consul.Config{Address: cfg.ConsulAddr, TTL: cfg.ConsulTTL, DeregisterAfter: cfg.ConsulDeregisterAfter, Logger: log})
+	provider, err := consulProvider(cfg.Consul, log)
 	if err != nil {
 		return nil, err
 	}
@@ -153,6 +153,11 @@ func StartEdge(ctx context.Context, cfg config.Edge, log *slog.Logger) (_ *Shop,
 	}
 	s.startEdge(b, s.Client.Cluster, cfg.HTTP)
 	return s, nil
+}
+
+// consulProvider is the membership of a node or an edge.
+func consulProvider(cfg config.Consul, log *slog.Logger) (*consul.Provider, error) {
+	return consul.New(consul.Config{Address: cfg.ConsulAddr, TTL: cfg.ConsulTTL, DeregisterAfter: cfg.ConsulDeregisterAfter, Logger: log})
 }
 
 // base is what every role opens before its own parts.

@@ -116,8 +116,12 @@ func (g *grain) Checkout(req *cartpb.CheckoutRequest, ctx cluster.GrainContext) 
 	client := orderpb.GetOrderGrainClient(ctx.Cluster(), req.OrderId)
 	view, err := call.Do(context.Background(), g.deps.Calls, "order", "Place",
 		func(opts ...cluster.GrainCallOption) (*orderpb.OrderView, error) { return client.Place(place, opts...) })
+	if errors.Is(err, call.ErrUnreachable) {
+		// A plain error would cross the wire as reason UNKNOWN (a 500): say what it is.
+		return nil, reasonpb.ErrUnavailable("order %s did not answer: %v", req.OrderId, err)
+	}
 	if err != nil {
-		return nil, err
+		return nil, err // the order grain's own answer (out of stock, mismatch, ...)
 	}
 	if view.GetOrder().GetStatus() == "confirmed" {
 		if _, err := g.apply(func(c *Cart) (bool, error) { return c.CheckedOutInto(req.OrderId), nil }); err != nil {

@@ -6,13 +6,20 @@ package call
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/cluster"
 )
 
-// ErrDeadline is returned when the caller's context has no time left for a call.
-var ErrDeadline = errors.New("call: no time left for the grain call")
+// Sentinel errors of grain calls.
+var (
+	// ErrDeadline is returned when the caller's context has no time left for a call.
+	ErrDeadline = errors.New("call: no time left for the grain call")
+	// ErrUnreachable wraps a call that got no answer from the grain (timeout,
+	// member gone, retries spent), as opposed to an error the grain answered.
+	ErrUnreachable = errors.New("call: the grain did not answer")
+)
 
 // Policy says how grain calls are made.
 type Policy struct {
@@ -66,6 +73,10 @@ func Do[T any](ctx context.Context, p Policy, kind, method string, f func(opts .
 	var resp T
 	if err == nil {
 		resp, err = f(opts...)
+		var answered *cluster.GrainErrorResponse
+		if err != nil && !errors.As(err, &answered) {
+			err = fmt.Errorf("%w: %w", ErrUnreachable, err)
+		}
 	}
 	if p.Observe != nil {
 		p.Observe(kind, method, time.Since(start), err)

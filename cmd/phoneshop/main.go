@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,117 +56,101 @@ func run(ctx context.Context, args []string) error {
 	}
 }
 
-func runDev(ctx context.Context, args []string) error {
-	// 1. Configuration.
-	cfg, help, err := config.ParseDev(args)
+// parsed handles what every role does with its parsed configuration: print the
+// usage on --help (done), or stop on an error.
+func parsed(help string, err error) (done bool, _ error) {
 	if errors.Is(err, config.ErrHelp) {
 		fmt.Println(help)
-		return nil
+		return true, nil
 	}
-	if err != nil {
-		return err
-	}
-	log := newLogger(cfg.LogLevel)
+	return false, err
+}
+
+// startLogging makes the role's logger, logs its configuration (secrets masked)
+// and serves pprof when asked for.
+func startLogging(role string, cfg any, logging config.Logging) *slog.Logger {
+	log := newLogger(logging.LogLevel)
 	// go-redis prints every failed dial; the cache's breaker already says, once,
 	// that Redis is unreachable. Its lines go to the debug log.
 	goredis.SetLogger(redisLog{log})
-	log.Info("starting phoneshop dev", "config", config.String(&cfg))
+	log.Info("starting phoneshop "+role, "config", config.String(cfg))
+	servePprof(logging.DebugAddr, log)
+	return log
+}
 
-	// 2. Profiling, when asked for, on its own loopback listener.
-	servePprof(cfg.DebugAddr, log)
+// serve runs the edge until SIGINT/SIGTERM (or until it fails), then drains it,
+// leaves the cluster and closes the store, in that order (Shop.Close).
+func serve(ctx context.Context, s *shop.Shop, addr string, shutdownTimeout time.Duration, log *slog.Logger, banner func()) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	serveErr := make(chan error, 1)
+	if s.App != nil {
+		go func() { serveErr <- s.App.Listen(addr) }()
+	}
+	banner()
+	select {
+	case err = <-serveErr:
+		log.Error("edge stopped", "err", err)
+	case <-ctx.Done():
+		log.Info("stopping: draining requests, leaving the cluster, closing the store")
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	return errors.Join(err, s.Close(shutdownCtx))
+}
 
-	// 3. The shop: store, catalog, accounts, cluster, edge.
+func runDev(ctx context.Context, args []string) error {
+	cfg, help, err := config.ParseDev(args)
+	if done, err := parsed(help, err); done || err != nil {
+		return err
+	}
+	log := startLogging("dev", &cfg, cfg.Logging)
 	s, err := shop.StartDev(ctx, cfg, shop.Options{Members: 1}, log)
 	if err != nil {
 		return err
 	}
-
-	// 4. Serve until SIGINT/SIGTERM, then drain the edge, leave the cluster, close the store.
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- s.App.Listen(cfg.HTTPAddr) }()
-	fmt.Printf("\nphoneshop is running: http://%s\n", displayAddr(cfg.HTTPAddr))
-	if cfg.AdminEmail != "" {
-		fmt.Printf("log in:  curl -s -X POST http://%s/api/v1/sessions -H 'Content-Type: application/json' -d '{\"email\":\"%s\",\"password\":\"...\"}'\n",
-			displayAddr(cfg.HTTPAddr), cfg.AdminEmail)
-	} else {
-		fmt.Println("no admin account: set PHONESHOP_ADMIN_EMAIL and PHONESHOP_ADMIN_PASSWORD to create one; shoppers register at POST /api/v1/accounts")
-	}
-	fmt.Println("stop with Ctrl-C")
-
-	select {
-	case err = <-serveErr:
-		log.Error("edge stopped", "err", err)
-	case <-ctx.Done():
-		log.Info("stopping: draining requests, leaving the cluster, closing the store")
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	return errors.Join(err, s.Close(shutdownCtx))
+	return serve(ctx, s, cfg.HTTPAddr, cfg.ShutdownTimeout, log, func() {
+		fmt.Printf("\nphoneshop is running: http://%s\n", displayAddr(cfg.HTTPAddr))
+		if cfg.AdminEmail != "" {
+			fmt.Printf("log in:  curl -s -X POST http://%s/api/v1/sessions -H 'Content-Type: application/json' -d '{\"email\":\"%s\",\"password\":\"...\"}'\n",
+				displayAddr(cfg.HTTPAddr), cfg.AdminEmail)
+		} else {
+			fmt.Println("no admin account: set PHONESHOP_ADMIN_EMAIL and PHONESHOP_ADMIN_PASSWORD to create one; shoppers register at POST /api/v1/accounts")
+		}
+		fmt.Println("stop with Ctrl-C")
+	})
 }
 
 func runNode(ctx context.Context, args []string) error {
 	cfg, help, err := config.ParseNode(args)
-	if errors.Is(err, config.ErrHelp) {
-		fmt.Println(help)
-		return nil
-	}
-	if err != nil {
+	if done, err := parsed(help, err); done || err != nil {
 		return err
 	}
-	log := newLogger(cfg.LogLevel)
-	goredis.SetLogger(redisLog{log})
-	log.Info("starting phoneshop node", "config", config.String(&cfg))
-	servePprof(cfg.DebugAddr, log)
+	log := startLogging("node", &cfg, cfg.Logging)
 	s, err := shop.StartNode(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	log.Info("node joined the cluster", "member", s.Members[0].ID(), "address", s.Members[0].Address())
-	if cfg.HealthAddr != "" {
-		go serveHealth(cfg.HealthAddr, s, log)
-	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	<-ctx.Done()
-	log.Info("stopping: leaving the cluster, closing the store")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	return s.Close(shutdownCtx)
+	return serve(ctx, s, "", cfg.ShutdownTimeout, log, func() {
+		log.Info("node joined the cluster", "member", s.Members[0].ID(), "address", s.Members[0].Address())
+		if cfg.HealthAddr != "" {
+			go serveHealth(cfg.HealthAddr, s, log)
+		}
+	})
 }
 
 func runEdge(ctx context.Context, args []string) error {
 	cfg, help, err := config.ParseEdge(args)
-	if errors.Is(err, config.ErrHelp) {
-		fmt.Println(help)
-		return nil
-	}
-	if err != nil {
+	if done, err := parsed(help, err); done || err != nil {
 		return err
 	}
-	log := newLogger(cfg.LogLevel)
-	goredis.SetLogger(redisLog{log})
-	log.Info("starting phoneshop edge", "config", config.String(&cfg))
-	servePprof(cfg.DebugAddr, log)
+	log := startLogging("edge", &cfg, cfg.Logging)
 	s, err := shop.StartEdge(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- s.App.Listen(cfg.HTTPAddr) }()
-	log.Info("edge serving", "addr", cfg.HTTPAddr)
-	select {
-	case err = <-serveErr:
-		log.Error("edge stopped", "err", err)
-	case <-ctx.Done():
-		log.Info("stopping: draining requests, leaving the cluster, closing the store")
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	return errors.Join(err, s.Close(shutdownCtx))
+	return serve(ctx, s, cfg.HTTPAddr, cfg.ShutdownTimeout, log, func() { log.Info("edge serving", "addr", cfg.HTTPAddr) })
 }
 
 // serveHealth answers a supervisor's health checks for a node: /healthz while the
@@ -176,9 +161,10 @@ func serveHealth(addr string, s *shop.Shop, log *slog.Logger) {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
+		w.Header().Set("Content-Type", "application/json")
 		if failing := s.Ready(ctx); len(failing) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, `{"status":"unavailable","failing":%q}`+"\n", failing)
+			_ = json.NewEncoder(w).Encode(map[string]any{"status": "unavailable", "failing": failing})
 			return
 		}
 		fmt.Fprintln(w, `{"status":"ok"}`)
