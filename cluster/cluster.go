@@ -7,6 +7,7 @@ package cluster
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -43,50 +44,200 @@ type Config struct {
 	// Host and Port the member's remote listens on; port 0 picks a free one.
 	Host string
 	Port int
-	// Provider finds the other members.
-	Provider pcluster.ClusterProvider
+	// NewProvider makes the provider that finds the other members, once per
+	// incarnation of a member (a member that rejoins needs a fresh one).
+	NewProvider func() (pcluster.ClusterProvider, error)
 	// IdleTimeout passivates grains that received nothing for this long.
 	IdleTimeout time.Duration
 	// RequestTimeout is protoactor's default for calls made without options.
 	RequestTimeout time.Duration
-	Logger         *slog.Logger
+	// OnJoin, when set, is called each time the member has joined (at start and
+	// after every rejoin); it must not block.
+	OnJoin func(*pcluster.Cluster)
+	Logger *slog.Logger
 }
 
-// Member is one running cluster member.
+// Evictable is a provider that can tell its member it may have been dropped by
+// its peers (consul.Provider). protoactor-go never lets a dropped member id back in,
+// so the member leaves and joins again under a new id. With a provider that is not
+// Evictable (in-memory), the member still rejoins when it finds itself dropped.
+type Evictable interface {
+	Evicted() <-chan struct{}
+}
+
+// Member is one running cluster member. If its provider evicts it, it restarts its
+// actor system under a new id on the same address, with the same grain kinds; the
+// grains it hosted are activated again from their snapshots wherever they land.
 type Member struct {
-	System  *actor.ActorSystem
-	Cluster *pcluster.Cluster
-	once    sync.Once
+	cfg  Config
+	deps Deps
+
+	mu       sync.RWMutex
+	system   *actor.ActorSystem
+	cluster  *pcluster.Cluster
+	provider pcluster.ClusterProvider
+	rejoins  int
+
+	stopping chan struct{}
+	done     chan struct{}
+	once     sync.Once
 }
 
 // StartMember starts a member hosting every grain kind.
 func StartMember(cfg Config, deps Deps) (*Member, error) {
-	logger := cfg.Logger
-	system := actor.NewActorSystemWithConfig(actor.Configure(
+	m := &Member{cfg: cfg, deps: deps, stopping: make(chan struct{}), done: make(chan struct{})}
+	if err := m.join(); err != nil {
+		return nil, err
+	}
+	go m.supervise()
+	return m, nil
+}
+
+// join starts one incarnation of the member: a new actor system (so a new id) with
+// the grain kinds, joined through a new provider.
+func (m *Member) join() error {
+	provider, err := m.cfg.NewProvider()
+	if err != nil {
+		return err
+	}
+	system := newSystem(m.cfg.Logger)
+	inventory.Attach(system, m.deps.Inventory)
+	cart.Attach(system, m.deps.Cart)
+	order.Attach(system, m.deps.Order)
+
+	remoteCfg := remote.Configure(m.cfg.Host, m.cfg.Port)
+	clusterCfg := pcluster.Configure(Name, provider, disthash.New(), remoteCfg,
+		pcluster.WithRequestTimeout(m.cfg.RequestTimeout),
+		pcluster.WithKinds(
+			cart.Kind(m.cfg.IdleTimeout),
+			inventory.Kind(m.cfg.IdleTimeout),
+			order.Kind(m.cfg.IdleTimeout),
+		),
+	)
+	c := pcluster.New(system, clusterCfg)
+	if err := startMember(c); err != nil {
+		// The remote may be listening already: release the port for the next try.
+		leaveAbruptly(c)
+		return err
+	}
+	if err := spawnMemberInfo(system, c); err != nil {
+		leaveAbruptly(c)
+		return err
+	}
+	m.mu.Lock()
+	m.system, m.cluster, m.provider = system, c, provider
+	m.mu.Unlock()
+	if m.cfg.OnJoin != nil {
+		m.cfg.OnJoin(c)
+	}
+	return nil
+}
+
+// supervise rejoins under a new id whenever the provider says the member may have
+// been dropped, until Stop.
+func (m *Member) supervise() {
+	defer close(m.done)
+	for {
+		m.mu.RLock()
+		c, provider := m.cluster, m.provider
+		m.mu.RUnlock()
+		reason := m.untilDropped(c, provider)
+		if reason == "" {
+			return // stopping
+		}
+		m.cfg.Logger.Warn("member leaving the cluster to rejoin under a new id", "member", c.ActorSystem.ID, "why", reason)
+		m.mu.Lock()
+		m.cluster = nil
+		m.mu.Unlock()
+		leaveAbruptly(c)
+		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+			err := m.join()
+			if err == nil {
+				break
+			}
+			m.cfg.Logger.Error("rejoining the cluster failed; retrying", "err", err, "in", backoff)
+			select {
+			case <-m.stopping:
+				return
+			case <-time.After(backoff):
+			}
+		}
+		m.mu.Lock()
+		m.rejoins++
+		m.mu.Unlock()
+		m.cfg.Logger.Warn("member rejoined the cluster", "member", m.ID(), "address", m.Address())
+	}
+}
+
+// untilDropped waits until the incarnation c may have been dropped by its peers and
+// says why, or returns "" when the member stops. Dropped: the provider says so
+// (Evictable), or the member finds its own id among the members that left, or on
+// its block list (peers gossip the ids they block).
+func (m *Member) untilDropped(c *pcluster.Cluster, provider pcluster.ClusterProvider) string {
+	var evicted <-chan struct{}
+	if ev, ok := provider.(Evictable); ok {
+		evicted = ev.Evicted()
+	}
+	self := c.ActorSystem.ID
+	left := make(chan struct{}, 1)
+	sub := c.ActorSystem.EventStream.Subscribe(func(ev any) {
+		if t, ok := ev.(*pcluster.ClusterTopology); ok &&
+			slices.ContainsFunc(t.Left, func(l *pcluster.Member) bool { return l.Id == self }) {
+			select {
+			case left <- struct{}{}:
+			default:
+			}
+		}
+	})
+	defer c.ActorSystem.EventStream.Unsubscribe(sub)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.stopping:
+			return ""
+		case <-evicted:
+			return "the membership provider says its peers may have dropped it"
+		case <-left:
+			return "it is among the members that left"
+		case <-tick.C:
+			if c.Remote.BlockList().IsBlocked(self) {
+				return "it is on its own block list"
+			}
+		}
+	}
+}
+
+// leaveAbruptly stops an incarnation without protoactor's graceful leave (which
+// waits for an ownership hand-over its peers no longer expect): it deregisters,
+// stops the local grains (they terminate; their snapshots are already durable),
+// stops gossip, then closes the remote's listener so the address can be reused.
+func leaveAbruptly(c *pcluster.Cluster) {
+	// A start that failed half-way left some parts nil inside protoactor, where
+	// their Shutdown panics: each step is tried on its own.
+	step := func(name string, f func()) {
+		defer func() {
+			if r := recover(); r != nil {
+				c.Logger().Debug("leaving the cluster: step failed", "step", name, "panic", r)
+			}
+		}()
+		f()
+	}
+	step("provider", func() { _ = c.Config.ClusterProvider.Shutdown(false) })
+	step("grains", func() { c.IdentityLookup.Shutdown() })
+	step("gossip", func() { c.Gossip.Shutdown() })
+	step("remote", func() { c.Remote.Shutdown(false) })
+	c.ActorSystem.Shutdown()
+}
+
+func newSystem(logger *slog.Logger) *actor.ActorSystem {
+	return actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 			// protoactor logs every topology change and dead letter at Info;
 			// the shop's own log carries what operators need.
 			return slog.New(levelFloor{Handler: logger.Handler(), min: slog.LevelWarn}).With("lib", "protoactor")
 		}),
 	))
-	inventory.Attach(system, deps.Inventory)
-	cart.Attach(system, deps.Cart)
-	order.Attach(system, deps.Order)
-
-	remoteCfg := remote.Configure(cfg.Host, cfg.Port)
-	clusterCfg := pcluster.Configure(Name, cfg.Provider, disthash.New(), remoteCfg,
-		pcluster.WithRequestTimeout(cfg.RequestTimeout),
-		pcluster.WithKinds(
-			cart.Kind(cfg.IdleTimeout),
-			inventory.Kind(cfg.IdleTimeout),
-			order.Kind(cfg.IdleTimeout),
-		),
-	)
-	c := pcluster.New(system, clusterCfg)
-	if err := startMember(c); err != nil {
-		return nil, err
-	}
-	return &Member{System: system, Cluster: c}, nil
 }
 
 // startMember turns protoactor's panics at start (a port taken, say) into errors.
@@ -100,15 +251,42 @@ func startMember(c *pcluster.Cluster) (err error) {
 	return nil
 }
 
+// Cluster is the member's current incarnation (it changes when the member rejoins).
+func (m *Member) Cluster() *pcluster.Cluster {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.cluster
+}
+
+// System is the actor system of the member's current incarnation.
+func (m *Member) System() *actor.ActorSystem {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.system
+}
+
+// Rejoins counts how often the member rejoined under a new id.
+func (m *Member) Rejoins() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.rejoins
+}
+
 // ID is the member's id in the cluster.
-func (m *Member) ID() string { return m.System.ID }
+func (m *Member) ID() string { return m.System().ID }
 
 // Address is the member's remote address.
-func (m *Member) Address() string { return m.System.Address() }
+func (m *Member) Address() string { return m.System().Address() }
 
 // Stop leaves the cluster gracefully: grains terminate, the provider deregisters.
 func (m *Member) Stop() {
-	m.once.Do(func() { m.Cluster.Shutdown(true) })
+	m.once.Do(func() {
+		close(m.stopping)
+		<-m.done
+		if c := m.Cluster(); c != nil {
+			c.Shutdown(true)
+		}
+	})
 }
 
 // NewInMemoryAgent returns the membership agent that in-process members share (dev,
@@ -116,16 +294,22 @@ func (m *Member) Stop() {
 func NewInMemoryAgent() *test.InMemAgent { return test.NewInMemAgent() }
 
 // NewInMemoryProvider returns a provider for one member on agent.
-func NewInMemoryProvider(agent *test.InMemAgent) pcluster.ClusterProvider {
-	return test.NewTestProvider(agent)
+func NewInMemoryProvider(agent *test.InMemAgent) func() (pcluster.ClusterProvider, error) {
+	return func() (pcluster.ClusterProvider, error) { return test.NewTestProvider(agent), nil }
 }
 
 // ActivationCounts reports how many grains of each kind are active on this member,
 // by the API's kind names.
-func (m *Member) ActivationCounts() map[string]int {
+func (m *Member) ActivationCounts() map[string]int { return activationCounts(m.Cluster()) }
+
+// activationCounts counts the grains of each kind active on the member c is.
+func activationCounts(c *pcluster.Cluster) map[string]int {
 	out := make(map[string]int, len(Kinds))
+	if c == nil {
+		return out
+	}
 	for name, kind := range Kinds {
-		if k, ok := m.Cluster.TryGetClusterKind(kind); ok {
+		if k, ok := c.TryGetClusterKind(kind); ok {
 			out[name] = int(k.Count())
 		}
 	}
@@ -141,13 +325,12 @@ type Client struct {
 
 // StartClient joins the cluster as a client.
 func StartClient(cfg Config) (*Client, error) {
-	logger := cfg.Logger
-	system := actor.NewActorSystemWithConfig(actor.Configure(
-		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-			return slog.New(levelFloor{Handler: logger.Handler(), min: slog.LevelWarn}).With("lib", "protoactor")
-		}),
-	))
-	c := pcluster.New(system, pcluster.Configure(Name, cfg.Provider, disthash.New(), remote.Configure(cfg.Host, cfg.Port),
+	provider, err := cfg.NewProvider()
+	if err != nil {
+		return nil, err
+	}
+	system := newSystem(cfg.Logger)
+	c := pcluster.New(system, pcluster.Configure(Name, provider, disthash.New(), remote.Configure(cfg.Host, cfg.Port),
 		pcluster.WithRequestTimeout(cfg.RequestTimeout)))
 	if err := startClient(c); err != nil {
 		return nil, err

@@ -39,7 +39,7 @@ func TestClusterGrains(t *testing.T) {
 func TestClusterActivationsSpreadOverMembers(t *testing.T) {
 	shoptest.SkipUnderRace(t)
 	h := shoptest.Start(t, 3)
-	c := h.Shop.Members[0].Cluster
+	c := h.Shop.Members[0].Cluster()
 	const carts = 90
 	for i := range carts {
 		client := cartpb.GetCartGrainClient(c, fmt.Sprintf("acc_spread_%d", i))
@@ -63,7 +63,7 @@ func TestClusterActivationsSpreadOverMembers(t *testing.T) {
 func grainScenarios(t *testing.T, members int, options ...shoptest.Option) {
 	h := shoptest.Start(t, members, options...)
 	// Callers use the last member, so that with several members most grains are remote.
-	c := h.Shop.Members[len(h.Shop.Members)-1].Cluster
+	c := h.Shop.Members[len(h.Shop.Members)-1].Cluster()
 	opts := func() []pcluster.GrainCallOption {
 		return []pcluster.GrainCallOption{pcluster.WithTimeout(5 * time.Second)}
 	}

@@ -114,6 +114,7 @@ type Consul struct {
 	ConsulAddr            string        `conf:"default:127.0.0.1:8500,env:CONSUL_ADDR,flag:consul-addr,help:host:port of the Consul agent (membership and KV config under phoneshop/config/)"`
 	ConsulTTL             time.Duration `conf:"default:3s,env:CONSUL_TTL,flag:consul-ttl,help:a member not heard of for this long is unhealthy"`
 	ConsulDeregisterAfter time.Duration `conf:"default:1m,env:CONSUL_DEREGISTER_AFTER,flag:consul-deregister-after,help:an unhealthy member is removed after this long (minimum 1m)"`
+	ConsulWait            time.Duration `conf:"default:5s,env:CONSUL_WAIT,flag:consul-wait,help:longest wait of one blocking query on the members (Consul caps it at 10m)"`
 }
 
 // Shop holds the business settings every role shares. All but GrainIdleTimeout are

@@ -36,7 +36,7 @@ func BenchmarkHotSKUReservations(b *testing.B) {
 			c.MySQLDSN = dbtest.MySQLDSN(b)
 			c.GroupCommit = mode.groupCommit
 		})
-		c := h.Shop.Members[0].Cluster
+		c := h.Shop.Members[0].Cluster()
 		const sku = "bench-hot-sku"
 		inv := inventorypb.GetInventoryGrainClient(c, sku)
 		if _, err := inv.Receive(&inventorypb.ReceiveRequest{RequestId: "bench", Quantity: 1_000_000}, pcluster.WithTimeout(10*time.Second)); err != nil {

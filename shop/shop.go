@@ -82,7 +82,7 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	agent := cluster.NewInMemoryAgent()
 	for i := 0; i < max(opts.Members, 1); i++ {
 		m, err := cluster.StartMember(cluster.Config{
-			Host: cfg.ClusterHost, Port: portFor(cfg.ClusterPort, i), Provider: cluster.NewInMemoryProvider(agent),
+			Host: cfg.ClusterHost, Port: portFor(cfg.ClusterPort, i), NewProvider: cluster.NewInMemoryProvider(agent),
 			IdleTimeout: cfg.Shop.GrainIdleTimeout, RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log,
 		}, s.grainDeps(b, cfg.GroupCommit))
 		if err != nil {
@@ -90,10 +90,13 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 		}
 		s.Members = append(s.Members, m)
 	}
-	if err := s.startGrains(ctx, b, s.Members[0].Cluster); err != nil {
-		return nil, err
+	c := s.Members[0].Cluster()
+	// The edge serves from the start: the initial stock is received first.
+	if err := s.seedStock(ctx, c, b.calls); err != nil {
+		return nil, fmt.Errorf("seed stock: %w", err)
 	}
-	s.startEdge(b, s.Members[0].Cluster, cfg.HTTP)
+	go s.resumeUnfinished(c, b.calls)
+	s.startEdge(b, c, cfg.HTTP)
 	return s, nil
 }
 
@@ -110,21 +113,30 @@ func StartNode(ctx context.Context, cfg config.Node, log *slog.Logger) (_ *Shop,
 	if err != nil {
 		return nil, err
 	}
-	provider, err := consulProvider(cfg.Consul, log)
-	if err != nil {
-		return nil, err
-	}
+	// Nodes start together and may find a peer not answering yet: each seeds the
+	// initial stock in the background until it is done (the receipts are
+	// idempotent), and after every join wakes the orders a crash interrupted.
+	bg, stopBackground := context.WithCancel(context.Background())
+	var background sync.WaitGroup
+	s.closers = append(s.closers, func() error { stopBackground(); background.Wait(); return nil })
 	m, err := cluster.StartMember(cluster.Config{
-		Host: cfg.ClusterHost, Port: cfg.ClusterPort, Provider: provider,
+		Host: cfg.ClusterHost, Port: cfg.ClusterPort,
+		NewProvider: func() (pcluster.ClusterProvider, error) { return consulProvider(cfg.Consul, log) },
 		IdleTimeout: cfg.Shop.GrainIdleTimeout, RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log,
+		OnJoin: func(c *pcluster.Cluster) {
+			background.Add(1)
+			go func() {
+				defer background.Done()
+				s.seedStockUntilDone(bg, c, b.calls)
+				s.resumeUnfinished(c, b.calls)
+				s.resumeWhenMembersLeave(bg, c, b.calls)
+			}()
+		},
 	}, s.grainDeps(b, cfg.GroupCommit))
 	if err != nil {
 		return nil, err
 	}
 	s.Members = append(s.Members, m)
-	if err := s.startGrains(ctx, b, m.Cluster); err != nil {
-		return nil, err
-	}
 	return s, nil
 }
 
@@ -143,11 +155,8 @@ func StartEdge(ctx context.Context, cfg config.Edge, log *slog.Logger) (_ *Shop,
 	if err := s.openAccounts(ctx, b, cfg.Accounts); err != nil {
 		return nil, err
 	}
-	provider, err := consulProvider(cfg.Consul, log)
-	if err != nil {
-		return nil, err
-	}
-	if s.Client, err = cluster.StartClient(cluster.Config{Host: cfg.ClusterHost, Port: cfg.ClusterPort, Provider: provider,
+	newProvider := func() (pcluster.ClusterProvider, error) { return consulProvider(cfg.Consul, log) }
+	if s.Client, err = cluster.StartClient(cluster.Config{Host: cfg.ClusterHost, Port: cfg.ClusterPort, NewProvider: newProvider,
 		RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log}); err != nil {
 		return nil, err
 	}
@@ -157,7 +166,8 @@ func StartEdge(ctx context.Context, cfg config.Edge, log *slog.Logger) (_ *Shop,
 
 // consulProvider is the membership of a node or an edge.
 func consulProvider(cfg config.Consul, log *slog.Logger) (*consul.Provider, error) {
-	return consul.New(consul.Config{Address: cfg.ConsulAddr, TTL: cfg.ConsulTTL, DeregisterAfter: cfg.ConsulDeregisterAfter, Logger: log})
+	return consul.New(consul.Config{Address: cfg.ConsulAddr, TTL: cfg.ConsulTTL, DeregisterAfter: cfg.ConsulDeregisterAfter,
+		WaitTime: cfg.ConsulWait, Logger: log})
 }
 
 // base is what every role opens before its own parts.
@@ -286,16 +296,6 @@ func (s *Shop) grainDeps(b *base, groupCommit bool) cluster.Deps {
 	}
 }
 
-// startGrains receives the initial stock through the inventory grains (so that
-// snapshots and levels agree) and wakes orders whose saga a crash interrupted.
-func (s *Shop) startGrains(ctx context.Context, b *base, c *pcluster.Cluster) error {
-	if err := s.seedStock(ctx, c, b.calls); err != nil {
-		return fmt.Errorf("seed stock: %w", err)
-	}
-	go s.resumeUnfinished(c, b.calls)
-	return nil
-}
-
 // startEdge builds the HTTP edge calling grains through c.
 func (s *Shop) startEdge(b *base, c *pcluster.Cluster, cfg config.HTTP) {
 	s.App = edge.New(edge.Deps{
@@ -338,6 +338,22 @@ func (s *Shop) seedStock(ctx context.Context, c *pcluster.Cluster, calls call.Po
 	return nil
 }
 
+// seedStockUntilDone retries seedStock until it succeeds or ctx ends.
+func (s *Shop) seedStockUntilDone(ctx context.Context, c *pcluster.Cluster, calls call.Policy) {
+	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
+		err := s.seedStock(ctx, c, calls)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("receiving the initial stock failed; retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+	}
+}
+
 func (s *Shop) resumeUnfinished(c *pcluster.Cluster, calls call.Policy) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -352,6 +368,40 @@ func (s *Shop) resumeUnfinished(c *pcluster.Cluster, calls call.Policy) {
 			return client.Get(&orderpb.GetOrderRequest{}, o...)
 		})
 		s.log.Info("resumed unfinished order", "order", id, "err", err)
+	}
+}
+
+// resumeWhenMembersLeave wakes the unfinished orders each time members leave the
+// cluster: the sagas a dead member was running would otherwise wait for their
+// shopper to come back (their reservations expire meanwhile, so no stock is lost
+// either way). It returns when ctx ends or the member's incarnation stops.
+func (s *Shop) resumeWhenMembersLeave(ctx context.Context, c *pcluster.Cluster, calls call.Policy) {
+	left := make(chan struct{}, 1)
+	sub := c.ActorSystem.EventStream.Subscribe(func(ev any) {
+		if t, ok := ev.(*pcluster.ClusterTopology); ok && len(t.Left) > 0 {
+			select {
+			case left <- struct{}{}:
+			default: // one wake-up pending covers this one
+			}
+		}
+	})
+	defer c.ActorSystem.EventStream.Unsubscribe(sub)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for !c.ActorSystem.IsStopped() && ctx.Err() == nil {
+			time.Sleep(time.Second)
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-stopped:
+			return
+		case <-left:
+			s.resumeUnfinished(c, calls)
+		}
 	}
 }
 
@@ -371,6 +421,13 @@ func (s *Shop) ready(ctx context.Context) []string {
 		}
 	case len(s.Members) == 0:
 		failing = append(failing, "cluster")
+	default:
+		for _, m := range s.Members {
+			if m.Cluster() == nil { // between leaving and rejoining
+				failing = append(failing, "cluster")
+				break
+			}
+		}
 	}
 	return failing
 }

@@ -50,7 +50,7 @@ func TestFailedWriteAnswersNoCommandAndReloads(t *testing.T) {
 			}
 			t.Cleanup(func() { db.Close() })
 			store := &failingStore{Store: db}
-			m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", Provider: cluster.NewInMemoryProvider(cluster.NewInMemoryAgent()),
+			m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", NewProvider: cluster.NewInMemoryProvider(cluster.NewInMemoryAgent()),
 				IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()},
 				cluster.Deps{Inventory: inventory.Deps{Store: store, ReservationTTL: func() time.Duration { return time.Minute },
 					Now: time.Now, StoreTimeout: 5 * time.Second, GroupCommit: groupCommit, Logger: slog.New(slog.DiscardHandler)}})
@@ -58,7 +58,7 @@ func TestFailedWriteAnswersNoCommandAndReloads(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(m.Stop)
-			inv := inventorypb.GetInventoryGrainClient(m.Cluster, "sku-f")
+			inv := inventorypb.GetInventoryGrainClient(m.Cluster(), "sku-f")
 			opt := pcluster.WithTimeout(10 * time.Second)
 			if _, err := inv.Receive(&inventorypb.ReceiveRequest{RequestId: "d1", Quantity: 10}, opt); err != nil {
 				t.Fatal(err)
@@ -123,7 +123,7 @@ func TestSnapshotWithSalesInsideMovesThemToTheLedger(t *testing.T) {
 	if err := db.SaveInventory(context.Background(), "sku-old", 0, state, inventory.Level{Available: 7, Sold: 3, Received: 10}, inventory.SalesChange{}); err != nil {
 		t.Fatal(err)
 	}
-	m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", Provider: cluster.NewInMemoryProvider(cluster.NewInMemoryAgent()),
+	m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", NewProvider: cluster.NewInMemoryProvider(cluster.NewInMemoryAgent()),
 		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()},
 		cluster.Deps{Inventory: inventory.Deps{Store: db, ReservationTTL: func() time.Duration { return time.Minute },
 			Now: time.Now, StoreTimeout: 5 * time.Second, GroupCommit: true, Logger: slog.New(slog.DiscardHandler)}})
@@ -131,7 +131,7 @@ func TestSnapshotWithSalesInsideMovesThemToTheLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Stop)
-	inv := inventorypb.GetInventoryGrainClient(m.Cluster, "sku-old")
+	inv := inventorypb.GetInventoryGrainClient(m.Cluster(), "sku-old")
 	opt := pcluster.WithTimeout(10 * time.Second)
 	// The old sales are known: returning one works and is idempotent.
 	for range 2 {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -54,6 +55,18 @@ func (c Config) withDefaults() Config {
 }
 
 // Provider implements cluster.ClusterProvider on Consul.
+//
+// protoactor-go blocks for good every member that leaves its member list, so a
+// member that its peers saw unhealthy cannot come back under the same id. The
+// provider tells the member so (Evicted) whenever that may have happened: its check
+// may have expired (two successful refreshes further apart than the TTL: the process
+// stalled, or could not reach Consul), or the healthy members Consul reports no
+// longer include it. The member then rejoins under a new id (cluster.Member).
+//
+// The other way round, an agent that restarts with its state lost reports no member
+// at all until each has refreshed and found its check unknown (within TTL/3). So
+// after the watch was interrupted or Consul's index went backwards, a member that
+// disappears is kept for one TTL (the grace) before the topology drops it.
 type Provider struct {
 	cfg    Config
 	client *api.Client
@@ -64,6 +77,9 @@ type Provider struct {
 	host    string
 	port    int
 	kinds   []string
+
+	evicted     chan struct{}
+	evictedOnce sync.Once
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -76,7 +92,19 @@ func New(cfg Config) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consul: %w", err)
 	}
-	return &Provider{cfg: cfg, client: client}, nil
+	return &Provider{cfg: cfg, client: client, evicted: make(chan struct{})}, nil
+}
+
+// Evicted is closed once the member may have been dropped by its peers: it must
+// leave and join again under a new id. A client is never evicted.
+func (p *Provider) Evicted() <-chan struct{} { return p.evicted }
+
+func (p *Provider) evict(reason string, attrs ...any) {
+	p.evictedOnce.Do(func() {
+		p.cfg.Logger.Warn("consul: this member may have been dropped by its peers: "+reason,
+			append([]any{"member", p.id}, attrs...)...)
+		close(p.evicted)
+	})
 }
 
 // StartMember registers the member and starts refreshing its check and watching
@@ -88,12 +116,13 @@ func (p *Provider) StartMember(c *cluster.Cluster) error {
 	}
 	p.cluster, p.name, p.id = c, c.Config.Name, c.ActorSystem.ID
 	p.host, p.port, p.kinds = host, port, c.GetClusterKinds()
+	sent := time.Now()
 	if err := p.register(); err != nil {
 		return err
 	}
 	ctx := p.start()
 	p.wg.Add(2)
-	go p.refreshLoop(ctx)
+	go p.refreshLoop(ctx, sent)
 	go p.watchLoop(ctx)
 	return nil
 }
@@ -145,7 +174,12 @@ func (p *Provider) register() error {
 
 // refreshLoop keeps the member's check passing. When the agent no longer knows the
 // check (it restarted and lost its state), the member registers again.
-func (p *Provider) refreshLoop(ctx context.Context) {
+//
+// lastSent is when the last successful refresh was sent: Consul restarted the TTL
+// somewhere between then and its answer. If the next successful refresh is answered
+// more than a TTL after that, the check may have expired in between, and peers that
+// saw it critical have blocked this member's id.
+func (p *Provider) refreshLoop(ctx context.Context, lastSent time.Time) {
 	defer p.wg.Done()
 	tick := time.NewTicker(p.cfg.Refresh)
 	defer tick.Stop()
@@ -156,10 +190,18 @@ func (p *Provider) refreshLoop(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+		sent := time.Now()
 		err := p.client.Agent().UpdateTTL(p.checkID(), "", api.HealthPassing)
 		if err != nil && isUnknownCheck(err) {
 			p.cfg.Logger.Warn("consul forgot this member; registering again", "member", p.id)
 			err = p.register()
+		}
+		if err == nil {
+			if gap := time.Since(lastSent); gap > p.cfg.TTL {
+				p.evict("its check was not refreshed for longer than the TTL", "gap", gap.Round(time.Millisecond), "ttl", p.cfg.TTL)
+				return
+			}
+			lastSent = sent
 		}
 		switch {
 		case err != nil && !failing:
@@ -183,12 +225,18 @@ func isUnknownCheck(err error) bool {
 }
 
 // watchLoop follows the healthy members with blocking queries and hands every
-// change to protoactor's member list.
+// change to protoactor's member list (through a topology that applies the grace).
 func (p *Provider) watchLoop(ctx context.Context) {
 	defer p.wg.Done()
+	t := topology{grace: p.cfg.TTL}
 	var index uint64
 	for ctx.Err() == nil {
-		opts := (&api.QueryOptions{WaitIndex: index, WaitTime: p.cfg.WaitTime}).WithContext(ctx)
+		wait := p.cfg.WaitTime
+		if left := t.graceLeft(time.Now()); left > 0 {
+			// Wake when the grace ends, even if nothing changes in Consul.
+			wait = min(wait, left+10*time.Millisecond)
+		}
+		opts := (&api.QueryOptions{WaitIndex: index, WaitTime: wait}).WithContext(ctx)
 		entries, meta, err := p.client.Health().Service(p.name, "", true, opts)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -196,6 +244,7 @@ func (p *Provider) watchLoop(ctx context.Context) {
 			}
 			p.cfg.Logger.Warn("consul: watching members failed; retrying", "err", err)
 			index = 0
+			t.interrupted()
 			select {
 			case <-ctx.Done():
 				return
@@ -207,14 +256,56 @@ func (p *Provider) watchLoop(ctx context.Context) {
 		// restarted): start over rather than block on a future index.
 		if meta.LastIndex < index {
 			index = 0
+			t.interrupted()
 			continue
 		}
-		changed := meta.LastIndex != index
 		index = meta.LastIndex
-		if changed {
-			p.cluster.MemberList.UpdateClusterTopology(toMembers(entries))
+		members, changed := t.observe(toMembers(entries), time.Now())
+		if !changed {
+			continue
+		}
+		if p.id != "" && !slices.ContainsFunc(members, func(m *cluster.Member) bool { return m.Id == p.id }) {
+			p.evict("Consul no longer reports it healthy")
+			return
+		}
+		p.cluster.MemberList.UpdateClusterTopology(members)
+	}
+}
+
+// topology decides which members to hand to protoactor from what Consul reports.
+type topology struct {
+	grace      time.Duration
+	graceUntil time.Time         // after an interruption, members that vanish are kept until then
+	applied    []*cluster.Member // last handed over, nil before the first
+}
+
+func (t *topology) interrupted() {
+	if t.applied != nil {
+		t.graceUntil = time.Now().Add(t.grace)
+	}
+}
+
+func (t *topology) graceLeft(now time.Time) time.Duration { return t.graceUntil.Sub(now) }
+
+// observe returns the members to apply and whether they differ from the last
+// applied. Within the grace, a member that vanished is kept.
+func (t *topology) observe(reported []*cluster.Member, now time.Time) ([]*cluster.Member, bool) {
+	next := reported
+	if now.Before(t.graceUntil) {
+		for _, m := range t.applied {
+			if !slices.ContainsFunc(next, func(r *cluster.Member) bool { return r.Id == m.Id }) {
+				next = append(next, m)
+			}
 		}
 	}
+	slices.SortFunc(next, func(a, b *cluster.Member) int { return strings.Compare(a.Id, b.Id) })
+	if t.applied != nil && slices.EqualFunc(next, t.applied, func(a, b *cluster.Member) bool {
+		return a.Id == b.Id && a.Host == b.Host && a.Port == b.Port
+	}) {
+		return next, false
+	}
+	t.applied = next
+	return next, true
 }
 
 func toMembers(entries []*api.ServiceEntry) []*cluster.Member {

@@ -1,10 +1,13 @@
 package consul_test
 
 import (
+	"fmt"
+	"net"
 	"slices"
 	"testing"
 	"time"
 
+	pcluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/hashicorp/consul/api"
 
 	"phoneshop/cluster"
@@ -24,13 +27,7 @@ func provider(t *testing.T, agent *consultest.Agent) *consul.Provider {
 
 func member(t *testing.T, agent *consultest.Agent) *cluster.Member {
 	t.Helper()
-	m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", Provider: provider(t, agent),
-		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()}, cluster.Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Stop)
-	return m
+	return memberOn(t, agent, 0)
 }
 
 // passing lists the ids of the members Consul reports healthy.
@@ -105,7 +102,7 @@ func TestMemberLeavesOnStop(t *testing.T) {
 // panics on a client).
 func TestClientStartsAndStopsCleanly(t *testing.T) {
 	agent := consultest.Start(t)
-	c, err := cluster.StartClient(cluster.Config{Host: "127.0.0.1", Provider: provider(t, agent),
+	c, err := cluster.StartClient(cluster.Config{Host: "127.0.0.1", NewProvider: func() (pcluster.ClusterProvider, error) { return provider(t, agent), nil },
 		RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()})
 	if err != nil {
 		t.Fatal(err)
@@ -123,9 +120,63 @@ func TestClusterTwoMembersSeeEachOther(t *testing.T) {
 	agent := consultest.Start(t)
 	a, b := member(t, agent), member(t, agent)
 	sees := func(m *cluster.Member, n int) func() bool {
-		return func() bool { return m.Cluster.MemberList.Members().Len() == n }
+		return func() bool { return m.Cluster().MemberList.Members().Len() == n }
 	}
 	eventually(t, 15*time.Second, "both members see two members", func() bool { return sees(a, 2)() && sees(b, 2)() })
 	b.Stop()
 	eventually(t, 15*time.Second, "the remaining member sees one member", sees(a, 1))
+}
+
+// TestClusterDroppedMemberRejoinsUnderANewID: a member that Consul stops reporting
+// healthy (here: deregistered from outside) has been dropped by its peers, whose
+// protoactor member list never lets that id back in. It leaves and joins again under
+// a new id, on the same fixed port, and the peer takes the new id in.
+func TestClusterDroppedMemberRejoinsUnderANewID(t *testing.T) {
+	shoptest.SkipUnderRace(t)
+	agent := consultest.Start(t)
+	port := freePort(t)
+	a := memberOn(t, agent, port)
+	b := member(t, agent)
+	eventually(t, 15*time.Second, "both registered", func() bool { return len(passing(t, agent)) == 2 })
+	oldID := a.ID()
+
+	client, _ := api.NewClient(&api.Config{Address: agent.HTTP})
+	if err := client.Agent().ServiceDeregister(oldID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the dropped member registered again under a new id", func() bool {
+		ids := passing(t, agent)
+		return len(ids) == 2 && !slices.Contains(ids, oldID) && slices.Contains(ids, a.ID()) && slices.Contains(ids, b.ID())
+	})
+	if a.Rejoins() != 1 {
+		t.Fatalf("rejoins = %d, want 1", a.Rejoins())
+	}
+	if got := a.Address(); got != fmt.Sprintf("127.0.0.1:%d", port) {
+		t.Fatalf("rejoined on %s, want the same port %d", got, port)
+	}
+	eventually(t, 15*time.Second, "the peer sees the rejoined member", func() bool {
+		return slices.ContainsFunc(b.Cluster().MemberList.Members().Members(), func(m *pcluster.Member) bool { return m.Id == a.ID() })
+	})
+}
+
+func memberOn(t *testing.T, agent *consultest.Agent, port int) *cluster.Member {
+	t.Helper()
+	m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", Port: port,
+		NewProvider: func() (pcluster.ClusterProvider, error) { return provider(t, agent), nil },
+		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()}, cluster.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	return m
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

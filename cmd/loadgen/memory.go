@@ -70,7 +70,7 @@ func measureCartMemory(ctx context.Context, carts int, idle time.Duration, log *
 				if i >= int64(carts) || ctx.Err() != nil {
 					return
 				}
-				client := cartpb.GetCartGrainClient(member.Cluster, fmt.Sprintf("acc_memory_%d", i))
+				client := cartpb.GetCartGrainClient(member.Cluster(), fmt.Sprintf("acc_memory_%d", i))
 				if _, err := client.Get(&cartpb.GetCartRequest{}, pcluster.WithTimeout(30*time.Second)); err != nil {
 					failed.Add(1)
 				}
