@@ -1,0 +1,579 @@
+package main_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"phoneshop/internal/consultest"
+	"phoneshop/internal/dbtest"
+	"phoneshop/internal/shoptest"
+)
+
+// The cluster tests' harness: a real Consul agent, a fresh MariaDB database and
+// Redis prefix, and `phoneshop node` and `phoneshop edge` processes of one binary,
+// built once for the package. The test is the processes' supervisor, as compose's
+// `restart: unless-stopped` is: it kills, stops, continues and restarts them, and
+// restarts one that exits on its own (and says so).
+
+// Every cluster test's admin account (edges create it at start).
+const (
+	clusterAdminEmail    = "admin@example.com"
+	clusterAdminPassword = "admin password 1"
+)
+
+// serviceName is the Consul service every member registers under (cluster.Name).
+const serviceName = "phoneshop"
+
+// sharedBinary is the phoneshop binary, built on first use and removed by TestMain.
+var sharedBinary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// TestMain removes the binary the cluster tests share.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sharedBinary.dir != "" {
+		_ = os.RemoveAll(sharedBinary.dir)
+	}
+	os.Exit(code)
+}
+
+// phoneshopBinary builds the binary once for every cluster test of the run.
+func phoneshopBinary(t *testing.T) string {
+	t.Helper()
+	sharedBinary.once.Do(func() {
+		dir, err := os.MkdirTemp("", "phoneshop-cluster-test-")
+		if err != nil {
+			sharedBinary.err = err
+			return
+		}
+		sharedBinary.dir, sharedBinary.path = dir, filepath.Join(dir, "phoneshop")
+		if out, err := exec.Command("go", "build", "-o", sharedBinary.path, ".").CombinedOutput(); err != nil {
+			sharedBinary.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if sharedBinary.err != nil {
+		t.Fatal(sharedBinary.err)
+	}
+	return sharedBinary.path
+}
+
+// clusterSpec says what to start.
+type clusterSpec struct {
+	Nodes, Edges int
+	// Env is added to every process's environment, after the harness's own
+	// (PHONESHOP_CONSUL_TTL, PHONESHOP_RESERVATION_TTL, ...).
+	Env []string
+}
+
+// shopCluster is a running cluster under test.
+type shopCluster struct {
+	t      *testing.T
+	Consul *consultest.Agent
+	api    *api.Client
+	Nodes  []*shopProcess
+	Edges  []*shopProcess
+	// closing is set when the test ends: exits are no longer supervised.
+	closing atomic.Bool
+}
+
+// startCluster starts Consul, a fresh database, spec.Nodes nodes (each on a fixed
+// cluster port of its own, as compose gives them) and spec.Edges edges, and returns
+// once every node is ready and registered in Consul and every edge answers /readyz.
+// Everything is stopped when the test ends; when it failed, the end of every
+// process's output is logged.
+func startCluster(t *testing.T, spec clusterSpec) *shopCluster {
+	t.Helper()
+	begin := time.Now()
+	agent := consultest.Start(t)
+	dsn := dbtest.MySQLDSN(t)
+	redisAddr, redisPrefix := dbtest.Redis(t)
+	bin := phoneshopBinary(t)
+	client, err := api.NewClient(&api.Config{Address: agent.HTTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &shopCluster{t: t, Consul: agent, api: client}
+	// The processes' output: printed when the test fails, and kept in
+	// $PHONESHOP_TEST_CLUSTER_LOGS/<test> when that is set.
+	logDir := t.TempDir()
+	if dir := os.Getenv("PHONESHOP_TEST_CLUSTER_LOGS"); dir != "" {
+		logDir = filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_"))
+		if err := os.MkdirAll(logDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	common := []string{
+		"PHONESHOP_MYSQL_DSN=" + dsn,
+		"PHONESHOP_CONSUL_ADDR=" + agent.HTTP,
+		"PHONESHOP_REDIS_ADDR=" + redisAddr,
+		"PHONESHOP_REDIS_PREFIX=" + redisPrefix,
+		"PHONESHOP_LOG_LEVEL=warn",
+		"PHONESHOP_SHUTDOWN_TIMEOUT=5s",
+	}
+	for i := range spec.Nodes {
+		clusterAddr, healthAddr := freeAddr(t), freeAddr(t)
+		_, port, _ := net.SplitHostPort(clusterAddr)
+		c.Nodes = append(c.Nodes, &shopProcess{c: c, Name: fmt.Sprintf("node%d", i+1), role: "node", bin: bin,
+			ClusterAddr: clusterAddr, healthURL: "http://" + healthAddr,
+			logPath: filepath.Join(logDir, fmt.Sprintf("node%d.log", i+1)),
+			env:     slices.Concat(common, []string{"PHONESHOP_CLUSTER_PORT=" + port, "PHONESHOP_HEALTH_ADDR=" + healthAddr}, spec.Env)})
+	}
+	for i := range spec.Edges {
+		httpAddr := freeAddr(t)
+		c.Edges = append(c.Edges, &shopProcess{c: c, Name: fmt.Sprintf("edge%d", i+1), role: "edge", bin: bin,
+			URL: "http://" + httpAddr, logPath: filepath.Join(logDir, fmt.Sprintf("edge%d.log", i+1)),
+			env: slices.Concat(common, []string{
+				"PHONESHOP_HTTP_ADDR=" + httpAddr,
+				"PHONESHOP_ADMIN_EMAIL=" + clusterAdminEmail, "PHONESHOP_ADMIN_PASSWORD=" + clusterAdminPassword,
+				// argon2id at its shipped cost makes hundreds of test accounts slow.
+				"PHONESHOP_PASSWORD_MEMORY_KIB=64", "PHONESHOP_PASSWORD_ITERATIONS=1",
+			}, spec.Env)})
+	}
+	t.Cleanup(c.dumpLogsOnFailure) // runs after stop: the logs end with the shutdown
+	t.Cleanup(c.stopAll)
+
+	// The first process on a fresh database migrates it and seeds the catalog; the
+	// others start together once it has.
+	first := c.Nodes[0]
+	first.Start()
+	first.waitReady(90 * time.Second)
+	var wg sync.WaitGroup
+	errs := make(chan error, len(c.Nodes)+len(c.Edges))
+	for _, p := range slices.Concat(c.Nodes[1:], c.Edges) {
+		if err := p.start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range slices.Concat(c.Nodes[1:], c.Edges) {
+		wg.Go(func() { errs <- p.tryWaitReady(90 * time.Second) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.WaitMembers(time.Now().Add(30 * time.Second))
+	t.Logf("cluster of %d nodes and %d edges up in %s", len(c.Nodes), len(c.Edges), time.Since(begin).Round(time.Millisecond))
+	return c
+}
+
+// Edge is an HTTP client of edge i.
+func (c *shopCluster) Edge(i int) *shoptest.Harness {
+	return &shoptest.Harness{T: c.t, URL: c.Edges[i].URL, Client: &http.Client{Timeout: 15 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+}
+
+// Admin logs the admin in through h.
+func (c *shopCluster) Admin(h *shoptest.Harness) string {
+	c.t.Helper()
+	token, err := h.TryLogin(clusterAdminEmail, clusterAdminPassword)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return token
+}
+
+// nodeAddrs are the cluster addresses of the nodes, sorted.
+func (c *shopCluster) nodeAddrs() []string {
+	var addrs []string
+	for _, n := range c.Nodes {
+		addrs = append(addrs, n.ClusterAddr)
+	}
+	slices.Sort(addrs)
+	return addrs
+}
+
+// NodeByAddr names the node whose cluster remote listens on addr ("" if none).
+func (c *shopCluster) NodeByAddr(addr string) string {
+	for _, n := range c.Nodes {
+		if n.ClusterAddr == addr {
+			return n.Name
+		}
+	}
+	return ""
+}
+
+// consulMember is one registration of the phoneshop service in Consul.
+type consulMember struct {
+	ID, Addr, Status string
+}
+
+// ConsulMembers lists every registration of the service with its aggregated check
+// status (passing, warning, critical).
+func (c *shopCluster) ConsulMembers() ([]consulMember, error) {
+	entries, _, err := c.api.Health().Service(serviceName, "", false, nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []consulMember
+	for _, e := range entries {
+		out = append(out, consulMember{ID: e.Service.ID, Addr: net.JoinHostPort(e.Service.Address, strconv.Itoa(e.Service.Port)),
+			Status: e.Checks.AggregatedStatus()})
+	}
+	return out, nil
+}
+
+// PassingAddrs are the sorted addresses of the passing registrations.
+func (c *shopCluster) PassingAddrs() ([]string, error) {
+	members, err := c.ConsulMembers()
+	if err != nil {
+		return nil, err
+	}
+	var addrs []string
+	for _, m := range members {
+		if m.Status == api.HealthPassing {
+			addrs = append(addrs, m.Addr)
+		}
+	}
+	slices.Sort(addrs)
+	return addrs, nil
+}
+
+// WaitMembers waits until the passing registrations in Consul are exactly the
+// nodes (one each, at their cluster addresses), failing the test at the deadline.
+func (c *shopCluster) WaitMembers(deadline time.Time) {
+	c.t.Helper()
+	c.WaitPassing(c.nodeAddrs(), deadline)
+}
+
+// WaitPassing waits until the passing registrations are exactly at addrs.
+func (c *shopCluster) WaitPassing(addrs []string, deadline time.Time) {
+	c.t.Helper()
+	for {
+		got, err := c.PassingAddrs()
+		if err == nil && slices.Equal(got, addrs) {
+			return
+		}
+		if time.Now().After(deadline) {
+			members, _ := c.ConsulMembers()
+			c.t.Fatalf("Consul's passing members are %v (err %v), want %v; every registration: %+v", got, err, addrs, members)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// opsMember is a member as GET /api/v1/ops/cluster reports it.
+type opsMember struct {
+	ID          string         `json:"id"`
+	Address     string         `json:"address"`
+	Kinds       []string       `json:"kinds"`
+	Activations map[string]int `json:"activations"`
+	Status      string         `json:"status"`
+}
+
+// OpsMembers reads the cluster as an edge's ops endpoint reports it.
+func OpsMembers(h *shoptest.Harness, admin string) ([]opsMember, error) {
+	r, err := h.TryDo(shoptest.Request{Method: "GET", Path: "/api/v1/ops/cluster", Token: admin})
+	if err != nil {
+		return nil, err
+	}
+	if r.Status != http.StatusOK {
+		return nil, fmt.Errorf("GET /api/v1/ops/cluster: %d %s", r.Status, r.Body)
+	}
+	var body struct {
+		Members []opsMember `json:"members"`
+	}
+	if err := json.Unmarshal(r.Body, &body); err != nil {
+		return nil, fmt.Errorf("GET /api/v1/ops/cluster: %v: %s", err, r.Body)
+	}
+	return body.Members, nil
+}
+
+// upMembers are the members with status "up".
+func upMembers(members []opsMember) []opsMember {
+	var up []opsMember
+	for _, m := range members {
+		if m.Status == "up" {
+			up = append(up, m)
+		}
+	}
+	return up
+}
+
+// WaitOpsUp waits until the edge's ops endpoint lists the nodes as members "up",
+// one member per node address (members in another status may be listed beside
+// them), and returns those members.
+func (c *shopCluster) WaitOpsUp(h *shoptest.Harness, admin string, deadline time.Time) []opsMember {
+	c.t.Helper()
+	want := c.nodeAddrs()
+	for {
+		members, err := OpsMembers(h, admin)
+		var addrs []string
+		up := upMembers(members)
+		for _, m := range up {
+			addrs = append(addrs, m.Address)
+		}
+		slices.Sort(addrs)
+		if err == nil && slices.Equal(addrs, want) {
+			return up
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("the ops endpoint lists %d members up at %v (err %v), want the %d nodes at %v; all members: %+v",
+				len(up), addrs, err, len(want), want, members)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// RequireNoExits fails the test if a process exited without being told to, except
+// those named.
+func (c *shopCluster) RequireNoExits(except ...*shopProcess) {
+	c.t.Helper()
+	for _, p := range slices.Concat(c.Nodes, c.Edges) {
+		exits := p.Exits()
+		if len(exits) > 0 && !slices.Contains(except, p) {
+			c.t.Errorf("%s exited on its own (restarted as a supervisor would): %v", p.Name, exits)
+		} else if len(exits) > 0 {
+			c.t.Logf("%s exited on its own (restarted as a supervisor would): %v", p.Name, exits)
+		}
+	}
+}
+
+func (c *shopCluster) stopAll() {
+	c.closing.Store(true)
+	var wg sync.WaitGroup
+	for _, p := range slices.Concat(c.Edges, c.Nodes) {
+		wg.Go(p.terminate)
+	}
+	wg.Wait()
+}
+
+func (c *shopCluster) dumpLogsOnFailure() {
+	if !c.t.Failed() {
+		return
+	}
+	for _, p := range slices.Concat(c.Nodes, c.Edges) {
+		c.t.Logf("---- %s (%s %s) output, last lines ----\n%s", p.Name, p.role, p.ClusterAddr+p.URL, tail(p.logPath, 80))
+	}
+}
+
+// tail returns the last n lines of the file at path.
+func tail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// shopProcess is one phoneshop process of the cluster, started again on the same
+// environment (and so on the same ports) after a kill.
+type shopProcess struct {
+	c    *shopCluster
+	Name string
+	role string
+	bin  string
+	env  []string
+	// ClusterAddr is a node's cluster address (fixed: PHONESHOP_CLUSTER_PORT).
+	ClusterAddr string
+	healthURL   string
+	// URL is an edge's HTTP address.
+	URL     string
+	logPath string
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	exited   chan struct{} // closed when cmd has exited
+	expected bool          // the test killed or terminated cmd
+	exits    []string      // exits nobody asked for
+}
+
+// Start starts the process, failing the test if it cannot.
+func (p *shopProcess) Start() {
+	p.c.t.Helper()
+	if err := p.start(); err != nil {
+		p.c.t.Fatal(err)
+	}
+}
+
+func (p *shopProcess) start() error {
+	out, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer out.Close() // the child has its own descriptor
+	fmt.Fprintf(out, "==== %s: phoneshop %s starting at %s\n", p.Name, p.role, time.Now().Format(time.TimeOnly+".000"))
+	cmd := exec.Command(p.bin, p.role)
+	cmd.Env = append(os.Environ(), p.env...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", p.Name, err)
+	}
+	exited := make(chan struct{})
+	p.mu.Lock()
+	p.cmd, p.exited, p.expected = cmd, exited, false
+	p.mu.Unlock()
+	go p.supervise(cmd, exited)
+	return nil
+}
+
+// supervise waits for cmd to exit and starts the process again when nobody asked
+// it to stop, as compose's `restart: unless-stopped` does.
+func (p *shopProcess) supervise(cmd *exec.Cmd, exited chan struct{}) {
+	err := cmd.Wait()
+	close(exited)
+	p.mu.Lock()
+	expected := p.expected || p.cmd != cmd
+	if !expected && !p.c.closing.Load() {
+		p.exits = append(p.exits, fmt.Sprintf("%s at %s", describeExit(err), time.Now().Format(time.TimeOnly+".000")))
+	}
+	p.mu.Unlock()
+	if expected || p.c.closing.Load() {
+		return
+	}
+	time.Sleep(time.Second)
+	if p.c.closing.Load() {
+		return
+	}
+	if err := p.start(); err != nil {
+		p.mu.Lock()
+		p.exits = append(p.exits, "restart failed: "+err.Error())
+		p.mu.Unlock()
+	}
+}
+
+func describeExit(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ProcessState.String()
+	}
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// Exits lists the exits nobody asked for.
+func (p *shopProcess) Exits() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.exits)
+}
+
+// Pid is the running process's id.
+func (p *shopProcess) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd.Process.Pid
+}
+
+func (p *shopProcess) signal(sig syscall.Signal) {
+	p.c.t.Helper()
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if err := cmd.Process.Signal(sig); err != nil {
+		p.c.t.Fatalf("%s %s: %v", sig, p.Name, err)
+	}
+}
+
+// Kill9 kills the process with SIGKILL and waits until it is gone.
+func (p *shopProcess) Kill9() {
+	p.c.t.Helper()
+	p.mu.Lock()
+	p.expected = true
+	exited := p.exited
+	p.mu.Unlock()
+	p.signal(syscall.SIGKILL)
+	<-exited
+}
+
+// SigStop freezes the process (SIGSTOP).
+func (p *shopProcess) SigStop() { p.c.t.Helper(); p.signal(syscall.SIGSTOP) }
+
+// SigCont lets a frozen process run again (SIGCONT).
+func (p *shopProcess) SigCont() { p.c.t.Helper(); p.signal(syscall.SIGCONT) }
+
+// terminate stops the process with SIGTERM, or SIGKILL after 15s.
+func (p *shopProcess) terminate() {
+	p.mu.Lock()
+	p.expected = true
+	cmd, exited := p.cmd, p.exited
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	select {
+	case <-exited:
+		return
+	default:
+	}
+	_ = cmd.Process.Signal(syscall.SIGCONT)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		<-exited
+	}
+}
+
+func (p *shopProcess) readyURL() string {
+	if p.role == "node" {
+		return p.healthURL + "/readyz"
+	}
+	return p.URL + "/readyz"
+}
+
+// waitReady waits until the process answers /readyz with 200.
+func (p *shopProcess) waitReady(within time.Duration) {
+	p.c.t.Helper()
+	if err := p.tryWaitReady(within); err != nil {
+		p.c.t.Fatal(err)
+	}
+}
+
+func (p *shopProcess) tryWaitReady(within time.Duration) error {
+	client := &http.Client{Timeout: 3 * time.Second}
+	deadline := time.Now().Add(within)
+	last := "no answer"
+	for {
+		resp, err := client.Get(p.readyURL())
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s was not ready within %s (%s); exits: %v", p.Name, within, last, p.Exits())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
