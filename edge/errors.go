@@ -102,7 +102,8 @@ func toAPIError(err error) (*apiError, bool) {
 		}
 	}
 	if errors.Is(err, call.ErrUnreachable) {
-		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: retryMessage}, false
+		// Expected while a member dies or rejoins: the handler logs it as a warning.
+		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: retryMessage}, true
 	}
 	for _, d := range domainErrors {
 		if errors.Is(err, d.err) {
@@ -155,8 +156,12 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			c.Set(headerRequestID, id)
 		}
 		ae, known := toAPIError(err)
-		if !known {
+		switch {
+		case !known:
 			log.Error("request failed", "method", c.Method(), "path", c.Path(),
+				"request_id", requestID(c), "err", err)
+		case errors.Is(err, call.ErrUnreachable):
+			log.Warn("a grain did not answer", "method", c.Method(), "path", c.Path(),
 				"request_id", requestID(c), "err", err)
 		}
 		return c.Status(ae.Status).JSON(fiber.Map{"error": ae})

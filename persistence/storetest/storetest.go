@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,6 +42,7 @@ func Run(t *testing.T, open Open) {
 	})
 	t.Run("accounts", func(t *testing.T) { Accounts(t, open) })
 	t.Run("catalog", func(t *testing.T) { Catalog(t, open) })
+	t.Run("catalog_seeded_once_by_racing_processes", func(t *testing.T) { SeedRace(t, open) })
 	t.Run("orders", func(t *testing.T) { Orders(t, open) })
 }
 
@@ -321,6 +323,43 @@ func Accounts(t *testing.T, open Open) {
 }
 
 // Catalog: seeding once, search, paging, details, brands, variants with levels.
+// SeedRace: the nodes of a cluster start together on an empty database and all
+// seed the catalog; exactly one seeds it and none fails.
+func SeedRace(t *testing.T, open Open) {
+	s := open(t)
+	phones, err := catalog.Seed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const racers = 4
+	var seeded atomic.Int32
+	errs := make(chan error, racers)
+	start := make(chan struct{})
+	for range racers {
+		go func() {
+			<-start
+			ok, err := s.SeedCatalog(context.Background(), phones)
+			if ok {
+				seeded.Add(1)
+			}
+			errs <- err
+		}()
+	}
+	close(start)
+	for range racers {
+		if err := <-errs; err != nil {
+			t.Errorf("a racing seed failed: %v", err)
+		}
+	}
+	if n := seeded.Load(); n != 1 {
+		t.Fatalf("%d racing seeds reported seeding, want exactly 1", n)
+	}
+	got, err := s.SearchPhones(context.Background(), catalog.Query{PageSize: 100})
+	if err != nil || len(got) != len(phones) {
+		t.Fatalf("after the race: %d phones, %v; want %d", len(got), err, len(phones))
+	}
+}
+
 func Catalog(t *testing.T, open Open) {
 	ctx := context.Background()
 	s := open(t)
