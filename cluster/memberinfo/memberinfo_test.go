@@ -18,7 +18,20 @@ import (
 	"phoneshop/protos/opspb"
 )
 
-// startSystem starts an actor system with a remote on a free loopback port.
+// newSystem makes an actor system without remote: its own address is local.
+func newSystem(t *testing.T) *actor.ActorSystem {
+	t.Helper()
+	logger := shoptest.Logger()
+	system := actor.NewActorSystemWithConfig(actor.Configure(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }),
+	))
+	t.Cleanup(system.Shutdown)
+	return system
+}
+
+// startSystem starts an actor system with a remote on a free loopback port. Under
+// the race detector a test package may start one remote only: remote.Start swaps
+// gRPC's process-wide logger while an earlier remote's connections use it.
 func startSystem(t *testing.T) *actor.ActorSystem {
 	t.Helper()
 	logger := shoptest.Logger()
@@ -59,7 +72,7 @@ func query(t *testing.T, from *actor.ActorSystem, address string) *opspb.MemberI
 // TestQueryOwnAddress: a member asking itself (the dev edge shares the first
 // member's actor system) gets the answer without the wire.
 func TestQueryOwnAddress(t *testing.T) {
-	system := startSystem(t)
+	system := newSystem(t)
 	if err := memberinfo.Spawn(system, fixedInfo(system)); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +84,7 @@ func TestQueryOwnAddress(t *testing.T) {
 
 // TestSpawnTwiceFails: the name is well known, so a second actor cannot take it.
 func TestSpawnTwiceFails(t *testing.T) {
-	system := startSystem(t)
+	system := newSystem(t)
 	if err := memberinfo.Spawn(system, fixedInfo(system)); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +94,8 @@ func TestSpawnTwiceFails(t *testing.T) {
 }
 
 // TestQueryFailsWhereNothingListens: no member at the address means an error by
-// the context's deadline, not a hang.
+// the context's deadline, not a hang. (The one test that starts a remote under the
+// race detector.)
 func TestQueryFailsWhereNothingListens(t *testing.T) {
 	system := startSystem(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -110,10 +124,10 @@ func TestQueryFailsWhereNothingListens(t *testing.T) {
 	}
 }
 
-// TestQueryWithoutActorFails: a reachable system that runs no memberinfo actor
-// answers with a dead letter, which is an error too.
+// TestQueryWithoutActorFails: a system that runs no memberinfo actor answers with
+// a dead letter, which is an error too.
 func TestQueryWithoutActorFails(t *testing.T) {
-	system := startSystem(t)
+	system := newSystem(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if info, err := memberinfo.Query(ctx, system, system.Address()); err == nil {
@@ -123,7 +137,7 @@ func TestQueryWithoutActorFails(t *testing.T) {
 
 // TestQueryHonoursCancel: a cancelled context ends the query at once.
 func TestQueryHonoursCancel(t *testing.T) {
-	system := startSystem(t)
+	system := newSystem(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := memberinfo.Query(ctx, system, "127.0.0.1:1"); !errors.Is(err, context.Canceled) {
