@@ -126,6 +126,10 @@ func New(d Deps) *fiber.App {
 	ops.Put("/inventory/:sku", s.receiveStock)
 	ops.Post("/orders/:id/ship", s.shipOrder)
 	ops.Post("/orders/:id/deliver", s.deliverOrder)
+	ops.Get("/cluster", s.clusterView)
+
+	app.Get("/ops", dashboardPage)
+	app.Get("/ops/:file", dashboardAsset)
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 	return app

@@ -209,7 +209,8 @@ func (a *addressBody) validate() error {
 	return nil
 }
 
-func (s *server) checkout(c *fiber.Ctx) error {
+func (s *server) checkout(c *fiber.Ctx) (err error) {
+	defer func() { s.Metrics.observeCheckout(c.Response().StatusCode(), err) }()
 	key := c.Get("Idempotency-Key")
 	if !idempotencyKeyPattern.MatchString(key) {
 		return badRequest("header Idempotency-Key is required: 1 to 128 printable ASCII characters")

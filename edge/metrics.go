@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"net/http"
 	"strconv"
 	"time"
 
@@ -16,6 +17,7 @@ type Metrics struct {
 	grainCalls   *prometheus.CounterVec
 	grainLatency *prometheus.HistogramVec
 	orders       *prometheus.CounterVec
+	checkouts    *prometheus.CounterVec
 	batchWrites  prometheus.Histogram
 	batchLatency prometheus.Histogram
 	batchErrors  prometheus.Counter
@@ -41,6 +43,14 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		orders: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "phoneshop_orders_total", Help: "Checkouts by outcome: confirmed, out_of_stock, failed.",
 		}, []string{"outcome"}),
+		checkouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phoneshop_http_checkouts_total",
+			Help: "Checkout requests answered by this edge, by outcome: confirmed, replayed, or the API error code.",
+		}, []string{"outcome"}),
+	}
+	// The outcomes the ops dashboard shows exist from the start, at 0.
+	for _, outcome := range []string{checkoutConfirmed, checkoutReplayed, codeOutOfStock} {
+		m.checkouts.WithLabelValues(outcome)
 	}
 	m.batchWrites = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "phoneshop_store_batch_writes", Help: "Grain snapshot writes carried by one group-commit transaction.",
@@ -53,7 +63,7 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 	m.batchErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "phoneshop_store_batch_failures_total", Help: "Group-commit transactions that failed (every write in them failed).",
 	})
-	reg.MustRegister(m.requests, m.latency, m.grainCalls, m.grainLatency, m.orders, m.batchWrites, m.batchLatency, m.batchErrors,
+	reg.MustRegister(m.requests, m.latency, m.grainCalls, m.grainLatency, m.orders, m.checkouts, m.batchWrites, m.batchLatency, m.batchErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -81,6 +91,26 @@ func (m *Metrics) ObserveBatch(writes int, elapsed time.Duration, err error) {
 	}
 	m.batchWrites.Observe(float64(writes))
 	m.batchLatency.Observe(elapsed.Seconds())
+}
+
+// Checkout outcomes that are not errors.
+const (
+	checkoutConfirmed = "confirmed"
+	checkoutReplayed  = "replayed"
+)
+
+// observeCheckout counts the answer to a checkout request. It is counted at the
+// edge, unlike ObserveOrder, which counts on the member hosting the order grain:
+// a cluster edge hosts none.
+func (m *Metrics) observeCheckout(status int, err error) {
+	outcome := checkoutConfirmed
+	switch {
+	case err != nil:
+		outcome = grainOutcome(err)
+	case status == http.StatusOK:
+		outcome = checkoutReplayed
+	}
+	m.checkouts.WithLabelValues(outcome).Inc()
 }
 
 // ObserveOrder counts a checkout's outcome.
