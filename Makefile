@@ -2,10 +2,11 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
+CHROMIUM := /usr/bin/chromium
 PROTOACTOR_VERSION := v0.0.0-20240822202345-3c0e61ca19c9
 PROTOBUF_VERSION := $(shell $(GO) list -m -f '{{.Version}}' google.golang.org/protobuf)
 
-.PHONY: run build test test-short lint proto bench tools clean cluster cluster-down
+.PHONY: run build test test-short lint proto bench tools clean cluster cluster-down chromium
 
 ## run: build and start the whole shop in one process on embedded defaults (:8080, data in ./data)
 run: build
@@ -18,7 +19,7 @@ build:
 ## test: every test (what CI runs): all with the race detector, then the tests that run
 ## several protoactor members in one process (TestCluster*) without it, because
 ## protoactor-go's membership code races internally (see internal/shoptest.SkipUnderRace)
-test: $(BIN)/consul
+test: $(BIN)/consul $(CHROMIUM)
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -timeout 30m -run '^TestCluster' ./...
 
@@ -60,6 +61,13 @@ cluster: build $(BIN)/consul
 ## cluster-down: stop what make cluster started
 cluster-down:
 	bash scripts/cluster.sh down
+
+## chromium: Debian's Chromium, which the web page tests drive headless (TestBrowser*);
+## installed with apt-get when missing (a missing browser fails those tests)
+chromium: $(CHROMIUM)
+
+$(CHROMIUM):
+	apt-get update -qq && apt-get install -y -qq chromium
 
 ## bin/consul: the Consul agent of the dev cluster and of the tests, built from the Go
 ## module proxy in its own module (tools/consul pins it); about 6 minutes the first time
