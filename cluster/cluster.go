@@ -51,6 +51,10 @@ type Config struct {
 	IdleTimeout time.Duration
 	// RequestTimeout is protoactor's default for calls made without options.
 	RequestTimeout time.Duration
+	// Rejoin makes a member that may have been dropped by its peers leave and join
+	// again under a new id (a node). Off, the member stays as it is: a process that
+	// holds on to its *pcluster.Cluster (dev's edge) keeps working with it.
+	Rejoin bool
 	// OnJoin, when set, is called each time the member has joined (at start and
 	// after every rejoin); it must not block.
 	OnJoin func(*pcluster.Cluster)
@@ -89,7 +93,11 @@ func StartMember(cfg Config, deps Deps) (*Member, error) {
 	if err := m.join(); err != nil {
 		return nil, err
 	}
-	go m.supervise()
+	if cfg.Rejoin {
+		go m.supervise()
+	} else {
+		close(m.done)
+	}
 	return m, nil
 }
 

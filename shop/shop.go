@@ -120,7 +120,7 @@ func StartNode(ctx context.Context, cfg config.Node, log *slog.Logger) (_ *Shop,
 	var background sync.WaitGroup
 	s.closers = append(s.closers, func() error { stopBackground(); background.Wait(); return nil })
 	m, err := cluster.StartMember(cluster.Config{
-		Host: cfg.ClusterHost, Port: cfg.ClusterPort,
+		Host: cfg.ClusterHost, Port: cfg.ClusterPort, Rejoin: true,
 		NewProvider: func() (pcluster.ClusterProvider, error) { return consulProvider(cfg.Consul, log) },
 		IdleTimeout: cfg.Shop.GrainIdleTimeout, RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log,
 		OnJoin: func(c *pcluster.Cluster) {

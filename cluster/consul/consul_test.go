@@ -161,7 +161,7 @@ func TestClusterDroppedMemberRejoinsUnderANewID(t *testing.T) {
 
 func memberOn(t *testing.T, agent *consultest.Agent, port int) *cluster.Member {
 	t.Helper()
-	m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", Port: port,
+	m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", Port: port, Rejoin: true,
 		NewProvider: func() (pcluster.ClusterProvider, error) { return provider(t, agent), nil },
 		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()}, cluster.Deps{})
 	if err != nil {
