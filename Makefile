@@ -16,9 +16,10 @@ run: build
 build:
 	$(GO) build -o $(BIN)/phoneshop ./cmd/phoneshop
 
-## test: every test (what CI runs): all with the race detector, then the tests that run
-## several protoactor members in one process (TestCluster*) without it, because
-## protoactor-go's membership code races internally (see internal/shoptest.SkipUnderRace)
+## test: every test (what CI runs): all with the race detector, then the cluster tests
+## (TestCluster*) without it: several protoactor members in one process race inside
+## protoactor-go, and the real-process cluster tests gain nothing from a second run
+## (see internal/shoptest.SkipUnderRace)
 test: $(BIN)/consul $(CHROMIUM)
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -timeout 30m -run '^TestCluster' ./...
