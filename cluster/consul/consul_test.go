@@ -2,7 +2,6 @@ package consul_test
 
 import (
 	"fmt"
-	"net"
 	"slices"
 	"testing"
 	"time"
@@ -134,7 +133,7 @@ func TestClusterTwoMembersSeeEachOther(t *testing.T) {
 func TestClusterDroppedMemberRejoinsUnderANewID(t *testing.T) {
 	shoptest.SkipUnderRace(t)
 	agent := consultest.Start(t)
-	port := freePort(t)
+	port := consultest.FreePort(t)
 	a := memberOn(t, agent, port)
 	b := member(t, agent)
 	eventually(t, 15*time.Second, "both registered", func() bool { return len(passing(t, agent)) == 2 })
@@ -169,14 +168,4 @@ func memberOn(t *testing.T, agent *consultest.Agent, port int) *cluster.Member {
 	}
 	t.Cleanup(m.Stop)
 	return m
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -31,10 +31,10 @@ func Start(t testing.TB) *Agent {
 		t.Skip("needs a Consul agent (bin/consul); -short skips it")
 	}
 	bin := findBinary(t)
-	a := &Agent{t: t, bin: bin, HTTP: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	a := &Agent{t: t, bin: bin, HTTP: fmt.Sprintf("127.0.0.1:%d", FreePort(t))}
 	a.args = []string{"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1", "-log-level", "warn",
 		"-hcl", fmt.Sprintf(`ports { http = %s dns = -1 grpc = -1 grpc_tls = -1 serf_lan = %d serf_wan = %d server = %d }`,
-			a.HTTP[len("127.0.0.1:"):], freePort(t), freePort(t), freePort(t))}
+			a.HTTP[len("127.0.0.1:"):], FreePort(t), FreePort(t), FreePort(t))}
 	a.Restart()
 	t.Cleanup(a.Stop)
 	return a
@@ -99,7 +99,8 @@ func findBinary(t testing.TB) string {
 	}
 }
 
-func freePort(t testing.TB) int {
+// FreePort returns a loopback port nothing listens on now.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
