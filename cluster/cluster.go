@@ -5,6 +5,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -55,9 +56,10 @@ type Config struct {
 	// again under a new id (a node). Off, the member stays as it is: a process that
 	// holds on to its *pcluster.Cluster (dev's edge) keeps working with it.
 	Rejoin bool
-	// OnJoin, when set, is called each time the member has joined (at start and
-	// after every rejoin); it must not block.
-	OnJoin func(*pcluster.Cluster)
+	// OnJoin, when set, runs in its own goroutine each time the member has joined
+	// (at start and after every rejoin). Its ctx ends when that incarnation leaves
+	// or the member stops, and the member waits for it to return before leaving.
+	OnJoin func(ctx context.Context, c *pcluster.Cluster)
 	Logger *slog.Logger
 }
 
@@ -81,6 +83,10 @@ type Member struct {
 	cluster  *pcluster.Cluster
 	provider pcluster.ClusterProvider
 	rejoins  int
+
+	// endHooks ends the current incarnation's OnJoin; hooks waits for it.
+	endHooks context.CancelFunc
+	hooks    sync.WaitGroup
 
 	stopping chan struct{}
 	done     chan struct{}
@@ -132,13 +138,29 @@ func (m *Member) join() error {
 		leaveAbruptly(c)
 		return err
 	}
+	ctx, endHooks := context.WithCancel(context.Background())
 	m.mu.Lock()
-	m.system, m.cluster, m.provider = system, c, provider
+	m.system, m.cluster, m.provider, m.endHooks = system, c, provider, endHooks
 	m.mu.Unlock()
 	if m.cfg.OnJoin != nil {
-		m.cfg.OnJoin(c)
+		m.hooks.Add(1)
+		go func() {
+			defer m.hooks.Done()
+			m.cfg.OnJoin(ctx, c)
+		}()
 	}
 	return nil
+}
+
+// stopHooks ends the current incarnation's OnJoin and waits for it.
+func (m *Member) stopHooks() {
+	m.mu.RLock()
+	end := m.endHooks
+	m.mu.RUnlock()
+	if end != nil {
+		end()
+	}
+	m.hooks.Wait()
 }
 
 // supervise rejoins under a new id whenever the provider says the member may have
@@ -157,6 +179,7 @@ func (m *Member) supervise() {
 		m.mu.Lock()
 		m.cluster = nil
 		m.mu.Unlock()
+		m.stopHooks()
 		leaveAbruptly(c)
 		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 			err := m.join()
@@ -291,6 +314,7 @@ func (m *Member) Stop() {
 	m.once.Do(func() {
 		close(m.stopping)
 		<-m.done
+		m.stopHooks()
 		if c := m.Cluster(); c != nil {
 			c.Shutdown(true)
 		}

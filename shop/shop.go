@@ -81,9 +81,14 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	}
 	agent := cluster.NewInMemoryAgent()
 	for i := 0; i < max(opts.Members, 1); i++ {
+		var onJoin func(context.Context, *pcluster.Cluster)
+		if i == 0 { // one member wakes the orders a crash interrupted
+			onJoin = func(ctx context.Context, c *pcluster.Cluster) { s.resumeUnfinished(ctx, c, b.calls) }
+		}
 		m, err := cluster.StartMember(cluster.Config{
 			Host: cfg.ClusterHost, Port: portFor(cfg.ClusterPort, i), NewProvider: cluster.NewInMemoryProvider(agent),
 			IdleTimeout: cfg.Shop.GrainIdleTimeout, RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log,
+			OnJoin: onJoin,
 		}, s.grainDeps(b, cfg.GroupCommit))
 		if err != nil {
 			return nil, err
@@ -95,7 +100,6 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	if err := s.seedStock(ctx, c, b.calls); err != nil {
 		return nil, fmt.Errorf("seed stock: %w", err)
 	}
-	go s.resumeUnfinished(c, b.calls)
 	s.startEdge(b, c, cfg.HTTP)
 	return s, nil
 }
@@ -116,21 +120,14 @@ func StartNode(ctx context.Context, cfg config.Node, log *slog.Logger) (_ *Shop,
 	// Nodes start together and may find a peer not answering yet: each seeds the
 	// initial stock in the background until it is done (the receipts are
 	// idempotent), and after every join wakes the orders a crash interrupted.
-	bg, stopBackground := context.WithCancel(context.Background())
-	var background sync.WaitGroup
-	s.closers = append(s.closers, func() error { stopBackground(); background.Wait(); return nil })
 	m, err := cluster.StartMember(cluster.Config{
 		Host: cfg.ClusterHost, Port: cfg.ClusterPort, Rejoin: true,
 		NewProvider: func() (pcluster.ClusterProvider, error) { return consulProvider(cfg.Consul, log) },
 		IdleTimeout: cfg.Shop.GrainIdleTimeout, RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log,
-		OnJoin: func(c *pcluster.Cluster) {
-			background.Add(1)
-			go func() {
-				defer background.Done()
-				s.seedStockUntilDone(bg, c, b.calls)
-				s.resumeUnfinished(c, b.calls)
-				s.resumeWhenMembersLeave(bg, c, b.calls)
-			}()
+		OnJoin: func(ctx context.Context, c *pcluster.Cluster) {
+			s.seedStockUntilDone(ctx, c, b.calls)
+			s.resumeUnfinished(ctx, c, b.calls)
+			s.resumeWhenMembersLeave(ctx, c, b.calls)
 		},
 	}, s.grainDeps(b, cfg.GroupCommit))
 	if err != nil {
@@ -354,9 +351,7 @@ func (s *Shop) seedStockUntilDone(ctx context.Context, c *pcluster.Cluster, call
 	}
 }
 
-func (s *Shop) resumeUnfinished(c *pcluster.Cluster, calls call.Policy) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+func (s *Shop) resumeUnfinished(ctx context.Context, c *pcluster.Cluster, calls call.Policy) {
 	ids, err := s.Store.UnfinishedOrders(ctx)
 	if err != nil {
 		s.log.Error("listing unfinished orders failed", "err", err)
@@ -374,7 +369,7 @@ func (s *Shop) resumeUnfinished(c *pcluster.Cluster, calls call.Policy) {
 // resumeWhenMembersLeave wakes the unfinished orders each time members leave the
 // cluster: the sagas a dead member was running would otherwise wait for their
 // shopper to come back (their reservations expire meanwhile, so no stock is lost
-// either way). It returns when ctx ends or the member's incarnation stops.
+// either way). It returns when ctx ends (the member's incarnation leaves).
 func (s *Shop) resumeWhenMembersLeave(ctx context.Context, c *pcluster.Cluster, calls call.Policy) {
 	left := make(chan struct{}, 1)
 	sub := c.ActorSystem.EventStream.Subscribe(func(ev any) {
@@ -386,21 +381,12 @@ func (s *Shop) resumeWhenMembersLeave(ctx context.Context, c *pcluster.Cluster, 
 		}
 	})
 	defer c.ActorSystem.EventStream.Unsubscribe(sub)
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		for !c.ActorSystem.IsStopped() && ctx.Err() == nil {
-			time.Sleep(time.Second)
-		}
-	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-stopped:
-			return
 		case <-left:
-			s.resumeUnfinished(c, calls)
+			s.resumeUnfinished(ctx, c, calls)
 		}
 	}
 }

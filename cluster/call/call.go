@@ -43,6 +43,9 @@ func DefaultPolicy() Policy {
 
 // Options builds the options of one call.
 func (p Policy) Options(ctx context.Context) ([]cluster.GrainCallOption, error) {
+	if err := ctx.Err(); err != nil { // cancelled: no time left either
+		return nil, fmt.Errorf("%w: %w", ErrDeadline, err)
+	}
 	timeout := p.Timeout
 	if p.TimeoutFunc != nil {
 		timeout = p.TimeoutFunc()

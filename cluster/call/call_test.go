@@ -31,3 +31,14 @@ func TestDoTellsUnansweredCallsFromGrainAnswers(t *testing.T) {
 		})
 	}
 }
+
+// A caller that gave up (a member leaving, a shop stopping) makes no more calls.
+func TestDoMakesNoCallOnACancelledContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	called := false
+	_, err := Do(ctx, DefaultPolicy(), "k", "m", func(...cluster.GrainCallOption) (int, error) { called = true; return 0, nil })
+	if called || !errors.Is(err, ErrDeadline) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("called = %v, err = %v; want no call and ErrDeadline wrapping context.Canceled", called, err)
+	}
+}
