@@ -107,9 +107,17 @@ type dialect struct{}
 
 // Error numbers of MySQL and MariaDB.
 const (
-	erDupEntry        = 1062
-	erLockWaitTimeout = 1205
-	erLockDeadlock    = 1213
+	erConCount           = 1040 // too many connections
+	erServerShutdown     = 1053
+	erDupEntry           = 1062
+	erLockWaitTimeout    = 1205
+	erLockDeadlock       = 1213
+	erOptionPreventsStmt = 1290 // --read-only
+	erQueryInterrupted   = 1317
+	erReadOnlyMode       = 1836
+	erConnectionKilled   = 1927 // MariaDB
+	erQueryTimeout       = 3024 // max_execution_time (MySQL)
+	erStatementTimeout   = 1969 // max_statement_time (MariaDB)
 )
 
 func (dialect) IsDuplicate(err error) bool {
@@ -120,6 +128,25 @@ func (dialect) IsDuplicate(err error) bool {
 func (dialect) IsRetryable(err error) bool {
 	var me *driver.MySQLError
 	return errors.As(err, &me) && (me.Number == erLockDeadlock || me.Number == erLockWaitTimeout)
+}
+
+// IsUnavailable: the server is busy, shutting down, read-only, out of connections,
+// or killed the statement; go-sql-driver's own connection errors (ErrInvalidConn,
+// driver.ErrBadConn) are recognised by sqlstore.
+func (dialect) IsUnavailable(err error) bool {
+	if errors.Is(err, driver.ErrInvalidConn) {
+		return true
+	}
+	var me *driver.MySQLError
+	if !errors.As(err, &me) {
+		return false
+	}
+	switch me.Number {
+	case erConCount, erServerShutdown, erLockWaitTimeout, erLockDeadlock, erOptionPreventsStmt,
+		erQueryInterrupted, erReadOnlyMode, erConnectionKilled, erQueryTimeout, erStatementTimeout:
+		return true
+	}
+	return false
 }
 
 func (dialect) UpsertStockLevel() string {

@@ -98,5 +98,21 @@ func (dialect) UpsertOrderRow() string {
 // BatchTxOptions: SQLite has one writer; its default transaction is the right one.
 func (dialect) BatchTxOptions() *sql.TxOptions { return nil }
 
+// IsUnavailable: the database is busy or locked past busy_timeout, the disk is full
+// or failing, or a statement was interrupted; none of these says the statement is
+// wrong.
+func (dialect) IsUnavailable(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff { // the primary result code of an extended one
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR,
+		sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN:
+		return true
+	}
+	return false
+}
+
 // SingleWriter: one writer at a time (WAL).
 func (dialect) SingleWriter() bool { return true }

@@ -11,7 +11,8 @@ import (
 )
 
 // SearchPhones implements catalog.Store with keyset paging on (sort key, id).
-func (s *Store) SearchPhones(ctx context.Context, q catalog.Query) ([]catalog.Summary, error) {
+func (s *Store) SearchPhones(ctx context.Context, q catalog.Query) (_ []catalog.Summary, err error) {
+	defer s.classify(&err)
 	var where []string
 	var args []any
 	for _, w := range q.Words {
@@ -103,9 +104,10 @@ func escapeLike(s string) string {
 }
 
 // Phone implements catalog.Store.
-func (s *Store) Phone(ctx context.Context, id string) (catalog.Phone, error) {
+func (s *Store) Phone(ctx context.Context, id string) (_ catalog.Phone, err error) {
+	defer s.classify(&err)
 	var p catalog.Phone
-	err := s.reader.QueryRowContext(ctx, `SELECT id, brand, model, name, category, release_year, image_url,
+	err = s.reader.QueryRowContext(ctx, `SELECT id, brand, model, name, category, release_year, image_url,
 		display_inches, chipset, ram_gb, battery_mah, main_camera_mp, five_g, os FROM phones WHERE id = ?`, id).
 		Scan(&p.ID, &p.Brand, &p.Model, &p.Name, &p.Category, &p.ReleaseYear, &p.ImageURL,
 			&p.Specs.DisplayInches, &p.Specs.Chipset, &p.Specs.RAMGB, &p.Specs.BatteryMAH, &p.Specs.MainCameraMP, &p.Specs.FiveG, &p.Specs.OS)
@@ -132,7 +134,8 @@ func (s *Store) Phone(ctx context.Context, id string) (catalog.Phone, error) {
 }
 
 // Brands implements catalog.Store.
-func (s *Store) Brands(ctx context.Context) ([]catalog.Brand, error) {
+func (s *Store) Brands(ctx context.Context) (_ []catalog.Brand, err error) {
+	defer s.classify(&err)
 	rows, err := s.reader.QueryContext(ctx, `SELECT brand, COUNT(*) FROM phones GROUP BY brand ORDER BY brand`)
 	if err != nil {
 		return nil, err
@@ -150,7 +153,8 @@ func (s *Store) Brands(ctx context.Context) ([]catalog.Brand, error) {
 }
 
 // VariantsBySKU implements catalog.Store; unknown SKUs are absent from the result.
-func (s *Store) VariantsBySKU(ctx context.Context, skus []string) (map[string]catalog.Variant, error) {
+func (s *Store) VariantsBySKU(ctx context.Context, skus []string) (_ map[string]catalog.Variant, err error) {
+	defer s.classify(&err)
 	out := make(map[string]catalog.Variant, len(skus))
 	if len(skus) == 0 {
 		return out, nil
@@ -178,7 +182,8 @@ func (s *Store) VariantsBySKU(ctx context.Context, skus []string) (map[string]ca
 
 // SeedCatalog inserts phones when the catalog is empty, in one transaction, and
 // reports whether it did.
-func (s *Store) SeedCatalog(ctx context.Context, phones []catalog.Phone) (bool, error) {
+func (s *Store) SeedCatalog(ctx context.Context, phones []catalog.Phone) (_ bool, err error) {
+	defer s.classify(&err)
 	var n int
 	if err := s.writer.QueryRowContext(ctx, `SELECT COUNT(*) FROM phones`).Scan(&n); err != nil {
 		return false, err
@@ -186,7 +191,7 @@ func (s *Store) SeedCatalog(ctx context.Context, phones []catalog.Phone) (bool, 
 	if n > 0 {
 		return false, nil
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		categories := map[string]bool{}
 		for _, p := range phones {
 			if !categories[p.Category] {
@@ -221,7 +226,8 @@ func (s *Store) SeedCatalog(ctx context.Context, phones []catalog.Phone) (bool, 
 
 // UnstockedVariants lists the variants whose initial stock was never received by
 // their inventory grain (no stock level recorded yet).
-func (s *Store) UnstockedVariants(ctx context.Context) ([]catalog.Variant, error) {
+func (s *Store) UnstockedVariants(ctx context.Context) (_ []catalog.Variant, err error) {
+	defer s.classify(&err)
 	rows, err := s.reader.QueryContext(ctx, `SELECT v.sku, v.phone_id, v.initial_stock FROM phone_variants v
 		LEFT JOIN stock_levels sl ON sl.sku = v.sku WHERE sl.sku IS NULL AND v.initial_stock > 0 ORDER BY v.sku`)
 	if err != nil {

@@ -87,7 +87,7 @@ func (s *Store) saveFenced(ctx context.Context, kind, id string, expected int64,
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-s.committer.stop:
-		return errors.New("sqlstore: closed")
+		return errClosed
 	}
 	select {
 	case err := <-w.done:

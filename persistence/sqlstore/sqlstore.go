@@ -7,15 +7,20 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"phoneshop/account"
 	"phoneshop/actors/inventory"
 	"phoneshop/actors/order"
 	"phoneshop/actors/snapshot"
+	"phoneshop/fault"
 )
 
 // Dialect is what differs between SQL engines.
@@ -35,6 +40,10 @@ type Dialect interface {
 	SingleWriter() bool
 	// BatchTxOptions are the options of a group-commit transaction (nil: defaults).
 	BatchTxOptions() *sql.TxOptions
+	// IsUnavailable reports whether err says the engine could not serve now (busy,
+	// locked, shutting down, read-only, out of connections) rather than that the
+	// statement is wrong.
+	IsUnavailable(err error) bool
 }
 
 // Store is the shop's SQL store. Writes go through writer; reads through reader
@@ -69,6 +78,32 @@ func (s *Store) Close() error {
 	}
 	return errors.Join(s.reader.Close(), s.writer.Close())
 }
+
+// classify marks *err as fault.ErrUnavailable when the database did not serve the
+// call (unreachable, a dropped connection, out of time, busy), so that callers
+// answer it with "retry later"; any other error stays as it is: a bug. Every
+// exported method that reaches the database defers it.
+func (s *Store) classify(err *error) {
+	if *err != nil && s.unavailable(*err) {
+		*err = fault.Unavailable(*err)
+	}
+}
+
+func (s *Store) unavailable(err error) bool {
+	var netErr net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, errClosed),
+		errors.As(err, &netErr):
+		return true
+	}
+	return s.dialect.IsUnavailable(err)
+}
+
+// errClosed is what a write queued for group commit gets when the store closes.
+var errClosed = errors.New("sqlstore: closed")
 
 // Snapshot kinds as stored in grain_snapshots.kind.
 const (
@@ -136,12 +171,14 @@ func (s *Store) inTxWith(ctx context.Context, opts *sql.TxOptions, f func(tx *sq
 }
 
 // LoadInventory implements inventory.Store.
-func (s *Store) LoadInventory(ctx context.Context, sku string) (snapshot.Snapshot, error) {
+func (s *Store) LoadInventory(ctx context.Context, sku string) (_ snapshot.Snapshot, err error) {
+	defer s.classify(&err)
 	return s.loadSnapshot(ctx, kindInventory, sku)
 }
 
 // InventorySales implements inventory.Store: the SKU's sales ledger.
-func (s *Store) InventorySales(ctx context.Context, sku string) (map[string]int64, error) {
+func (s *Store) InventorySales(ctx context.Context, sku string) (_ map[string]int64, err error) {
+	defer s.classify(&err)
 	rows, err := s.reader.QueryContext(ctx, `SELECT order_id, quantity FROM inventory_sales WHERE sku = ?`, sku)
 	if err != nil {
 		return nil, err
@@ -161,7 +198,8 @@ func (s *Store) InventorySales(ctx context.Context, sku string) (map[string]int6
 
 // SaveInventory implements inventory.Store: the snapshot, the ledger's changes and
 // the stock level in one transaction.
-func (s *Store) SaveInventory(ctx context.Context, sku string, expectedVersion int64, state []byte, l inventory.Level, sales inventory.SalesChange) error {
+func (s *Store) SaveInventory(ctx context.Context, sku string, expectedVersion int64, state []byte, l inventory.Level, sales inventory.SalesChange) (err error) {
+	defer s.classify(&err)
 	updated := s.now().UnixMicro()
 	return s.saveFenced(ctx, kindInventory, sku, expectedVersion, state, func(ctx context.Context, tx *sql.Tx) error {
 		if len(sales.Returned) > 0 {
@@ -190,22 +228,26 @@ func (s *Store) SaveInventory(ctx context.Context, sku string, expectedVersion i
 }
 
 // LoadCart implements cart.Store.
-func (s *Store) LoadCart(ctx context.Context, accountID string) (snapshot.Snapshot, error) {
+func (s *Store) LoadCart(ctx context.Context, accountID string) (_ snapshot.Snapshot, err error) {
+	defer s.classify(&err)
 	return s.loadSnapshot(ctx, kindCart, accountID)
 }
 
 // SaveCart implements cart.Store.
-func (s *Store) SaveCart(ctx context.Context, accountID string, expectedVersion int64, state []byte) error {
+func (s *Store) SaveCart(ctx context.Context, accountID string, expectedVersion int64, state []byte) (err error) {
+	defer s.classify(&err)
 	return s.saveFenced(ctx, kindCart, accountID, expectedVersion, state, nil)
 }
 
 // LoadOrder implements order.Store.
-func (s *Store) LoadOrder(ctx context.Context, id string) (snapshot.Snapshot, error) {
+func (s *Store) LoadOrder(ctx context.Context, id string) (_ snapshot.Snapshot, err error) {
+	defer s.classify(&err)
 	return s.loadSnapshot(ctx, kindOrder, id)
 }
 
 // SaveOrder implements order.Store: the snapshot and its listing row in one transaction.
-func (s *Store) SaveOrder(ctx context.Context, expectedVersion int64, state []byte, r order.Row) error {
+func (s *Store) SaveOrder(ctx context.Context, expectedVersion int64, state []byte, r order.Row) (err error) {
+	defer s.classify(&err)
 	return s.saveFenced(ctx, kindOrder, r.ID, expectedVersion, state, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.dialect.UpsertOrderRow(),
 			r.ID, r.AccountID, string(r.Status), r.TotalCents, r.CreatedAt.UnixMicro(), r.UpdatedAt.UnixMicro())
@@ -219,7 +261,8 @@ const listedStatuses = `('confirmed','cancelling','cancelled','shipped','deliver
 
 // ListOrders returns up to limit order snapshots of an account, newest first,
 // starting after the cursor (nil: from the newest).
-func (s *Store) ListOrders(ctx context.Context, accountID string, limit int, after *order.ListCursor) ([][]byte, error) {
+func (s *Store) ListOrders(ctx context.Context, accountID string, limit int, after *order.ListCursor) (_ [][]byte, err error) {
+	defer s.classify(&err)
 	q := `SELECT g.state FROM orders o JOIN grain_snapshots g ON g.kind = 'order' AND g.id = o.id
 		WHERE o.account_id = ? AND o.status IN ` + listedStatuses
 	args := []any{accountID}
@@ -248,7 +291,8 @@ func (s *Store) ListOrders(ctx context.Context, accountID string, limit int, aft
 
 // UnfinishedOrders lists the ids of orders whose saga was interrupted (committing or
 // cancelling), so that a starting node can resume them.
-func (s *Store) UnfinishedOrders(ctx context.Context) ([]string, error) {
+func (s *Store) UnfinishedOrders(ctx context.Context) (_ []string, err error) {
+	defer s.classify(&err)
 	rows, err := s.reader.QueryContext(ctx, `SELECT id FROM orders WHERE status IN ('committing','cancelling') ORDER BY created_at`)
 	if err != nil {
 		return nil, err
@@ -266,12 +310,13 @@ func (s *Store) UnfinishedOrders(ctx context.Context) ([]string, error) {
 }
 
 // CreateAccount implements account.Store.
-func (s *Store) CreateAccount(ctx context.Context, a account.Account) error {
+func (s *Store) CreateAccount(ctx context.Context, a account.Account) (err error) {
+	defer s.classify(&err)
 	roles := make([]string, len(a.Roles))
 	for i, r := range a.Roles {
 		roles[i] = string(r)
 	}
-	_, err := s.writer.ExecContext(ctx,
+	_, err = s.writer.ExecContext(ctx,
 		`INSERT INTO accounts (id, email, name, password_hash, roles, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		a.ID, a.Email, a.Name, a.PasswordHash, strings.Join(roles, ","), a.CreatedAt.UnixMicro())
 	if s.dialect.IsDuplicate(err) {
@@ -281,12 +326,14 @@ func (s *Store) CreateAccount(ctx context.Context, a account.Account) error {
 }
 
 // AccountByEmail implements account.Store.
-func (s *Store) AccountByEmail(ctx context.Context, email string) (account.Account, error) {
+func (s *Store) AccountByEmail(ctx context.Context, email string) (_ account.Account, err error) {
+	defer s.classify(&err)
 	return s.account(ctx, `email = ?`, email)
 }
 
 // AccountByID implements account.Store.
-func (s *Store) AccountByID(ctx context.Context, id string) (account.Account, error) {
+func (s *Store) AccountByID(ctx context.Context, id string) (_ account.Account, err error) {
+	defer s.classify(&err)
 	return s.account(ctx, `id = ?`, id)
 }
 
@@ -311,18 +358,20 @@ func (s *Store) account(ctx context.Context, where string, arg string) (account.
 }
 
 // CreateSession implements account.Store.
-func (s *Store) CreateSession(ctx context.Context, sess account.Session) error {
-	_, err := s.writer.ExecContext(ctx,
+func (s *Store) CreateSession(ctx context.Context, sess account.Session) (err error) {
+	defer s.classify(&err)
+	_, err = s.writer.ExecContext(ctx,
 		`INSERT INTO sessions (token_hash, account_id, expires_at, created_at) VALUES (?, ?, ?, ?)`,
 		sess.TokenHash, sess.AccountID, sess.ExpiresAt.UnixMicro(), sess.CreatedAt.UnixMicro())
 	return err
 }
 
 // SessionByTokenHash implements account.Store.
-func (s *Store) SessionByTokenHash(ctx context.Context, tokenHash string) (account.Session, error) {
+func (s *Store) SessionByTokenHash(ctx context.Context, tokenHash string) (_ account.Session, err error) {
+	defer s.classify(&err)
 	var sess account.Session
 	var expires, created int64
-	err := s.reader.QueryRowContext(ctx,
+	err = s.reader.QueryRowContext(ctx,
 		`SELECT token_hash, account_id, expires_at, created_at FROM sessions WHERE token_hash = ?`, tokenHash).
 		Scan(&sess.TokenHash, &sess.AccountID, &expires, &created)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -336,7 +385,8 @@ func (s *Store) SessionByTokenHash(ctx context.Context, tokenHash string) (accou
 }
 
 // DeleteSession implements account.Store.
-func (s *Store) DeleteSession(ctx context.Context, tokenHash string) error {
-	_, err := s.writer.ExecContext(ctx, `DELETE FROM sessions WHERE token_hash = ?`, tokenHash)
+func (s *Store) DeleteSession(ctx context.Context, tokenHash string) (err error) {
+	defer s.classify(&err)
+	_, err = s.writer.ExecContext(ctx, `DELETE FROM sessions WHERE token_hash = ?`, tokenHash)
 	return err
 }

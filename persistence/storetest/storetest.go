@@ -22,6 +22,7 @@ import (
 	"phoneshop/actors/order"
 	"phoneshop/actors/snapshot"
 	"phoneshop/catalog"
+	"phoneshop/fault"
 	"phoneshop/persistence/sqlstore"
 )
 
@@ -44,6 +45,38 @@ func Run(t *testing.T, open Open) {
 	t.Run("catalog", func(t *testing.T) { Catalog(t, open) })
 	t.Run("catalog_seeded_once_by_racing_processes", func(t *testing.T) { SeedRace(t, open) })
 	t.Run("orders", func(t *testing.T) { Orders(t, open) })
+	t.Run("faults", func(t *testing.T) { Faults(t, open) })
+}
+
+// Faults: a call the database cannot serve in time is fault.ErrUnavailable (the
+// edge answers 503 and Retry-After), and a domain outcome stays what it is.
+func Faults(t *testing.T, open Open) {
+	s := open(t)
+	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	calls := map[string]func(ctx context.Context) error{
+		"AccountByEmail": func(ctx context.Context) error { _, err := s.AccountByEmail(ctx, "a@example.com"); return err },
+		"CreateSession": func(ctx context.Context) error {
+			return s.CreateSession(ctx, account.Session{TokenHash: "t", AccountID: "a", ExpiresAt: time.Now(), CreatedAt: time.Now()})
+		},
+		"SessionByTokenHash": func(ctx context.Context) error { _, err := s.SessionByTokenHash(ctx, "t"); return err },
+		"ListOrders":         func(ctx context.Context) error { _, err := s.ListOrders(ctx, "a", 10, nil); return err },
+		"LoadCart":           func(ctx context.Context) error { _, err := s.LoadCart(ctx, "a"); return err },
+		"SaveCart":           func(ctx context.Context) error { return s.SaveCart(ctx, "a", 0, []byte("x")) },
+		"Phone":              func(ctx context.Context) error { _, err := s.Phone(ctx, "p"); return err },
+	}
+	for name, call := range calls {
+		t.Run(name+"_past_its_deadline_is_unavailable", func(t *testing.T) {
+			if err := call(expired); !errors.Is(err, fault.ErrUnavailable) {
+				t.Fatalf("%s past its deadline: %v; want fault.ErrUnavailable", name, err)
+			}
+		})
+	}
+	t.Run("not_found_stays_not_found", func(t *testing.T) {
+		if _, err := s.AccountByEmail(context.Background(), "nobody@example.com"); !errors.Is(err, account.ErrNotFound) || errors.Is(err, fault.ErrUnavailable) {
+			t.Fatalf("unknown account: %v; want account.ErrNotFound only", err)
+		}
+	})
 }
 
 // Snapshots: fenced saves, a race of writers, and two activations of one inventory
