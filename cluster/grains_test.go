@@ -217,15 +217,16 @@ func grainScenarios(t *testing.T, members int, options ...shoptest.Option) {
 		}
 	})
 
-	t.Run("order_interrupted_mid_saga_resumes_from_its_snapshot", func(t *testing.T) {
-		// A crash after the order persisted "committing": its reservation is held,
-		// the commit never happened. Build exactly that state in the store.
-		id := order.ID("acc_crashed", "k1")
+	// crashedMidSaga builds, in the store, an order a crash interrupted after it
+	// persisted "committing": its reservation is held, the commit never happened.
+	crashedMidSaga := func(t *testing.T, account string) string {
+		t.Helper()
+		id := order.ID(account, "k1")
 		if _, err := inventorypb.GetInventoryGrainClient(c, skus[0]).Reserve(&inventorypb.ReserveRequest{OrderId: id, Quantity: 1}, opts()...); err != nil {
 			t.Fatal(err)
 		}
 		now := time.Now()
-		st := &orderpb.OrderState{Id: id, AccountId: "acc_crashed", RequestHash: "h", Status: string(order.StatusCommitting),
+		st := &orderpb.OrderState{Id: id, AccountId: account, RequestHash: "h", Status: string(order.StatusCommitting),
 			Currency: "USD", TotalCents: 100, CreatedAt: timestamppb.New(now), UpdatedAt: timestamppb.New(now),
 			ShippingAddress: address, Lines: []*orderpb.OrderLine{{Sku: skus[0], Quantity: 1, UnitPriceCents: 100}}}
 		state, err := proto.Marshal(st)
@@ -233,13 +234,49 @@ func grainScenarios(t *testing.T, members int, options ...shoptest.Option) {
 			t.Fatal(err)
 		}
 		if err := h.Shop.Store.SaveOrder(context.Background(), 0, state,
-			order.Row{ID: id, AccountID: "acc_crashed", Status: order.StatusCommitting, TotalCents: 100, CreatedAt: now, UpdatedAt: now}); err != nil {
+			order.Row{ID: id, AccountID: account, Status: order.StatusCommitting, TotalCents: 100, CreatedAt: now, UpdatedAt: now}); err != nil {
 			t.Fatal(err)
 		}
-		view, err := orderpb.GetOrderGrainClient(c, id).Get(&orderpb.GetOrderRequest{AccountId: "acc_crashed"}, opts()...)
+		return id
+	}
+
+	t.Run("order_interrupted_mid_saga_resumes_from_its_snapshot", func(t *testing.T) {
+		id := crashedMidSaga(t, "acc_crashed")
+		view, err := orderpb.GetOrderGrainClient(c, id).Resume(&orderpb.ResumeRequest{}, opts()...)
 		if err != nil || view.Order.Status != "confirmed" {
 			t.Fatalf("resumed order = %v, %v; want confirmed", view, err)
 		}
 		want(t, skus[0], 9, 0, 1, 10)
+	})
+
+	t.Run("interrupted_order_activated_by_a_read_finishes_on_its_own", func(t *testing.T) {
+		id := crashedMidSaga(t, "acc_crashed_read")
+		// A read only activates the grain; the activation finishes the saga.
+		view, err := orderpb.GetOrderGrainClient(c, id).Get(&orderpb.GetOrderRequest{AccountId: "acc_crashed_read"}, opts()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := view.Order.Status; s != "committing" && s != "confirmed" {
+			t.Fatalf("read of an interrupted order = %s, want committing or confirmed", s)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			snap, err := h.Shop.Store.LoadOrder(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, err := order.Decode(snap.State)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Status == order.StatusConfirmed {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("order still %s 10s after its activation", o.Status)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		want(t, skus[0], 8, 0, 2, 10)
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 	"google.golang.org/protobuf/proto"
 
+	"phoneshop/actors/grainerr"
 	"phoneshop/actors/snapshot"
 	"phoneshop/cluster/call"
 	"phoneshop/cluster/grainctx"
@@ -49,9 +50,12 @@ type Deps struct {
 	// MaxLineQuantity is read at every change, so a configuration change applies live.
 	MaxLineQuantity func() int64
 	Currency        string
-	Calls           call.Policy
-	StoreTimeout    time.Duration
-	Logger          *slog.Logger
+	// Calls is the policy of the grain's calls to order grains; its timeout also
+	// bounds a command whose caller sent no deadline.
+	Calls call.Policy
+	// StoreTimeout bounds one store or catalog call (within the caller's deadline).
+	StoreTimeout time.Duration
+	Logger       *slog.Logger
 }
 
 var deps = grainctx.NewSlot[Deps]()
@@ -72,11 +76,14 @@ type grain struct {
 	version   int64
 }
 
-func (g *grain) Init(ctx cluster.GrainContext) {
-	g.deps = deps.Get(ctx.ActorSystem())
-	g.accountID = ctx.Identity()
+func (g *grain) Init(gctx cluster.GrainContext) {
+	g.deps = deps.Get(gctx.ActorSystem())
+	g.accountID = gctx.Identity()
 	g.log = g.deps.Logger.With("kind", KindName, "account", g.accountID)
-	if err := g.load(); err != nil {
+	// The activation loads on its own deadline: no request is being served yet.
+	ctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
+	defer cancel()
+	if err := g.load(ctx); err != nil {
 		g.log.Error("load snapshot failed; will retry on the next command", "err", err)
 	}
 }
@@ -84,47 +91,63 @@ func (g *grain) Init(ctx cluster.GrainContext) {
 func (g *grain) Terminate(cluster.GrainContext)      {}
 func (g *grain) ReceiveDefault(cluster.GrainContext) {}
 
-func (g *grain) Get(*cartpb.GetCartRequest, cluster.GrainContext) (*cartpb.CartView, error) {
-	return g.apply(func(*Cart) (bool, error) { return false, nil })
+func (g *grain) Get(req *cartpb.GetCartRequest, _ cluster.GrainContext) (*cartpb.CartView, error) {
+	ctx, cancel := g.serve(req)
+	defer cancel()
+	return g.apply(ctx, func(*Cart) (bool, error) { return false, nil })
 }
 
 func (g *grain) SetLine(req *cartpb.SetLineRequest, _ cluster.GrainContext) (*cartpb.CartView, error) {
-	return g.apply(func(c *Cart) (bool, error) {
+	ctx, cancel := g.serve(req)
+	defer cancel()
+	return g.apply(ctx, func(c *Cart) (bool, error) {
 		return c.SetQuantity(req.Sku, req.Quantity, g.deps.MaxLineQuantity())
 	})
 }
 
-func (g *grain) Clear(*cartpb.ClearCartRequest, cluster.GrainContext) (*cartpb.CartView, error) {
-	return g.apply(func(c *Cart) (bool, error) { return c.Clear(), nil })
+func (g *grain) Clear(req *cartpb.ClearCartRequest, _ cluster.GrainContext) (*cartpb.CartView, error) {
+	ctx, cancel := g.serve(req)
+	defer cancel()
+	return g.apply(ctx, func(c *Cart) (bool, error) { return c.Clear(), nil })
+}
+
+// serve is the context of one request: it ends at the caller's deadline.
+func (g *grain) serve(req call.Deadlined) (context.Context, context.CancelFunc) {
+	return call.Serve(req, g.deps.Calls.CallTimeout())
 }
 
 // Checkout prices the cart's lines from the catalog, asks the order grain to place
 // them, and empties the cart once the order is confirmed. An empty cart still asks
 // the order grain, which knows whether this is a replay of an order already placed.
-func (g *grain) Checkout(req *cartpb.CheckoutRequest, ctx cluster.GrainContext) (*orderpb.OrderView, error) {
-	if _, err := g.apply(func(*Cart) (bool, error) { return false, nil }); err != nil {
+func (g *grain) Checkout(req *cartpb.CheckoutRequest, gctx cluster.GrainContext) (*orderpb.OrderView, error) {
+	ctx, cancel := g.serve(req)
+	defer cancel()
+	if _, err := g.apply(ctx, func(*Cart) (bool, error) { return false, nil }); err != nil {
 		return nil, err
 	}
-	lines, err := g.priceLines()
+	lines, err := g.priceLines(ctx)
 	if err != nil {
 		return nil, err
 	}
 	place := &orderpb.PlaceRequest{
 		AccountId: g.accountID, RequestHash: req.RequestHash, Lines: lines,
 		ShippingAddress: req.ShippingAddress, Currency: g.deps.Currency,
+		DeadlineUnixMs: call.Deadline(ctx),
 	}
-	client := orderpb.GetOrderGrainClient(ctx.Cluster(), req.OrderId)
-	view, err := call.Do(context.Background(), g.deps.Calls, "order", "Place",
+	client := orderpb.GetOrderGrainClient(gctx.Cluster(), req.OrderId)
+	view, err := call.Do(ctx, g.deps.Calls, "order", "Place",
 		func(opts ...cluster.GrainCallOption) (*orderpb.OrderView, error) { return client.Place(place, opts...) })
-	if errors.Is(err, call.ErrUnreachable) {
-		// A plain error would cross the wire as reason UNKNOWN (a 500): say what it is.
-		return nil, reasonpb.ErrUnavailable("order %s did not answer: %v", req.OrderId, err)
-	}
 	if err != nil {
-		return nil, err // the order grain's own answer (out of stock, mismatch, ...)
+		var answered *cluster.GrainErrorResponse
+		if errors.As(err, &answered) {
+			return nil, answered // the order grain's own answer (out of stock, mismatch, ...)
+		}
+		// No answer (unreachable, no time left): a plain error would cross the wire
+		// as reason UNKNOWN, so say what it is.
+		return nil, grainerr.Unexpected(g.log, fmt.Errorf("order %s: %w", req.OrderId, err))
 	}
 	if view.GetOrder().GetStatus() == "confirmed" {
-		if _, err := g.apply(func(c *Cart) (bool, error) { return c.CheckedOutInto(req.OrderId), nil }); err != nil {
+		if _, err := g.apply(ctx, func(c *Cart) (bool, error) { return c.CheckedOutInto(req.OrderId), nil }); err != nil {
 			// The order stands; only the cart could not be emptied. A retry of the
 			// same checkout empties it.
 			g.log.Warn("order confirmed but cart not emptied", "order", req.OrderId, "err", err)
@@ -133,7 +156,7 @@ func (g *grain) Checkout(req *cartpb.CheckoutRequest, ctx cluster.GrainContext) 
 	return view, nil
 }
 
-func (g *grain) priceLines() ([]*orderpb.OrderLine, error) {
+func (g *grain) priceLines(ctx context.Context) ([]*orderpb.OrderLine, error) {
 	cartLines := g.cart.Lines()
 	if len(cartLines) == 0 {
 		return nil, nil
@@ -142,11 +165,11 @@ func (g *grain) priceLines() ([]*orderpb.OrderLine, error) {
 	for i, l := range cartLines {
 		skus[i] = l.SKU
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
+	ctx, cancel := context.WithTimeout(ctx, g.deps.StoreTimeout)
 	defer cancel()
 	variants, err := g.deps.Catalog.Variants(ctx, skus)
 	if err != nil {
-		return nil, reasonpb.ErrUnavailable("cart %s: price lines: %v", g.accountID, err)
+		return nil, grainerr.Unexpected(g.log, fmt.Errorf("cart %s: price lines: %w", g.accountID, err))
 	}
 	lines := make([]*orderpb.OrderLine, 0, len(cartLines))
 	for _, l := range cartLines {
@@ -161,28 +184,29 @@ func (g *grain) priceLines() ([]*orderpb.OrderLine, error) {
 	return lines, nil
 }
 
-// apply runs one command and persists before replying when anything changed.
-func (g *grain) apply(cmd func(*Cart) (bool, error)) (*cartpb.CartView, error) {
+// apply runs one command and persists before replying when anything changed; ctx
+// bounds the store calls.
+func (g *grain) apply(ctx context.Context, cmd func(*Cart) (bool, error)) (*cartpb.CartView, error) {
 	if g.cart == nil {
-		if err := g.load(); err != nil {
-			return nil, reasonpb.ErrUnavailable("cart %s: %v", g.accountID, err)
+		if err := g.load(ctx); err != nil {
+			return nil, grainerr.Unexpected(g.log, fmt.Errorf("cart %s: load: %w", g.accountID, err))
 		}
 	}
 	changed, err := cmd(g.cart)
 	if err != nil {
-		return nil, toGrainError(err)
+		return nil, g.toGrainError(err)
 	}
 	if changed {
-		if err := g.save(); err != nil {
+		if err := g.save(ctx); err != nil {
 			g.cart = nil
-			return nil, reasonpb.ErrUnavailable("cart %s: %v", g.accountID, err)
+			return nil, grainerr.Unexpected(g.log, fmt.Errorf("cart %s: save: %w", g.accountID, err))
 		}
 	}
 	return viewProto(g.cart), nil
 }
 
-func (g *grain) load() error {
-	ctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
+func (g *grain) load(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, g.deps.StoreTimeout)
 	defer cancel()
 	snap, err := g.deps.Store.LoadCart(ctx, g.accountID)
 	if err != nil {
@@ -196,12 +220,12 @@ func (g *grain) load() error {
 	return nil
 }
 
-func (g *grain) save() error {
+func (g *grain) save(ctx context.Context) error {
 	state, err := proto.Marshal(toProto(g.cart))
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
+	ctx, cancel := context.WithTimeout(ctx, g.deps.StoreTimeout)
 	defer cancel()
 	if err := g.deps.Store.SaveCart(ctx, g.accountID, g.version, state); err != nil {
 		if errors.Is(err, snapshot.ErrStale) {
@@ -213,14 +237,14 @@ func (g *grain) save() error {
 	return nil
 }
 
-func toGrainError(err error) error {
+func (g *grain) toGrainError(err error) error {
 	switch {
 	case errors.Is(err, ErrInvalidQuantity):
 		return reasonpb.ErrInvalid("%v", err)
 	case errors.Is(err, ErrEmpty):
 		return reasonpb.ErrConflict("%v", err)
 	default:
-		return reasonpb.ErrUnavailable("%v", err)
+		return grainerr.Unexpected(g.log, err)
 	}
 }
 

@@ -13,7 +13,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"phoneshop/actors/grainerr"
 	"phoneshop/actors/snapshot"
+	"phoneshop/cluster/call"
 	"phoneshop/cluster/durable"
 	"phoneshop/cluster/grainctx"
 	"phoneshop/protos/inventorypb"
@@ -42,8 +44,11 @@ type Deps struct {
 	// applies without a restart.
 	ReservationTTL func() time.Duration
 	Now            func() time.Time
-	// StoreTimeout bounds one load or save.
+	// StoreTimeout bounds one load or save (within the callers' deadlines).
 	StoreTimeout time.Duration
+	// Calls is the member's grain-call policy: its timeout bounds a command whose
+	// caller sent no deadline.
+	Calls call.Policy
 	// GroupCommit lets the grain apply commands while a write is in flight and
 	// answer them when a write covering them commits. Off, every change is written
 	// before the next command is taken (one command per commit).
@@ -67,6 +72,10 @@ func Kind(idle time.Duration) *cluster.Kind {
 // expireTick is the grain's own timer message: reservations may be due.
 type expireTick struct{}
 
+// reloadRetry is how soon a grain that could not load its snapshot tries again on
+// its own, so that due reservations expire even when no command comes.
+const reloadRetry = time.Second
+
 type grain struct {
 	deps   Deps
 	sku    string
@@ -78,19 +87,26 @@ type grain struct {
 	durableLevel, writtenLevel Level
 	timer                      scheduler.CancelFunc
 	sched                      *scheduler.TimerScheduler
-	self                       *actor.PID
-	root                       *actor.RootContext
+	// writeBy is the latest deadline of the commands waiting for the next write:
+	// the write may take until then, since someone still waits for it.
+	writeBy time.Time
+	self    *actor.PID
+	root    *actor.RootContext
 }
 
-func (g *grain) Init(ctx cluster.GrainContext) {
-	g.deps = deps.Get(ctx.ActorSystem())
-	g.sku = ctx.Identity()
+func (g *grain) Init(gctx cluster.GrainContext) {
+	g.deps = deps.Get(gctx.ActorSystem())
+	g.sku = gctx.Identity()
 	g.log = g.deps.Logger.With("kind", KindName, "sku", g.sku)
-	g.self = ctx.Self()
-	g.root = ctx.ActorSystem().Root
+	g.self = gctx.Self()
+	g.root = gctx.ActorSystem().Root
 	g.sched = scheduler.NewTimerScheduler(g.root)
-	if err := g.load(); err != nil {
-		g.log.Error("load snapshot failed; will retry on the next command", "err", err)
+	// The activation loads on its own deadline: no request is being served yet.
+	ctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
+	defer cancel()
+	if err := g.load(ctx); err != nil {
+		g.log.Error("load snapshot failed; retrying", "err", err, "in", reloadRetry)
+		g.retryLoad()
 	}
 }
 
@@ -106,65 +122,93 @@ func (g *grain) ReceiveDefault(ctx cluster.GrainContext) {
 		g.writeDone(ctx, msg.Err)
 	case *expireTick:
 		g.timer = nil
-		_ = g.apply(ctx, func(it *Item) (bool, error) {
+		// Nobody waits for the expiry: it runs on its own deadline.
+		tctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
+		defer cancel()
+		if err := g.apply(tctx, ctx, func(it *Item) (bool, error) {
 			return it.Expire(g.deps.Now()) > 0, nil
-		})
+		}); err != nil {
+			g.retryLoad()
+		}
 	}
 }
 
-func (g *grain) Reserve(req *inventorypb.ReserveRequest, _ func(*inventorypb.StockLevel), _ func(error), ctx cluster.GrainContext) error {
+func (g *grain) Reserve(req *inventorypb.ReserveRequest, _ func(*inventorypb.StockLevel), _ func(error), gctx cluster.GrainContext) error {
 	ttl := g.deps.ReservationTTL()
 	if req.TtlMs > 0 {
 		ttl = time.Duration(req.TtlMs) * time.Millisecond
 	}
-	return g.apply(ctx, func(it *Item) (bool, error) {
+	return g.serve(req, gctx, func(it *Item) (bool, error) {
 		return it.Reserve(req.OrderId, req.Quantity, g.deps.Now(), ttl)
 	})
 }
 
-func (g *grain) Commit(req *inventorypb.CommitRequest, _ func(*inventorypb.StockLevel), _ func(error), ctx cluster.GrainContext) error {
-	return g.apply(ctx, func(it *Item) (bool, error) { return it.Commit(req.OrderId) })
+func (g *grain) Commit(req *inventorypb.CommitRequest, _ func(*inventorypb.StockLevel), _ func(error), gctx cluster.GrainContext) error {
+	return g.serve(req, gctx, func(it *Item) (bool, error) { return it.Commit(req.OrderId) })
 }
 
-func (g *grain) Release(req *inventorypb.ReleaseRequest, _ func(*inventorypb.StockLevel), _ func(error), ctx cluster.GrainContext) error {
-	return g.apply(ctx, func(it *Item) (bool, error) { return it.Release(req.OrderId) })
+func (g *grain) Release(req *inventorypb.ReleaseRequest, _ func(*inventorypb.StockLevel), _ func(error), gctx cluster.GrainContext) error {
+	return g.serve(req, gctx, func(it *Item) (bool, error) { return it.Release(req.OrderId) })
 }
 
-func (g *grain) Return(req *inventorypb.ReturnRequest, _ func(*inventorypb.StockLevel), _ func(error), ctx cluster.GrainContext) error {
-	return g.apply(ctx, func(it *Item) (bool, error) { return it.Return(req.OrderId) })
+func (g *grain) Return(req *inventorypb.ReturnRequest, _ func(*inventorypb.StockLevel), _ func(error), gctx cluster.GrainContext) error {
+	return g.serve(req, gctx, func(it *Item) (bool, error) { return it.Return(req.OrderId) })
 }
 
-func (g *grain) Receive(req *inventorypb.ReceiveRequest, _ func(*inventorypb.StockLevel), _ func(error), ctx cluster.GrainContext) error {
+func (g *grain) Receive(req *inventorypb.ReceiveRequest, _ func(*inventorypb.StockLevel), _ func(error), gctx cluster.GrainContext) error {
 	if req.RequestId == "" {
 		return reasonpb.ErrInvalid("receive needs a request id")
 	}
-	return g.apply(ctx, func(it *Item) (bool, error) { return it.Receive(req.RequestId, req.Quantity) })
+	return g.serve(req, gctx, func(it *Item) (bool, error) { return it.Receive(req.RequestId, req.Quantity) })
 }
 
-func (g *grain) Level(_ *inventorypb.LevelRequest, _ func(*inventorypb.StockLevel), _ func(error), ctx cluster.GrainContext) error {
-	return g.apply(ctx, func(*Item) (bool, error) { return false, nil })
+func (g *grain) Level(req *inventorypb.LevelRequest, _ func(*inventorypb.StockLevel), _ func(error), gctx cluster.GrainContext) error {
+	return g.serve(req, gctx, func(*Item) (bool, error) { return false, nil })
+}
+
+// serve applies one request's command under the caller's deadline. A command whose
+// caller has already given up is not applied: under a backlog (a flash sale) the
+// grain spends no work, and no write, on answers nobody reads.
+func (g *grain) serve(req call.Deadlined, gctx cluster.GrainContext, cmd func(*Item) (bool, error)) error {
+	ctx, cancel := call.Serve(req, g.deps.Calls.CallTimeout())
+	defer cancel()
+	if err := ctx.Err(); err != nil {
+		return reasonpb.ErrUnavailable("inventory %s: the caller's deadline passed before the command ran", g.sku)
+	}
+	if dl, ok := ctx.Deadline(); ok && dl.After(g.writeBy) {
+		g.writeBy = dl
+	}
+	return g.apply(ctx, gctx, cmd)
 }
 
 // apply runs one command on the in-memory item (expiring what is due first) and
 // hands its answer to the write pipeline, which sends it once everything the
-// command observed is durable. The generated code answers a returned error at once:
-// only a failure to load returns one.
-func (g *grain) apply(ctx cluster.GrainContext, cmd func(*Item) (bool, error)) error {
+// command observed is durable; ctx bounds a load. The generated code answers a
+// returned error at once: only a failure to load returns one.
+func (g *grain) apply(ctx context.Context, gctx cluster.GrainContext, cmd func(*Item) (bool, error)) error {
 	if g.item == nil {
-		if err := g.load(); err != nil {
-			return reasonpb.ErrUnavailable("inventory %s: %v", g.sku, err)
+		if err := g.load(ctx); err != nil {
+			return grainerr.Unexpected(g.log, fmt.Errorf("inventory %s: load: %w", g.sku, err))
 		}
 	}
 	expired := g.item.Expire(g.deps.Now()) > 0
 	changed, err := cmd(g.item)
 	var reply any = g.levelProto()
 	if err != nil {
-		reply = toGrainError(err)
+		reply = g.toGrainError(err)
 	}
-	if g.writes.Submit(ctx, changed || expired, reply) {
-		g.startWrite(ctx)
+	if g.writes.Submit(gctx, changed || expired, reply) {
+		g.startWrite(gctx)
 	}
 	return nil
+}
+
+// retryLoad makes the grain try to load again soon on its own timer.
+func (g *grain) retryLoad() {
+	if g.timer != nil {
+		g.timer()
+	}
+	g.timer = g.sched.SendOnce(reloadRetry, g.self, &expireTick{})
 }
 
 // startWrite writes the current state, fenced on the durable version: in the
@@ -176,12 +220,22 @@ func (g *grain) startWrite(ctx cluster.GrainContext) {
 	level := g.item.Level()
 	sales := g.item.TakeSalesChange()
 	g.writtenLevel = level
+	// The write serves every command it covers: it may take until the last of
+	// their callers gives up (never longer than StoreTimeout). A write nobody
+	// waits for (an expiry) has StoreTimeout alone.
+	writeBy := g.writeBy
+	g.writeBy = time.Time{}
 	write := func() error {
 		if err != nil {
 			return err
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
 		defer cancel()
+		if !writeBy.IsZero() {
+			var cancelBy context.CancelFunc
+			sctx, cancelBy = context.WithDeadline(sctx, writeBy)
+			defer cancelBy()
+		}
 		return g.deps.Store.SaveInventory(sctx, g.sku, version, state, level, sales)
 	}
 	if !g.deps.GroupCommit {
@@ -194,20 +248,20 @@ func (g *grain) startWrite(ctx cluster.GrainContext) {
 
 func (g *grain) writeDone(ctx cluster.GrainContext, err error) {
 	again, failed := g.writes.Finish(ctx, err, func(err error) error {
-		return reasonpb.ErrUnavailable("inventory %s: write failed: %v", g.sku, err)
+		// Logged at error level there when it is not transient (a bug).
+		return grainerr.Unexpected(g.log, fmt.Errorf("inventory %s: write: %w", g.sku, err))
 	})
 	if failed {
-		if errors.Is(err, snapshot.ErrStale) {
+		switch {
+		case errors.Is(err, snapshot.ErrStale):
 			g.log.Warn("snapshot fenced off: another activation wrote a newer version; reloading", "version", g.writes.Version())
-		} else {
-			g.log.Error("snapshot write failed; reloading", "err", err)
+		case grainerr.Transient(err):
+			g.log.Warn("snapshot write failed; reloading", "err", err)
 		}
 		g.item = nil
+		g.writeBy = time.Time{}
 		// Reload soon even if no command comes, so due reservations still expire.
-		if g.timer != nil {
-			g.timer()
-		}
-		g.timer = g.sched.SendOnce(time.Second, g.self, &expireTick{})
+		g.retryLoad()
 		return
 	}
 	if g.deps.OnLevel != nil && g.writtenLevel != g.durableLevel {
@@ -220,8 +274,8 @@ func (g *grain) writeDone(ctx cluster.GrainContext, err error) {
 	g.armTimer()
 }
 
-func (g *grain) load() error {
-	ctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
+func (g *grain) load(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, g.deps.StoreTimeout)
 	defer cancel()
 	snap, err := g.deps.Store.LoadInventory(ctx, g.sku)
 	if err != nil {
@@ -282,16 +336,20 @@ func (g *grain) levelProto() *inventorypb.StockLevel {
 	return &inventorypb.StockLevel{Sku: g.sku, Available: l.Available, Reserved: l.Reserved, Sold: l.Sold, Received: l.Received}
 }
 
-func toGrainError(err error) error {
+func (g *grain) toGrainError(err error) error {
 	switch {
 	case errors.Is(err, ErrOutOfStock):
 		return reasonpb.ErrOutOfStock("%v", err)
 	case errors.Is(err, ErrReservationMissing):
 		return reasonpb.ErrNotFound("%v", err)
-	case errors.Is(err, ErrInvalidQuantity), errors.Is(err, ErrQuantityChanged):
+	case errors.Is(err, ErrInvalidQuantity):
 		return reasonpb.ErrInvalid("%v", err)
+	case errors.Is(err, ErrReceiptChanged):
+		return reasonpb.ErrIdempotencyMismatch("this delivery was already received with a different quantity")
+	case errors.Is(err, ErrQuantityChanged):
+		return reasonpb.ErrIdempotencyMismatch("%v", err)
 	default:
-		return reasonpb.ErrUnavailable("%v", err)
+		return grainerr.Unexpected(g.log, err)
 	}
 }
 
@@ -299,7 +357,11 @@ func toProto(s Snapshot) *inventorypb.InventoryState {
 	// The sales ledger is stored beside the snapshot, not in it.
 	st := &inventorypb.InventoryState{
 		Received: s.Received, Available: s.Available, Reserved: s.Reserved, Sold: s.Sold,
-		RecentReceipts: s.RecentReceipts,
+	}
+	for _, r := range s.RecentReceipts {
+		st.Receipts = append(st.Receipts, &inventorypb.Receipt{RequestId: r.RequestID, Quantity: r.Quantity})
+		// The ids alone as well, for a member still running the previous release.
+		st.RecentReceipts = append(st.RecentReceipts, r.RequestID)
 	}
 	for _, r := range s.Reservations {
 		st.Reservations = append(st.Reservations, &inventorypb.Reservation{
@@ -311,9 +373,17 @@ func toProto(s Snapshot) *inventorypb.InventoryState {
 
 func fromProto(st *inventorypb.InventoryState) Snapshot {
 	s := Snapshot{
-		Level:          Level{Available: st.Available, Reserved: st.Reserved, Sold: st.Sold, Received: st.Received},
-		Sales:          st.Sales,
-		RecentReceipts: st.RecentReceipts,
+		Level: Level{Available: st.Available, Reserved: st.Reserved, Sold: st.Sold, Received: st.Received},
+		Sales: st.Sales,
+	}
+	for _, r := range st.Receipts {
+		s.RecentReceipts = append(s.RecentReceipts, Receipt{RequestID: r.RequestId, Quantity: r.Quantity})
+	}
+	if len(st.Receipts) == 0 {
+		// A snapshot from before quantities were kept: the ids, quantity unknown.
+		for _, id := range st.RecentReceipts {
+			s.RecentReceipts = append(s.RecentReceipts, Receipt{RequestID: id})
+		}
 	}
 	for _, r := range st.Reservations {
 		s.Reservations = append(s.Reservations, Reservation{OrderID: r.OrderId, Quantity: r.Quantity, ExpiresAt: r.ExpiresAt.AsTime()})

@@ -16,6 +16,7 @@ import (
 
 	"phoneshop/actors/inventory"
 	"phoneshop/cluster"
+	"phoneshop/fault"
 	"phoneshop/internal/shoptest"
 	"phoneshop/persistence/sqlite"
 	"phoneshop/protos/inventorypb"
@@ -33,7 +34,8 @@ func (s *failingStore) SaveInventory(ctx context.Context, sku string, v int64, s
 	s.writes.Add(1)
 	if s.failing.Load() {
 		time.Sleep(20 * time.Millisecond) // let commands pile up behind the write
-		return errors.New("disk on fire")
+		// An outage, as the store adapters report one: a retry may succeed.
+		return fault.Unavailable(errors.New("disk on fire"))
 	}
 	return s.Store.SaveInventory(ctx, sku, v, state, l, sales)
 }

@@ -23,12 +23,21 @@ var (
 	ErrInvalidQuantity    = errors.New("inventory: quantity must be positive")
 	ErrReservationMissing = errors.New("inventory: no reservation for this order (expired or released)")
 	ErrQuantityChanged    = errors.New("inventory: order already holds a different quantity")
+	ErrReceiptChanged     = errors.New("inventory: receipt request id already used with a different quantity")
 	ErrConservation       = errors.New("inventory: conservation invariant broken")
 )
 
 // receiptWindow is how many receipt request ids an item remembers. Grain-call
 // retries arrive within seconds, so a short window is enough to make them harmless.
 const receiptWindow = 64
+
+// Receipt is a delivery the item remembers, so that a retry of it adds nothing.
+// Quantity 0 marks a receipt remembered from before quantities were kept: any
+// quantity then counts as a retry.
+type Receipt struct {
+	RequestID string
+	Quantity  int64
+}
 
 // Reservation is a hold on units for one order until ExpiresAt.
 type Reservation struct {
@@ -42,7 +51,7 @@ type Item struct {
 	received, available, reserved, sold int64
 	reservations                        map[string]Reservation
 	sales                               map[string]int64
-	recentReceipts                      []string
+	recentReceipts                      []Receipt
 	// unwritten are the changes of the sales ledger no write has taken yet.
 	unwritten SalesChange
 }
@@ -88,7 +97,7 @@ type Snapshot struct {
 	Level
 	Reservations   []Reservation
 	Sales          map[string]int64
-	RecentReceipts []string
+	RecentReceipts []Receipt
 }
 
 // FromSnapshot rebuilds an item and checks its invariant.
@@ -100,7 +109,7 @@ func FromSnapshot(s Snapshot) (*Item, error) {
 		sold:           s.Sold,
 		reservations:   make(map[string]Reservation, len(s.Reservations)),
 		sales:          make(map[string]int64, len(s.Sales)),
-		recentReceipts: append([]string(nil), s.RecentReceipts...),
+		recentReceipts: append([]Receipt(nil), s.RecentReceipts...),
 	}
 	for _, r := range s.Reservations {
 		it.reservations[r.OrderID] = r
@@ -117,7 +126,7 @@ func (it *Item) Snapshot() Snapshot {
 		Level:          it.Level(),
 		Reservations:   make([]Reservation, 0, len(it.reservations)),
 		Sales:          make(map[string]int64, len(it.sales)),
-		RecentReceipts: append([]string(nil), it.recentReceipts...),
+		RecentReceipts: append([]Receipt(nil), it.recentReceipts...),
 	}
 	for _, r := range it.reservations {
 		s.Reservations = append(s.Reservations, r)
@@ -215,23 +224,27 @@ func (it *Item) Return(orderID string) (changed bool, err error) {
 	return true, it.Check()
 }
 
-// Receive adds qty units to the shelf. A request id seen recently is a retry and
-// changes nothing.
+// Receive adds qty units to the shelf. A request id seen recently with the same
+// quantity is a retry and changes nothing; with another quantity it is a different
+// delivery under a reused id, refused with ErrReceiptChanged rather than dropped.
 func (it *Item) Receive(requestID string, qty int64) (changed bool, err error) {
 	if qty <= 0 {
 		return false, ErrInvalidQuantity
 	}
-	for _, id := range it.recentReceipts {
-		if id == requestID {
+	for _, r := range it.recentReceipts {
+		if r.RequestID == requestID {
+			if r.Quantity != 0 && r.Quantity != qty {
+				return false, ErrReceiptChanged
+			}
 			return false, nil
 		}
 	}
 	it.init()
 	it.received += qty
 	it.available += qty
-	it.recentReceipts = append(it.recentReceipts, requestID)
+	it.recentReceipts = append(it.recentReceipts, Receipt{RequestID: requestID, Quantity: qty})
 	if n := len(it.recentReceipts); n > receiptWindow {
-		it.recentReceipts = append([]string(nil), it.recentReceipts[n-receiptWindow:]...)
+		it.recentReceipts = append([]Receipt(nil), it.recentReceipts[n-receiptWindow:]...)
 	}
 	return true, it.Check()
 }

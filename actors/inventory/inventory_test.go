@@ -100,7 +100,12 @@ func TestItemCommands(t *testing.T) {
 		{"receive_repeated_request_id_changes_nothing", []step{
 			stocked,
 			{do: receive("rq-1", 10), want: false, level: lv(10, 0, 0, 10)},
-			{do: receive("rq-1", 99), want: false, level: lv(10, 0, 0, 10)},
+		}},
+		{"receive_repeated_request_id_with_other_quantity_fails_receipt_changed_and_changes_nothing", []step{
+			stocked,
+			{do: receive("rq-1", 99), want: false, wantErr: ErrReceiptChanged, level: lv(10, 0, 0, 10)},
+			// the first quantity is still a plain retry
+			{do: receive("rq-1", 10), want: false, level: lv(10, 0, 0, 10)},
 		}},
 		{"receive_zero_or_negative_qty_fails_and_changes_nothing", []step{
 			stocked,
@@ -273,11 +278,11 @@ func TestReceiveWindow(t *testing.T) {
 	}
 	// rq-new then rq-0 came last; rq-0 and then rq-1 were pushed out of the front
 	recent := it.Snapshot().RecentReceipts
-	if diff := cmp.Diff([]string{"rq-new", "rq-0"}, recent[len(recent)-2:]); diff != "" {
+	if diff := cmp.Diff([]Receipt{{"rq-new", 1}, {"rq-0", 1}}, recent[len(recent)-2:]); diff != "" {
 		t.Fatalf("newest receipts (-want +got):\n%s", diff)
 	}
-	if recent[0] != "rq-2" {
-		t.Fatalf("oldest receipt = %q, want rq-2", recent[0])
+	if recent[0].RequestID != "rq-2" {
+		t.Fatalf("oldest receipt = %q, want rq-2", recent[0].RequestID)
 	}
 }
 
@@ -387,7 +392,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 					{OrderID: "o-b", Quantity: 2, ExpiresAt: t0.Add(ttl)},
 				},
 				Sales:          map[string]int64{"o-c": 4, "o-d": 1},
-				RecentReceipts: []string{"rq-1", "rq-2"},
+				RecentReceipts: []Receipt{{"rq-1", 10}, {"rq-2", 5}},
 			},
 		},
 	}
@@ -433,6 +438,20 @@ func TestFromSnapshotKeepsIdempotency(t *testing.T) {
 	})
 }
 
+// TestReceiptWithoutQuantityCountsAsRetry: a receipt remembered from a snapshot
+// written before quantities were kept matches its id with any quantity, as before.
+func TestReceiptWithoutQuantityCountsAsRetry(t *testing.T) {
+	it, err := FromSnapshot(Snapshot{Level: lv(10, 0, 0, 10), RecentReceipts: []Receipt{{RequestID: "rq-old"}}})
+	if err != nil {
+		t.Fatalf("FromSnapshot() = %v", err)
+	}
+	runSteps(t, it, []step{
+		{do: receive("rq-old", 7), want: false, level: lv(10, 0, 0, 10)},
+		{do: receive("rq-new", 7), want: true, level: lv(17, 0, 0, 17)},
+		{do: receive("rq-new", 8), want: false, wantErr: ErrReceiptChanged, level: lv(17, 0, 0, 17)},
+	})
+}
+
 func TestSnapshotIsACopy(t *testing.T) {
 	it := &Item{}
 	mustDo(t, it, receive("rq-1", 10))
@@ -444,7 +463,7 @@ func TestSnapshotIsACopy(t *testing.T) {
 	s := it.Snapshot()
 	s.Reservations[0].Quantity = 99
 	s.Sales["o2"] = 99
-	s.RecentReceipts[0] = "changed"
+	s.RecentReceipts[0].RequestID = "changed"
 	if diff := cmp.Diff(want, it.Snapshot()); diff != "" {
 		t.Fatalf("mutating a snapshot changed the item (-want +got):\n%s", diff)
 	}
@@ -454,8 +473,8 @@ func TestSnapshotIsACopy(t *testing.T) {
 		t.Fatalf("FromSnapshot() = %v", err)
 	}
 	want.Sales["o2"] = 99
-	want.RecentReceipts[0] = "changed"
-	if got := restored.Snapshot(); got.Sales["o2"] != 3 || got.RecentReceipts[0] != "rq-1" {
+	want.RecentReceipts[0].RequestID = "changed"
+	if got := restored.Snapshot(); got.Sales["o2"] != 3 || got.RecentReceipts[0].RequestID != "rq-1" {
 		t.Fatalf("mutating the source snapshot changed the restored item: %+v", got)
 	}
 }
@@ -517,7 +536,7 @@ type model struct {
 	reserved            map[string]int64
 	expires             map[string]time.Time
 	sold                map[string]int64
-	receipts            []string
+	receipts            []Receipt
 }
 
 func (m *model) level() Level {
@@ -536,13 +555,16 @@ func (m *model) receive(id string, qty int64) (bool, error) {
 		return false, ErrInvalidQuantity
 	}
 	for _, r := range m.receipts {
-		if r == id {
+		if r.RequestID == id {
+			if r.Quantity != qty {
+				return false, ErrReceiptChanged
+			}
 			return false, nil
 		}
 	}
 	m.received += qty
 	m.available += qty
-	m.receipts = append(m.receipts, id)
+	m.receipts = append(m.receipts, Receipt{RequestID: id, Quantity: qty})
 	if len(m.receipts) > receiptWindow {
 		m.receipts = m.receipts[1:]
 	}

@@ -10,9 +10,11 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/scheduler"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"phoneshop/actors/grainerr"
 	"phoneshop/actors/snapshot"
 	"phoneshop/cluster/call"
 	"phoneshop/cluster/grainctx"
@@ -69,8 +71,18 @@ func Kind(idle time.Duration) *cluster.Kind {
 	return orderpb.NewOrderKind(func() orderpb.Order { return &grain{} }, idle)
 }
 
-// resume is the grain's message to itself: a saga was found unfinished at activation.
-type resume struct{}
+// sagaTick is the grain's message to itself: an unfinished saga is due for another
+// attempt (found unfinished at activation, or left so by a failed step).
+type sagaTick struct{}
+
+// The saga's retry backoff: a step that failed is tried again after firstSagaRetry,
+// then twice as long each time, up to maxSagaRetry, until the order rests. Every
+// tick counts as activity, so an unfinished order is not passivated as long as
+// maxSagaRetry stays below the grain idle timeout (minutes).
+const (
+	firstSagaRetry = 100 * time.Millisecond
+	maxSagaRetry   = 30 * time.Second
+)
 
 type grain struct {
 	deps    Deps
@@ -79,66 +91,107 @@ type grain struct {
 	order   *Order // nil until loaded (again)
 	version int64
 	stock   Stock
+	self    *actor.PID
+	sched   *scheduler.TimerScheduler
+	// retry cancels the armed sagaTick timer (nil: none armed); backoff is the wait
+	// it was armed with (0: the saga rests).
+	retry   scheduler.CancelFunc
+	backoff time.Duration
 }
 
-func (g *grain) Init(ctx cluster.GrainContext) {
-	g.deps = deps.Get(ctx.ActorSystem())
-	g.id = ctx.Identity()
+func (g *grain) Init(gctx cluster.GrainContext) {
+	g.deps = deps.Get(gctx.ActorSystem())
+	g.id = gctx.Identity()
 	g.log = g.deps.Logger.With("kind", KindName, "order", g.id)
-	g.stock = &grainStock{cluster: ctx.Cluster(), calls: g.deps.Calls}
-	if err := g.load(); err != nil {
-		g.log.Error("load snapshot failed; will retry on the next command", "err", err)
+	g.stock = &grainStock{cluster: gctx.Cluster(), calls: g.deps.Calls}
+	g.self = gctx.Self()
+	g.sched = scheduler.NewTimerScheduler(gctx.ActorSystem().Root)
+	// The activation loads on its own deadline: no request is being served yet.
+	ctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
+	defer cancel()
+	if err := g.load(ctx); err != nil {
+		// The order may hold an unfinished saga: the timer retries the load.
+		g.log.Error("load snapshot failed; retrying", "err", err)
+		g.settle()
 		return
 	}
 	if g.order.Unfinished() {
-		ctx.Send(ctx.Self(), &resume{})
+		gctx.Send(g.self, &sagaTick{})
 	}
 }
 
-func (g *grain) Terminate(cluster.GrainContext) {}
+func (g *grain) Terminate(cluster.GrainContext) {
+	if g.retry != nil {
+		g.retry()
+		g.retry = nil
+	}
+}
 
-func (g *grain) ReceiveDefault(ctx cluster.GrainContext) {
-	if _, ok := ctx.Message().(*resume); !ok {
+// ReceiveDefault runs the saga's retries. A retry is work no request waits for: it
+// runs on its own deadline, never on what is left of the request that started the
+// saga.
+func (g *grain) ReceiveDefault(gctx cluster.GrainContext) {
+	if _, ok := gctx.Message().(*sagaTick); !ok {
 		return
 	}
-	if g.order == nil || !g.order.Unfinished() {
-		return
-	}
-	g.log.Info("resuming unfinished order", "status", g.order.Status)
-	if err := g.order.Advance(context.Background(), g.stock, g.save, g.deps.Now); err != nil {
-		g.log.Warn("resume did not finish; the next call retries", "err", err)
+	g.retry = nil
+	ctx, cancel := context.WithTimeout(context.Background(), g.deps.Calls.CallTimeout())
+	defer cancel()
+	if err := g.resume(ctx); err != nil {
+		level := slog.LevelWarn
+		if !grainerr.Transient(err) {
+			level = slog.LevelError // no retry cures this one: someone must look
+		}
+		g.log.Log(ctx, level, "saga did not finish; retrying on the grain's timer", "err", err, "in", g.backoff)
 	}
 }
 
 func (g *grain) Place(req *orderpb.PlaceRequest, _ cluster.GrainContext) (*orderpb.OrderView, error) {
-	if err := g.ensureLoaded(); err != nil {
+	ctx, cancel := g.serve(req)
+	defer cancel()
+	if err := g.ensureLoaded(ctx); err != nil {
 		return nil, err
 	}
 	replay, err := g.order.Place(g.id, req.AccountId, req.RequestHash, req.Currency,
 		linesFromProto(req.Lines), addressFromProto(req.ShippingAddress), g.deps.Now())
 	if err != nil {
-		return nil, toGrainError(err)
+		return nil, g.toGrainError(err)
 	}
-	err = g.order.Advance(context.Background(), g.stock, g.save, g.deps.Now)
+	err = g.order.Advance(ctx, g.stock, g.save, g.deps.Now)
+	g.settle()
 	if !replay && g.deps.Placed != nil {
 		g.deps.Placed(outcome(err))
 	}
 	if err != nil {
-		return nil, toGrainError(err)
+		return nil, g.toGrainError(err)
 	}
-	return &orderpb.OrderView{Order: toProto(g.order), Replayed: replay}, nil
+	return g.view(replay)
 }
 
+// Get reads the order. It never runs the saga: an unfinished order finishes on the
+// grain's own timer, and a read must not wait for inventory grains.
 func (g *grain) Get(req *orderpb.GetOrderRequest, _ cluster.GrainContext) (*orderpb.OrderView, error) {
-	if err := g.ensureOwned(req.AccountId); err != nil {
+	ctx, cancel := g.serve(req)
+	defer cancel()
+	if err := g.ensureOwned(ctx, req.AccountId); err != nil {
 		return nil, err
 	}
-	if g.order.Unfinished() {
-		if err := g.order.Advance(context.Background(), g.stock, g.save, g.deps.Now); err != nil {
-			g.log.Warn("resume on read did not finish", "err", err)
-		}
+	return g.view(false)
+}
+
+// Resume is the wake-up call for an order a crash interrupted: the activation it
+// causes, and one attempt under the caller's deadline, run the saga; what is left
+// is retried on the grain's own timer.
+func (g *grain) Resume(req *orderpb.ResumeRequest, _ cluster.GrainContext) (*orderpb.OrderView, error) {
+	ctx, cancel := g.serve(req)
+	defer cancel()
+	if err := g.resume(ctx); err != nil {
+		return nil, g.toGrainError(err)
 	}
-	return &orderpb.OrderView{Order: toProto(g.order)}, nil
+	if !g.order.Exists() {
+		return nil, reasonpb.ErrNotFound("order %s not found", g.id)
+	}
+	return g.view(false)
 }
 
 func (g *grain) Cancel(req *orderpb.OrderCommand, _ cluster.GrainContext) (*orderpb.OrderView, error) {
@@ -146,7 +199,9 @@ func (g *grain) Cancel(req *orderpb.OrderCommand, _ cluster.GrainContext) (*orde
 		if err := g.order.Cancel(ctx, g.save, g.deps.Now); err != nil {
 			return err
 		}
-		return g.order.Advance(ctx, g.stock, g.save, g.deps.Now)
+		err := g.order.Advance(ctx, g.stock, g.save, g.deps.Now)
+		g.settle()
+		return err
 	})
 }
 
@@ -159,19 +214,68 @@ func (g *grain) Deliver(req *orderpb.OrderCommand, _ cluster.GrainContext) (*ord
 }
 
 func (g *grain) command(req *orderpb.OrderCommand, cmd func(context.Context) error) (*orderpb.OrderView, error) {
-	if err := g.ensureOwned(req.AccountId); err != nil {
+	ctx, cancel := g.serve(req)
+	defer cancel()
+	if err := g.ensureOwned(ctx, req.AccountId); err != nil {
 		return nil, err
 	}
-	if err := cmd(context.Background()); err != nil {
-		return nil, toGrainError(err)
+	if err := cmd(ctx); err != nil {
+		return nil, g.toGrainError(err)
 	}
-	return &orderpb.OrderView{Order: toProto(g.order)}, nil
+	return g.view(false)
+}
+
+// serve is the context of one request: it ends at the caller's deadline, and bounds
+// every store and inventory call made for the request.
+func (g *grain) serve(req call.Deadlined) (context.Context, context.CancelFunc) {
+	return call.Serve(req, g.deps.Calls.CallTimeout())
+}
+
+// view answers the order as it is. A save that lost to another activation drops
+// the order when it cannot reload it: that is a retry, not a crash.
+func (g *grain) view(replayed bool) (*orderpb.OrderView, error) {
+	if g.order == nil {
+		return nil, reasonpb.ErrUnavailable("order %s: reloading after another activation moved it on", g.id)
+	}
+	return &orderpb.OrderView{Order: toProto(g.order), Replayed: replayed}, nil
+}
+
+// resume loads the order if need be and, when its saga is unfinished, runs it under
+// ctx; the retry timer then follows what is left.
+func (g *grain) resume(ctx context.Context) error {
+	err := g.ensureLoaded(ctx)
+	if err == nil && g.order.Unfinished() {
+		g.log.Info("resuming unfinished order", "status", g.order.Status)
+		err = g.order.Advance(ctx, g.stock, g.save, g.deps.Now)
+	}
+	g.settle()
+	return err
+}
+
+// settle keeps the retry timer in step with the saga, after every attempt to run
+// it: disarmed once the order rests, armed (with the next, longer backoff) while
+// it is unfinished or could not be loaded to tell. The timer's message goes
+// through the grain's mailbox, so a retry never runs beside a command.
+func (g *grain) settle() {
+	if g.order != nil && !g.order.Unfinished() {
+		if g.retry != nil {
+			g.retry()
+			g.retry = nil
+		}
+		g.backoff = 0
+		return
+	}
+	if g.retry != nil {
+		return // armed already; its tick runs the saga
+	}
+	g.backoff = min(max(2*g.backoff, firstSagaRetry), maxSagaRetry)
+	g.retry = g.sched.SendOnce(g.backoff, g.self, &sagaTick{})
 }
 
 // ensureOwned loads the order and hides it from any account but its own. A rejected
 // order never existed as far as anyone reading is concerned.
-func (g *grain) ensureOwned(accountID string) error {
-	if err := g.ensureLoaded(); err != nil {
+func (g *grain) ensureOwned(ctx context.Context, accountID string) error {
+	if err := g.ensureLoaded(ctx); err != nil {
 		return err
 	}
 	if !g.order.Exists() || g.order.Status == StatusRejected || g.order.Status == StatusPending ||
@@ -181,18 +285,18 @@ func (g *grain) ensureOwned(accountID string) error {
 	return nil
 }
 
-func (g *grain) ensureLoaded() error {
+func (g *grain) ensureLoaded(ctx context.Context) error {
 	if g.order != nil {
 		return nil
 	}
-	if err := g.load(); err != nil {
-		return reasonpb.ErrUnavailable("order %s: %v", g.id, err)
+	if err := g.load(ctx); err != nil {
+		return grainerr.Unexpected(g.log, fmt.Errorf("order %s: load: %w", g.id, err))
 	}
 	return nil
 }
 
-func (g *grain) load() error {
-	ctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
+func (g *grain) load(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, g.deps.StoreTimeout)
 	defer cancel()
 	snap, err := g.deps.Store.LoadOrder(ctx, g.id)
 	if err != nil {
@@ -207,21 +311,24 @@ func (g *grain) load() error {
 }
 
 // save is the saga's SaveFunc: a fenced write of the snapshot and its row. A fenced
-// write means another activation owns the order now: drop ours.
+// write means another activation owns the order now: drop ours and reload theirs
+// (a failed reload leaves the order unloaded: the next command or retry loads it).
 func (g *grain) save(ctx context.Context, o *Order) error {
 	state, err := proto.Marshal(toProto(o))
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, g.deps.StoreTimeout)
+	sctx, cancel := context.WithTimeout(ctx, g.deps.StoreTimeout)
 	defer cancel()
 	row := Row{ID: o.ID, AccountID: o.AccountID, Status: o.Status, TotalCents: o.TotalCents, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
-	if err := g.deps.Store.SaveOrder(ctx, g.version, state, row); err != nil {
+	if err := g.deps.Store.SaveOrder(sctx, g.version, state, row); err != nil {
 		if errors.Is(err, snapshot.ErrStale) {
 			g.log.Warn("snapshot fenced off: another activation wrote a newer version; reloading", "version", g.version)
-			if lerr := g.load(); lerr != nil {
+			if lerr := g.load(ctx); lerr != nil {
+				g.log.Warn("reload after a fenced write failed", "err", lerr)
 				g.order = nil
 			}
+			return fmt.Errorf("%w: %w", ErrSuperseded, err)
 		}
 		return err
 	}
@@ -252,7 +359,7 @@ func outcome(err error) string {
 	}
 }
 
-func toGrainError(err error) error {
+func (g *grain) toGrainError(err error) error {
 	var oos *OutOfStockError
 	switch {
 	case errors.As(err, &oos):
@@ -266,7 +373,8 @@ func toGrainError(err error) error {
 	case errors.Is(err, ErrInvalidLine):
 		return reasonpb.ErrInvalid("%v", err)
 	default:
-		return reasonpb.ErrUnavailable("%v", err)
+		// ErrSuperseded wraps snapshot.ErrStale: a retry meets the winner's order.
+		return grainerr.Unexpected(g.log, err)
 	}
 }
 
@@ -278,28 +386,28 @@ type grainStock struct {
 
 func (s *grainStock) Reserve(ctx context.Context, sku, orderID string, qty int64) error {
 	return s.do(ctx, sku, "Reserve", func(c *inventorypb.InventoryGrainClient, opts []cluster.GrainCallOption) error {
-		_, err := c.Reserve(&inventorypb.ReserveRequest{OrderId: orderID, Quantity: qty}, opts...)
+		_, err := c.Reserve(&inventorypb.ReserveRequest{OrderId: orderID, Quantity: qty, DeadlineUnixMs: call.Deadline(ctx)}, opts...)
 		return err
 	})
 }
 
 func (s *grainStock) Commit(ctx context.Context, sku, orderID string) error {
 	return s.do(ctx, sku, "Commit", func(c *inventorypb.InventoryGrainClient, opts []cluster.GrainCallOption) error {
-		_, err := c.Commit(&inventorypb.CommitRequest{OrderId: orderID}, opts...)
+		_, err := c.Commit(&inventorypb.CommitRequest{OrderId: orderID, DeadlineUnixMs: call.Deadline(ctx)}, opts...)
 		return err
 	})
 }
 
 func (s *grainStock) Release(ctx context.Context, sku, orderID string) error {
 	return s.do(ctx, sku, "Release", func(c *inventorypb.InventoryGrainClient, opts []cluster.GrainCallOption) error {
-		_, err := c.Release(&inventorypb.ReleaseRequest{OrderId: orderID}, opts...)
+		_, err := c.Release(&inventorypb.ReleaseRequest{OrderId: orderID, DeadlineUnixMs: call.Deadline(ctx)}, opts...)
 		return err
 	})
 }
 
 func (s *grainStock) Return(ctx context.Context, sku, orderID string) error {
 	return s.do(ctx, sku, "Return", func(c *inventorypb.InventoryGrainClient, opts []cluster.GrainCallOption) error {
-		_, err := c.Return(&inventorypb.ReturnRequest{OrderId: orderID}, opts...)
+		_, err := c.Return(&inventorypb.ReturnRequest{OrderId: orderID, DeadlineUnixMs: call.Deadline(ctx)}, opts...)
 		return err
 	})
 }

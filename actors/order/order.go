@@ -47,6 +47,10 @@ var (
 	ErrTransition          = errors.New("order: not allowed in the current status")
 	ErrInvalidLine         = errors.New("order: invalid line")
 	ErrNotFound            = errors.New("order: not found")
+	// ErrSuperseded is wrapped by a SaveFunc that lost to another activation of
+	// the same order (fencing): what the order holds in stock, under its id, is
+	// that activation's business now.
+	ErrSuperseded = errors.New("order: another activation moved the order on")
 )
 
 // Stock is what the saga needs from inventory. Every call is idempotent per
@@ -60,7 +64,8 @@ type Stock interface {
 }
 
 // SaveFunc makes the order durable; the saga calls it before each step that must
-// survive a crash. It fails when another activation moved the order on (fencing).
+// survive a crash. It fails with an error wrapping ErrSuperseded when another
+// activation moved the order on (fencing).
 type SaveFunc func(ctx context.Context, o *Order) error
 
 // Line is one SKU of an order, at the price it was placed at.
@@ -204,7 +209,11 @@ func (o *Order) reserveAll(ctx context.Context, stock Stock, save SaveFunc, now 
 	}
 	if failure == nil && len(short) == 0 {
 		if err := o.moveTo(ctx, StatusCommitting, save, now); err != nil {
-			o.releaseAll(ctx, stock)
+			// The reservations are keyed by the order's id: a superseded saga
+			// would release the ones the winning activation is about to commit.
+			if !errors.Is(err, ErrSuperseded) {
+				o.releaseAll(ctx, stock)
+			}
 			o.Status = StatusPending
 			return err
 		}

@@ -524,6 +524,18 @@ func TestAdvance(t *testing.T) {
 			wantUpdated: t0,
 		},
 		{
+			// Another activation of the order saved "committing" first: the
+			// reservations under the order's id are the ones it is committing.
+			name:        "superseded_save_at_committing_keeps_the_winners_reservations",
+			order:       func(t *testing.T) *Order { return placed(t, lineA, lineB) },
+			stock:       full,
+			failSave:    map[Status]error{StatusCommitting: fmt.Errorf("%w: stale", ErrSuperseded)},
+			wantErr:     ErrSuperseded,
+			wantStatus:  StatusPending,
+			wantStock:   stockState{Available: map[string]int64{"A": 3, "B": 4, "C": 5}, Reserved: map[string]int64{k("A"): 2, k("B"): 1}},
+			wantUpdated: t0,
+		},
+		{
 			name:  "resume_from_committing_commits_and_confirms",
 			order: func(t *testing.T) *Order { return withStatus(t, StatusCommitting, lineA, lineB) },
 			stock: func() *fakeStock {

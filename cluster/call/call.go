@@ -1,6 +1,13 @@
 // Package call is the grain-call policy: every call gets options built fresh for it
 // (never protoactor's shared defaults, see PROTOACTOR.md), a deadline taken from the
 // caller's context, a bounded number of attempts with a real backoff, and a metric.
+//
+// protoactor-go carries no context across a grain call (upstream #1115), so the
+// caller's deadline travels in the request message itself: every grain request has
+// a deadline_unix_ms field, which the caller fills with Deadline(ctx) and the grain
+// turns back into a context with Serve. The deadline an edge request was given thus
+// bounds every hop it causes (edge -> cart -> order -> inventory) and every store
+// call on the way.
 package call
 
 import (
@@ -36,9 +43,58 @@ type Policy struct {
 	Observe func(kind, method string, elapsed time.Duration, err error)
 }
 
+// DefaultTimeout bounds a call when neither the caller nor the policy says otherwise.
+const DefaultTimeout = 5 * time.Second
+
 // DefaultPolicy is used where no configuration says otherwise.
 func DefaultPolicy() Policy {
-	return Policy{Timeout: 5 * time.Second, Attempts: 3, Backoff: 20 * time.Millisecond}
+	return Policy{Timeout: DefaultTimeout, Attempts: 3, Backoff: 20 * time.Millisecond}
+}
+
+// CallTimeout is the timeout of a call whose caller has no deadline: TimeoutFunc's,
+// else Timeout, else DefaultTimeout (a zero Policy still bounds its calls).
+func (p Policy) CallTimeout() time.Duration {
+	timeout := p.Timeout
+	if p.TimeoutFunc != nil {
+		timeout = p.TimeoutFunc()
+	}
+	if timeout <= 0 {
+		return DefaultTimeout
+	}
+	return timeout
+}
+
+// Deadlined is a grain request message: it carries its caller's deadline.
+type Deadlined interface {
+	GetDeadlineUnixMs() int64
+}
+
+// Deadline is what a caller puts in a request's deadline_unix_ms: ctx's deadline in
+// Unix milliseconds, or 0 when ctx has none. Members' clocks are kept in step by
+// NTP; a skew between them shifts the grain's deadline by as much.
+func Deadline(ctx context.Context) int64 {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return 0
+	}
+	return dl.UnixMilli()
+}
+
+// Serve returns the context a grain serves req in: it ends at the caller's deadline
+// carried in req or, when req carries none (a caller from before deadlines
+// travelled, or one without a deadline), after fallback, normally the grain-call
+// timeout (Policy.CallTimeout). Store calls and onward grain calls made for req
+// take this context, so none outlives the caller's patience. A deadline already
+// past gives a context that is already done: the grain does no work for a caller
+// that has given up.
+func Serve(req Deadlined, fallback time.Duration) (context.Context, context.CancelFunc) {
+	if ms := req.GetDeadlineUnixMs(); ms > 0 {
+		return context.WithDeadline(context.Background(), time.UnixMilli(ms))
+	}
+	if fallback <= 0 {
+		fallback = DefaultTimeout
+	}
+	return context.WithTimeout(context.Background(), fallback)
 }
 
 // Options builds the options of one call.
@@ -46,10 +102,7 @@ func (p Policy) Options(ctx context.Context) ([]cluster.GrainCallOption, error) 
 	if err := ctx.Err(); err != nil { // cancelled: no time left either
 		return nil, fmt.Errorf("%w: %w", ErrDeadline, err)
 	}
-	timeout := p.Timeout
-	if p.TimeoutFunc != nil {
-		timeout = p.TimeoutFunc()
-	}
+	timeout := p.CallTimeout()
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}

@@ -75,8 +75,9 @@ func (p *Pipeline) Begin() (expectedVersion int64) {
 
 // Finish handles the end of the write: on success it answers every command the
 // write covered and reports whether another write should start; on failure it
-// answers every waiting command with failure (reason UNAVAILABLE) and reports
-// failed, after which the grain must reload its state.
+// answers every waiting command with failure(err), called once (the grain's
+// classification: UNAVAILABLE for a timeout or a fenced write, INTERNAL for a bug),
+// and reports failed, after which the grain must reload its state.
 func (p *Pipeline) Finish(ctx actor.Context, err error, failure func(error) error) (startWrite, failed bool) {
 	p.saving = false
 	if err != nil {

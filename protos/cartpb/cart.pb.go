@@ -23,9 +23,11 @@ const (
 )
 
 type GetCartRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	DeadlineUnixMs int64 `protobuf:"varint,1,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetCartRequest) Reset() {
@@ -58,12 +60,21 @@ func (*GetCartRequest) Descriptor() ([]byte, []int) {
 	return file_cart_proto_rawDescGZIP(), []int{0}
 }
 
+func (x *GetCartRequest) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
 type SetLineRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Sku           string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
-	Quantity      int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Sku      string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	Quantity int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	DeadlineUnixMs int64 `protobuf:"varint,3,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SetLineRequest) Reset() {
@@ -110,10 +121,19 @@ func (x *SetLineRequest) GetQuantity() int64 {
 	return 0
 }
 
+func (x *SetLineRequest) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
 type ClearCartRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	DeadlineUnixMs int64 `protobuf:"varint,1,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ClearCartRequest) Reset() {
@@ -146,14 +166,23 @@ func (*ClearCartRequest) Descriptor() ([]byte, []int) {
 	return file_cart_proto_rawDescGZIP(), []int{2}
 }
 
+func (x *ClearCartRequest) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
 type CheckoutRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// Hash of the request body; the same order id with another hash is refused.
 	RequestHash     string           `protobuf:"bytes,2,opt,name=request_hash,json=requestHash,proto3" json:"request_hash,omitempty"`
 	ShippingAddress *orderpb.Address `protobuf:"bytes,3,opt,name=shipping_address,json=shippingAddress,proto3" json:"shipping_address,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	DeadlineUnixMs int64 `protobuf:"varint,4,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CheckoutRequest) Reset() {
@@ -205,6 +234,13 @@ func (x *CheckoutRequest) GetShippingAddress() *orderpb.Address {
 		return x.ShippingAddress
 	}
 	return nil
+}
+
+func (x *CheckoutRequest) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
 }
 
 type CartLine struct {
@@ -363,16 +399,20 @@ var File_cart_proto protoreflect.FileDescriptor
 const file_cart_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"cart.proto\x12\tphoneshop\x1a\vorder.proto\"\x10\n" +
-	"\x0eGetCartRequest\">\n" +
+	"cart.proto\x12\tphoneshop\x1a\vorder.proto\":\n" +
+	"\x0eGetCartRequest\x12(\n" +
+	"\x10deadline_unix_ms\x18\x01 \x01(\x03R\x0edeadlineUnixMs\"h\n" +
 	"\x0eSetLineRequest\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
-	"\bquantity\x18\x02 \x01(\x03R\bquantity\"\x12\n" +
-	"\x10ClearCartRequest\"\x8e\x01\n" +
+	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12(\n" +
+	"\x10deadline_unix_ms\x18\x03 \x01(\x03R\x0edeadlineUnixMs\"<\n" +
+	"\x10ClearCartRequest\x12(\n" +
+	"\x10deadline_unix_ms\x18\x01 \x01(\x03R\x0edeadlineUnixMs\"\xb8\x01\n" +
 	"\x0fCheckoutRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12!\n" +
 	"\frequest_hash\x18\x02 \x01(\tR\vrequestHash\x12=\n" +
-	"\x10shipping_address\x18\x03 \x01(\v2\x12.phoneshop.AddressR\x0fshippingAddress\"8\n" +
+	"\x10shipping_address\x18\x03 \x01(\v2\x12.phoneshop.AddressR\x0fshippingAddress\x12(\n" +
+	"\x10deadline_unix_ms\x18\x04 \x01(\x03R\x0edeadlineUnixMs\"8\n" +
 	"\bCartLine\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\"5\n" +

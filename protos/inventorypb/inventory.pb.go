@@ -28,9 +28,11 @@ type ReserveRequest struct {
 	OrderId  string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	Quantity int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	// Time to live of the reservation in milliseconds; 0 = the grain's default.
-	TtlMs         int64 `protobuf:"varint,3,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	TtlMs int64 `protobuf:"varint,3,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	DeadlineUnixMs int64 `protobuf:"varint,4,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ReserveRequest) Reset() {
@@ -84,11 +86,20 @@ func (x *ReserveRequest) GetTtlMs() int64 {
 	return 0
 }
 
+func (x *ReserveRequest) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
 type CommitRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	DeadlineUnixMs int64 `protobuf:"varint,2,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CommitRequest) Reset() {
@@ -128,11 +139,20 @@ func (x *CommitRequest) GetOrderId() string {
 	return ""
 }
 
+func (x *CommitRequest) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
 type ReleaseRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	DeadlineUnixMs int64 `protobuf:"varint,2,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ReleaseRequest) Reset() {
@@ -172,11 +192,20 @@ func (x *ReleaseRequest) GetOrderId() string {
 	return ""
 }
 
+func (x *ReleaseRequest) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
 type ReturnRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	DeadlineUnixMs int64 `protobuf:"varint,2,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ReturnRequest) Reset() {
@@ -216,12 +245,21 @@ func (x *ReturnRequest) GetOrderId() string {
 	return ""
 }
 
+func (x *ReturnRequest) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
 type ReceiveRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Quantity      int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Quantity  int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	DeadlineUnixMs int64 `protobuf:"varint,3,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ReceiveRequest) Reset() {
@@ -268,10 +306,19 @@ func (x *ReceiveRequest) GetQuantity() int64 {
 	return 0
 }
 
+func (x *ReceiveRequest) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
 type LevelRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	DeadlineUnixMs int64 `protobuf:"varint,1,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *LevelRequest) Reset() {
@@ -302,6 +349,13 @@ func (x *LevelRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use LevelRequest.ProtoReflect.Descriptor instead.
 func (*LevelRequest) Descriptor() ([]byte, []int) {
 	return file_inventory_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *LevelRequest) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
 }
 
 type StockLevel struct {
@@ -390,10 +444,15 @@ type InventoryState struct {
 	Reservations []*Reservation         `protobuf:"bytes,5,rep,name=reservations,proto3" json:"reservations,omitempty"`
 	// Units sold per order, kept so that commits and returns stay idempotent.
 	Sales map[string]int64 `protobuf:"bytes,6,rep,name=sales,proto3" json:"sales,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	// The most recent receipt request ids, oldest first (bounded window).
+	// The most recent receipt request ids, oldest first (bounded window). Written
+	// beside receipts so that a member still running the previous release keeps
+	// recognising retries; read only from snapshots that have no receipts.
 	RecentReceipts []string `protobuf:"bytes,7,rep,name=recent_receipts,json=recentReceipts,proto3" json:"recent_receipts,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The most recent receipts with their quantities, oldest first (bounded window):
+	// a request id reused with another quantity is refused, not taken as a retry.
+	Receipts      []*Receipt `protobuf:"bytes,8,rep,name=receipts,proto3" json:"receipts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InventoryState) Reset() {
@@ -475,6 +534,65 @@ func (x *InventoryState) GetRecentReceipts() []string {
 	return nil
 }
 
+func (x *InventoryState) GetReceipts() []*Receipt {
+	if x != nil {
+		return x.Receipts
+	}
+	return nil
+}
+
+type Receipt struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Quantity      int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Receipt) Reset() {
+	*x = Receipt{}
+	mi := &file_inventory_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Receipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Receipt) ProtoMessage() {}
+
+func (x *Receipt) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
+func (*Receipt) Descriptor() ([]byte, []int) {
+	return file_inventory_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Receipt) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *Receipt) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
 type Reservation struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
@@ -486,7 +604,7 @@ type Reservation struct {
 
 func (x *Reservation) Reset() {
 	*x = Reservation{}
-	mi := &file_inventory_proto_msgTypes[8]
+	mi := &file_inventory_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -498,7 +616,7 @@ func (x *Reservation) String() string {
 func (*Reservation) ProtoMessage() {}
 
 func (x *Reservation) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_proto_msgTypes[8]
+	mi := &file_inventory_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -511,7 +629,7 @@ func (x *Reservation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reservation.ProtoReflect.Descriptor instead.
 func (*Reservation) Descriptor() ([]byte, []int) {
-	return file_inventory_proto_rawDescGZIP(), []int{8}
+	return file_inventory_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Reservation) GetOrderId() string {
@@ -539,29 +657,35 @@ var File_inventory_proto protoreflect.FileDescriptor
 
 const file_inventory_proto_rawDesc = "" +
 	"\n" +
-	"\x0finventory.proto\x12\tphoneshop\x1a\x1fgoogle/protobuf/timestamp.proto\x1a2protobuf/protoc-gen-go-grain/options/options.proto\"^\n" +
+	"\x0finventory.proto\x12\tphoneshop\x1a\x1fgoogle/protobuf/timestamp.proto\x1a2protobuf/protoc-gen-go-grain/options/options.proto\"\x88\x01\n" +
 	"\x0eReserveRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12\x15\n" +
-	"\x06ttl_ms\x18\x03 \x01(\x03R\x05ttlMs\"*\n" +
+	"\x06ttl_ms\x18\x03 \x01(\x03R\x05ttlMs\x12(\n" +
+	"\x10deadline_unix_ms\x18\x04 \x01(\x03R\x0edeadlineUnixMs\"T\n" +
 	"\rCommitRequest\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\"+\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12(\n" +
+	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"U\n" +
 	"\x0eReleaseRequest\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\"*\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12(\n" +
+	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"T\n" +
 	"\rReturnRequest\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\"K\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12(\n" +
+	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"u\n" +
 	"\x0eReceiveRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
-	"\bquantity\x18\x02 \x01(\x03R\bquantity\"\x0e\n" +
-	"\fLevelRequest\"\x88\x01\n" +
+	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12(\n" +
+	"\x10deadline_unix_ms\x18\x03 \x01(\x03R\x0edeadlineUnixMs\"8\n" +
+	"\fLevelRequest\x12(\n" +
+	"\x10deadline_unix_ms\x18\x01 \x01(\x03R\x0edeadlineUnixMs\"\x88\x01\n" +
 	"\n" +
 	"StockLevel\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1c\n" +
 	"\tavailable\x18\x02 \x01(\x03R\tavailable\x12\x1a\n" +
 	"\breserved\x18\x03 \x01(\x03R\breserved\x12\x12\n" +
 	"\x04sold\x18\x04 \x01(\x03R\x04sold\x12\x1a\n" +
-	"\breceived\x18\x05 \x01(\x03R\breceived\"\xd5\x02\n" +
+	"\breceived\x18\x05 \x01(\x03R\breceived\"\x85\x03\n" +
 	"\x0eInventoryState\x12\x1a\n" +
 	"\breceived\x18\x01 \x01(\x03R\breceived\x12\x1c\n" +
 	"\tavailable\x18\x02 \x01(\x03R\tavailable\x12\x1a\n" +
@@ -569,11 +693,16 @@ const file_inventory_proto_rawDesc = "" +
 	"\x04sold\x18\x04 \x01(\x03R\x04sold\x12:\n" +
 	"\freservations\x18\x05 \x03(\v2\x16.phoneshop.ReservationR\freservations\x12:\n" +
 	"\x05sales\x18\x06 \x03(\v2$.phoneshop.InventoryState.SalesEntryR\x05sales\x12'\n" +
-	"\x0frecent_receipts\x18\a \x03(\tR\x0erecentReceipts\x1a8\n" +
+	"\x0frecent_receipts\x18\a \x03(\tR\x0erecentReceipts\x12.\n" +
+	"\breceipts\x18\b \x03(\v2\x12.phoneshop.ReceiptR\breceipts\x1a8\n" +
 	"\n" +
 	"SalesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x7f\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"D\n" +
+	"\aReceipt\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
+	"\bquantity\x18\x02 \x01(\x03R\bquantity\"\x7f\n" +
 	"\vReservation\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x129\n" +
@@ -599,7 +728,7 @@ func file_inventory_proto_rawDescGZIP() []byte {
 	return file_inventory_proto_rawDescData
 }
 
-var file_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_inventory_proto_goTypes = []any{
 	(*ReserveRequest)(nil),        // 0: phoneshop.ReserveRequest
 	(*CommitRequest)(nil),         // 1: phoneshop.CommitRequest
@@ -609,31 +738,33 @@ var file_inventory_proto_goTypes = []any{
 	(*LevelRequest)(nil),          // 5: phoneshop.LevelRequest
 	(*StockLevel)(nil),            // 6: phoneshop.StockLevel
 	(*InventoryState)(nil),        // 7: phoneshop.InventoryState
-	(*Reservation)(nil),           // 8: phoneshop.Reservation
-	nil,                           // 9: phoneshop.InventoryState.SalesEntry
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*Receipt)(nil),               // 8: phoneshop.Receipt
+	(*Reservation)(nil),           // 9: phoneshop.Reservation
+	nil,                           // 10: phoneshop.InventoryState.SalesEntry
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
 }
 var file_inventory_proto_depIdxs = []int32{
-	8,  // 0: phoneshop.InventoryState.reservations:type_name -> phoneshop.Reservation
-	9,  // 1: phoneshop.InventoryState.sales:type_name -> phoneshop.InventoryState.SalesEntry
-	10, // 2: phoneshop.Reservation.expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 3: phoneshop.Inventory.Reserve:input_type -> phoneshop.ReserveRequest
-	1,  // 4: phoneshop.Inventory.Commit:input_type -> phoneshop.CommitRequest
-	2,  // 5: phoneshop.Inventory.Release:input_type -> phoneshop.ReleaseRequest
-	3,  // 6: phoneshop.Inventory.Return:input_type -> phoneshop.ReturnRequest
-	4,  // 7: phoneshop.Inventory.Receive:input_type -> phoneshop.ReceiveRequest
-	5,  // 8: phoneshop.Inventory.Level:input_type -> phoneshop.LevelRequest
-	6,  // 9: phoneshop.Inventory.Reserve:output_type -> phoneshop.StockLevel
-	6,  // 10: phoneshop.Inventory.Commit:output_type -> phoneshop.StockLevel
-	6,  // 11: phoneshop.Inventory.Release:output_type -> phoneshop.StockLevel
-	6,  // 12: phoneshop.Inventory.Return:output_type -> phoneshop.StockLevel
-	6,  // 13: phoneshop.Inventory.Receive:output_type -> phoneshop.StockLevel
-	6,  // 14: phoneshop.Inventory.Level:output_type -> phoneshop.StockLevel
-	9,  // [9:15] is the sub-list for method output_type
-	3,  // [3:9] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	9,  // 0: phoneshop.InventoryState.reservations:type_name -> phoneshop.Reservation
+	10, // 1: phoneshop.InventoryState.sales:type_name -> phoneshop.InventoryState.SalesEntry
+	8,  // 2: phoneshop.InventoryState.receipts:type_name -> phoneshop.Receipt
+	11, // 3: phoneshop.Reservation.expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 4: phoneshop.Inventory.Reserve:input_type -> phoneshop.ReserveRequest
+	1,  // 5: phoneshop.Inventory.Commit:input_type -> phoneshop.CommitRequest
+	2,  // 6: phoneshop.Inventory.Release:input_type -> phoneshop.ReleaseRequest
+	3,  // 7: phoneshop.Inventory.Return:input_type -> phoneshop.ReturnRequest
+	4,  // 8: phoneshop.Inventory.Receive:input_type -> phoneshop.ReceiveRequest
+	5,  // 9: phoneshop.Inventory.Level:input_type -> phoneshop.LevelRequest
+	6,  // 10: phoneshop.Inventory.Reserve:output_type -> phoneshop.StockLevel
+	6,  // 11: phoneshop.Inventory.Commit:output_type -> phoneshop.StockLevel
+	6,  // 12: phoneshop.Inventory.Release:output_type -> phoneshop.StockLevel
+	6,  // 13: phoneshop.Inventory.Return:output_type -> phoneshop.StockLevel
+	6,  // 14: phoneshop.Inventory.Receive:output_type -> phoneshop.StockLevel
+	6,  // 15: phoneshop.Inventory.Level:output_type -> phoneshop.StockLevel
+	10, // [10:16] is the sub-list for method output_type
+	4,  // [4:10] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_inventory_proto_init() }
@@ -647,7 +778,7 @@ func file_inventory_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_inventory_proto_rawDesc), len(file_inventory_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

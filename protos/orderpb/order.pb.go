@@ -189,8 +189,10 @@ type PlaceRequest struct {
 	Lines           []*OrderLine           `protobuf:"bytes,3,rep,name=lines,proto3" json:"lines,omitempty"`
 	ShippingAddress *Address               `protobuf:"bytes,4,opt,name=shipping_address,json=shippingAddress,proto3" json:"shipping_address,omitempty"`
 	Currency        string                 `protobuf:"bytes,5,opt,name=currency,proto3" json:"currency,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	DeadlineUnixMs int64 `protobuf:"varint,6,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *PlaceRequest) Reset() {
@@ -258,13 +260,22 @@ func (x *PlaceRequest) GetCurrency() string {
 	return ""
 }
 
+func (x *PlaceRequest) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
 // GetOrderRequest and OrderCommand carry the caller's account: an order of another
 // account answers NOT_FOUND. Empty means an operator acting for the shop.
 type GetOrderRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	AccountId string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	DeadlineUnixMs int64 `protobuf:"varint,2,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetOrderRequest) Reset() {
@@ -304,11 +315,20 @@ func (x *GetOrderRequest) GetAccountId() string {
 	return ""
 }
 
+func (x *GetOrderRequest) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
 type OrderCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	AccountId string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	DeadlineUnixMs int64 `protobuf:"varint,2,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *OrderCommand) Reset() {
@@ -348,6 +368,59 @@ func (x *OrderCommand) GetAccountId() string {
 	return ""
 }
 
+func (x *OrderCommand) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
+// ResumeRequest comes from the shop itself, never from a shopper.
+type ResumeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	DeadlineUnixMs int64 `protobuf:"varint,1,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ResumeRequest) Reset() {
+	*x = ResumeRequest{}
+	mi := &file_order_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeRequest) ProtoMessage() {}
+
+func (x *ResumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_order_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeRequest.ProtoReflect.Descriptor instead.
+func (*ResumeRequest) Descriptor() ([]byte, []int) {
+	return file_order_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ResumeRequest) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
 type OrderView struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Order *OrderState            `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
@@ -359,7 +432,7 @@ type OrderView struct {
 
 func (x *OrderView) Reset() {
 	*x = OrderView{}
-	mi := &file_order_proto_msgTypes[5]
+	mi := &file_order_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -371,7 +444,7 @@ func (x *OrderView) String() string {
 func (*OrderView) ProtoMessage() {}
 
 func (x *OrderView) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[5]
+	mi := &file_order_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -384,7 +457,7 @@ func (x *OrderView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderView.ProtoReflect.Descriptor instead.
 func (*OrderView) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{5}
+	return file_order_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *OrderView) GetOrder() *OrderState {
@@ -421,7 +494,7 @@ type OrderState struct {
 
 func (x *OrderState) Reset() {
 	*x = OrderState{}
-	mi := &file_order_proto_msgTypes[6]
+	mi := &file_order_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -433,7 +506,7 @@ func (x *OrderState) String() string {
 func (*OrderState) ProtoMessage() {}
 
 func (x *OrderState) ProtoReflect() protoreflect.Message {
-	mi := &file_order_proto_msgTypes[6]
+	mi := &file_order_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -446,7 +519,7 @@ func (x *OrderState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderState.ProtoReflect.Descriptor instead.
 func (*OrderState) Descriptor() ([]byte, []int) {
-	return file_order_proto_rawDescGZIP(), []int{6}
+	return file_order_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *OrderState) GetId() string {
@@ -544,20 +617,25 @@ const file_order_proto_rawDesc = "" +
 	"\bphone_id\x18\x02 \x01(\tR\aphoneId\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1a\n" +
 	"\bquantity\x18\x04 \x01(\x03R\bquantity\x12(\n" +
-	"\x10unit_price_cents\x18\x05 \x01(\x03R\x0eunitPriceCents\"\xd7\x01\n" +
+	"\x10unit_price_cents\x18\x05 \x01(\x03R\x0eunitPriceCents\"\x81\x02\n" +
 	"\fPlaceRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12!\n" +
 	"\frequest_hash\x18\x02 \x01(\tR\vrequestHash\x12*\n" +
 	"\x05lines\x18\x03 \x03(\v2\x14.phoneshop.OrderLineR\x05lines\x12=\n" +
 	"\x10shipping_address\x18\x04 \x01(\v2\x12.phoneshop.AddressR\x0fshippingAddress\x12\x1a\n" +
-	"\bcurrency\x18\x05 \x01(\tR\bcurrency\"0\n" +
+	"\bcurrency\x18\x05 \x01(\tR\bcurrency\x12(\n" +
+	"\x10deadline_unix_ms\x18\x06 \x01(\x03R\x0edeadlineUnixMs\"Z\n" +
 	"\x0fGetOrderRequest\x12\x1d\n" +
 	"\n" +
-	"account_id\x18\x01 \x01(\tR\taccountId\"-\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12(\n" +
+	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"W\n" +
 	"\fOrderCommand\x12\x1d\n" +
 	"\n" +
-	"account_id\x18\x01 \x01(\tR\taccountId\"T\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12(\n" +
+	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"9\n" +
+	"\rResumeRequest\x12(\n" +
+	"\x10deadline_unix_ms\x18\x01 \x01(\x03R\x0edeadlineUnixMs\"T\n" +
 	"\tOrderView\x12+\n" +
 	"\x05order\x18\x01 \x01(\v2\x15.phoneshop.OrderStateR\x05order\x12\x1a\n" +
 	"\breplayed\x18\x02 \x01(\bR\breplayed\"\xb9\x03\n" +
@@ -578,13 +656,14 @@ const file_order_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12#\n" +
-	"\rrejected_skus\x18\v \x03(\tR\frejectedSkus2\xa2\x02\n" +
+	"\rrejected_skus\x18\v \x03(\tR\frejectedSkus2\xdc\x02\n" +
 	"\x05Order\x126\n" +
 	"\x05Place\x12\x17.phoneshop.PlaceRequest\x1a\x14.phoneshop.OrderView\x127\n" +
 	"\x03Get\x12\x1a.phoneshop.GetOrderRequest\x1a\x14.phoneshop.OrderView\x127\n" +
 	"\x06Cancel\x12\x17.phoneshop.OrderCommand\x1a\x14.phoneshop.OrderView\x125\n" +
 	"\x04Ship\x12\x17.phoneshop.OrderCommand\x1a\x14.phoneshop.OrderView\x128\n" +
-	"\aDeliver\x12\x17.phoneshop.OrderCommand\x1a\x14.phoneshop.OrderViewB\x1aZ\x18phoneshop/protos/orderpbb\x06proto3"
+	"\aDeliver\x12\x17.phoneshop.OrderCommand\x1a\x14.phoneshop.OrderView\x128\n" +
+	"\x06Resume\x12\x18.phoneshop.ResumeRequest\x1a\x14.phoneshop.OrderViewB\x1aZ\x18phoneshop/protos/orderpbb\x06proto3"
 
 var (
 	file_order_proto_rawDescOnce sync.Once
@@ -598,37 +677,40 @@ func file_order_proto_rawDescGZIP() []byte {
 	return file_order_proto_rawDescData
 }
 
-var file_order_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_order_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_order_proto_goTypes = []any{
 	(*Address)(nil),               // 0: phoneshop.Address
 	(*OrderLine)(nil),             // 1: phoneshop.OrderLine
 	(*PlaceRequest)(nil),          // 2: phoneshop.PlaceRequest
 	(*GetOrderRequest)(nil),       // 3: phoneshop.GetOrderRequest
 	(*OrderCommand)(nil),          // 4: phoneshop.OrderCommand
-	(*OrderView)(nil),             // 5: phoneshop.OrderView
-	(*OrderState)(nil),            // 6: phoneshop.OrderState
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*ResumeRequest)(nil),         // 5: phoneshop.ResumeRequest
+	(*OrderView)(nil),             // 6: phoneshop.OrderView
+	(*OrderState)(nil),            // 7: phoneshop.OrderState
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_order_proto_depIdxs = []int32{
 	1,  // 0: phoneshop.PlaceRequest.lines:type_name -> phoneshop.OrderLine
 	0,  // 1: phoneshop.PlaceRequest.shipping_address:type_name -> phoneshop.Address
-	6,  // 2: phoneshop.OrderView.order:type_name -> phoneshop.OrderState
+	7,  // 2: phoneshop.OrderView.order:type_name -> phoneshop.OrderState
 	1,  // 3: phoneshop.OrderState.lines:type_name -> phoneshop.OrderLine
 	0,  // 4: phoneshop.OrderState.shipping_address:type_name -> phoneshop.Address
-	7,  // 5: phoneshop.OrderState.created_at:type_name -> google.protobuf.Timestamp
-	7,  // 6: phoneshop.OrderState.updated_at:type_name -> google.protobuf.Timestamp
+	8,  // 5: phoneshop.OrderState.created_at:type_name -> google.protobuf.Timestamp
+	8,  // 6: phoneshop.OrderState.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 7: phoneshop.Order.Place:input_type -> phoneshop.PlaceRequest
 	3,  // 8: phoneshop.Order.Get:input_type -> phoneshop.GetOrderRequest
 	4,  // 9: phoneshop.Order.Cancel:input_type -> phoneshop.OrderCommand
 	4,  // 10: phoneshop.Order.Ship:input_type -> phoneshop.OrderCommand
 	4,  // 11: phoneshop.Order.Deliver:input_type -> phoneshop.OrderCommand
-	5,  // 12: phoneshop.Order.Place:output_type -> phoneshop.OrderView
-	5,  // 13: phoneshop.Order.Get:output_type -> phoneshop.OrderView
-	5,  // 14: phoneshop.Order.Cancel:output_type -> phoneshop.OrderView
-	5,  // 15: phoneshop.Order.Ship:output_type -> phoneshop.OrderView
-	5,  // 16: phoneshop.Order.Deliver:output_type -> phoneshop.OrderView
-	12, // [12:17] is the sub-list for method output_type
-	7,  // [7:12] is the sub-list for method input_type
+	5,  // 12: phoneshop.Order.Resume:input_type -> phoneshop.ResumeRequest
+	6,  // 13: phoneshop.Order.Place:output_type -> phoneshop.OrderView
+	6,  // 14: phoneshop.Order.Get:output_type -> phoneshop.OrderView
+	6,  // 15: phoneshop.Order.Cancel:output_type -> phoneshop.OrderView
+	6,  // 16: phoneshop.Order.Ship:output_type -> phoneshop.OrderView
+	6,  // 17: phoneshop.Order.Deliver:output_type -> phoneshop.OrderView
+	6,  // 18: phoneshop.Order.Resume:output_type -> phoneshop.OrderView
+	13, // [13:19] is the sub-list for method output_type
+	7,  // [7:13] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name
 	7,  // [7:7] is the sub-list for extension extendee
 	0,  // [0:7] is the sub-list for field type_name
@@ -645,7 +727,7 @@ func file_order_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_order_proto_rawDesc), len(file_order_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -66,6 +66,7 @@ type Order interface {
 	Cancel(req *OrderCommand, ctx cluster.GrainContext) (*OrderView, error)
 	Ship(req *OrderCommand, ctx cluster.GrainContext) (*OrderView, error)
 	Deliver(req *OrderCommand, ctx cluster.GrainContext) (*OrderView, error)
+	Resume(req *ResumeRequest, ctx cluster.GrainContext) (*OrderView, error)
 }
 
 // OrderGrainClient holds the base data for the OrderGrain
@@ -209,6 +210,33 @@ func (g *OrderGrainClient) Deliver(r *OrderCommand, opts ...cluster.GrainCallOpt
 	}
 }
 
+// Resume requests the execution on to the cluster with CallOptions
+func (g *OrderGrainClient) Resume(r *ResumeRequest, opts ...cluster.GrainCallOption) (*OrderView, error) {
+	if g.cluster.Config.RequestLog {
+		g.cluster.Logger().Info("Requesting", slog.String("identity", g.Identity), slog.String("kind", "Order"), slog.String("method", "Resume"), slog.Any("request", r))
+	}
+	bytes, err := proto.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	reqMsg := &cluster.GrainRequest{MethodIndex: 5, MessageData: bytes}
+	resp, err := g.cluster.Request(g.Identity, "Order", reqMsg, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("error request: %w", err)
+	}
+	switch msg := resp.(type) {
+	case *OrderView:
+		return msg, nil
+	case *cluster.GrainErrorResponse:
+		if msg == nil {
+			return nil, nil
+		}
+		return nil, msg
+	default:
+		return nil, fmt.Errorf("unknown response type %T", resp)
+	}
+}
+
 // OrderActor represents the actor structure
 type OrderActor struct {
 	ctx     cluster.GrainContext
@@ -331,6 +359,26 @@ func (a *OrderActor) Receive(ctx actor.Context) {
 			}
 
 			r0, err := a.inner.Deliver(req, a.ctx)
+			if err != nil {
+				resp := cluster.FromError(err)
+				ctx.Respond(resp)
+				return
+			}
+			ctx.Respond(r0)
+		case 5:
+			req := &ResumeRequest{}
+			err := proto.Unmarshal(msg.MessageData, req)
+			if err != nil {
+				ctx.Logger().Error("[Grain] Resume(ResumeRequest) proto.Unmarshal failed.", slog.Any("error", err))
+				resp := cluster.NewGrainErrorResponse(cluster.ErrorReason_INVALID_ARGUMENT, err.Error()).
+					WithMetadata(map[string]string{
+						"argument": req.String(),
+					})
+				ctx.Respond(resp)
+				return
+			}
+
+			r0, err := a.inner.Resume(req, a.ctx)
 			if err != nil {
 				resp := cluster.FromError(err)
 				ctx.Respond(resp)

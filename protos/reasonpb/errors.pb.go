@@ -39,6 +39,10 @@ const (
 	ErrorReason_IDEMPOTENCY_MISMATCH ErrorReason = 4
 	// A dependency (store, another grain) failed or timed out; safe to retry.
 	ErrorReason_UNAVAILABLE ErrorReason = 5
+	// A bug: an invariant broke or a failure nobody named (a corrupt snapshot, a
+	// store error that is not a timeout). Retrying does not help; the details are in
+	// the grain's log, never in the answer.
+	ErrorReason_INTERNAL ErrorReason = 6
 )
 
 // Enum value maps for ErrorReason.
@@ -50,6 +54,7 @@ var (
 		3: "CONFLICT",
 		4: "IDEMPOTENCY_MISMATCH",
 		5: "UNAVAILABLE",
+		6: "INTERNAL",
 	}
 	ErrorReason_value = map[string]int32{
 		"INVALID":              0,
@@ -58,6 +63,7 @@ var (
 		"CONFLICT":             3,
 		"IDEMPOTENCY_MISMATCH": 4,
 		"UNAVAILABLE":          5,
+		"INTERNAL":             6,
 	}
 )
 
@@ -92,14 +98,15 @@ var File_errors_proto protoreflect.FileDescriptor
 
 const file_errors_proto_rawDesc = "" +
 	"\n" +
-	"\ferrors.proto\x12\tphoneshop*t\n" +
+	"\ferrors.proto\x12\tphoneshop*\x82\x01\n" +
 	"\vErrorReason\x12\v\n" +
 	"\aINVALID\x10\x00\x12\r\n" +
 	"\tNOT_FOUND\x10\x01\x12\x10\n" +
 	"\fOUT_OF_STOCK\x10\x02\x12\f\n" +
 	"\bCONFLICT\x10\x03\x12\x18\n" +
 	"\x14IDEMPOTENCY_MISMATCH\x10\x04\x12\x0f\n" +
-	"\vUNAVAILABLE\x10\x05B\x1bZ\x19phoneshop/protos/reasonpbb\x06proto3"
+	"\vUNAVAILABLE\x10\x05\x12\f\n" +
+	"\bINTERNAL\x10\x06B\x1bZ\x19phoneshop/protos/reasonpbb\x06proto3"
 
 var (
 	file_errors_proto_rawDescOnce sync.Once

@@ -94,3 +94,21 @@ func IsUnavailable(err error) bool {
 	e := cluster.FromError(err)
 	return e.Reason == ErrorReason_UNAVAILABLE.String()
 }
+
+// A bug: an invariant broke or a failure nobody named (a corrupt snapshot, a
+// store error that is not a timeout). Retrying does not help; the details are in
+// the grain's log, never in the answer.
+func ErrInternal(format string, args ...interface{}) *cluster.GrainErrorResponse {
+	return cluster.NewGrainErrorResponse(ErrorReason_INTERNAL.String(), fmt.Sprintf(format, args...))
+}
+
+// A bug: an invariant broke or a failure nobody named (a corrupt snapshot, a
+// store error that is not a timeout). Retrying does not help; the details are in
+// the grain's log, never in the answer.
+func IsInternal(err error) bool {
+	if err == nil {
+		return false
+	}
+	e := cluster.FromError(err)
+	return e.Reason == ErrorReason_INTERNAL.String()
+}

@@ -1,0 +1,348 @@
+package order_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	pcluster "github.com/asynkron/protoactor-go/cluster"
+
+	"phoneshop/actors/cart"
+	"phoneshop/actors/inventory"
+	"phoneshop/actors/order"
+	"phoneshop/actors/snapshot"
+	"phoneshop/cluster"
+	"phoneshop/cluster/call"
+	"phoneshop/fault"
+	"phoneshop/internal/shoptest"
+	"phoneshop/persistence/sqlite"
+	"phoneshop/protos/cartpb"
+	"phoneshop/protos/inventorypb"
+	"phoneshop/protos/orderpb"
+	"phoneshop/protos/reasonpb"
+)
+
+// deadlines records the deadline of the last store write of each kind.
+type deadlines struct {
+	mu   sync.Mutex
+	last map[string]time.Time // by kind; zero: a write without deadline
+}
+
+func (d *deadlines) record(ctx context.Context, kind string) {
+	dl, _ := ctx.Deadline()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.last == nil {
+		d.last = map[string]time.Time{}
+	}
+	d.last[kind] = dl
+}
+
+func (d *deadlines) reset() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.last = nil
+}
+
+func (d *deadlines) of(kind string) (time.Time, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	dl, ok := d.last[kind]
+	return dl, ok
+}
+
+// faultyOrders is the order store with switches to make it fail.
+type faultyOrders struct {
+	order.Store
+	deadlines *deadlines
+	// refuseConfirmed refuses this many saves of a confirmed order (a store outage).
+	refuseConfirmed atomic.Int32
+	// staleSaves makes every save fail as fenced off, as if another activation had
+	// moved on; failLoads makes every load fail.
+	staleSaves, failLoads atomic.Bool
+	// winnerFirst makes another activation save the order's "committing" just
+	// before this activation's save of it, which then loses the fenced race.
+	winnerFirst atomic.Bool
+	// refusedStale and failedLoads count what the switches refused.
+	refusedStale, failedLoads atomic.Int64
+}
+
+func (s *faultyOrders) LoadOrder(ctx context.Context, id string) (snapshot.Snapshot, error) {
+	if s.failLoads.Load() {
+		s.failedLoads.Add(1)
+		return snapshot.Snapshot{}, fault.Unavailable(errors.New("store unreachable"))
+	}
+	return s.Store.LoadOrder(ctx, id)
+}
+
+func (s *faultyOrders) SaveOrder(ctx context.Context, version int64, state []byte, row order.Row) error {
+	s.deadlines.record(ctx, "order")
+	if s.staleSaves.Load() {
+		s.refusedStale.Add(1)
+		return snapshot.ErrStale
+	}
+	if row.Status == order.StatusConfirmed && s.refuseConfirmed.Add(-1) >= 0 {
+		return fault.Unavailable(context.DeadlineExceeded)
+	}
+	if row.Status == order.StatusCommitting && s.winnerFirst.CompareAndSwap(true, false) {
+		if err := s.Store.SaveOrder(ctx, version, state, row); err != nil {
+			return err
+		}
+	}
+	return s.Store.SaveOrder(ctx, version, state, row)
+}
+
+// faultyStock is the inventory store; it refuses the first commits it is told to.
+type faultyStock struct {
+	inventory.Store
+	deadlines     *deadlines
+	refuseCommits atomic.Int32
+}
+
+func (s *faultyStock) SaveInventory(ctx context.Context, sku string, v int64, state []byte, l inventory.Level, sales inventory.SalesChange) error {
+	s.deadlines.record(ctx, "inventory")
+	if len(sales.Added) > 0 && s.refuseCommits.Add(-1) >= 0 {
+		return fault.Unavailable(errors.New("inventory store busy"))
+	}
+	return s.Store.SaveInventory(ctx, sku, v, state, l, sales)
+}
+
+// recordedCarts is the cart store; it records the deadlines of its writes.
+type recordedCarts struct {
+	cart.Store
+	deadlines *deadlines
+}
+
+func (s *recordedCarts) SaveCart(ctx context.Context, accountID string, version int64, state []byte) error {
+	s.deadlines.record(ctx, "cart")
+	return s.Store.SaveCart(ctx, accountID, version, state)
+}
+
+// oneVariant is a catalog that sells every SKU at 100 cents.
+type oneVariant struct{}
+
+func (oneVariant) Variants(_ context.Context, skus []string) (map[string]cart.Variant, error) {
+	out := make(map[string]cart.Variant, len(skus))
+	for _, sku := range skus {
+		out[sku] = cart.Variant{SKU: sku, PhoneID: "p-" + sku, Name: "Phone " + sku, PriceCents: 100}
+	}
+	return out, nil
+}
+
+type sagaHarness struct {
+	db        order.Store
+	orders    *faultyOrders
+	stock     *faultyStock
+	deadlines *deadlines
+	c         *pcluster.Cluster
+}
+
+// startSaga starts one member hosting cart, inventory and order grains on SQLite,
+// behind the switchable stores.
+func startSaga(t *testing.T) *sagaHarness {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	dls := &deadlines{}
+	h := &sagaHarness{db: db, orders: &faultyOrders{Store: db, deadlines: dls}, stock: &faultyStock{Store: db, deadlines: dls}, deadlines: dls}
+	log := shoptest.Logger()
+	m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", NewProvider: cluster.NewInMemoryProvider(cluster.NewInMemoryAgent()),
+		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: log},
+		cluster.Deps{
+			Inventory: inventory.Deps{Store: h.stock, ReservationTTL: func() time.Duration { return time.Minute },
+				Now: time.Now, StoreTimeout: 5 * time.Second, GroupCommit: true, Logger: log},
+			Order: order.Deps{Store: h.orders, Calls: call.DefaultPolicy(), Now: time.Now, StoreTimeout: 5 * time.Second, Logger: log},
+			Cart: cart.Deps{Store: &recordedCarts{Store: db, deadlines: dls}, Catalog: oneVariant{},
+				MaxLineQuantity: func() int64 { return 10 }, Currency: "USD", Calls: call.DefaultPolicy(),
+				StoreTimeout: 5 * time.Second, Logger: log},
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	h.c = m.Cluster()
+	return h
+}
+
+var opt = pcluster.WithTimeout(5 * time.Second)
+
+// stocked receives qty units of sku.
+func (h *sagaHarness) stocked(t *testing.T, sku string, qty int64) {
+	t.Helper()
+	if _, err := inventorypb.GetInventoryGrainClient(h.c, sku).Receive(&inventorypb.ReceiveRequest{RequestId: "d1", Quantity: qty}, opt); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (h *sagaHarness) level(t *testing.T, sku string) *inventorypb.StockLevel {
+	t.Helper()
+	l, err := inventorypb.GetInventoryGrainClient(h.c, sku).Level(&inventorypb.LevelRequest{}, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// place places an order of qty units of sku and expects it to be answered
+// UNAVAILABLE: a step of its saga failed.
+func (h *sagaHarness) placeUnfinished(t *testing.T, id, sku string, qty int64) {
+	t.Helper()
+	_, err := orderpb.GetOrderGrainClient(h.c, id).Place(&orderpb.PlaceRequest{
+		AccountId: "acc-1", RequestHash: "h", Currency: "USD",
+		Lines:           []*orderpb.OrderLine{{Sku: sku, Quantity: qty, UnitPriceCents: 100}},
+		ShippingAddress: &orderpb.Address{Name: "Ann", Line1: "1 Main St", City: "Springfield", PostalCode: "12345", Country: "US"},
+	}, opt)
+	if !reasonpb.IsUnavailable(err) {
+		t.Fatalf("place with a failing step = %v, want reason UNAVAILABLE", err)
+	}
+}
+
+// waitStored waits until the store holds the order in status, reading the store
+// only: no call reaches the order grain meanwhile.
+func (h *sagaHarness) waitStored(t *testing.T, id string, status order.Status) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		snap, err := h.db.LoadOrder(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := order.Decode(snap.State)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Status == status {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("order %s is still %q in the store, want %q", id, o.Status, status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestStuckSagaFinishesOnItsOwn: an order left "committing" by a failed step
+// confirms on the grain's own timer once the failure heals, without anyone calling
+// the order grain again.
+func TestStuckSagaFinishesOnItsOwn(t *testing.T) {
+	tests := []struct {
+		name   string
+		breaks func(h *sagaHarness)
+	}{
+		{"inventory_refuses_the_first_two_commits", func(h *sagaHarness) { h.stock.refuseCommits.Store(2) }},
+		{"order_store_refuses_the_first_confirmed_save", func(h *sagaHarness) { h.orders.refuseConfirmed.Store(1) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startSaga(t)
+			h.stocked(t, "sku-1", 10)
+			tc.breaks(h)
+			id := order.ID("acc-1", "k-"+tc.name)
+			h.placeUnfinished(t, id, "sku-1", 3)
+			h.waitStored(t, id, order.StatusConfirmed)
+			if l := h.level(t, "sku-1"); l.Available != 7 || l.Reserved != 0 || l.Sold != 3 {
+				t.Fatalf("level after the saga finished = %v; want 7 available, 3 sold", l)
+			}
+		})
+	}
+}
+
+// TestFencedLoserKeepsTheWinnersReservations: an activation whose save of
+// "committing" loses to another activation of the same order releases nothing:
+// the reservations under the order's id are the winner's, and the order goes on
+// to confirm.
+func TestFencedLoserKeepsTheWinnersReservations(t *testing.T) {
+	h := startSaga(t)
+	h.stocked(t, "sku-1", 10)
+	h.orders.winnerFirst.Store(true)
+	id := order.ID("acc-1", "k-fenced")
+	h.placeUnfinished(t, id, "sku-1", 3)
+	if l := h.level(t, "sku-1"); l.Available != 7 || l.Reserved+l.Sold != 3 {
+		t.Fatalf("level after the lost race = %v; want the winner's 3 units still held", l)
+	}
+	h.waitStored(t, id, order.StatusConfirmed)
+	if l := h.level(t, "sku-1"); l.Available != 7 || l.Sold != 3 {
+		t.Fatalf("level after the order confirmed = %v; want 7 available, 3 sold", l)
+	}
+}
+
+// TestGetAfterAFailedReloadAnswersUnavailable: when a fenced save is followed by a
+// reload that fails, the grain holds no order; a read then answers UNAVAILABLE
+// (never a crash), and the order is served again once the store heals.
+func TestGetAfterAFailedReloadAnswersUnavailable(t *testing.T) {
+	h := startSaga(t)
+	h.stocked(t, "sku-1", 10)
+	h.stock.refuseCommits.Store(1)
+	id := order.ID("acc-1", "k-reload")
+	h.placeUnfinished(t, id, "sku-1", 3)
+
+	h.orders.staleSaves.Store(true)
+	h.orders.failLoads.Store(true)
+	client := orderpb.GetOrderGrainClient(h.c, id)
+	get := func() (*orderpb.OrderView, error) {
+		return client.Get(&orderpb.GetOrderRequest{AccountId: "acc-1"}, opt)
+	}
+	if view, err := get(); err != nil && !reasonpb.IsUnavailable(err) {
+		t.Fatalf("get while saves are fenced off = %v, %v; want the order or reason UNAVAILABLE", view, err)
+	}
+	// Wait until the saga's retry lost a save and failed to reload.
+	deadline := time.Now().Add(15 * time.Second)
+	for h.orders.refusedStale.Load() == 0 || h.orders.failedLoads.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no fenced save and failed reload within 15s (%d fenced, %d failed loads)",
+				h.orders.refusedStale.Load(), h.orders.failedLoads.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if view, err := get(); !reasonpb.IsUnavailable(err) {
+		t.Fatalf("get after a failed reload = %v, %v; want reason UNAVAILABLE", view, err)
+	}
+
+	h.orders.staleSaves.Store(false)
+	h.orders.failLoads.Store(false)
+	h.waitStored(t, id, order.StatusConfirmed)
+	view, err := get()
+	if err != nil || view.Order.Status != string(order.StatusConfirmed) {
+		t.Fatalf("get after the store healed = %v, %v; want confirmed", view, err)
+	}
+}
+
+// TestCheckoutDeadlineBoundsEveryHop: the deadline a checkout carries bounds the
+// store writes of every grain it reaches (cart -> order -> inventory), though each
+// grain's own timeouts are longer.
+func TestCheckoutDeadlineBoundsEveryHop(t *testing.T) {
+	h := startSaga(t)
+	h.stocked(t, "sku-1", 10)
+	shopper := cartpb.GetCartGrainClient(h.c, "acc-1")
+	if _, err := shopper.SetLine(&cartpb.SetLineRequest{Sku: "sku-1", Quantity: 2}, opt); err != nil {
+		t.Fatal(err)
+	}
+	h.deadlines.reset()
+	// Well inside the 5 s grain-call and store timeouts, so that a hop that drops
+	// the deadline shows.
+	deadline := time.Now().Add(3 * time.Second).Truncate(time.Millisecond)
+	view, err := shopper.Checkout(&cartpb.CheckoutRequest{OrderId: order.ID("acc-1", "k-deadline"), RequestHash: "h",
+		ShippingAddress: &orderpb.Address{Name: "Ann", Line1: "1 Main St", City: "Springfield", PostalCode: "12345", Country: "US"},
+		DeadlineUnixMs:  deadline.UnixMilli()}, opt)
+	if err != nil || view.Order.Status != string(order.StatusConfirmed) {
+		t.Fatalf("checkout = %v, %v; want confirmed", view, err)
+	}
+	for _, kind := range []string{"inventory", "order", "cart"} {
+		t.Run(kind+"_write_ends_by_the_checkouts_deadline", func(t *testing.T) {
+			got, ok := h.deadlines.of(kind)
+			if !ok {
+				t.Fatalf("no %s write during the checkout", kind)
+			}
+			if got.IsZero() || got.After(deadline) {
+				t.Fatalf("%s write had deadline %v, want one by the checkout's %v", kind, got, deadline)
+			}
+		})
+	}
+}
