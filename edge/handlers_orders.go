@@ -65,7 +65,7 @@ func (s *server) knownSKU(c *fiber.Ctx) (string, error) {
 func (s *server) getCart(c *fiber.Ctx) error {
 	client := s.cartClient(c)
 	view, err := call.Do(c.UserContext(), s.Calls, "cart", "Get", func(o ...pcluster.GrainCallOption) (*cartpb.CartView, error) {
-		return client.Get(&cartpb.GetCartRequest{}, o...)
+		return client.Get(&cartpb.GetCartRequest{DeadlineUnixMs: call.Deadline(c.UserContext())}, o...)
 	})
 	if err != nil {
 		return err
@@ -105,7 +105,7 @@ func (s *server) removeCartItem(c *fiber.Ctx) error {
 func (s *server) setLine(c *fiber.Ctx, sku string, qty int64) error {
 	client := s.cartClient(c)
 	view, err := call.Do(c.UserContext(), s.Calls, "cart", "SetLine", func(o ...pcluster.GrainCallOption) (*cartpb.CartView, error) {
-		return client.SetLine(&cartpb.SetLineRequest{Sku: sku, Quantity: qty}, o...)
+		return client.SetLine(&cartpb.SetLineRequest{Sku: sku, Quantity: qty, DeadlineUnixMs: call.Deadline(c.UserContext())}, o...)
 	})
 	if err != nil {
 		return err
@@ -116,7 +116,7 @@ func (s *server) setLine(c *fiber.Ctx, sku string, qty int64) error {
 func (s *server) clearCart(c *fiber.Ctx) error {
 	client := s.cartClient(c)
 	_, err := call.Do(c.UserContext(), s.Calls, "cart", "Clear", func(o ...pcluster.GrainCallOption) (*cartpb.CartView, error) {
-		return client.Clear(&cartpb.ClearCartRequest{}, o...)
+		return client.Clear(&cartpb.ClearCartRequest{DeadlineUnixMs: call.Deadline(c.UserContext())}, o...)
 	})
 	if err != nil {
 		return err
@@ -237,6 +237,7 @@ func (s *server) checkout(c *fiber.Ctx) (err error) {
 		RequestHash: hex.EncodeToString(sum[:]),
 		ShippingAddress: &orderpb.Address{Name: a.Name, Line1: a.Line1, Line2: a.Line2,
 			City: a.City, PostalCode: a.PostalCode, Country: a.Country},
+		DeadlineUnixMs: call.Deadline(c.UserContext()),
 	}
 	client := s.cartClient(c)
 	view, err := call.Do(c.UserContext(), s.Calls, "cart", "Checkout", func(o ...pcluster.GrainCallOption) (*orderpb.OrderView, error) {
@@ -259,7 +260,7 @@ func (s *server) getOrder(c *fiber.Ctx) error {
 	}
 	client := orderpb.GetOrderGrainClient(s.Cluster, id)
 	view, err := call.Do(c.UserContext(), s.Calls, "order", "Get", func(o ...pcluster.GrainCallOption) (*orderpb.OrderView, error) {
-		return client.Get(&orderpb.GetOrderRequest{AccountId: caller(c).ID}, o...)
+		return client.Get(&orderpb.GetOrderRequest{AccountId: caller(c).ID, DeadlineUnixMs: call.Deadline(c.UserContext())}, o...)
 	})
 	if err != nil {
 		return err
@@ -290,7 +291,7 @@ func (s *server) orderCommand(c *fiber.Ctx, name, accountID string, method order
 	}
 	client := orderpb.GetOrderGrainClient(s.Cluster, id)
 	view, err := call.Do(c.UserContext(), s.Calls, "order", name, func(o ...pcluster.GrainCallOption) (*orderpb.OrderView, error) {
-		return method(client, &orderpb.OrderCommand{AccountId: accountID}, o...)
+		return method(client, &orderpb.OrderCommand{AccountId: accountID, DeadlineUnixMs: call.Deadline(c.UserContext())}, o...)
 	})
 	if err != nil {
 		return err
@@ -298,8 +299,13 @@ func (s *server) orderCommand(c *fiber.Ctx, name, accountID string, method order
 	return c.JSON(toOrderResponse(view.Order))
 }
 
+// orderIDPattern is the one shape order.ID mints. Anything else names no order, and
+// is refused before a grain call: a call would activate a grain, which loads from
+// the store, for nothing.
+var orderIDPattern = regexp.MustCompile(`^ord_[0-9a-f]{24}$`)
+
 func validOrderID(id string) bool {
-	return strings.HasPrefix(id, "ord_") && len(id) <= 64
+	return orderIDPattern.MatchString(id)
 }
 
 func (s *server) listOrders(c *fiber.Ctx) error {
@@ -309,10 +315,8 @@ func (s *server) listOrders(c *fiber.Ctx) error {
 	}
 	var after *order.ListCursor
 	if token := c.Query("page_token"); token != "" {
-		b, err := base64.RawURLEncoding.DecodeString(token)
-		after = &order.ListCursor{}
-		if err != nil || json.Unmarshal(b, after) != nil || after.ID == "" {
-			return badRequest("malformed page_token")
+		if after, err = parseOrderPageToken(token); err != nil {
+			return err
 		}
 	}
 	states, err := s.Orders.ListOrders(c.UserContext(), caller(c).ID, size+1, after)
@@ -328,8 +332,9 @@ func (s *server) listOrders(c *fiber.Ctx) error {
 		}
 		if i == size {
 			last := items[len(items)-1]
-			b, _ := json.Marshal(order.ListCursor{CreatedAt: mustParseTime(last.CreatedAt), ID: last.ID})
-			next = base64.RawURLEncoding.EncodeToString(b)
+			if next, err = encodeOrderPageToken(order.ListCursor{CreatedAt: mustParseTime(last.CreatedAt), ID: last.ID}); err != nil {
+				return err
+			}
 			break
 		}
 		items = append(items, toOrderResponseFromDomain(o))
@@ -386,7 +391,7 @@ func (s *server) stockLevel(c *fiber.Ctx) error {
 		return err
 	}
 	return s.inventoryCall(c, sku, "Level", func(cl *inventorypb.InventoryGrainClient, o []pcluster.GrainCallOption) (*inventorypb.StockLevel, error) {
-		return cl.Level(&inventorypb.LevelRequest{}, o...)
+		return cl.Level(&inventorypb.LevelRequest{DeadlineUnixMs: call.Deadline(c.UserContext())}, o...)
 	})
 }
 
@@ -417,7 +422,7 @@ func (s *server) receiveStock(c *fiber.Ctx) error {
 		}
 		receipt = "receipt-key:" + key
 	}
-	receive := &inventorypb.ReceiveRequest{RequestId: receipt, Quantity: *req.Received}
+	receive := &inventorypb.ReceiveRequest{RequestId: receipt, Quantity: *req.Received, DeadlineUnixMs: call.Deadline(c.UserContext())}
 	return s.inventoryCall(c, sku, "Receive", func(cl *inventorypb.InventoryGrainClient, o []pcluster.GrainCallOption) (*inventorypb.StockLevel, error) {
 		return cl.Receive(receive, o...)
 	})
@@ -432,4 +437,30 @@ func (s *server) inventoryCall(c *fiber.Ctx, sku, method string, f func(*invento
 		return err
 	}
 	return c.JSON(stockResponse{SKU: l.Sku, Available: l.Available, Reserved: l.Reserved, Sold: l.Sold, Received: l.Received})
+}
+
+// encodeOrderPageToken makes the opaque page token that continues an order history
+// after c.
+func encodeOrderPageToken(c order.ListCursor) (string, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		// Only a time outside years 0-9999 fails: an error, since an empty
+		// token would tell the client the history ended here.
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// parseOrderPageToken reads a token made by encodeOrderPageToken. A token whose
+// order id is not of the shape the shop mints was not made by it.
+func parseOrderPageToken(token string) (*order.ListCursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	var c order.ListCursor
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil || !validOrderID(c.ID) {
+		return nil, badRequest("malformed page_token")
+	}
+	return &c, nil
 }

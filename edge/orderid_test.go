@@ -1,0 +1,139 @@
+package edge_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"phoneshop/internal/shoptest"
+)
+
+// orderActivations is the number of order grains the cluster view reports active,
+// summed over the members.
+func orderActivations(t *testing.T, h *shoptest.Harness, admin string) int64 {
+	t.Helper()
+	var n int64
+	for _, m := range readClusterView(t, h, admin).Members {
+		if m.Status != "up" {
+			t.Fatalf("member %s is %s: its activations are unknown", m.ID, m.Status)
+		}
+		n += m.Activations["order"]
+	}
+	return n
+}
+
+// TestOrderIDs checks that the edge answers 404 to an order id of a shape the shop
+// never mints ("ord_" and 24 lower-case hex characters, order.ID) without calling a
+// grain: a junk id would otherwise activate an order grain, which loads from the
+// store, for nothing.
+func TestOrderIDs(t *testing.T) {
+	h := shoptest.Start(t, 1)
+	admin := h.Admin()
+	shopper, _ := h.Shopper()
+
+	hex24 := strings.Repeat("0123456789abcdef", 2)[:24]
+	junk := []string{
+		"ord_zzz",
+		"ord_",
+		"ord_" + strings.ToUpper(hex24),
+		"ord_" + hex24 + "0",
+		"ord_" + hex24[:23],
+		"ord_" + hex24[:23] + "g",
+		"ORD_" + hex24,
+		"order_" + hex24,
+		"xord_" + hex24,
+		"ord_" + hex24 + "%0A",
+		"ord_" + hex24 + "%20",
+		"ord_%20" + hex24[:23],
+		"ord_" + strings.Repeat("a", 60),
+	}
+	// Every route that takes an order id, with the token allowed on it.
+	routes := []struct {
+		method, prefix, suffix, token string
+	}{
+		{"GET", "/api/v1/orders/", "", shopper},
+		{"POST", "/api/v1/orders/", "/cancel", shopper},
+		{"POST", "/api/v1/ops/orders/", "/ship", admin},
+		{"POST", "/api/v1/ops/orders/", "/deliver", admin},
+	}
+
+	t.Run("order_id_of_a_minted_shape_reaches_a_grain", func(t *testing.T) {
+		// The control: without it, activations that never moved would pass the
+		// junk subtest for the wrong reason.
+		before := orderActivations(t, h, admin)
+		wantError(t, do(t, h, shoptest.Request{Method: "GET", Path: "/api/v1/orders/ord_" + hex24, Token: shopper}),
+			http.StatusNotFound, "not_found")
+		if after := orderActivations(t, h, admin); after != before+1 {
+			t.Fatalf("order activations = %d after asking for an unknown well-formed id, want %d+1", after, before)
+		}
+	})
+
+	t.Run("order_id_of_another_shape_404_without_a_grain", func(t *testing.T) {
+		before := orderActivations(t, h, admin)
+		for _, id := range junk {
+			for _, r := range routes {
+				path := r.prefix + id + r.suffix
+				t.Run(r.method+" "+path, func(t *testing.T) {
+					wantError(t, do(t, h, shoptest.Request{Method: r.method, Path: path, Token: r.token}),
+						http.StatusNotFound, "not_found")
+				})
+			}
+		}
+		if after := orderActivations(t, h, admin); after != before {
+			t.Errorf("order activations = %d after the junk ids, want %d (unchanged)", after, before)
+		}
+	})
+}
+
+// TestBodyMemberNamesMatchExactly sends, to every route that reads a body, a body
+// that encoding/json would take (it matches names case-insensitively and lets a
+// repeated name win) and checks the 400 and that nothing changed. It sits beside
+// TestOrderIDs to share nothing but the file: both guard what the edge lets through
+// to the grains.
+func TestBodyMemberNamesMatchExactly(t *testing.T) {
+	h := shoptest.Start(t, 1)
+	admin := h.Admin()
+	shopper, email := h.Shopper()
+	const sku = "google-pixel-8-128-obsidian"
+	putItem(t, h, shopper, sku, 1)
+	cart := getCart(t, h, shopper)
+	level := h.StockLevel(admin, sku)
+
+	address := func(nameKey string) string {
+		return `{"shipping_address":{"` + nameKey + `":"Ann Shopper","line1":"1 Main Street","city":"Springfield",` +
+			`"postal_code":"12345","country":"US"}}`
+	}
+	tests := []struct {
+		name, method, path, token, body string
+	}{
+		{"register_400_when_a_name_is_in_capitals", "POST", "/api/v1/accounts", "",
+			`{"EMAIL":"exact-names@example.com","password":"a long enough password","name":"Ann"}`},
+		{"register_400_when_a_name_repeats", "POST", "/api/v1/accounts", "",
+			`{"email":"x@example.com","email":"exact-names@example.com","password":"a long enough password","name":"Ann"}`},
+		{"login_400_when_a_name_is_capitalised", "POST", "/api/v1/sessions", "",
+			`{"email":"` + email + `","Password":"a long enough password"}`},
+		{"cart_put_400_when_quantity_is_in_capitals", "PUT", "/api/v1/cart/items/" + sku, shopper, `{"QUANTITY":2}`},
+		{"cart_put_400_when_quantity_repeats", "PUT", "/api/v1/cart/items/" + sku, shopper, `{"quantity":1,"quantity":2}`},
+		{"checkout_400_when_shipping_address_is_in_capitals", "POST", "/api/v1/orders", shopper,
+			strings.Replace(address("name"), "shipping_address", "SHIPPING_ADDRESS", 1)},
+		{"checkout_400_when_an_address_name_is_in_capitals", "POST", "/api/v1/orders", shopper, address("NAME")},
+		{"restock_400_when_received_is_in_capitals", "PUT", "/api/v1/ops/inventory/" + sku, admin, `{"RECEIVED":5}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := do(t, h, shoptest.Request{Method: tc.method, Path: tc.path, Token: tc.token, Body: tc.body,
+				Headers: map[string]string{"Idempotency-Key": "exact-names-" + tc.name}})
+			wantError(t, r, http.StatusBadRequest, "invalid_request")
+		})
+	}
+
+	t.Run("refused_bodies_changed_nothing", func(t *testing.T) {
+		wantCartUnchanged(t, h, shopper, cart)
+		wantLevelUnchanged(t, h, admin, level)
+		wantNoOrders(t, h, shopper)
+		// The e-mail is still free: neither refused registration created the account.
+		wantOK(t, do(t, h, shoptest.Request{Method: "POST", Path: "/api/v1/accounts",
+			Body: map[string]string{"email": "exact-names@example.com", "password": "a long enough password", "name": "Ann"}}),
+			http.StatusCreated, nil)
+	})
+}
