@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/mail"
 	"slices"
 	"strings"
@@ -82,6 +83,37 @@ type Store interface {
 	DeleteSession(ctx context.Context, tokenHash string) error
 }
 
+// SessionPurger deletes the sessions that expired before now, and says how many.
+type SessionPurger interface {
+	DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error)
+}
+
+// PurgeExpiredSessions deletes expired sessions every interval until ctx ends. An
+// expired session already fails Authenticate; the purge only keeps the table from
+// growing with every login ever made.
+func PurgeExpiredSessions(ctx context.Context, p SessionPurger, interval time.Duration, now func() time.Time, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		callCtx, cancel := context.WithTimeout(ctx, time.Minute)
+		n, err := p.DeleteExpiredSessions(callCtx, now())
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			log.Warn("purging expired sessions failed; trying again later", "err", err)
+		case n > 0:
+			log.Info("expired sessions purged", "sessions", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // Service registers accounts and runs sessions.
 type Service struct {
 	store      Store
@@ -91,6 +123,7 @@ type Service struct {
 	// dummyHash is compared against when an email is unknown, so that a login
 	// takes as long whether or not the account exists.
 	dummyHash string
+	pool      *hashPool
 }
 
 // HashParams are the argon2id cost parameters.
@@ -100,14 +133,16 @@ type HashParams struct {
 	Parallelism uint8
 }
 
-// NewService returns an account service. sessionTTL is how long a login lasts.
-func NewService(store Store, hp HashParams, sessionTTL time.Duration, now func() time.Time) (*Service, error) {
+// NewService returns an account service. sessionTTL is how long a login lasts;
+// hashing bounds the password hashing done at once.
+func NewService(store Store, hp HashParams, hashing Hashing, sessionTTL time.Duration, now func() time.Time) (*Service, error) {
 	params := &argon2id.Params{Memory: hp.MemoryKiB, Iterations: hp.Iterations, Parallelism: hp.Parallelism, SaltLength: 16, KeyLength: 32}
 	dummy, err := argon2id.CreateHash("not a password anyone has", params)
 	if err != nil {
 		return nil, fmt.Errorf("account: hash params: %w", err)
 	}
-	return &Service{store: store, hashParams: params, sessionTTL: sessionTTL, now: now, dummyHash: dummy}, nil
+	return &Service{store: store, hashParams: params, sessionTTL: sessionTTL, now: now, dummyHash: dummy,
+		pool: newHashPool(hashing)}, nil
 }
 
 // NormalizeEmail validates an e-mail address and returns its canonical (lower-case) form.
@@ -144,7 +179,14 @@ func (s *Service) Register(ctx context.Context, email, password, name string, ro
 	if name == "" || utf8.RuneCountInString(name) > MaxNameLen {
 		return Account{}, fmt.Errorf("%w: name must have 1 to %d characters", ErrInvalid, MaxNameLen)
 	}
-	hash, err := argon2id.CreateHash(password, s.hashParams)
+	// A taken email is found without hashing: a burst of retries of one sign-up
+	// costs no worker time.
+	if _, err := s.store.AccountByEmail(ctx, email); err == nil {
+		return Account{}, ErrEmailTaken
+	} else if !errors.Is(err, ErrNotFound) {
+		return Account{}, err
+	}
+	hash, err := s.createHash(ctx, password)
 	if err != nil {
 		return Account{}, err
 	}
@@ -177,13 +219,15 @@ func (s *Service) Login(ctx context.Context, email, password string) (token stri
 	email = strings.ToLower(strings.TrimSpace(email))
 	a, err := s.store.AccountByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
-		_, _ = argon2id.ComparePasswordAndHash(password, s.dummyHash)
+		if _, err := s.comparePassword(ctx, password, s.dummyHash); err != nil {
+			return "", time.Time{}, err // overloaded: the client retries, as for a known email
+		}
 		return "", time.Time{}, ErrBadCredentials
 	}
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	ok, err := argon2id.ComparePasswordAndHash(password, a.PasswordHash)
+	ok, err := s.comparePassword(ctx, password, a.PasswordHash)
 	if err != nil {
 		return "", time.Time{}, err
 	}

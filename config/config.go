@@ -6,7 +6,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,8 +49,9 @@ type Node struct {
 	ClusterNet
 	Consul
 	ShutdownTimeout time.Duration `conf:"default:20s,env:SHUTDOWN_TIMEOUT,flag:shutdown-timeout,help:time to leave the cluster at stop"`
-	// HealthAddr serves /healthz and /readyz for a supervisor (a node has no edge).
-	HealthAddr string `conf:"env:HEALTH_ADDR,flag:health-addr,help:address of the node's /healthz and /readyz, e.g. :8090 (unset: off)"`
+	// HealthAddr serves /healthz, /readyz and /metrics for a supervisor (a node has
+	// no edge).
+	HealthAddr string `conf:"env:HEALTH_ADDR,flag:health-addr,help:address of the node's /healthz, /readyz and /metrics, e.g. :8090 (unset: off)"`
 }
 
 // Edge is the configuration of `phoneshop edge`: the HTTP edge, a cluster client
@@ -63,6 +66,9 @@ type Edge struct {
 	Accounts
 	ClusterNet
 	Consul
+	// HealthAddr serves /healthz, /readyz and /metrics apart from the API, so that
+	// the load balancer in front of the edges does not expose the metrics.
+	HealthAddr string `conf:"env:HEALTH_ADDR,flag:health-addr,help:address of the edge's /healthz, /readyz and /metrics, e.g. :8090 (unset: off)"`
 }
 
 // Logging says what the process logs and whether it serves pprof.
@@ -74,9 +80,13 @@ type Logging struct {
 
 // Stores says where the truth and the hot reads live.
 type Stores struct {
-	MySQLDSN    string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of MySQL/MariaDB, e.g. root@tcp(127.0.0.1:3306)/phoneshop (unset: SQLite in the data directory; node and edge need it)"`
-	RedisAddr   string `conf:"env:REDIS_ADDR,flag:redis-addr,help:host:port of Redis for hot reads (unset: in-process cache)"`
-	RedisPrefix string `conf:"default:phoneshop:,env:REDIS_PREFIX,flag:redis-prefix,help:prefix of every Redis key (shops sharing a Redis need different ones)"`
+	MySQLDSN       string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of MySQL/MariaDB, e.g. root@tcp(127.0.0.1:3306)/phoneshop (unset: SQLite in the data directory; node and edge need it)"`
+	RedisAddr      string `conf:"env:REDIS_ADDR,flag:redis-addr,help:host:port of Redis for hot reads (unset: in-process cache)"`
+	RedisPrefix    string `conf:"default:phoneshop:,env:REDIS_PREFIX,flag:redis-prefix,help:prefix of every Redis key (shops sharing a Redis need different ones)"`
+	RedisUser      string `conf:"env:REDIS_USER,flag:redis-user,help:Redis ACL user name (unset: the default user)"`
+	RedisPassword  string `conf:"env:REDIS_PASSWORD,flag:redis-password,mask,help:Redis password (unset: none)"`
+	RedisTLS       bool   `conf:"default:false,env:REDIS_TLS,flag:redis-tls,help:connect to Redis over TLS (verified against the system roots, or REDIS_TLS_CA_FILE)"`
+	RedisTLSCAFile string `conf:"env:REDIS_TLS_CA_FILE,flag:redis-tls-ca-file,help:PEM file of the CA that signed Redis's certificate (unset: system roots)"`
 
 	GroupCommit          bool          `conf:"default:true,env:GROUP_COMMIT,flag:group-commit,help:batch durable grain writes (a hot SKU answers many commands per commit)"`
 	GroupCommitMaxWrites int           `conf:"default:256,env:GROUP_COMMIT_MAX_WRITES,flag:group-commit-max-writes,help:most snapshot writes in one transaction"`
@@ -90,6 +100,8 @@ type HTTP struct {
 	RequestTimeout  time.Duration `conf:"default:10s,env:REQUEST_TIMEOUT,flag:request-timeout,help:deadline of one HTTP request"`
 	ShutdownTimeout time.Duration `conf:"default:20s,env:SHUTDOWN_TIMEOUT,flag:shutdown-timeout,help:time to drain in-flight requests at stop"`
 	BodyLimit       int           `conf:"default:65536,env:BODY_LIMIT,flag:body-limit,help:largest request body in bytes"`
+	// TrustedProxies are the load balancers whose X-Forwarded-For names the client.
+	TrustedProxies []string `conf:"env:TRUSTED_PROXIES,flag:trusted-proxies,help:comma-separated addresses or CIDRs of proxies whose X-Forwarded-For is believed (unset: the socket's peer is the client)"`
 }
 
 // Accounts says how logins work and who the first admin is.
@@ -101,6 +113,12 @@ type Accounts struct {
 	PasswordMemoryKiB   uint32 `conf:"default:19456,env:PASSWORD_MEMORY_KIB,flag:password-memory-kib,help:argon2id memory cost"`
 	PasswordIterations  uint32 `conf:"default:2,env:PASSWORD_ITERATIONS,flag:password-iterations,help:argon2id time cost"`
 	PasswordParallelism uint8  `conf:"default:1,env:PASSWORD_PARALLELISM,flag:password-parallelism,help:argon2id lanes"`
+
+	// Password hashing runs in a bounded pool: a burst of sign-ups or logins waits
+	// for a hasher, or is answered 503 with Retry-After, never hashed too late.
+	PasswordHashers int           `conf:"default:0,env:PASSWORD_HASHERS,flag:password-hashers,help:password hashes computed at once (0: one per core)"`
+	PasswordQueue   int           `conf:"default:0,env:PASSWORD_QUEUE,flag:password-queue,help:requests that may wait for a password hasher (0: 64 per hasher); more get 503"`
+	PasswordMaxWait time.Duration `conf:"default:5s,env:PASSWORD_MAX_WAIT,flag:password-max-wait,help:longest wait for a password hasher before 503 (also never past the request deadline)"`
 }
 
 // ClusterNet says where the process's cluster remote listens.
@@ -126,6 +144,22 @@ type Shop struct {
 	GrainCallTimeout  time.Duration `conf:"default:5s,env:GRAIN_CALL_TIMEOUT,flag:grain-call-timeout,help:deadline of one grain-to-grain call"`
 	GrainIdleTimeout  time.Duration `conf:"default:5m,env:GRAIN_IDLE_TIMEOUT,flag:grain-idle-timeout,help:an idle grain passivates after this long"`
 	MaintenanceMode   bool          `conf:"default:false,env:MAINTENANCE_MODE,flag:maintenance-mode,help:read-only: the API refuses every change but logging in and out"`
+
+	// Request rates per client address (live): a burst at once, then so many per
+	// minute. The defaults let 200 shoppers behind one address (a carrier NAT, a
+	// load test) register, log in and check out together.
+	RateRegisterPerMin int `conf:"default:300,env:RATE_REGISTER_PER_MIN,flag:rate-register-per-min,help:sign-ups per client address per minute"`
+	RateRegisterBurst  int `conf:"default:300,env:RATE_REGISTER_BURST,flag:rate-register-burst,help:sign-ups one client address may make at once"`
+	RateLoginPerMin    int `conf:"default:600,env:RATE_LOGIN_PER_MIN,flag:rate-login-per-min,help:logins per client address per minute"`
+	RateLoginBurst     int `conf:"default:300,env:RATE_LOGIN_BURST,flag:rate-login-burst,help:logins one client address may make at once"`
+	RateCheckoutPerMin int `conf:"default:1200,env:RATE_CHECKOUT_PER_MIN,flag:rate-checkout-per-min,help:checkouts per client address per minute"`
+	RateCheckoutBurst  int `conf:"default:400,env:RATE_CHECKOUT_BURST,flag:rate-checkout-burst,help:checkouts one client address may make at once"`
+	// Failed logins (live): after so many in a row for one account from one
+	// address, that address waits LoginLockout, doubled at each further failure up
+	// to LoginLockoutMax; a success clears it.
+	LoginLockoutFailures int           `conf:"default:10,env:LOGIN_LOCKOUT_FAILURES,flag:login-lockout-failures,help:failed logins in a row (one account, one address) that lock that address out of the account"`
+	LoginLockout         time.Duration `conf:"default:1m,env:LOGIN_LOCKOUT,flag:login-lockout,help:first lock-out; each further failure doubles it"`
+	LoginLockoutMax      time.Duration `conf:"default:15m,env:LOGIN_LOCKOUT_MAX,flag:login-lockout-max,help:longest lock-out"`
 }
 
 // Validate checks values that have a valid range.
@@ -143,6 +177,14 @@ func (s Shop) Validate() error {
 	if s.GrainCallTimeout < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("grain call timeout %s is under 10ms", s.GrainCallTimeout))
 	}
+	for key, v := range map[string]int{
+		KeyRateRegisterPerMin: s.RateRegisterPerMin, KeyRateRegisterBurst: s.RateRegisterBurst,
+		KeyRateLoginPerMin: s.RateLoginPerMin, KeyRateLoginBurst: s.RateLoginBurst,
+		KeyRateCheckoutPerMin: s.RateCheckoutPerMin, KeyRateCheckoutBurst: s.RateCheckoutBurst,
+	} {
+		errs = append(errs, checkRate(key, v))
+	}
+	errs = append(errs, checkLockout(s.LoginLockoutFailures, s.LoginLockout, s.LoginLockoutMax))
 	// A grain's reservation timer only fires while the grain is active.
 	if s.GrainIdleTimeout <= s.ReservationTTL {
 		errs = append(errs, fmt.Errorf("grain idle timeout %s must exceed the reservation TTL %s", s.GrainIdleTimeout, s.ReservationTTL))
@@ -169,7 +211,7 @@ func (s Stores) validate() error {
 	if s.GroupCommitMaxWrites < 1 {
 		return fmt.Errorf("group commit max writes %d is under 1", s.GroupCommitMaxWrites)
 	}
-	return nil
+	return s.validateRedis()
 }
 
 // requireMySQL: members and edges on several processes share one store.
@@ -181,15 +223,49 @@ func (s Stores) requireMySQL() error {
 }
 
 func (h HTTP) validate() error {
+	var errs []error
 	if h.BodyLimit < 1024 {
-		return fmt.Errorf("body limit %d is under 1024 bytes", h.BodyLimit)
+		errs = append(errs, fmt.Errorf("body limit %d is under 1024 bytes", h.BodyLimit))
 	}
-	return nil
+	for _, p := range h.TrustedProxies {
+		if _, err := ParseTrustedProxy(p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (a Accounts) validate() error {
+	var errs []error
 	if (a.AdminEmail == "") != (a.AdminPassword == "") {
-		return errors.New("set both PHONESHOP_ADMIN_EMAIL and PHONESHOP_ADMIN_PASSWORD, or neither")
+		errs = append(errs, errors.New("set both PHONESHOP_ADMIN_EMAIL and PHONESHOP_ADMIN_PASSWORD, or neither"))
+	}
+	if a.PasswordHashers < 0 || a.PasswordQueue < 0 || a.PasswordMaxWait < 0 {
+		errs = append(errs, errors.New("password hashers, queue and max wait must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// ParseTrustedProxy reads one entry of TrustedProxies: an IP address or a CIDR.
+func ParseTrustedProxy(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("trusted proxy %q: want an IP address or a CIDR", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func (s Stores) validateRedis() error {
+	if (s.RedisTLS || s.RedisPassword != "" || s.RedisUser != "") && s.RedisAddr == "" {
+		return errors.New("Redis credentials or TLS are set without PHONESHOP_REDIS_ADDR")
+	}
+	if s.RedisTLSCAFile != "" && !s.RedisTLS {
+		return errors.New("PHONESHOP_REDIS_TLS_CA_FILE needs PHONESHOP_REDIS_TLS=true")
 	}
 	return nil
 }

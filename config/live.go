@@ -18,6 +18,13 @@ type Live struct {
 	lowStock         atomic.Int64
 	grainCallTimeout atomic.Int64
 	maintenance      atomic.Bool
+	rates            map[string]*atomic.Int64 // by key: the rate limits
+	lockout          atomic.Pointer[lockout]
+}
+
+type lockout struct {
+	failures    int
+	first, last time.Duration
 }
 
 // The keys of the live settings: each setting's environment name without the
@@ -28,10 +35,42 @@ const (
 	KeyLowStockThreshold = "low_stock_threshold"
 	KeyGrainCallTimeout  = "grain_call_timeout"
 	KeyMaintenanceMode   = "maintenance_mode"
+
+	KeyRateRegisterPerMin   = "rate_register_per_min"
+	KeyRateRegisterBurst    = "rate_register_burst"
+	KeyRateLoginPerMin      = "rate_login_per_min"
+	KeyRateLoginBurst       = "rate_login_burst"
+	KeyRateCheckoutPerMin   = "rate_checkout_per_min"
+	KeyRateCheckoutBurst    = "rate_checkout_burst"
+	KeyLoginLockoutFailures = "login_lockout_failures"
+	KeyLoginLockout         = "login_lockout"
+	KeyLoginLockoutMax      = "login_lockout_max"
 )
 
+// rateKeys are the rate-limit settings, each an integer.
+var rateKeys = []string{KeyRateRegisterPerMin, KeyRateRegisterBurst, KeyRateLoginPerMin, KeyRateLoginBurst,
+	KeyRateCheckoutPerMin, KeyRateCheckoutBurst}
+
 // LiveKeys lists every live setting's key.
-var LiveKeys = []string{KeyReservationTTL, KeyMaxLineQuantity, KeyLowStockThreshold, KeyGrainCallTimeout, KeyMaintenanceMode}
+var LiveKeys = append([]string{KeyReservationTTL, KeyMaxLineQuantity, KeyLowStockThreshold, KeyGrainCallTimeout, KeyMaintenanceMode,
+	KeyLoginLockoutFailures, KeyLoginLockout, KeyLoginLockoutMax}, rateKeys...)
+
+// checkRate is the one rule of a rate-limit setting.
+func checkRate(key string, v int) error {
+	if v < 1 || v > 1_000_000 {
+		return fmt.Errorf("%s=%d: want an integer from 1 to 1000000", key, v)
+	}
+	return nil
+}
+
+// checkLockout is the one rule of the failed-login lock-out settings.
+func checkLockout(failures int, first, last time.Duration) error {
+	if failures < 1 || failures > 1000 || first < time.Second || last < first || last > 24*time.Hour {
+		return fmt.Errorf("login lock-out after %d failures for %s up to %s: want 1 to 1000 failures and 1s <= lock-out <= max <= 24h",
+			failures, first, last)
+	}
+	return nil
+}
 
 // NewLive starts the live settings at s (already validated).
 func NewLive(s Shop) *Live {
@@ -41,7 +80,26 @@ func NewLive(s Shop) *Live {
 	l.lowStock.Store(s.LowStockThreshold)
 	l.grainCallTimeout.Store(int64(s.GrainCallTimeout))
 	l.maintenance.Store(s.MaintenanceMode)
+	l.rates = map[string]*atomic.Int64{}
+	for key, v := range map[string]int{
+		KeyRateRegisterPerMin: s.RateRegisterPerMin, KeyRateRegisterBurst: s.RateRegisterBurst,
+		KeyRateLoginPerMin: s.RateLoginPerMin, KeyRateLoginBurst: s.RateLoginBurst,
+		KeyRateCheckoutPerMin: s.RateCheckoutPerMin, KeyRateCheckoutBurst: s.RateCheckoutBurst,
+	} {
+		l.rates[key] = new(atomic.Int64)
+		l.rates[key].Store(int64(v))
+	}
+	l.lockout.Store(&lockout{failures: s.LoginLockoutFailures, first: s.LoginLockout, last: s.LoginLockoutMax})
 	return l
+}
+
+// Rate is a rate-limit setting (one of the Key*PerMin and Key*Burst keys).
+func (l *Live) Rate(key string) int { return int(l.rates[key].Load()) }
+
+// LoginLockout is the failed-login lock-out: failures in a row, first lock, longest lock.
+func (l *Live) LoginLockout() (failures int, first, last time.Duration) {
+	lo := l.lockout.Load()
+	return lo.failures, lo.first, lo.last
 }
 
 // ReservationTTL is how long checkout holds stock.
@@ -72,6 +130,15 @@ func (l *Live) Value(key string) string {
 		return l.GrainCallTimeout().String()
 	case KeyMaintenanceMode:
 		return strconv.FormatBool(l.MaintenanceMode())
+	case KeyLoginLockoutFailures:
+		return strconv.Itoa(l.lockout.Load().failures)
+	case KeyLoginLockout:
+		return l.lockout.Load().first.String()
+	case KeyLoginLockoutMax:
+		return l.lockout.Load().last.String()
+	}
+	if r, ok := l.rates[key]; ok {
+		return strconv.FormatInt(r.Load(), 10)
 	}
 	return ""
 }
@@ -111,8 +178,47 @@ func (l *Live) Set(key, value string) error {
 			return fmt.Errorf("%s=%q: want true or false", key, value)
 		}
 		l.maintenance.Store(b)
+	case KeyLoginLockoutFailures, KeyLoginLockout, KeyLoginLockoutMax:
+		return l.setLockout(key, value)
 	default:
-		return fmt.Errorf("%s: not a live setting", key)
+		r, ok := l.rates[key]
+		if !ok {
+			return fmt.Errorf("%s: not a live setting", key)
+		}
+		n, err := strconv.Atoi(value)
+		if err != nil {
+			return fmt.Errorf("%s=%q: want an integer from 1 to 1000000", key, value)
+		}
+		if err := checkRate(key, n); err != nil {
+			return err
+		}
+		r.Store(int64(n))
 	}
 	return nil
+}
+
+// setLockout changes one of the lock-out settings; the three are checked together.
+func (l *Live) setLockout(key, value string) error {
+	for {
+		old := l.lockout.Load()
+		next := *old
+		var err error
+		switch key {
+		case KeyLoginLockoutFailures:
+			next.failures, err = strconv.Atoi(value)
+		case KeyLoginLockout:
+			next.first, err = time.ParseDuration(value)
+		case KeyLoginLockoutMax:
+			next.last, err = time.ParseDuration(value)
+		}
+		if err != nil {
+			return fmt.Errorf("%s=%q: %w", key, value, err)
+		}
+		if err := checkLockout(next.failures, next.first, next.last); err != nil {
+			return fmt.Errorf("%s=%q: %w", key, value, err)
+		}
+		if l.lockout.CompareAndSwap(old, &next) {
+			return nil
+		}
+	}
 }

@@ -54,9 +54,14 @@ type Deps struct {
 	MaintenanceMode   func() bool
 	RequestTimeout    time.Duration
 	BodyLimit         int
-	Registry          *prometheus.Registry
-	Metrics           *Metrics
-	Logger            *slog.Logger
+	// Limits defend sign-up, login and checkout against bursts and abuse.
+	Limits Limits
+	// ServeMetrics serves /metrics on the API's port (dev). Nodes and edges serve
+	// it on their health listener instead, which the load balancer does not expose.
+	ServeMetrics bool
+	Registry     *prometheus.Registry
+	Metrics      *Metrics
+	Logger       *slog.Logger
 }
 
 type server struct {
@@ -93,15 +98,17 @@ func New(d Deps) *fiber.App {
 
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	app.Get("/readyz", s.readyz)
-	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
+	if d.ServeMetrics {
+		app.Get("/metrics", MetricsHandler(d.Registry))
+	}
 
 	v1 := app.Group("/api/v1")
 	v1.Get("/openapi.json", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 		return c.Send(openAPI)
 	})
-	v1.Post("/accounts", s.register)
-	v1.Post("/sessions", s.login)
+	v1.Post("/accounts", s.limit(d.Limits.Register), s.register)
+	v1.Post("/sessions", s.limit(d.Limits.Login), s.login)
 	v1.Delete("/sessions/current", s.authenticate, s.logout)
 	v1.Get("/me", s.authenticate, s.me)
 
@@ -116,7 +123,7 @@ func New(d Deps) *fiber.App {
 	cart.Delete("/items/:sku", s.removeCartItem)
 
 	orders := v1.Group("/orders", s.authenticate)
-	orders.Post("", s.checkout)
+	orders.Post("", s.limit(d.Limits.Checkout), s.checkout)
 	orders.Get("", s.listOrders)
 	orders.Get("/:id", s.getOrder)
 	orders.Post("/:id/cancel", s.cancelOrder)
@@ -162,8 +169,16 @@ func (s *server) maintenance(c *fiber.Ctx) error {
 	if strings.HasPrefix(c.Path(), "/api/v1/sessions") {
 		return c.Next()
 	}
-	return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
+	return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, RetryAfter: maintenanceRetryAfter,
 		Message: "the shop is in read-only maintenance; try again later"}
+}
+
+// maintenanceRetryAfter is how long a client is asked to wait out maintenance.
+const maintenanceRetryAfter = 30 * time.Second
+
+// MetricsHandler serves the registry in Prometheus's text format.
+func MetricsHandler(r *prometheus.Registry) fiber.Handler {
+	return adaptor.HTTPHandler(promhttp.HandlerFor(r, promhttp.HandlerOpts{}))
 }
 
 // deadline gives every request a deadline, passed on as the grain-call timeout.
@@ -205,6 +220,7 @@ func requestID(c *fiber.Ctx) string {
 func (s *server) readyz(c *fiber.Ctx) error {
 	failing := s.Ready(c.UserContext())
 	if len(failing) > 0 {
+		retryAfterHeader(c, time.Second)
 		return c.Status(http.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "failing": failing})
 	}
 	return c.JSON(fiber.Map{"status": "ok"})

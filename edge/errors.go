@@ -1,10 +1,12 @@
 package edge
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	pcluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/gofiber/fiber/v2"
@@ -13,6 +15,7 @@ import (
 	"phoneshop/account"
 	"phoneshop/catalog"
 	"phoneshop/cluster/call"
+	"phoneshop/fault"
 	"phoneshop/protos/reasonpb"
 )
 
@@ -38,6 +41,8 @@ type apiError struct {
 	Code    string         `json:"code"`
 	Message string         `json:"message"`
 	Details map[string]any `json:"details,omitempty"`
+	// RetryAfter is the wait sent in Retry-After with a 429 or a 503 (at least 1 s).
+	RetryAfter time.Duration `json:"-"`
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
@@ -61,6 +66,7 @@ var grainReasons = map[string]struct {
 	reasonpb.ErrorReason_CONFLICT.String():             {http.StatusConflict, codeConflict},
 	reasonpb.ErrorReason_IDEMPOTENCY_MISMATCH.String(): {http.StatusUnprocessableEntity, codeIdempotencyMismatch},
 	reasonpb.ErrorReason_UNAVAILABLE.String():          {http.StatusServiceUnavailable, codeUnavailable},
+	reasonpb.ErrorReason_INTERNAL.String():             {http.StatusInternalServerError, codeInternal},
 }
 
 // domainErrors maps the sentinels of the domains the edge calls directly.
@@ -105,6 +111,14 @@ func toAPIError(err error) (*apiError, bool) {
 		// Expected while a member dies or rejoins: the handler logs it as a warning.
 		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: retryMessage}, true
 	}
+	if errors.Is(err, fault.ErrOverloaded) {
+		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, RetryAfter: fault.RetryAfter(err),
+			Message: "the shop is too busy to serve this in time; retry after the time in Retry-After"}, true
+	}
+	if fault.Transient(err) || errors.Is(err, context.Canceled) {
+		// A store that did not answer, or the request's own deadline: load, not a bug.
+		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: retryMessage}, true
+	}
 	for _, d := range domainErrors {
 		if errors.Is(err, d.err) {
 			return &apiError{Status: d.status, Code: d.code, Message: publicMessage(err)}, true
@@ -113,6 +127,10 @@ func toAPIError(err error) (*apiError, bool) {
 	var ge *pcluster.GrainErrorResponse
 	if errors.As(err, &ge) {
 		if m, ok := grainReasons[ge.Reason]; ok {
+			if m.code == codeInternal {
+				// A bug behind a grain: its details go to the log, never to the client.
+				return internalError(), false
+			}
 			ae := &apiError{Status: m.status, Code: m.code, Message: ge.Message}
 			if m.code == codeUnavailable {
 				ae.Message = retryMessage
@@ -156,12 +174,18 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			c.Set(headerRequestID, id)
 		}
 		ae, known := toAPIError(err)
+		if ae.Status == http.StatusTooManyRequests || ae.Status == http.StatusServiceUnavailable {
+			retryAfterHeader(c, ae.RetryAfter)
+		}
 		switch {
 		case !known:
 			log.Error("request failed", "method", c.Method(), "path", c.Path(),
 				"request_id", requestID(c), "err", err)
 		case errors.Is(err, call.ErrUnreachable):
 			log.Warn("a grain did not answer", "method", c.Method(), "path", c.Path(),
+				"request_id", requestID(c), "err", err)
+		case ae.Status == http.StatusServiceUnavailable && !errors.Is(err, fault.ErrOverloaded):
+			log.Warn("a dependency did not answer in time", "method", c.Method(), "path", c.Path(),
 				"request_id", requestID(c), "err", err)
 		}
 		return c.Status(ae.Status).JSON(fiber.Map{"error": ae})

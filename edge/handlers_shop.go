@@ -57,10 +57,16 @@ func (s *server) login(c *fiber.Ctx) error {
 	if req.Email == nil || req.Password == nil {
 		return badRequest("email and password are required")
 	}
+	guard := s.loginGuard(c, *req.Email)
+	if err := guard.check(); err != nil {
+		return err
+	}
 	if len(*req.Password) > 4*account.MaxPasswordLen {
+		guard.done(account.ErrBadCredentials)
 		return account.ErrBadCredentials
 	}
 	token, expires, err := s.accounts.Login(c.UserContext(), *req.Email, *req.Password)
+	guard.done(err)
 	if err != nil {
 		return err
 	}

@@ -5,9 +5,12 @@ package shop
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/throttled/throttled/v2"
 
 	"phoneshop/account"
 	"phoneshop/actors/cart"
@@ -30,12 +34,17 @@ import (
 	"phoneshop/edge"
 	"phoneshop/persistence/cache"
 	"phoneshop/persistence/mysql"
+	"phoneshop/persistence/ratelimit"
 	"phoneshop/persistence/redis"
 	"phoneshop/persistence/sqlite"
 	"phoneshop/persistence/sqlstore"
 	"phoneshop/protos/inventorypb"
 	"phoneshop/protos/orderpb"
 )
+
+// sessionPurgeInterval is how often an edge deletes expired sessions (every edge
+// does; the delete is idempotent).
+const sessionPurgeInterval = 10 * time.Minute
 
 // storeTimeout bounds one store operation of a grain.
 const storeTimeout = 5 * time.Second
@@ -51,7 +60,9 @@ type Shop struct {
 	Catalog  *catalog.Service
 	// Live are the settings that can change while the shop runs.
 	Live *config.Live
-	log  *slog.Logger
+	// Registry holds the shop's metrics (served by /metrics).
+	Registry *prometheus.Registry
+	log      *slog.Logger
 	// closers close what was opened beside the store (cache, publisher), in reverse.
 	closers []func() error
 }
@@ -100,7 +111,9 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	if err := s.seedStock(ctx, c, b.calls); err != nil {
 		return nil, fmt.Errorf("seed stock: %w", err)
 	}
-	s.startEdge(b, c, cfg.HTTP)
+	if err := s.startEdge(b, c, cfg.HTTP, true); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -157,7 +170,9 @@ func StartEdge(ctx context.Context, cfg config.Edge, log *slog.Logger) (_ *Shop,
 		RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log}); err != nil {
 		return nil, err
 	}
-	s.startEdge(b, s.Client.Cluster, cfg.HTTP)
+	if err := s.startEdge(b, s.Client.Cluster, cfg.HTTP, false); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -174,6 +189,7 @@ type base struct {
 	calls    call.Policy
 	sessions *cache.Sessions
 	stock    *cache.StockPublisher
+	redis    *redis.Cache // nil: no Redis
 }
 
 // openBase opens the store (MySQL/MariaDB when a DSN is set, else SQLite in
@@ -182,6 +198,7 @@ type base struct {
 // in-process) in front of the catalog and the session lookups.
 func (s *Shop) openBase(ctx context.Context, dataDir string, shopCfg config.Shop, stores config.Stores, consulAddr string) (*base, error) {
 	b := &base{registry: prometheus.NewRegistry()}
+	s.Registry = b.registry
 	b.metrics = edge.NewMetrics(b.registry)
 	var err error
 	if stores.MySQLDSN != "" {
@@ -229,7 +246,12 @@ func (s *Shop) openBase(ctx context.Context, dataDir string, shopCfg config.Shop
 	var hot cache.Cache
 	var catalogCache *cache.Catalog
 	if stores.RedisAddr != "" {
+		tlsConfig, err := redisTLS(stores)
+		if err != nil {
+			return nil, err
+		}
 		rc := redis.Open(stores.RedisAddr, stores.RedisPrefix, redis.Options{Metrics: cacheMetrics, Log: s.log,
+			Username: stores.RedisUser, Password: stores.RedisPassword, TLS: tlsConfig,
 			// Nothing cached before or during an outage is served after it.
 			OnRecover: func(ctx context.Context) {
 				_ = catalogCache.Invalidate(ctx)
@@ -237,6 +259,7 @@ func (s *Shop) openBase(ctx context.Context, dataDir string, shopCfg config.Shop
 			}})
 		s.closers = append(s.closers, rc.Close)
 		hot = rc
+		b.redis = rc
 	} else {
 		hot = cache.NewMemory(0)
 	}
@@ -268,9 +291,17 @@ func (s *Shop) openBase(ctx context.Context, dataDir string, shopCfg config.Shop
 func (s *Shop) openAccounts(ctx context.Context, b *base, cfg config.Accounts) error {
 	hp := account.HashParams{MemoryKiB: cfg.PasswordMemoryKiB, Iterations: cfg.PasswordIterations, Parallelism: cfg.PasswordParallelism}
 	var err error
-	if s.Accounts, err = account.NewService(b.sessions, hp, cfg.SessionTTL, time.Now); err != nil {
+	hashing := account.Hashing{Workers: cfg.PasswordHashers, Queue: cfg.PasswordQueue, MaxWait: cfg.PasswordMaxWait}
+	if s.Accounts, err = account.NewService(b.sessions, hp, hashing, cfg.SessionTTL, time.Now); err != nil {
 		return err
 	}
+	purgeCtx, stopPurge := context.WithCancel(context.Background())
+	purged := make(chan struct{})
+	go func() {
+		defer close(purged)
+		account.PurgeExpiredSessions(purgeCtx, s.Store, sessionPurgeInterval, time.Now, s.log)
+	}()
+	s.closers = append(s.closers, func() error { stopPurge(); <-purged; return nil })
 	if cfg.AdminEmail != "" {
 		if err := s.Accounts.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword); err != nil {
 			return fmt.Errorf("admin account: %w", err)
@@ -284,7 +315,7 @@ func (s *Shop) grainDeps(b *base, groupCommit bool) cluster.Deps {
 	live := s.Live
 	return cluster.Deps{
 		Inventory: inventory.Deps{Store: s.Store, ReservationTTL: live.ReservationTTL,
-			Now: time.Now, StoreTimeout: storeTimeout, GroupCommit: groupCommit, OnLevel: b.stock.Publish, Logger: s.log},
+			Now: time.Now, StoreTimeout: storeTimeout, Calls: b.calls, GroupCommit: groupCommit, OnLevel: b.stock.Publish, Logger: s.log},
 		Cart: cart.Deps{Store: s.Store, Catalog: cartCatalog{s.Catalog},
 			MaxLineQuantity: live.MaxLineQuantity, Currency: catalog.Currency,
 			Calls: b.calls, StoreTimeout: storeTimeout, Logger: s.log},
@@ -293,8 +324,14 @@ func (s *Shop) grainDeps(b *base, groupCommit bool) cluster.Deps {
 	}
 }
 
-// startEdge builds the HTTP edge calling grains through c.
-func (s *Shop) startEdge(b *base, c *pcluster.Cluster, cfg config.HTTP) {
+// startEdge builds the HTTP edge calling grains through c; serveMetrics puts
+// /metrics on the API's port (dev only: nodes and edges serve it on the health
+// listener, which the load balancer does not expose).
+func (s *Shop) startEdge(b *base, c *pcluster.Cluster, cfg config.HTTP, serveMetrics bool) error {
+	limits, err := s.limits(b, cfg)
+	if err != nil {
+		return err
+	}
 	s.App = edge.New(edge.Deps{
 		Accounts: s.Accounts, Catalog: s.Catalog, Orders: s.Store, Cluster: c, Calls: b.calls,
 		Ready:             s.ready,
@@ -302,8 +339,72 @@ func (s *Shop) startEdge(b *base, c *pcluster.Cluster, cfg config.HTTP) {
 		LowStockThreshold: s.Live.LowStockThreshold,
 		MaintenanceMode:   s.Live.MaintenanceMode,
 		RequestTimeout:    cfg.RequestTimeout, BodyLimit: cfg.BodyLimit,
+		Limits: limits, ServeMetrics: serveMetrics,
 		Registry: b.registry, Metrics: b.metrics, Logger: s.log,
 	})
+	return nil
+}
+
+// limits are the edge's rate limits and login lock-outs, counted in Redis when the
+// shop has one (every edge sees the same counts), else in process memory; their
+// settings are live.
+func (s *Shop) limits(b *base, cfg config.HTTP) (edge.Limits, error) {
+	var l edge.Limits
+	for _, p := range cfg.TrustedProxies {
+		prefix, err := config.ParseTrustedProxy(p)
+		if err != nil {
+			return l, err
+		}
+		l.TrustedProxies = append(l.TrustedProxies, prefix)
+	}
+	var rates throttled.GCRAStoreCtx
+	var counters ratelimit.Counters
+	if b.redis != nil {
+		rates, counters = b.redis.RateStore(), b.redis.Counters()
+	}
+	live := s.Live
+	for _, r := range []struct {
+		name          string
+		perMin, burst string
+		into          *edge.RateLimiter
+	}{
+		{"register", config.KeyRateRegisterPerMin, config.KeyRateRegisterBurst, &l.Register},
+		{"login", config.KeyRateLoginPerMin, config.KeyRateLoginBurst, &l.Login},
+		{"checkout", config.KeyRateCheckoutPerMin, config.KeyRateCheckoutBurst, &l.Checkout},
+	} {
+		quota := func() ratelimit.Quota {
+			return ratelimit.Quota{PerMinute: live.Rate(r.perMin), Burst: live.Rate(r.burst)}
+		}
+		lim, err := ratelimit.NewLimiter(r.name, quota, rates, s.log)
+		if err != nil {
+			return l, fmt.Errorf("rate limit %s: %w", r.name, err)
+		}
+		*r.into = lim
+	}
+	l.Lockouts = ratelimit.NewLockouts(func() ratelimit.LockoutPolicy {
+		failures, first, last := live.LoginLockout()
+		return ratelimit.LockoutPolicy{Failures: failures, First: first, Max: last}
+	}, counters, s.log)
+	return l, nil
+}
+
+// redisTLS is the TLS configuration of the Redis connection (nil: plain TCP).
+func redisTLS(stores config.Stores) (*tls.Config, error) {
+	if !stores.RedisTLS {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if stores.RedisTLSCAFile != "" {
+		pem, err := os.ReadFile(stores.RedisTLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("redis TLS CA: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("redis TLS CA %s: no certificate in it", stores.RedisTLSCAFile)
+		}
+	}
+	return cfg, nil
 }
 
 func portFor(base, i int) int {
@@ -323,9 +424,13 @@ func (s *Shop) seedStock(ctx context.Context, c *pcluster.Cluster, calls call.Po
 	}
 	for _, v := range variants {
 		client := inventorypb.GetInventoryGrainClient(c, v.SKU)
-		if _, err := call.Do(ctx, calls, "inventory", "Receive", func(o ...pcluster.GrainCallOption) (*inventorypb.StockLevel, error) {
-			return client.Receive(&inventorypb.ReceiveRequest{RequestId: seedRequestID, Quantity: v.InitialStock}, o...)
-		}); err != nil {
+		cctx, cancel := context.WithTimeout(ctx, calls.CallTimeout())
+		receive := &inventorypb.ReceiveRequest{RequestId: seedRequestID, Quantity: v.InitialStock, DeadlineUnixMs: call.Deadline(cctx)}
+		_, err := call.Do(cctx, calls, "inventory", "Receive", func(o ...pcluster.GrainCallOption) (*inventorypb.StockLevel, error) {
+			return client.Receive(receive, o...)
+		})
+		cancel()
+		if err != nil {
 			return fmt.Errorf("%s: %w", v.SKU, err)
 		}
 	}
@@ -351,18 +456,31 @@ func (s *Shop) seedStockUntilDone(ctx context.Context, c *pcluster.Cluster, call
 	}
 }
 
+// resumeUnfinished wakes every order whose saga a crash interrupted. It serves no
+// request: each wake-up has a deadline of its own (the grain-call timeout), and
+// what one attempt cannot finish the order grain retries on its own timer.
 func (s *Shop) resumeUnfinished(ctx context.Context, c *pcluster.Cluster, calls call.Policy) {
-	ids, err := s.Store.UnfinishedOrders(ctx)
+	lctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	ids, err := s.Store.UnfinishedOrders(lctx)
+	cancel()
 	if err != nil {
 		s.log.Error("listing unfinished orders failed", "err", err)
 		return
 	}
 	for _, id := range ids {
 		client := orderpb.GetOrderGrainClient(c, id)
-		_, err := call.Do(ctx, calls, "order", "Get", func(o ...pcluster.GrainCallOption) (*orderpb.OrderView, error) {
-			return client.Get(&orderpb.GetOrderRequest{}, o...)
+		rctx, cancel := context.WithTimeout(ctx, calls.CallTimeout())
+		resume := &orderpb.ResumeRequest{DeadlineUnixMs: call.Deadline(rctx)}
+		_, err := call.Do(rctx, calls, "order", "Resume", func(o ...pcluster.GrainCallOption) (*orderpb.OrderView, error) {
+			return client.Resume(resume, o...)
 		})
-		s.log.Info("resumed unfinished order", "order", id, "err", err)
+		cancel()
+		if err != nil {
+			// Woken all the same: the grain goes on retrying on its own timer.
+			s.log.Warn("unfinished order woken, not finished yet", "order", id, "err", err)
+			continue
+		}
+		s.log.Info("resumed unfinished order", "order", id)
 	}
 }
 

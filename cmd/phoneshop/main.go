@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	goredis "github.com/redis/go-redis/v9"
 
 	"phoneshop/config"
@@ -150,11 +151,17 @@ func runEdge(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return serve(ctx, s, cfg.HTTPAddr, cfg.ShutdownTimeout, log, func() { log.Info("edge serving", "addr", cfg.HTTPAddr) })
+	return serve(ctx, s, cfg.HTTPAddr, cfg.ShutdownTimeout, log, func() {
+		log.Info("edge serving", "addr", cfg.HTTPAddr)
+		if cfg.HealthAddr != "" {
+			go serveHealth(cfg.HealthAddr, s, log)
+		}
+	})
 }
 
-// serveHealth answers a supervisor's health checks for a node: /healthz while the
-// process lives, /readyz while the store answers and the member is in the cluster.
+// serveHealth answers a supervisor's health checks for a node or an edge: /healthz
+// while the process lives, /readyz while it can serve; and Prometheus's /metrics,
+// which the API port of these roles does not serve.
 func serveHealth(addr string, s *shop.Shop, log *slog.Logger) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
@@ -169,6 +176,7 @@ func serveHealth(addr string, s *shop.Shop, log *slog.Logger) {
 		}
 		fmt.Fprintln(w, `{"status":"ok"}`)
 	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	log.Info("health listening", "addr", addr)
 	if err := srv.ListenAndServe(); err != nil {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,8 +46,13 @@ func Start(t testing.TB, members int, opts ...Option) *Harness {
 		Client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
 	cfg, _, err := config.ParseDev([]string{
 		"--data-dir", h.DataDir,
-		// argon2id at its shipped cost makes hundreds of test accounts slow under -race.
+		// argon2id at its shipped cost makes hundreds of test accounts slow under -race,
+		// and every test shares one client address, 127.0.0.1. Tests of load and abuse
+		// put both back with AtShippedCost.
 		"--password-memory-kib", "64", "--password-iterations", "1",
+		"--rate-register-per-min", "1000000", "--rate-register-burst", "1000000",
+		"--rate-login-per-min", "1000000", "--rate-login-burst", "1000000",
+		"--rate-checkout-per-min", "1000000", "--rate-checkout-burst", "1000000",
 	})
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -88,6 +94,22 @@ func (h *Harness) Stop() {
 	}
 	<-h.serve
 	h.Shop = nil
+}
+
+// AtShippedCost puts back what Start lowers for speed: argon2id's shipped cost and
+// the shipped rate limits. Every test of load or abuse runs with it.
+func AtShippedCost(c *config.Dev) {
+	shipped, _, err := config.ParseDev(nil)
+	if err != nil {
+		panic(err) // the defaults are valid, or every start fails
+	}
+	c.Accounts.PasswordMemoryKiB = shipped.Accounts.PasswordMemoryKiB
+	c.Accounts.PasswordIterations = shipped.Accounts.PasswordIterations
+	c.Accounts.PasswordParallelism = shipped.Accounts.PasswordParallelism
+	s := shipped.Shop
+	c.Shop.RateRegisterPerMin, c.Shop.RateRegisterBurst = s.RateRegisterPerMin, s.RateRegisterBurst
+	c.Shop.RateLoginPerMin, c.Shop.RateLoginBurst = s.RateLoginPerMin, s.RateLoginBurst
+	c.Shop.RateCheckoutPerMin, c.Shop.RateCheckoutBurst = s.RateCheckoutPerMin, s.RateCheckoutBurst
 }
 
 // Restart stops the shop and starts it again on the same data directory.
@@ -201,6 +223,36 @@ func (h *Harness) TryDo(req Request) (Response, error) {
 	return Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}, nil
 }
 
+// politeRetries bounds how often DoPolitely comes back after a 429 or a 503.
+const politeRetries = 30
+
+// DoPolitely is TryDo as API.md asks clients to behave: after a 429 or a 503 it
+// waits the seconds of Retry-After and sends the request again. A 429 or 503
+// without Retry-After is returned as it is, for the test to fail on.
+func (h *Harness) DoPolitely(req Request) (Response, error) {
+	for attempt := 0; ; attempt++ {
+		r, err := h.TryDo(req)
+		if err != nil || (r.Status != http.StatusTooManyRequests && r.Status != http.StatusServiceUnavailable) || attempt == politeRetries {
+			return r, err
+		}
+		wait, err := RetryAfter(r)
+		if err != nil {
+			return r, nil
+		}
+		time.Sleep(wait)
+	}
+}
+
+// RetryAfter reads a response's Retry-After (whole seconds, at least 1).
+func RetryAfter(r Response) (time.Duration, error) {
+	raw := r.Header.Get("Retry-After")
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("Retry-After %q is not a whole number of seconds >= 1", raw)
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
 var accountSeq atomic.Int64
 
 // Shopper registers a new account and logs it in; it returns the token.
@@ -216,7 +268,7 @@ func (h *Harness) Shopper() (token, email string) {
 // TryShopper is Shopper for goroutines.
 func (h *Harness) TryShopper() (token, email string, err error) {
 	email = fmt.Sprintf("shopper%d-%d@example.com", time.Now().UnixNano(), accountSeq.Add(1))
-	r, err := h.TryDo(Request{Method: "POST", Path: "/api/v1/accounts",
+	r, err := h.DoPolitely(Request{Method: "POST", Path: "/api/v1/accounts",
 		Body: map[string]string{"email": email, "password": "a long enough password", "name": "Test Shopper"}})
 	if err != nil || r.Status != http.StatusCreated {
 		return "", "", fmt.Errorf("register: %v %d %s", err, r.Status, r.Body)
@@ -227,7 +279,7 @@ func (h *Harness) TryShopper() (token, email string, err error) {
 
 // TryLogin opens a session.
 func (h *Harness) TryLogin(email, password string) (string, error) {
-	r, err := h.TryDo(Request{Method: "POST", Path: "/api/v1/sessions",
+	r, err := h.DoPolitely(Request{Method: "POST", Path: "/api/v1/sessions",
 		Body: map[string]string{"email": email, "password": password}})
 	if err != nil || r.Status != http.StatusCreated {
 		return "", fmt.Errorf("login: %v %d %s", err, r.Status, r.Body)
@@ -310,6 +362,18 @@ func (h *Harness) SetStock(adminToken, sku string, n int64) {
 // placement actor reading the member list while thousands of grains passivate at
 // shutdown): reports from upstream code that would hide ours. `make test` runs these tests, named
 // TestCluster*, in a second pass without -race; every other test runs with it.
+// SkipShippedUnderRace skips a test of load at the shipped argon2id cost when the
+// race detector is on: instrumented, argon2id takes about 8 times as long (400 ms a
+// hash instead of 50 on this machine's kind), so the test would measure the
+// detector, not the shop that ships. `make test` runs these tests, named
+// TestShipped*, in its pass without -race, on the build that ships.
+func SkipShippedUnderRace(t testing.TB) {
+	t.Helper()
+	if raceEnabled {
+		t.Skip("load at the shipped hashing cost is tested on the build that ships: `make test` runs it in its pass without -race")
+	}
+}
+
 func SkipUnderRace(t testing.TB) {
 	t.Helper()
 	if raceEnabled {

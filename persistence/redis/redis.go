@@ -10,6 +10,7 @@ package redis
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"strings"
@@ -33,8 +34,11 @@ const (
 
 // Options tune a Cache; the zero value is usable.
 type Options struct {
+	Username string
 	Password string // never logged
 	DB       int
+	// TLS, when set, connects over TLS with this configuration.
+	TLS *tls.Config
 
 	// DialTimeout, ReadTimeout and WriteTimeout bound each network step
 	// (DefaultTimeout when zero); PoolTimeout bounds the wait for a free
@@ -100,7 +104,9 @@ func Open(addr, prefix string, opts Options) *Cache {
 	}
 	client := goredis.NewClient(&goredis.Options{
 		Addr:         addr,
+		Username:     opts.Username,
 		Password:     opts.Password,
+		TLSConfig:    opts.TLS,
 		DB:           opts.DB,
 		DialTimeout:  opts.DialTimeout,
 		ReadTimeout:  opts.ReadTimeout,

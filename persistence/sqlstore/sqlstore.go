@@ -384,6 +384,17 @@ func (s *Store) SessionByTokenHash(ctx context.Context, tokenHash string) (_ acc
 	return sess, nil
 }
 
+// DeleteExpiredSessions implements account.SessionPurger: it deletes the sessions
+// that expired before now and says how many.
+func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) (_ int64, err error) {
+	defer s.classify(&err)
+	res, err := s.writer.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at < ?`, now.UnixMicro())
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
 // DeleteSession implements account.Store.
 func (s *Store) DeleteSession(ctx context.Context, tokenHash string) (err error) {
 	defer s.classify(&err)

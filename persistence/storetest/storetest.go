@@ -46,6 +46,34 @@ func Run(t *testing.T, open Open) {
 	t.Run("catalog_seeded_once_by_racing_processes", func(t *testing.T) { SeedRace(t, open) })
 	t.Run("orders", func(t *testing.T) { Orders(t, open) })
 	t.Run("faults", func(t *testing.T) { Faults(t, open) })
+	t.Run("expired_sessions_are_purged", func(t *testing.T) { expiredSessionsArePurged(t, open) })
+}
+
+// expiredSessionsArePurged: DeleteExpiredSessions deletes exactly the sessions
+// that expired.
+func expiredSessionsArePurged(t *testing.T, open Open) {
+	s := open(t)
+	ctx := context.Background()
+	now := time.Now()
+	if err := s.CreateAccount(ctx, account.Account{ID: "acc_purge", Email: "purge@example.com", Name: "P",
+		Roles: []account.Role{account.RoleShopper}, PasswordHash: "x", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	for token, expires := range map[string]time.Time{"old": now.Add(-time.Hour), "older": now.Add(-48 * time.Hour), "live": now.Add(time.Hour)} {
+		if err := s.CreateSession(ctx, account.Session{TokenHash: token, AccountID: "acc_purge", ExpiresAt: expires, CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.DeleteExpiredSessions(ctx, now)
+	if err != nil || n != 2 {
+		t.Fatalf("DeleteExpiredSessions = %d, %v; want the 2 expired", n, err)
+	}
+	if _, err := s.SessionByTokenHash(ctx, "live"); err != nil {
+		t.Fatalf("the live session: %v", err)
+	}
+	if _, err := s.SessionByTokenHash(ctx, "old"); !errors.Is(err, account.ErrSessionNotFound) {
+		t.Fatalf("an expired session is still there: %v", err)
+	}
 }
 
 // Faults: a call the database cannot serve in time is fault.ErrUnavailable (the

@@ -1,0 +1,142 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"phoneshop/account"
+)
+
+// RateLimiter limits one kind of request per client address (persistence/ratelimit).
+type RateLimiter interface {
+	// Allow counts one request of key; false with the wait when key is over its quota.
+	Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration)
+}
+
+// LoginLockouts throttles password guessing per (account, client address)
+// (persistence/ratelimit.Lockouts).
+type LoginLockouts interface {
+	Locked(ctx context.Context, account, addr string) time.Duration
+	Failed(ctx context.Context, account, addr string) time.Duration
+	Succeeded(ctx context.Context, account, addr string)
+}
+
+// Limits are the edge's defences against bursts and abuse; a nil field is off.
+type Limits struct {
+	Register, Login, Checkout RateLimiter
+	Lockouts                  LoginLockouts
+	// TrustedProxies are the peers whose X-Forwarded-For names the client.
+	TrustedProxies []netip.Prefix
+}
+
+// rateLimited is the 429 of API.md, with the wait in Retry-After.
+func rateLimited(retryAfter time.Duration, msg string) *apiError {
+	return &apiError{Status: http.StatusTooManyRequests, Code: codeRateLimited, Message: msg,
+		RetryAfter: retryAfter, Details: map[string]any{"retry_after_seconds": retrySeconds(retryAfter)}}
+}
+
+// retrySeconds rounds a wait up to whole seconds, at least 1 (Retry-After's unit).
+func retrySeconds(d time.Duration) int {
+	return max(int(math.Ceil(d.Seconds())), 1)
+}
+
+// limit refuses a request over its client address's quota of lim.
+func (s *server) limit(lim RateLimiter) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if lim == nil {
+			return c.Next()
+		}
+		if ok, wait := lim.Allow(c.UserContext(), s.clientAddr(c).String()); !ok {
+			return rateLimited(wait, "too many requests from this address; retry after the time in Retry-After")
+		}
+		return c.Next()
+	}
+}
+
+// clientAddr is the address a request comes from: the socket's peer, or, when the
+// peer is a trusted proxy, the last address in X-Forwarded-For that is not one of
+// ours. Entries to the left of that are the client's own words and are ignored, so
+// a client cannot choose its address by sending the header itself.
+func (s *server) clientAddr(c *fiber.Ctx) netip.Addr {
+	peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
+	peer = peer.Unmap()
+	if !s.trusted(peer) {
+		return peer
+	}
+	xff := c.Request().Header.PeekAll(fiber.HeaderXForwardedFor)
+	var hops []string
+	for _, h := range xff {
+		hops = append(hops, strings.Split(string(h), ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return peer // a mangled chain: believe nothing beyond the proxy
+		}
+		if a = a.Unmap(); !s.trusted(a) {
+			return a
+		}
+	}
+	return peer
+}
+
+func (s *server) trusted(a netip.Addr) bool {
+	for _, p := range s.Limits.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// loginGuard is what the login handler asks before and tells after checking a
+// password: a locked-out address gets 429 without any hashing.
+type loginGuard struct {
+	s       *server
+	c       *fiber.Ctx
+	account string
+	addr    string
+}
+
+func (s *server) loginGuard(c *fiber.Ctx, email string) loginGuard {
+	e := strings.ToLower(strings.TrimSpace(email))
+	return loginGuard{s: s, c: c, account: e, addr: s.clientAddr(c).String()}
+}
+
+func (g loginGuard) check() error {
+	if g.s.Limits.Lockouts == nil {
+		return nil
+	}
+	if wait := g.s.Limits.Lockouts.Locked(g.c.UserContext(), g.account, g.addr); wait > 0 {
+		return rateLimited(wait, "too many failed logins for this account from this address")
+	}
+	return nil
+}
+
+// done records the outcome of a login.
+func (g loginGuard) done(err error) {
+	if g.s.Limits.Lockouts == nil {
+		return
+	}
+	switch {
+	case err == nil:
+		g.s.Limits.Lockouts.Succeeded(g.c.UserContext(), g.account, g.addr)
+	case isBadCredentials(err):
+		g.s.Limits.Lockouts.Failed(g.c.UserContext(), g.account, g.addr)
+	}
+}
+
+func isBadCredentials(err error) bool { return errors.Is(err, account.ErrBadCredentials) }
+
+// retryAfterHeader sets Retry-After in whole seconds.
+func retryAfterHeader(c *fiber.Ctx, d time.Duration) {
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retrySeconds(d)))
+}
