@@ -98,11 +98,6 @@ func envNames(t *testing.T, cfg any) map[string]bool {
 func allowedEnv(t *testing.T) map[string]map[string]bool {
 	t.Helper()
 	node := envNames(t, config.Node{})
-	// PHONESHOP_HEALTH_ADDR (the node's /healthz and /readyz listener, which the
-	// node health check probes) was added to config.Node at the same time as this
-	// file; allowed explicitly so the check holds on either side of that change.
-	// Nodes only: the edge serves its probes on its HTTP listener.
-	node["PHONESHOP_HEALTH_ADDR"] = true
 	return map[string]map[string]bool{roleNode: node, roleEdge: envNames(t, config.Edge{})}
 }
 
@@ -430,8 +425,8 @@ func TestChecksCatchBrokenTopology(t *testing.T) {
 			edit("node2", setEnv("PHONESHOP_HTTP_ADDR", ":8080"))},
 		{"an edge with an env key not in config.Edge", "edge env keys are config.Edge settings",
 			edit("edge1", setEnv("PHONESHOP_MYSQL_DNS", "x"))},
-		{"an edge with the node-only health address", "edge env keys are config.Edge settings",
-			edit("edge2", setEnv("PHONESHOP_HEALTH_ADDR", ":8090"))},
+		{"an edge with the dev-only data directory", "edge env keys are config.Edge settings",
+			edit("edge2", setEnv("PHONESHOP_DATA_DIR", "/data"))},
 		{"another service publishing the edge port", "edge port is published by haproxy only",
 			edit("mailpit", publish("8080"))},
 		{"a port range covering the edge port", "edge port is published by haproxy only",
@@ -504,7 +499,9 @@ func TestAllowedEnvComeFromTheConfigStructs(t *testing.T) {
 		{"edge reads admin credentials", roleEdge, "PHONESHOP_ADMIN_PASSWORD", true},
 		{"edge reads a nested Shop setting", roleEdge, "PHONESHOP_MAINTENANCE_MODE", true},
 		{"edge reads Consul settings", roleEdge, "PHONESHOP_CONSUL_ADDR", true},
-		{"edge does not read the node health address", roleEdge, "PHONESHOP_HEALTH_ADDR", false},
+		{"edge reads its health and metrics address", roleEdge, "PHONESHOP_HEALTH_ADDR", true},
+		{"edge reads its trusted proxies", roleEdge, "PHONESHOP_TRUSTED_PROXIES", true},
+		{"node does not read trusted proxies", roleNode, "PHONESHOP_TRUSTED_PROXIES", false},
 		{"dev-only data directory is no role's", roleEdge, "PHONESHOP_DATA_DIR", false},
 		{"the conf field name is not an env name", roleNode, "PHONESHOP_SHOP_RESERVATION_TTL", false},
 	}

@@ -38,9 +38,12 @@ up() {
 		-hcl 'ports { http = 8500 dns = -1 grpc = -1 grpc_tls = -1 }'
 	wait_for consul http://127.0.0.1:8500/v1/status/leader
 	for i in 1 2 3; do start node$i bin/phoneshop node; done
-	for i in 1 2; do PHONESHOP_HTTP_ADDR=127.0.0.1:808$i start edge$i bin/phoneshop edge; done
+	for i in 1 2; do
+		PHONESHOP_HTTP_ADDR=127.0.0.1:808$i PHONESHOP_HEALTH_ADDR=127.0.0.1:809$i start edge$i bin/phoneshop edge
+	done
 	for i in 1 2; do wait_for edge$i http://127.0.0.1:808$i/readyz; done
 	echo "cluster up: edges http://127.0.0.1:8081 and http://127.0.0.1:8082, Consul http://127.0.0.1:8500"
+	echo "edge metrics: http://127.0.0.1:8091/metrics and http://127.0.0.1:8092/metrics"
 	echo "logs and pids in $dir/; stop it with: make cluster-down"
 }
 
