@@ -5,8 +5,26 @@ import (
 	"time"
 )
 
+func TestShippedDefaultsAreValid(t *testing.T) {
+	cfg, _, err := ParseDev(nil)
+	if err != nil {
+		t.Fatalf("the shipped defaults: %v", err)
+	}
+	l := NewLive(cfg.Shop)
+	for _, key := range LiveKeys {
+		if l.Value(key) == "" {
+			t.Errorf("live setting %s has no value", key)
+		}
+		if err := l.Set(key, l.Value(key)); err != nil {
+			t.Errorf("the shipped %s=%s is refused as a live value: %v", key, l.Value(key), err)
+		}
+	}
+}
+
 func TestLiveSet(t *testing.T) {
-	base := Shop{ReservationTTL: time.Minute, MaxLineQuantity: 5, LowStockThreshold: 5, GrainCallTimeout: 5 * time.Second, GrainIdleTimeout: 5 * time.Minute}
+	base := Shop{ReservationTTL: time.Minute, MaxLineQuantity: 5, LowStockThreshold: 5, GrainCallTimeout: 5 * time.Second, GrainIdleTimeout: 5 * time.Minute,
+		RateRegisterPerMin: 300, RateRegisterBurst: 300, RateLoginPerMin: 600, RateLoginBurst: 300, RateCheckoutPerMin: 1200, RateCheckoutBurst: 400,
+		LoginLockoutFailures: 10, LoginLockout: time.Minute, LoginLockoutMax: 15 * time.Minute}
 	tests := []struct {
 		name, key, value string
 		ok               bool
@@ -27,6 +45,14 @@ func TestLiveSet(t *testing.T) {
 		{"maintenance_mode_garbage_refused", KeyMaintenanceMode, "maybe", false, "false"},
 		{"value_with_spaces_applied", KeyMaxLineQuantity, " 4\n", true, "4"},
 		{"unknown_key_refused", "body_limit", "1", false, ""},
+		{"rate_applied", KeyRateLoginBurst, "50", true, "50"},
+		{"rate_zero_refused", KeyRateCheckoutPerMin, "0", false, "1200"},
+		{"rate_not_a_number_refused", KeyRateRegisterPerMin, "lots", false, "300"},
+		{"lockout_failures_applied", KeyLoginLockoutFailures, "5", true, "5"},
+		{"lockout_applied", KeyLoginLockout, "30s", true, "30s"},
+		{"lockout_over_its_max_refused", KeyLoginLockout, "20m", false, "1m0s"},
+		{"lockout_max_under_the_first_refused", KeyLoginLockoutMax, "30s", false, "15m0s"},
+		{"lockout_max_over_a_day_refused", KeyLoginLockoutMax, "25h", false, "15m0s"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
