@@ -162,6 +162,15 @@ type Shop struct {
 	LoginLockoutMax      time.Duration `conf:"default:15m,env:LOGIN_LOCKOUT_MAX,flag:login-lockout-max,help:longest lock-out"`
 }
 
+// rates are the rate-limit settings by their live keys.
+func (s Shop) rates() map[string]int {
+	return map[string]int{
+		KeyRateRegisterPerMin: s.RateRegisterPerMin, KeyRateRegisterBurst: s.RateRegisterBurst,
+		KeyRateLoginPerMin: s.RateLoginPerMin, KeyRateLoginBurst: s.RateLoginBurst,
+		KeyRateCheckoutPerMin: s.RateCheckoutPerMin, KeyRateCheckoutBurst: s.RateCheckoutBurst,
+	}
+}
+
 // Validate checks values that have a valid range.
 func (s Shop) Validate() error {
 	var errs []error
@@ -177,11 +186,7 @@ func (s Shop) Validate() error {
 	if s.GrainCallTimeout < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("grain call timeout %s is under 10ms", s.GrainCallTimeout))
 	}
-	for key, v := range map[string]int{
-		KeyRateRegisterPerMin: s.RateRegisterPerMin, KeyRateRegisterBurst: s.RateRegisterBurst,
-		KeyRateLoginPerMin: s.RateLoginPerMin, KeyRateLoginBurst: s.RateLoginBurst,
-		KeyRateCheckoutPerMin: s.RateCheckoutPerMin, KeyRateCheckoutBurst: s.RateCheckoutBurst,
-	} {
+	for key, v := range s.rates() {
 		errs = append(errs, checkRate(key, v))
 	}
 	errs = append(errs, checkLockout(s.LoginLockoutFailures, s.LoginLockout, s.LoginLockoutMax))

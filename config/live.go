@@ -47,13 +47,10 @@ const (
 	KeyLoginLockoutMax      = "login_lockout_max"
 )
 
-// rateKeys are the rate-limit settings, each an integer.
-var rateKeys = []string{KeyRateRegisterPerMin, KeyRateRegisterBurst, KeyRateLoginPerMin, KeyRateLoginBurst,
-	KeyRateCheckoutPerMin, KeyRateCheckoutBurst}
-
 // LiveKeys lists every live setting's key.
-var LiveKeys = append([]string{KeyReservationTTL, KeyMaxLineQuantity, KeyLowStockThreshold, KeyGrainCallTimeout, KeyMaintenanceMode,
-	KeyLoginLockoutFailures, KeyLoginLockout, KeyLoginLockoutMax}, rateKeys...)
+var LiveKeys = []string{KeyReservationTTL, KeyMaxLineQuantity, KeyLowStockThreshold, KeyGrainCallTimeout, KeyMaintenanceMode,
+	KeyLoginLockoutFailures, KeyLoginLockout, KeyLoginLockoutMax,
+	KeyRateRegisterPerMin, KeyRateRegisterBurst, KeyRateLoginPerMin, KeyRateLoginBurst, KeyRateCheckoutPerMin, KeyRateCheckoutBurst}
 
 // checkRate is the one rule of a rate-limit setting.
 func checkRate(key string, v int) error {
@@ -81,11 +78,7 @@ func NewLive(s Shop) *Live {
 	l.grainCallTimeout.Store(int64(s.GrainCallTimeout))
 	l.maintenance.Store(s.MaintenanceMode)
 	l.rates = map[string]*atomic.Int64{}
-	for key, v := range map[string]int{
-		KeyRateRegisterPerMin: s.RateRegisterPerMin, KeyRateRegisterBurst: s.RateRegisterBurst,
-		KeyRateLoginPerMin: s.RateLoginPerMin, KeyRateLoginBurst: s.RateLoginBurst,
-		KeyRateCheckoutPerMin: s.RateCheckoutPerMin, KeyRateCheckoutBurst: s.RateCheckoutBurst,
-	} {
+	for key, v := range s.rates() {
 		l.rates[key] = new(atomic.Int64)
 		l.rates[key].Store(int64(v))
 	}
