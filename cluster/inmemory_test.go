@@ -1,0 +1,75 @@
+package cluster_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	pcluster "github.com/asynkron/protoactor-go/cluster"
+
+	"phoneshop/cluster"
+	"phoneshop/internal/shoptest"
+)
+
+func inMemoryMember(t *testing.T, agent *cluster.InMemoryAgent) *cluster.Member {
+	t.Helper()
+	m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", NewProvider: cluster.NewInMemoryProvider(agent),
+		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()}, cluster.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	return m
+}
+
+func memberIDs(c *pcluster.Cluster) []string {
+	var ids []string
+	for _, m := range c.MemberList.Members().Members() {
+		ids = append(ids, m.Id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// TestMemberStopLeavesItsOwnBlockListAlone: a member that stops is not told of its
+// own departure, so nothing writes its block list while its gossip loop may still
+// read it without the lock (the data race protoactor's graceful leave ran into).
+// Run under -race, the detector also watches the stops themselves.
+func TestMemberStopLeavesItsOwnBlockListAlone(t *testing.T) {
+	for range 3 {
+		m := inMemoryMember(t, cluster.NewInMemoryAgent())
+		c := m.Cluster()
+		m.Stop()
+		if n := c.Remote.BlockList().Len(); n != 0 {
+			t.Fatalf("the stopped member's block list holds %d ids, want none", n)
+		}
+		if got := memberIDs(c); !slices.Equal(got, []string{c.ActorSystem.ID}) {
+			t.Fatalf("the stopped member's own view changed to %v", got)
+		}
+	}
+}
+
+// TestClusterInMemoryMembersLearnOfADeparture: the members that stay learn at once
+// that a member left; the member that left hears of no later change.
+func TestClusterInMemoryMembersLearnOfADeparture(t *testing.T) {
+	shoptest.SkipUnderRace(t)
+	agent := cluster.NewInMemoryAgent()
+	a, b := inMemoryMember(t, agent), inMemoryMember(t, agent)
+	both := []string{a.ID(), b.ID()}
+	slices.Sort(both)
+	if got := memberIDs(a.Cluster()); !slices.Equal(got, both) {
+		t.Fatalf("a sees %v, want %v", got, both)
+	}
+	ca := a.Cluster()
+	a.Stop()
+	if got := memberIDs(b.Cluster()); !slices.Equal(got, []string{b.ID()}) {
+		t.Fatalf("after a left, b sees %v, want only itself", got)
+	}
+	c := inMemoryMember(t, agent)
+	if got := memberIDs(ca); !slices.Equal(got, both) {
+		t.Fatalf("after c joined, the stopped a sees %v; want its view as it left, %v", got, both)
+	}
+	if got := memberIDs(c.Cluster()); len(got) != 2 || slices.Contains(got, a.ID()) {
+		t.Fatalf("c sees %v, want b and itself", got)
+	}
+}
