@@ -133,6 +133,7 @@ type Consul struct {
 	ConsulTTL             time.Duration `conf:"default:3s,env:CONSUL_TTL,flag:consul-ttl,help:a member not heard of for this long is unhealthy"`
 	ConsulDeregisterAfter time.Duration `conf:"default:1m,env:CONSUL_DEREGISTER_AFTER,flag:consul-deregister-after,help:an unhealthy member is removed after this long (minimum 1m)"`
 	ConsulWait            time.Duration `conf:"default:5s,env:CONSUL_WAIT,flag:consul-wait,help:longest wait of one blocking query on the members (Consul caps it at 10m)"`
+	ConsulCallTimeout     time.Duration `conf:"default:5s,env:CONSUL_CALL_TIMEOUT,flag:consul-call-timeout,help:deadline of one call to the Consul agent (a blocking query: its wait plus this), so a stalled agent cannot hang a member"`
 }
 
 // Shop holds the business settings every role shares. All but GrainIdleTimeout are

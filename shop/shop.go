@@ -179,7 +179,7 @@ func StartEdge(ctx context.Context, cfg config.Edge, log *slog.Logger) (_ *Shop,
 // consulProvider is the membership of a node or an edge.
 func consulProvider(cfg config.Consul, log *slog.Logger) (*consul.Provider, error) {
 	return consul.New(consul.Config{Address: cfg.ConsulAddr, TTL: cfg.ConsulTTL, DeregisterAfter: cfg.ConsulDeregisterAfter,
-		WaitTime: cfg.ConsulWait, Logger: log})
+		WaitTime: cfg.ConsulWait, CallTimeout: cfg.ConsulCallTimeout, Logger: log})
 }
 
 // base is what every role opens before its own parts.
@@ -548,7 +548,8 @@ func (s *Shop) Close(ctx context.Context) error {
 }
 
 func (s *Shop) closeParts() error {
-	// protoactor's graceful leave waits for ownership hand-over; members leave together.
+	// Members leave together: each deregisters, which may wait up to the Consul
+	// call timeout on a stalled agent.
 	var wg sync.WaitGroup
 	for _, m := range s.Members {
 		wg.Add(1)

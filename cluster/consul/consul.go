@@ -32,7 +32,13 @@ type Config struct {
 	DeregisterAfter time.Duration
 	// WaitTime bounds one blocking query.
 	WaitTime time.Duration
-	Logger   *slog.Logger
+	// CallTimeout bounds each call to the agent that answers at once (register,
+	// refresh, deregister), and is how much longer than its WaitTime a blocking
+	// query may go unanswered. A stalled agent (frozen process, dead host behind a
+	// half-open connection) never answers: without it, a member's shutdown would
+	// wait on its deregistration for ever. Default 5 s.
+	CallTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -47,6 +53,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WaitTime <= 0 {
 		c.WaitTime = 5 * time.Second
+	}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = 5 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -117,7 +126,7 @@ func (p *Provider) StartMember(c *cluster.Cluster) error {
 	p.cluster, p.name, p.id = c, c.Config.Name, c.ActorSystem.ID
 	p.host, p.port, p.kinds = host, port, c.GetClusterKinds()
 	sent := time.Now()
-	if err := p.register(); err != nil {
+	if err := p.register(context.Background()); err != nil {
 		return err
 	}
 	ctx := p.start()
@@ -142,7 +151,11 @@ func (p *Provider) start() context.Context {
 	return ctx
 }
 
-// Shutdown stops the loops and, for a member, deregisters it.
+// Shutdown stops the loops and, for a member, deregisters it. It returns within
+// about CallTimeout even if the agent does not answer: the loops' calls end with
+// their context, and the deregistration has its own deadline. A member whose
+// deregistration failed drops out once its check expires (TTL) and is removed after
+// DeregisterAfter.
 func (p *Provider) Shutdown(bool) error {
 	if p.cancel != nil {
 		p.cancel()
@@ -151,13 +164,22 @@ func (p *Provider) Shutdown(bool) error {
 	if p.id == "" {
 		return nil
 	}
-	return p.client.Agent().ServiceDeregister(p.id)
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.CallTimeout)
+	defer cancel()
+	if err := p.client.Agent().ServiceDeregisterOpts(p.id, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+		return fmt.Errorf("consul: deregister %s: %w", p.id, err)
+	}
+	return nil
 }
 
 func (p *Provider) checkID() string { return "service:" + p.id }
 
-func (p *Provider) register() error {
-	err := p.client.Agent().ServiceRegister(&api.AgentServiceRegistration{
+// register registers the member and marks its check passing, each call bounded by
+// CallTimeout.
+func (p *Provider) register(ctx context.Context) error {
+	callCtx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
+	defer cancel()
+	err := p.client.Agent().ServiceRegisterOpts(&api.AgentServiceRegistration{
 		ID: p.id, Name: p.name, Tags: p.kinds, Address: p.host, Port: p.port,
 		Meta: map[string]string{"id": p.id},
 		Check: &api.AgentServiceCheck{
@@ -165,11 +187,18 @@ func (p *Provider) register() error {
 			TTL:                            p.cfg.TTL.String(),
 			DeregisterCriticalServiceAfter: p.cfg.DeregisterAfter.String(),
 		},
-	})
+	}, api.ServiceRegisterOpts{}.WithContext(callCtx))
 	if err != nil {
 		return fmt.Errorf("consul: register %s: %w", p.id, err)
 	}
-	return p.client.Agent().UpdateTTL(p.checkID(), "", api.HealthPassing)
+	return p.pass(ctx)
+}
+
+// pass marks the member's check passing, bounded by CallTimeout.
+func (p *Provider) pass(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
+	defer cancel()
+	return p.client.Agent().UpdateTTLOpts(p.checkID(), "", api.HealthPassing, (&api.QueryOptions{}).WithContext(ctx))
 }
 
 // refreshLoop keeps the member's check passing. When the agent no longer knows the
@@ -191,10 +220,13 @@ func (p *Provider) refreshLoop(ctx context.Context, lastSent time.Time) {
 		case <-tick.C:
 		}
 		sent := time.Now()
-		err := p.client.Agent().UpdateTTL(p.checkID(), "", api.HealthPassing)
+		err := p.pass(ctx)
 		if err != nil && isUnknownCheck(err) {
 			p.cfg.Logger.Warn("consul forgot this member; registering again", "member", p.id)
-			err = p.register()
+			err = p.register(ctx)
+		}
+		if ctx.Err() != nil {
+			return // stopping: the call was cut short, not failed
 		}
 		if err == nil {
 			if gap := time.Since(lastSent); gap > p.cfg.TTL {
@@ -236,8 +268,11 @@ func (p *Provider) watchLoop(ctx context.Context) {
 			// Wake when the grace ends, even if nothing changes in Consul.
 			wait = min(wait, left+10*time.Millisecond)
 		}
-		opts := (&api.QueryOptions{WaitIndex: index, WaitTime: wait}).WithContext(ctx)
+		// Consul may hold a blocking query up to wait/16 beyond its wait.
+		queryCtx, cancel := context.WithTimeout(ctx, wait+wait/16+p.cfg.CallTimeout)
+		opts := (&api.QueryOptions{WaitIndex: index, WaitTime: wait}).WithContext(queryCtx)
 		entries, meta, err := p.client.Health().Service(p.name, "", true, opts)
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return

@@ -2,6 +2,9 @@ package consul_test
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -168,4 +171,47 @@ func memberOn(t *testing.T, agent *consultest.Agent, port int) *cluster.Member {
 	}
 	t.Cleanup(m.Stop)
 	return m
+}
+
+// TestMemberStopReturnsWhileTheAgentIsStalled: stopping a member deregisters it from
+// Consul. With the agent frozen (SIGSTOP: connections stay open, nothing answers),
+// the stop must still return, bounded by the provider's call timeout, rather than
+// wait for an answer that never comes.
+func TestMemberStopReturnsWhileTheAgentIsStalled(t *testing.T) {
+	agent := consultest.Start(t)
+	m := member(t, agent)
+	eventually(t, 10*time.Second, "registered", func() bool { return len(passing(t, agent)) == 1 })
+	agent.Pause()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		m.Stop()
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the member did not stop within 15s of a stop with the Consul agent stalled")
+	}
+}
+
+// TestMemberGivesUpOnAStalledAgent: a frozen agent does not hold the member's check
+// refresh or its watch of the members for ever: each call gives up and says so.
+func TestMemberGivesUpOnAStalledAgent(t *testing.T) {
+	agent := consultest.Start(t)
+	logged := &consultest.LogRecorder{}
+	m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", Rejoin: true,
+		NewProvider: func() (pcluster.ClusterProvider, error) {
+			return consul.New(consul.Config{Address: agent.HTTP, TTL: 2 * time.Second, WaitTime: time.Second,
+				Logger: slog.New(slog.NewTextHandler(io.MultiWriter(logged, os.Stderr), nil))})
+		},
+		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()}, cluster.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	eventually(t, 10*time.Second, "registered", func() bool { return len(passing(t, agent)) == 1 })
+	agent.Pause()
+	for _, msg := range []string{"consul: refreshing the member's check failed", "consul: watching members failed"} {
+		eventually(t, 15*time.Second, "with the agent stalled, the member logs "+msg, func() bool { return logged.Has(msg) })
+	}
 }

@@ -20,6 +20,12 @@ import (
 // Prefix is where the shop's settings live in Consul KV.
 const Prefix = "phoneshop/config/"
 
+// answerSlack is how much longer than its wait (and Consul's jitter of up to a
+// sixteenth of it) a blocking query may go unanswered before the watcher gives it up
+// and asks again: a stalled agent, or a dead host behind a half-open connection,
+// never answers, and the settings would silently stop following KV.
+const answerSlack = 5 * time.Second
+
 // Watcher keeps live in step with Consul KV.
 type Watcher struct {
 	KV *api.KV
@@ -45,7 +51,9 @@ func (w *Watcher) Run(ctx context.Context) {
 	}
 	var index uint64
 	for ctx.Err() == nil {
-		pairs, meta, err := w.KV.List(Prefix, (&api.QueryOptions{WaitIndex: index, WaitTime: wait}).WithContext(ctx))
+		queryCtx, cancel := context.WithTimeout(ctx, wait+wait/16+answerSlack)
+		pairs, meta, err := w.KV.List(Prefix, (&api.QueryOptions{WaitIndex: index, WaitTime: wait}).WithContext(queryCtx))
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return

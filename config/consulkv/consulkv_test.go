@@ -2,6 +2,9 @@ package consulkv_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -61,4 +64,48 @@ func TestWatcherFollowsConsulKV(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually("a deleted key goes back to its default", func() bool { return live.MaxLineQuantity() == 5 })
+}
+
+// TestWatcherGivesUpOnAStalledAgent: a frozen agent (SIGSTOP: the connection stays
+// open, nothing answers) does not hold the watcher's blocking query for ever: it
+// gives up, says so, and follows KV again once the agent is back.
+func TestWatcherGivesUpOnAStalledAgent(t *testing.T) {
+	agent := consultest.Start(t)
+	client, err := api.NewClient(&api.Config{Address: agent.HTTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := client.KV()
+	defaults := config.Shop{ReservationTTL: time.Minute, MaxLineQuantity: 5, LowStockThreshold: 5, GrainCallTimeout: 5 * time.Second, GrainIdleTimeout: 5 * time.Minute}
+	live := config.NewLive(defaults)
+	logged := &consultest.LogRecorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		logger := slog.New(slog.NewTextHandler(io.MultiWriter(logged, os.Stderr), nil))
+		(&consulkv.Watcher{KV: kv, Defaults: defaults, Live: live, WaitTime: time.Second, Logger: logger}).Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	eventually := func(within time.Duration, what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("not within %s: %s", within, what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	const gaveUp = "config: reading Consul KV failed"
+	// The defaults applied: the watcher has read KV and is now in a blocking query.
+	eventually(5*time.Second, "the first read", func() bool { return logged.Has("from=default") })
+	agent.Pause()
+	eventually(15*time.Second, "with the agent stalled, the watcher logs "+gaveUp, func() bool { return logged.Has(gaveUp) })
+	agent.Resume()
+	if _, err := kv.Put(&api.KVPair{Key: consulkv.Prefix + config.KeyMaxLineQuantity, Value: []byte("3")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(10*time.Second, "a change after the agent is back is applied", func() bool { return live.MaxLineQuantity() == 3 })
 }

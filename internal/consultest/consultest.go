@@ -4,12 +4,15 @@
 package consultest
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -48,6 +51,28 @@ func (a *Agent) Stop() {
 	_ = a.cmd.Process.Signal(syscall.SIGKILL)
 	_ = a.cmd.Wait()
 	a.cmd = nil
+}
+
+// Pause freezes the agent with SIGSTOP: it keeps its connections open and answers
+// nothing, like an agent stalled on a hung disk or in a frozen VM, until Resume. The
+// test's cleanup resumes it before the cleanups registered earlier run, so that
+// stopping what the test started cannot hang on the frozen agent.
+func (a *Agent) Pause() {
+	a.t.Helper()
+	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		a.t.Fatalf("pause consul: %v", err)
+	}
+	a.t.Cleanup(a.Resume)
+}
+
+// Resume lets a paused agent go on (SIGCONT); on a running agent it does nothing.
+func (a *Agent) Resume() {
+	if a.cmd == nil {
+		return
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		a.t.Errorf("resume consul: %v", err)
+	}
 }
 
 // Restart starts the agent again on the same ports (after Stop: with no state).
@@ -108,4 +133,24 @@ func FreePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// LogRecorder keeps what a logger wrote, for tests that wait for a log line.
+type LogRecorder struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (r *LogRecorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.buf.Write(p)
+}
+
+// Has reports whether s was written.
+func (r *LogRecorder) Has(s string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Contains(r.buf.String(), s)
 }
