@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-func TestShippedDefaultsAreValid(t *testing.T) {
+func TestDefaultsAreValidLiveValues(t *testing.T) {
 	cfg, _, err := ParseDev(nil)
 	if err != nil {
 		t.Fatalf("the shipped defaults: %v", err)

@@ -26,6 +26,15 @@ import (
 	"phoneshop/internal/shoptest"
 )
 
+// liftedRateLimits lift an edge's per-address limits: every client of these tests
+// is 127.0.0.1, and they test the cluster under load, not the limits (which
+// edge/burst_test.go tests at their shipped values).
+var liftedRateLimits = []string{
+	"PHONESHOP_RATE_REGISTER_PER_MIN=1000000", "PHONESHOP_RATE_REGISTER_BURST=1000000",
+	"PHONESHOP_RATE_LOGIN_PER_MIN=1000000", "PHONESHOP_RATE_LOGIN_BURST=1000000",
+	"PHONESHOP_RATE_CHECKOUT_PER_MIN=1000000", "PHONESHOP_RATE_CHECKOUT_BURST=1000000",
+}
+
 // The cluster tests' harness: a real Consul agent, a fresh MariaDB database and
 // Redis prefix, and `phoneshop node` and `phoneshop edge` processes of one binary,
 // built once for the package. The test is the processes' supervisor, as compose's
@@ -148,7 +157,7 @@ func startCluster(t *testing.T, spec clusterSpec) *shopCluster {
 				"PHONESHOP_ADMIN_EMAIL=" + clusterAdminEmail, "PHONESHOP_ADMIN_PASSWORD=" + clusterAdminPassword,
 				// argon2id at its shipped cost makes hundreds of test accounts slow.
 				"PHONESHOP_PASSWORD_MEMORY_KIB=64", "PHONESHOP_PASSWORD_ITERATIONS=1",
-			}, spec.Env)})
+			}, liftedRateLimits, spec.Env)})
 	}
 	t.Cleanup(c.dumpLogsOnFailure) // runs after stop: the logs end with the shutdown
 	t.Cleanup(c.stopAll)

@@ -42,6 +42,7 @@ func TestKill9DuringCheckoutLoseNothing(t *testing.T) {
 		"PHONESHOP_PASSWORD_ITERATIONS=1",
 		"PHONESHOP_LOG_LEVEL=warn",
 	}}
+	p.env = append(p.env, liftedRateLimits...)
 	p.start()
 	h := &shoptest.Harness{T: t, URL: p.url, Client: &http.Client{Timeout: 15 * time.Second}}
 	admin, err := h.TryLogin("admin@example.com", "admin password 1")
