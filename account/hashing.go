@@ -117,15 +117,25 @@ func (p *hashPool) observe(d time.Duration) {
 
 // drainTime is what a refused client is told to wait: about how long the queue in
 // front of it takes to clear, spread over up to twice that, so that the clients
-// refused together do not all come back in the same second.
+// refused together do not all come back in the same second. Nobody stays in the
+// queue longer than MaxWait (who would is refused), so that bounds the estimate.
 func (p *hashPool) drainTime() time.Duration {
 	took := time.Duration(p.took.Load())
 	if took == 0 {
 		took = 50 * time.Millisecond
 	}
-	drain := max(time.Duration(p.waiting.Load()+1)*took/time.Duration(p.workers), time.Second)
+	longest := p.maxWait
+	if longest <= 0 {
+		longest = unboundedWaitCap
+	}
+	drain := time.Duration(p.waiting.Load()+1) * took / time.Duration(p.workers)
+	drain = max(min(drain, longest), time.Second)
 	return drain + rand.N(drain)
 }
+
+// unboundedWaitCap bounds the wait a refused client is told when MaxWait is 0 (the
+// queue then holds requests until their deadlines, 10 s by default).
+const unboundedWaitCap = 10 * time.Second
 
 // createHash hashes password on a worker.
 func (s *Service) createHash(ctx context.Context, password string) (hash string, err error) {

@@ -92,4 +92,19 @@ func TestHashPool(t *testing.T) {
 		}
 		close(release)
 	})
+	t.Run("the_wait_told_is_bounded_by_the_longest_wait", func(t *testing.T) {
+		p := newHashPool(Hashing{Workers: 2, MaxWait: 5 * time.Second})
+		p.took.Store(int64(time.Second)) // a slow hash
+		p.waiting.Store(500)             // a long queue: 250 s to drain at that pace
+		for range 100 {
+			if d := p.drainTime(); d < 5*time.Second || d > 10*time.Second {
+				t.Fatalf("told to wait %s; want 5s to 10s: nobody stays queued past MaxWait", d)
+			}
+		}
+		p.waiting.Store(0)
+		p.took.Store(int64(time.Millisecond))
+		if d := p.drainTime(); d < time.Second || d > 2*time.Second {
+			t.Fatalf("told to wait %s with an empty queue; want 1s to 2s", d)
+		}
+	})
 }
