@@ -317,3 +317,56 @@ func better(a, b *Campaign) bool {
 	}
 	return a.ID < b.ID
 }
+
+// Snapshot is a campaign as it is stored: what the grain persists and reloads.
+type Snapshot struct {
+	ID string
+	Spec
+	// Stage is the stored status: draft, launched, paused or ended. A launched
+	// campaign shows scheduled, active or ended by the clock.
+	Stage  string
+	Grants map[string]int64
+}
+
+// The stored stages.
+const (
+	storedDraft    = "draft"
+	storedLaunched = "launched"
+	storedPaused   = "paused"
+	storedEnded    = "ended"
+)
+
+var stageNames = map[stage]string{stageDraft: storedDraft, stageLaunched: storedLaunched, stagePaused: storedPaused, stageEnded: storedEnded}
+
+// Snapshot returns the campaign as it is stored.
+func (c *Campaign) Snapshot() Snapshot {
+	s := Snapshot{ID: c.ID, Spec: c.Spec, Stage: stageNames[c.stage], Grants: make(map[string]int64, len(c.grants))}
+	s.Brands, s.SKUs = slices.Clone(c.Brands), slices.Clone(c.SKUs)
+	for id, units := range c.grants {
+		s.Grants[id] = units
+	}
+	return s
+}
+
+// FromSnapshot rebuilds a stored campaign; the counters follow from its grants.
+func FromSnapshot(s Snapshot) (*Campaign, error) {
+	c := &Campaign{ID: s.ID, Spec: s.Spec.normalized(), grants: make(map[string]int64, len(s.Grants))}
+	found := false
+	for st, name := range stageNames {
+		if name == s.Stage {
+			c.stage, found = st, true
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("%w: stored stage %q", ErrInvalid, s.Stage)
+	}
+	for id, units := range s.Grants {
+		if units < 1 {
+			return nil, fmt.Errorf("%w: order %s holds %d units", ErrInvalid, id, units)
+		}
+		c.grants[id] = units
+		c.discountedUnits += units
+		c.orders++
+	}
+	return c, nil
+}

@@ -370,3 +370,44 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	active := starts.Add(time.Minute)
+	s := spec()
+	s.MaxDiscountedUnits = 10
+	c := newCampaign(t, s)
+	must(t, c.Launch(t0))
+	must(t, c.Grant("ord_a", 3, active))
+	must(t, c.Grant("ord_b", 2, active))
+	must(t, c.Pause(active))
+
+	back, err := FromSnapshot(c.Snapshot())
+	must(t, err)
+	if back.StatusAt(active) != StatusPaused || back.DiscountedUnits() != 5 || back.Orders() != 2 || back.Remaining() != 5 {
+		t.Fatalf("restored: %s, %d units, %d orders, %d left", back.StatusAt(active), back.DiscountedUnits(), back.Orders(), back.Remaining())
+	}
+	must(t, back.Launch(active))
+	must(t, back.Grant("ord_a", 3, active)) // still a retry after the reload
+	if back.DiscountedUnits() != 5 {
+		t.Fatalf("a retried grant counted twice after a reload: %d", back.DiscountedUnits())
+	}
+	// A launched campaign whose end passed while the shop was down reads ended.
+	if back.StatusAt(ends.Add(time.Minute)) != StatusEnded {
+		t.Fatal("a restored campaign past its end is not ended")
+	}
+	// The snapshot is a copy: changing it does not change the campaign.
+	snap := back.Snapshot()
+	snap.Grants["ord_z"] = 1
+	snap.SKUs[0] = "changed"
+	if back.Orders() != 2 || back.SKUs[0] == "changed" {
+		t.Fatal("the snapshot shares state with the campaign")
+	}
+	for _, bad := range []Snapshot{
+		{ID: "x", Spec: spec(), Stage: "launching"},
+		{ID: "x", Spec: spec(), Stage: "draft", Grants: map[string]int64{"ord": 0}},
+	} {
+		if _, err := FromSnapshot(bad); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("FromSnapshot(%+v) = %v, want ErrInvalid", bad, err)
+		}
+	}
+}
