@@ -207,7 +207,8 @@ func TestShippedHostileLogins(t *testing.T) {
 	}()
 	go func() { // readiness, as a load balancer would ask
 		defer watchers.Done()
-		probe := &http.Client{Timeout: 2 * time.Second}
+		// The compose health check's timeout: a slower answer is a failed check.
+		probe := &http.Client{Timeout: 3 * time.Second}
 		for ctx.Err() == nil {
 			readyProbes.Add(1)
 			resp, err := probe.Get(h.URL + "/readyz")
