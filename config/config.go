@@ -233,12 +233,31 @@ func (h HTTP) validate() error {
 	if h.BodyLimit < 1024 {
 		errs = append(errs, fmt.Errorf("body limit %d is under 1024 bytes", h.BodyLimit))
 	}
-	for _, p := range h.TrustedProxies {
-		if _, err := ParseTrustedProxy(p); err != nil {
-			errs = append(errs, err)
-		}
+	if _, err := h.TrustedProxyPrefixes(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// TrustedProxyPrefixes reads TrustedProxies: addresses and CIDRs separated by
+// commas (conf splits a list setting on ";", which works too).
+func (h HTTP) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	var errs []error
+	for _, entry := range h.TrustedProxies {
+		for _, p := range strings.Split(entry, ",") {
+			if strings.TrimSpace(p) == "" {
+				continue
+			}
+			prefix, err := ParseTrustedProxy(p)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			out = append(out, prefix)
+		}
+	}
+	return out, errors.Join(errs...)
 }
 
 func (a Accounts) validate() error {

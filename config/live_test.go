@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -63,6 +64,36 @@ func TestLiveSet(t *testing.T) {
 			}
 			if got := l.Value(tc.key); got != tc.want {
 				t.Fatalf("after Set: %s = %q, want %q", tc.key, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	for _, tc := range []struct {
+		env  string
+		want string
+		ok   bool
+	}{
+		{"", "[]", true},
+		{"172.28.0.10", "[172.28.0.10/32]", true},
+		{"10.0.0.1, 10.1.0.0/16", "[10.0.0.1/32 10.1.0.0/16]", true},
+		{"10.0.0.1;10.1.0.0/16", "[10.0.0.1/32 10.1.0.0/16]", true},
+		{"::1,fd00::/8", "[::1/128 fd00::/8]", true},
+		{"10.0.0.1,not-an-address", "", false},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			t.Setenv("PHONESHOP_TRUSTED_PROXIES", tc.env)
+			cfg, _, err := ParseDev(nil)
+			if (err == nil) != tc.ok {
+				t.Fatalf("PHONESHOP_TRUSTED_PROXIES=%q: %v, want ok=%v", tc.env, err, tc.ok)
+			}
+			if !tc.ok {
+				return
+			}
+			got, err := cfg.HTTP.TrustedProxyPrefixes()
+			if err != nil || fmt.Sprint(got) != tc.want && !(tc.want == "[]" && len(got) == 0) {
+				t.Fatalf("prefixes %v, %v; want %s", got, err, tc.want)
 			}
 		})
 	}

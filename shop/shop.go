@@ -350,12 +350,9 @@ func (s *Shop) startEdge(b *base, c *pcluster.Cluster, cfg config.HTTP, serveMet
 // settings are live.
 func (s *Shop) limits(b *base, cfg config.HTTP) (edge.Limits, error) {
 	var l edge.Limits
-	for _, p := range cfg.TrustedProxies {
-		prefix, err := config.ParseTrustedProxy(p)
-		if err != nil {
-			return l, err
-		}
-		l.TrustedProxies = append(l.TrustedProxies, prefix)
+	var err error
+	if l.TrustedProxies, err = cfg.TrustedProxyPrefixes(); err != nil {
+		return l, err
 	}
 	var rates throttled.GCRAStoreCtx
 	var counters ratelimit.Counters
