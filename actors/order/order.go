@@ -189,6 +189,9 @@ func (o *Order) Advance(ctx context.Context, stock Stock, save SaveFunc, now fun
 	}
 }
 
+// releaseBudget bounds the releases of a failed checkout.
+const releaseBudget = 2 * time.Second
+
 // reserveAll reserves every line. A pending order is not yet persisted: if this
 // process dies now, the reservations expire on their own and nothing is lost.
 func (o *Order) reserveAll(ctx context.Context, stock Stock, save SaveFunc, now func() time.Time) error {
@@ -256,9 +259,14 @@ func (o *Order) commitAll(ctx context.Context, stock Stock, save SaveFunc, now f
 	return o.moveTo(ctx, StatusConfirmed, save, now)
 }
 
-// releaseAll drops every reservation the order may hold. Failures are left to the
-// reservations' own expiry.
+// releaseAll drops every reservation the order may hold. It runs on a deadline of
+// its own, releaseBudget, not on what is left of ctx: when a checkout failed because
+// its request ran out of time, releases under that deadline would fail too, and the
+// units would stay held, unsold, until their reservations expire, in the middle of a
+// sale. Failures are left to that expiry.
 func (o *Order) releaseAll(ctx context.Context, stock Stock) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseBudget)
+	defer cancel()
 	for _, l := range o.Lines {
 		_ = stock.Release(ctx, l.SKU, o.ID)
 	}

@@ -104,8 +104,11 @@ func (s *fakeStock) Commit(_ context.Context, sku, orderID string) error {
 	return nil
 }
 
-func (s *fakeStock) Release(_ context.Context, sku, orderID string) error {
+func (s *fakeStock) Release(ctx context.Context, sku, orderID string) error {
 	s.calls = append(s.calls, "Release "+sku)
+	if err := ctx.Err(); err != nil { // as a grain call would: no time left, no call
+		return err
+	}
 	s.expire(sku, orderID)
 	return nil
 }
@@ -830,6 +833,22 @@ func TestAdvanceRetries(t *testing.T) {
 				Sold:      map[string]int64{k("A"): 2, k("B"): 1},
 			})
 		})
+	}
+}
+
+// TestReleaseOutlivesTheRequest: a checkout that failed because its request ran
+// out of time still releases what it reserved, so the units are back on sale at
+// once, not when the reservations expire.
+func TestReleaseOutlivesTheRequest(t *testing.T) {
+	o := placed(t, lineA, lineB)
+	stock := newStock(map[string]int64{"A": 5, "B": 5})
+	stock.reserveErr["B"] = context.DeadlineExceeded
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the request's time is up when the saga compensates
+	err := o.Advance(ctx, stock, newSaver().save, (&clock{}).now)
+	assertErr(t, err, context.DeadlineExceeded)
+	if stock.available["A"] != 5 || len(stock.reserved) != 0 {
+		t.Fatalf("after the failed checkout: available %v, reserved %v; want A's 2 units released", stock.available, stock.reserved)
 	}
 }
 
