@@ -129,12 +129,10 @@ func (g loginGuard) done(err error) {
 	switch {
 	case err == nil:
 		g.s.Limits.Lockouts.Succeeded(g.c.UserContext(), g.account, g.addr)
-	case isBadCredentials(err):
+	case errors.Is(err, account.ErrBadCredentials):
 		g.s.Limits.Lockouts.Failed(g.c.UserContext(), g.account, g.addr)
 	}
 }
-
-func isBadCredentials(err error) bool { return errors.Is(err, account.ErrBadCredentials) }
 
 // retryAfterHeader sets Retry-After in whole seconds.
 func retryAfterHeader(c *fiber.Ctx, d time.Duration) {
