@@ -1,7 +1,7 @@
 // Package promo is a marketing campaign: a percentage off chosen brands and SKUs for
 // a window of time, with an optional cap on the units sold at its discount. It is
-// pure domain code; the campaign grain (grain.go, to come) adapts it to protoactor,
-// and is the single writer of the cap's counter, as the inventory grain is of stock.
+// pure domain code; the campaign grain (grain.go) adapts it to protoactor, and is
+// the single writer of the cap's counter, as the inventory grain is of stock.
 //
 // A campaign's status depends on time: a launched campaign is "scheduled" before
 // StartsAt, "active" from it, and "ended" from EndsAt on (end exclusive), without
@@ -152,6 +152,67 @@ type Campaign struct {
 	// discountedUnits is the sum of grants.
 	discountedUnits int64
 	orders          int64
+	// activated is set once the campaign has been seen active; activatedNow until
+	// the write that carries the event takes it.
+	activated, activatedNow bool
+	// unwritten are the grant ledger's changes no write has taken yet.
+	unwritten GrantsChange
+}
+
+// GrantsChange is what changed in a campaign's grant ledger: grants added (order
+// -> units) and orders whose grant was returned. The ledger is stored beside the
+// snapshot, one row per order, so that a write carries only its own changes.
+type GrantsChange struct {
+	Added    map[string]int64
+	Returned []string
+}
+
+// Empty reports whether nothing changed.
+func (g GrantsChange) Empty() bool { return len(g.Added) == 0 && len(g.Returned) == 0 }
+
+// TakeChange returns what the next write must carry besides the snapshot: the
+// grant ledger's changes, and whether the campaign became active since the last
+// write (the seam of the launch e-mails: that write records the event).
+func (c *Campaign) TakeChange() (grants GrantsChange, activated bool) {
+	grants, activated = c.unwritten, c.activatedNow
+	c.unwritten, c.activatedNow = GrantsChange{}, false
+	return grants, activated
+}
+
+// Settle applies what the clock decided since the last command: a launched
+// campaign seen active for the first time is activated (once in its life, however
+// often it is paused and launched again), and one past its end is ended for good.
+// It reports whether anything changed.
+func (c *Campaign) Settle(now time.Time) (changed bool) {
+	if c.stage != stageLaunched {
+		return false
+	}
+	switch c.StatusAt(now) {
+	case StatusEnded:
+		c.stage = stageEnded
+		return true
+	case StatusActive:
+		if !c.activated {
+			c.activated, c.activatedNow = true, true
+			return true
+		}
+	}
+	return false
+}
+
+// Activated reports whether the campaign has ever been active.
+func (c *Campaign) Activated() bool { return c.activated }
+
+// NextChange is when Settle will next have something to do, if ever: the start of
+// a scheduled campaign, the end of a launched one.
+func (c *Campaign) NextChange(now time.Time) (time.Time, bool) {
+	if c.stage != stageLaunched {
+		return time.Time{}, false
+	}
+	if now.Before(c.StartsAt) && !c.activated {
+		return c.StartsAt, true
+	}
+	return c.EndsAt, true
 }
 
 // New returns a draft campaign from spec, checked at now.
@@ -265,6 +326,10 @@ func (c *Campaign) Grant(orderID string, units int64, now time.Time) error {
 	c.grants[orderID] = units
 	c.discountedUnits += units
 	c.orders++
+	if c.unwritten.Added == nil {
+		c.unwritten.Added = make(map[string]int64)
+	}
+	c.unwritten.Added[orderID] = units
 	return nil
 }
 
@@ -279,7 +344,15 @@ func (c *Campaign) Return(orderID string) {
 	delete(c.grants, orderID)
 	c.discountedUnits -= units
 	c.orders--
+	if _, unwritten := c.unwritten.Added[orderID]; unwritten {
+		delete(c.unwritten.Added, orderID) // never stored: nothing to delete
+	} else {
+		c.unwritten.Returned = append(c.unwritten.Returned, orderID)
+	}
 }
+
+// Holds reports the units an order holds at the discount (0: none).
+func (c *Campaign) Holds(orderID string) int64 { return c.grants[orderID] }
 
 // UnitDiscount is the discount on one unit of listCents at percent off: the one
 // rounding of the shop's prices, half a cent and up rounded up, done once per unit.
@@ -324,8 +397,9 @@ type Snapshot struct {
 	Spec
 	// Stage is the stored status: draft, launched, paused or ended. A launched
 	// campaign shows scheduled, active or ended by the clock.
-	Stage  string
-	Grants map[string]int64
+	Stage     string
+	Activated bool
+	Grants    map[string]int64
 }
 
 // The stored stages.
@@ -340,7 +414,7 @@ var stageNames = map[stage]string{stageDraft: storedDraft, stageLaunched: stored
 
 // Snapshot returns the campaign as it is stored.
 func (c *Campaign) Snapshot() Snapshot {
-	s := Snapshot{ID: c.ID, Spec: c.Spec, Stage: stageNames[c.stage], Grants: make(map[string]int64, len(c.grants))}
+	s := Snapshot{ID: c.ID, Spec: c.Spec, Stage: stageNames[c.stage], Activated: c.activated, Grants: make(map[string]int64, len(c.grants))}
 	s.Brands, s.SKUs = slices.Clone(c.Brands), slices.Clone(c.SKUs)
 	for id, units := range c.grants {
 		s.Grants[id] = units
@@ -350,7 +424,7 @@ func (c *Campaign) Snapshot() Snapshot {
 
 // FromSnapshot rebuilds a stored campaign; the counters follow from its grants.
 func FromSnapshot(s Snapshot) (*Campaign, error) {
-	c := &Campaign{ID: s.ID, Spec: s.Spec.normalized(), grants: make(map[string]int64, len(s.Grants))}
+	c := &Campaign{ID: s.ID, Spec: s.Spec.normalized(), activated: s.Activated, grants: make(map[string]int64, len(s.Grants))}
 	found := false
 	for st, name := range stageNames {
 		if name == s.Stage {
@@ -368,5 +442,33 @@ func FromSnapshot(s Snapshot) (*Campaign, error) {
 		c.discountedUnits += units
 		c.orders++
 	}
+	return c, nil
+}
+
+// Listing is a campaign as listings and prices read it: everything but who holds
+// its grants. The grain writes it with every snapshot, in the same transaction.
+type Listing struct {
+	Snapshot
+	DiscountedUnits, Orders int64
+	CreatedAt, UpdatedAt    time.Time
+}
+
+// Listing returns the campaign's listing as of now; created is when it was made.
+func (c *Campaign) Listing(created, now time.Time) Listing {
+	s := c.Snapshot()
+	s.Grants = nil
+	return Listing{Snapshot: s, DiscountedUnits: c.discountedUnits, Orders: c.orders, CreatedAt: created, UpdatedAt: now}
+}
+
+// FromListing is a read-only campaign for pricing: its counters come from the
+// listing, and it holds no grants (commands go to the grain).
+func FromListing(l Listing) (*Campaign, error) {
+	s := l.Snapshot
+	s.Grants = nil
+	c, err := FromSnapshot(s)
+	if err != nil {
+		return nil, err
+	}
+	c.discountedUnits, c.orders = l.DiscountedUnits, l.Orders
 	return c, nil
 }

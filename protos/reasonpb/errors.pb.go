@@ -43,6 +43,10 @@ const (
 	// store error that is not a timeout). Retrying does not help; the details are in
 	// the grain's log, never in the answer.
 	ErrorReason_INTERNAL ErrorReason = 6
+	// The price the caller was quoted no longer holds: a campaign ended, was paused
+	// or ran out of discounted units. Metadata "promos" lists the campaigns that
+	// refused (a grant) and "total_cents" the new total (a checkout).
+	ErrorReason_PRICE_CHANGED ErrorReason = 7
 )
 
 // Enum value maps for ErrorReason.
@@ -55,6 +59,7 @@ var (
 		4: "IDEMPOTENCY_MISMATCH",
 		5: "UNAVAILABLE",
 		6: "INTERNAL",
+		7: "PRICE_CHANGED",
 	}
 	ErrorReason_value = map[string]int32{
 		"INVALID":              0,
@@ -64,6 +69,7 @@ var (
 		"IDEMPOTENCY_MISMATCH": 4,
 		"UNAVAILABLE":          5,
 		"INTERNAL":             6,
+		"PRICE_CHANGED":        7,
 	}
 )
 
@@ -98,7 +104,7 @@ var File_errors_proto protoreflect.FileDescriptor
 
 const file_errors_proto_rawDesc = "" +
 	"\n" +
-	"\ferrors.proto\x12\tphoneshop*\x82\x01\n" +
+	"\ferrors.proto\x12\tphoneshop*\x95\x01\n" +
 	"\vErrorReason\x12\v\n" +
 	"\aINVALID\x10\x00\x12\r\n" +
 	"\tNOT_FOUND\x10\x01\x12\x10\n" +
@@ -106,7 +112,8 @@ const file_errors_proto_rawDesc = "" +
 	"\bCONFLICT\x10\x03\x12\x18\n" +
 	"\x14IDEMPOTENCY_MISMATCH\x10\x04\x12\x0f\n" +
 	"\vUNAVAILABLE\x10\x05\x12\f\n" +
-	"\bINTERNAL\x10\x06B\x1bZ\x19phoneshop/protos/reasonpbb\x06proto3"
+	"\bINTERNAL\x10\x06\x12\x11\n" +
+	"\rPRICE_CHANGED\x10\aB\x1bZ\x19phoneshop/protos/reasonpbb\x06proto3"
 
 var (
 	file_errors_proto_rawDescOnce sync.Once

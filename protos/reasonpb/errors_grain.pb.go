@@ -112,3 +112,21 @@ func IsInternal(err error) bool {
 	e := cluster.FromError(err)
 	return e.Reason == ErrorReason_INTERNAL.String()
 }
+
+// The price the caller was quoted no longer holds: a campaign ended, was paused
+// or ran out of discounted units. Metadata "promos" lists the campaigns that
+// refused (a grant) and "total_cents" the new total (a checkout).
+func ErrPriceChanged(format string, args ...interface{}) *cluster.GrainErrorResponse {
+	return cluster.NewGrainErrorResponse(ErrorReason_PRICE_CHANGED.String(), fmt.Sprintf(format, args...))
+}
+
+// The price the caller was quoted no longer holds: a campaign ended, was paused
+// or ran out of discounted units. Metadata "promos" lists the campaigns that
+// refused (a grant) and "total_cents" the new total (a checkout).
+func IsPriceChanged(err error) bool {
+	if err == nil {
+		return false
+	}
+	e := cluster.FromError(err)
+	return e.Reason == ErrorReason_PRICE_CHANGED.String()
+}

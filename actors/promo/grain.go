@@ -1,0 +1,471 @@
+package promo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/scheduler"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"phoneshop/actors/grainerr"
+	"phoneshop/actors/snapshot"
+	"phoneshop/cluster/call"
+	"phoneshop/cluster/durable"
+	"phoneshop/cluster/grainctx"
+	"phoneshop/protos/promopb"
+	"phoneshop/protos/reasonpb"
+)
+
+// KindName is the cluster kind of promo grains.
+const KindName = "Promo"
+
+// Store persists campaign snapshots and their grant ledgers. SavePromo is fenced:
+// it succeeds only when the stored version is expectedVersion (0 = never saved),
+// else it returns snapshot.ErrStale. In the same transaction it applies the
+// ledger's changes (returned grants first, then added ones), writes the listing,
+// and records the campaign's activation when activated is set.
+type Store interface {
+	LoadPromo(ctx context.Context, id string) (snapshot.Snapshot, error)
+	PromoGrants(ctx context.Context, id string) (map[string]int64, error)
+	SavePromo(ctx context.Context, expectedVersion int64, state []byte, l Listing, grants GrantsChange, activated bool) error
+}
+
+// Deps is what a promo grain needs from the member it runs on.
+type Deps struct {
+	Store Store
+	Now   func() time.Time
+	// StoreTimeout bounds one load or save (within the callers' deadlines).
+	StoreTimeout time.Duration
+	// Calls is the member's grain-call policy: its timeout bounds a command whose
+	// caller sent no deadline.
+	Calls call.Policy
+	// GroupCommit lets the grain apply commands while a write is in flight (see
+	// cluster/durable): grants of a hot campaign share writes.
+	GroupCommit bool
+	Logger      *slog.Logger
+}
+
+var deps = grainctx.NewSlot[Deps]()
+
+// Attach makes d the dependencies of the promo grains of system.
+func Attach(system *actor.ActorSystem, d Deps) { deps.Put(system, d) }
+
+// Kind returns the cluster kind; an idle grain passivates after idle.
+func Kind(idle time.Duration) *cluster.Kind {
+	return promopb.NewPromoKind(func() promopb.Promo { return &grain{} }, idle)
+}
+
+// settleTick is the grain's own timer: the campaign's clock may have decided
+// something (it started, it ended).
+type settleTick struct{}
+
+// reloadRetry is how soon a grain that could not load tries again on its own.
+const reloadRetry = time.Second
+
+type grain struct {
+	deps Deps
+	id   string
+	log  *slog.Logger
+	// campaign is nil until loaded, and while the campaign was never created.
+	campaign *Campaign
+	loaded   bool
+	created  time.Time
+	updated  time.Time
+	writes   durable.Pipeline
+	writeBy  time.Time
+	timer    scheduler.CancelFunc
+	sched    *scheduler.TimerScheduler
+	self     *actor.PID
+	root     *actor.RootContext
+}
+
+func (g *grain) Init(gctx cluster.GrainContext) {
+	g.deps = deps.Get(gctx.ActorSystem())
+	g.id = gctx.Identity()
+	g.log = g.deps.Logger.With("kind", KindName, "promo", g.id)
+	g.self = gctx.Self()
+	g.root = gctx.ActorSystem().Root
+	g.sched = scheduler.NewTimerScheduler(g.root)
+	ctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
+	defer cancel()
+	if err := g.load(ctx); err != nil {
+		g.log.Error("load snapshot failed; retrying", "err", err, "in", reloadRetry)
+		g.arm(reloadRetry)
+		return
+	}
+	// What the clock decided while nobody held the campaign is settled now.
+	g.root.Send(g.self, &settleTick{})
+}
+
+func (g *grain) Terminate(cluster.GrainContext) {
+	if g.timer != nil {
+		g.timer()
+	}
+}
+
+func (g *grain) ReceiveDefault(ctx cluster.GrainContext) {
+	switch msg := ctx.Message().(type) {
+	case *durable.Done:
+		g.writeDone(ctx, msg.Err)
+	case *settleTick:
+		g.timer = nil
+		tctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
+		defer cancel()
+		if err := g.apply(tctx, ctx, func(*Campaign) (bool, any, error) { return false, nil, nil }); err != nil {
+			g.arm(reloadRetry)
+		}
+	}
+}
+
+func (g *grain) Create(req *promopb.CreatePromoRequest, _ func(*promopb.PromoView), _ func(error), gctx cluster.GrainContext) error {
+	spec := specFromProto(req.Spec)
+	return g.serve(req, gctx, func(c *Campaign) (bool, any, error) {
+		if c != nil {
+			// A retried create of the same spec is the same campaign.
+			if !sameSpec(c.Spec, spec.normalized()) {
+				return false, nil, reasonpb.ErrConflict("promo %s exists with another spec", g.id)
+			}
+			return false, nil, nil
+		}
+		created, err := New(g.id, spec, g.deps.Now())
+		if err != nil {
+			return false, nil, err
+		}
+		g.campaign, g.created = created, g.deps.Now()
+		return true, nil, nil
+	})
+}
+
+func (g *grain) Get(req *promopb.GetPromoRequest, _ func(*promopb.PromoView), _ func(error), gctx cluster.GrainContext) error {
+	return g.serve(req, gctx, existing(func(*Campaign) (bool, error) { return false, nil }))
+}
+
+func (g *grain) Edit(req *promopb.EditPromoRequest, _ func(*promopb.PromoView), _ func(error), gctx cluster.GrainContext) error {
+	return g.serve(req, gctx, existing(func(c *Campaign) (bool, error) {
+		spec, err := patched(c.Spec, req.GetPatch())
+		if err != nil {
+			return false, err
+		}
+		if err := c.Edit(spec, g.deps.Now()); err != nil {
+			return false, err
+		}
+		return true, nil
+	}))
+}
+
+func (g *grain) Launch(req *promopb.PromoCommand, _ func(*promopb.PromoView), _ func(error), gctx cluster.GrainContext) error {
+	return g.serve(req, gctx, existing(func(c *Campaign) (bool, error) {
+		before := c.stage
+		err := c.Launch(g.deps.Now())
+		return c.stage != before, err
+	}))
+}
+
+func (g *grain) Pause(req *promopb.PromoCommand, _ func(*promopb.PromoView), _ func(error), gctx cluster.GrainContext) error {
+	return g.serve(req, gctx, existing(func(c *Campaign) (bool, error) {
+		before := c.stage
+		err := c.Pause(g.deps.Now())
+		return c.stage != before, err
+	}))
+}
+
+func (g *grain) End(req *promopb.PromoCommand, _ func(*promopb.PromoView), _ func(error), gctx cluster.GrainContext) error {
+	return g.serve(req, gctx, existing(func(c *Campaign) (bool, error) {
+		before := c.stage
+		c.End()
+		return c.stage != before, nil
+	}))
+}
+
+func (g *grain) Grant(req *promopb.GrantRequest, _ func(*promopb.GrantReply), _ func(error), gctx cluster.GrainContext) error {
+	return g.serve(req, gctx, func(c *Campaign) (bool, any, error) {
+		if c == nil {
+			return false, nil, reasonpb.ErrPriceChanged("promo %s does not exist", g.id).
+				WithMetadata(map[string]string{"promos": g.id})
+		}
+		held := c.Holds(req.OrderId)
+		if err := c.Grant(req.OrderId, req.Units, g.deps.Now()); err != nil {
+			return false, nil, err
+		}
+		return held == 0, &promopb.GrantReply{Remaining: c.Remaining()}, nil
+	})
+}
+
+func (g *grain) Return(req *promopb.ReturnGrantRequest, _ func(*promopb.GrantReply), _ func(error), gctx cluster.GrainContext) error {
+	return g.serve(req, gctx, func(c *Campaign) (bool, any, error) {
+		if c == nil {
+			return false, &promopb.GrantReply{Remaining: -1}, nil
+		}
+		held := c.Holds(req.OrderId)
+		c.Return(req.OrderId)
+		return held > 0, &promopb.GrantReply{Remaining: c.Remaining()}, nil
+	})
+}
+
+// command is one request's work on the campaign (nil: never created). It reports
+// whether it changed the campaign, and its answer (nil: the campaign's view).
+type command func(c *Campaign) (changed bool, reply any, err error)
+
+// existing adapts a command on a campaign that must exist.
+func existing(f func(*Campaign) (bool, error)) command {
+	return func(c *Campaign) (bool, any, error) {
+		if c == nil {
+			return false, nil, reasonpb.ErrNotFound("promo not found")
+		}
+		changed, err := f(c)
+		return changed, nil, err
+	}
+}
+
+// serve applies one request's command under the caller's deadline; a command whose
+// caller has given up is not applied.
+func (g *grain) serve(req call.Deadlined, gctx cluster.GrainContext, cmd command) error {
+	ctx, cancel := call.Serve(req, g.deps.Calls.CallTimeout())
+	defer cancel()
+	if err := ctx.Err(); err != nil {
+		return reasonpb.ErrUnavailable("promo %s: the caller's deadline passed before the command ran", g.id)
+	}
+	if dl, ok := ctx.Deadline(); ok && dl.After(g.writeBy) {
+		g.writeBy = dl
+	}
+	return g.apply(ctx, gctx, cmd)
+}
+
+// apply settles the campaign's clock, runs cmd, and hands its answer to the write
+// pipeline, which sends it once everything the command observed is durable. Only
+// a failure to load is returned (the generated code answers it at once).
+func (g *grain) apply(ctx context.Context, gctx cluster.GrainContext, cmd command) error {
+	if !g.loaded {
+		if err := g.load(ctx); err != nil {
+			return grainerr.Unexpected(g.log, fmt.Errorf("promo %s: load: %w", g.id, err))
+		}
+	}
+	now := g.deps.Now()
+	settled := g.campaign != nil && g.campaign.Settle(now)
+	changed, reply, err := cmd(g.campaign)
+	if g.campaign != nil && g.campaign.Settle(now) {
+		settled = true // a launch at or after starts_at activates at once
+	}
+	if changed || settled {
+		g.updated = now
+	}
+	switch {
+	case err != nil:
+		reply = g.toGrainError(err)
+	case reply == nil && g.campaign == nil:
+		reply = reasonpb.ErrNotFound("promo %s not found", g.id) // the grain's own timer
+	case reply == nil:
+		reply = g.view(now)
+	}
+	if g.writes.Submit(gctx, changed || settled, reply) {
+		g.startWrite(gctx)
+	}
+	return nil
+}
+
+func (g *grain) view(now time.Time) *promopb.PromoView {
+	c := g.campaign
+	return &promopb.PromoView{
+		Id: g.id, Spec: specToProto(c.Spec), Status: string(c.StatusAt(now)),
+		DiscountedUnits: c.DiscountedUnits(), Orders: c.Orders(),
+		CreatedAt: timestamppb.New(g.created), UpdatedAt: timestamppb.New(g.updated),
+	}
+}
+
+// startWrite writes the campaign, fenced on the durable version: in the background
+// with group commit (the answer comes back as durable.Done), inline without.
+func (g *grain) startWrite(ctx cluster.GrainContext) {
+	version := g.writes.Begin()
+	c := g.campaign
+	snap := c.Snapshot()
+	state, err := proto.Marshal(&promopb.PromoState{
+		Spec: specToProto(c.Spec), Stage: snap.Stage, Activated: snap.Activated,
+		CreatedAt: timestamppb.New(g.created), UpdatedAt: timestamppb.New(g.updated),
+	})
+	listing := c.Listing(g.created, g.updated)
+	grants, activated := c.TakeChange()
+	writeBy := g.writeBy
+	g.writeBy = time.Time{}
+	write := func() error {
+		if err != nil {
+			return err
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
+		defer cancel()
+		if !writeBy.IsZero() {
+			var cancelBy context.CancelFunc
+			sctx, cancelBy = context.WithDeadline(sctx, writeBy)
+			defer cancelBy()
+		}
+		return g.deps.Store.SavePromo(sctx, version, state, listing, grants, activated)
+	}
+	if !g.deps.GroupCommit {
+		g.writeDone(ctx, write())
+		return
+	}
+	self, root := g.self, g.root
+	go func() { root.Send(self, &durable.Done{Err: write()}) }()
+}
+
+func (g *grain) writeDone(ctx cluster.GrainContext, err error) {
+	again, failed := g.writes.Finish(ctx, err, func(err error) error {
+		return grainerr.Unexpected(g.log, fmt.Errorf("promo %s: write: %w", g.id, err))
+	})
+	if failed {
+		if errors.Is(err, snapshot.ErrStale) {
+			g.log.Warn("snapshot fenced off: another activation wrote a newer version; reloading", "version", g.writes.Version())
+		}
+		g.campaign, g.loaded, g.writeBy = nil, false, time.Time{}
+		g.arm(reloadRetry)
+		return
+	}
+	if again {
+		g.startWrite(ctx)
+	}
+	g.armNext()
+}
+
+func (g *grain) load(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, g.deps.StoreTimeout)
+	defer cancel()
+	snap, err := g.deps.Store.LoadPromo(ctx, g.id)
+	if err != nil {
+		return err
+	}
+	g.campaign, g.created, g.updated = nil, time.Time{}, time.Time{}
+	if snap.Version > 0 {
+		var st promopb.PromoState
+		if err := proto.Unmarshal(snap.State, &st); err != nil {
+			return fmt.Errorf("decode snapshot v%d: %w", snap.Version, err)
+		}
+		grants, err := g.deps.Store.PromoGrants(ctx, g.id)
+		if err != nil {
+			return err
+		}
+		c, err := FromSnapshot(Snapshot{ID: g.id, Spec: specFromProto(st.Spec), Stage: st.Stage, Activated: st.Activated, Grants: grants})
+		if err != nil {
+			return err
+		}
+		g.campaign, g.created, g.updated = c, st.CreatedAt.AsTime(), st.UpdatedAt.AsTime()
+	}
+	g.loaded = true
+	g.writes.Reset(snap.Version)
+	g.armNext()
+	return nil
+}
+
+// armNext schedules the grain's next settle at the campaign's next change.
+func (g *grain) armNext() {
+	if g.campaign == nil {
+		return
+	}
+	if next, ok := g.campaign.NextChange(g.deps.Now()); ok {
+		g.arm(max(time.Until(next), time.Millisecond))
+	}
+}
+
+func (g *grain) arm(in time.Duration) {
+	if g.timer != nil {
+		g.timer()
+	}
+	g.timer = g.sched.SendOnce(in, g.self, &settleTick{})
+}
+
+func (g *grain) toGrainError(err error) error {
+	var answered *cluster.GrainErrorResponse
+	switch {
+	case errors.As(err, &answered):
+		return answered
+	case errors.Is(err, ErrInvalid):
+		return reasonpb.ErrInvalid("%v", err)
+	case errors.Is(err, ErrNotDraft), errors.Is(err, ErrTransition):
+		return reasonpb.ErrConflict("%v", err)
+	case errors.Is(err, ErrNotActive), errors.Is(err, ErrCapReached):
+		return reasonpb.ErrPriceChanged("%v", err).WithMetadata(map[string]string{"promos": g.id})
+	case errors.Is(err, ErrGrantChange):
+		return reasonpb.ErrIdempotencyMismatch("%v", err)
+	default:
+		return grainerr.Unexpected(g.log, err)
+	}
+}
+
+// The API's names of the fields a patch may name.
+var patchFields = []string{"name", "percent_off", "brands", "skus", "starts_at", "ends_at",
+	"max_discounted_units", "email_subject", "email_body"}
+
+// patched is spec with the fields p names taken from p.
+func patched(spec Spec, p *promopb.PromoPatch) (Spec, error) {
+	from := specFromProto(p.GetSpec())
+	for _, f := range p.GetFields() {
+		switch f {
+		case "name":
+			spec.Name = from.Name
+		case "percent_off":
+			spec.PercentOff = from.PercentOff
+		case "brands":
+			spec.Brands = from.Brands
+		case "skus":
+			spec.SKUs = from.SKUs
+		case "starts_at":
+			spec.StartsAt = from.StartsAt
+		case "ends_at":
+			spec.EndsAt = from.EndsAt
+		case "max_discounted_units":
+			spec.MaxDiscountedUnits = from.MaxDiscountedUnits
+		case "email_subject":
+			spec.EmailSubject = from.EmailSubject
+		case "email_body":
+			spec.EmailBody = from.EmailBody
+		default:
+			return spec, fmt.Errorf("%w: %q is not a field of a campaign (%v)", ErrInvalid, f, patchFields)
+		}
+	}
+	return spec, nil
+}
+
+func sameSpec(a, b Spec) bool {
+	return a.Name == b.Name && a.PercentOff == b.PercentOff && slices.Equal(a.Brands, b.Brands) &&
+		slices.Equal(a.SKUs, b.SKUs) && a.StartsAt.Equal(b.StartsAt) && a.EndsAt.Equal(b.EndsAt) &&
+		a.MaxDiscountedUnits == b.MaxDiscountedUnits && a.EmailSubject == b.EmailSubject && a.EmailBody == b.EmailBody
+}
+
+// SpecToProto converts a spec to its wire form.
+func SpecToProto(s Spec) *promopb.PromoSpec { return specToProto(s) }
+
+// SpecFromProto converts a spec's wire form.
+func SpecFromProto(p *promopb.PromoSpec) Spec { return specFromProto(p) }
+
+func specToProto(s Spec) *promopb.PromoSpec {
+	p := &promopb.PromoSpec{
+		Name: s.Name, PercentOff: int32(s.PercentOff), Brands: slices.Clone(s.Brands), Skus: slices.Clone(s.SKUs),
+		MaxDiscountedUnits: s.MaxDiscountedUnits, EmailSubject: s.EmailSubject, EmailBody: s.EmailBody,
+	}
+	if !s.StartsAt.IsZero() {
+		p.StartsAt = timestamppb.New(s.StartsAt)
+	}
+	if !s.EndsAt.IsZero() {
+		p.EndsAt = timestamppb.New(s.EndsAt)
+	}
+	return p
+}
+
+func specFromProto(p *promopb.PromoSpec) Spec {
+	s := Spec{
+		Name: p.GetName(), PercentOff: int(p.GetPercentOff()), Brands: slices.Clone(p.GetBrands()), SKUs: slices.Clone(p.GetSkus()),
+		MaxDiscountedUnits: p.GetMaxDiscountedUnits(), EmailSubject: p.GetEmailSubject(), EmailBody: p.GetEmailBody(),
+	}
+	if p.GetStartsAt() != nil {
+		s.StartsAt = p.GetStartsAt().AsTime()
+	}
+	if p.GetEndsAt() != nil {
+		s.EndsAt = p.GetEndsAt().AsTime()
+	}
+	return s
+}
