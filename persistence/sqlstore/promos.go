@@ -1,0 +1,201 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"phoneshop/actors/promo"
+	"phoneshop/actors/snapshot"
+)
+
+const kindPromo = "promo"
+
+// LoadPromo implements promo.Store.
+func (s *Store) LoadPromo(ctx context.Context, id string) (_ snapshot.Snapshot, err error) {
+	defer s.classify(&err)
+	return s.loadSnapshot(ctx, kindPromo, id)
+}
+
+// PromoGrants implements promo.Store: the campaign's grant ledger.
+func (s *Store) PromoGrants(ctx context.Context, id string) (_ map[string]int64, err error) {
+	defer s.classify(&err)
+	rows, err := s.reader.QueryContext(ctx, `SELECT order_id, units FROM promo_grants WHERE promo_id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	grants := map[string]int64{}
+	for rows.Next() {
+		var order string
+		var units int64
+		if err := rows.Scan(&order, &units); err != nil {
+			return nil, err
+		}
+		grants[order] = units
+	}
+	return grants, rows.Err()
+}
+
+// SavePromo implements promo.Store: the snapshot, the grant ledger's changes and
+// the listing in one transaction. activated says the campaign became active with
+// this write (the seam of the launch e-mails).
+func (s *Store) SavePromo(ctx context.Context, expectedVersion int64, state []byte, l promo.Listing, grants promo.GrantsChange, activated bool) (err error) {
+	defer s.classify(&err)
+	brands, err := json.Marshal(nonNil(l.Brands))
+	if err != nil {
+		return err
+	}
+	skus, err := json.Marshal(nonNil(l.SKUs))
+	if err != nil {
+		return err
+	}
+	row := []any{l.Name, l.Stage, l.PercentOff, string(brands), string(skus), l.StartsAt.UnixMicro(), l.EndsAt.UnixMicro(),
+		l.MaxDiscountedUnits, l.EmailSubject, l.EmailBody, l.Activated, l.DiscountedUnits, l.Orders, l.UpdatedAt.UnixMicro()}
+	return s.saveFenced(ctx, kindPromo, l.ID, expectedVersion, state, func(ctx context.Context, tx *sql.Tx) error {
+		if len(grants.Returned) > 0 {
+			args := []any{l.ID}
+			for _, id := range grants.Returned {
+				args = append(args, id)
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM promo_grants WHERE promo_id = ? AND order_id IN (?`+
+				strings.Repeat(",?", len(grants.Returned)-1)+`)`, args...); err != nil {
+				return err
+			}
+		}
+		if len(grants.Added) > 0 {
+			args := make([]any, 0, 3*len(grants.Added))
+			for id, units := range grants.Added {
+				args = append(args, l.ID, id, units)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO promo_grants (promo_id, order_id, units) VALUES (?, ?, ?)`+
+				strings.Repeat(", (?, ?, ?)", len(grants.Added)-1), args...); err != nil {
+				return err
+			}
+		}
+		// The fence above decided who writes: the first version inserts the
+		// listing, every later one updates it.
+		if expectedVersion == 0 {
+			_, err := tx.ExecContext(ctx, `INSERT INTO promos (name, stage, percent_off, brands, skus, starts_at, ends_at,
+				max_discounted_units, email_subject, email_body, activated, discounted_units, orders, updated_at, id, created_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, append(row, l.ID, l.CreatedAt.UnixMicro())...)
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE promos SET name = ?, stage = ?, percent_off = ?, brands = ?, skus = ?,
+			starts_at = ?, ends_at = ?, max_discounted_units = ?, email_subject = ?, email_body = ?, activated = ?,
+			discounted_units = ?, orders = ?, updated_at = ? WHERE id = ?`, append(row, l.ID)...)
+		return err
+	})
+}
+
+func nonNil(xs []string) []string {
+	if xs == nil {
+		return []string{}
+	}
+	return xs
+}
+
+const promoColumns = `id, name, stage, percent_off, brands, skus, starts_at, ends_at, max_discounted_units,
+	email_subject, email_body, activated, discounted_units, orders, created_at, updated_at`
+
+// statusFilters select the listings of one status at a time given as the last
+// argument(s), mirroring promo.Campaign.StatusAt.
+var statusFilters = map[promo.Status]struct {
+	where string
+	nows  int
+}{
+	promo.StatusDraft:     {`stage = 'draft'`, 0},
+	promo.StatusScheduled: {`stage = 'launched' AND starts_at > ? AND ends_at > ?`, 2},
+	promo.StatusActive:    {`stage = 'launched' AND starts_at <= ? AND ends_at > ?`, 2},
+	promo.StatusPaused:    {`stage = 'paused' AND ends_at > ?`, 1},
+	promo.StatusEnded:     {`(stage = 'ended' OR (stage IN ('launched', 'paused') AND ends_at <= ?))`, 1},
+}
+
+// ListPromos implements the campaign listing: newest first, of one status when
+// q.Status is set, after q.After.
+func (s *Store) ListPromos(ctx context.Context, q promo.ListQuery) (_ []promo.Listing, err error) {
+	defer s.classify(&err)
+	var where []string
+	var args []any
+	if q.Status != "" {
+		f, ok := statusFilters[q.Status]
+		if !ok {
+			return nil, fmt.Errorf("%w: unknown status %q", promo.ErrInvalid, q.Status)
+		}
+		where = append(where, f.where)
+		for range f.nows {
+			args = append(args, q.Now.UnixMicro())
+		}
+	}
+	if q.After != nil {
+		c := q.After.CreatedAt.UnixMicro()
+		where = append(where, `(created_at < ? OR (created_at = ? AND id < ?))`)
+		args = append(args, c, c, q.After.ID)
+	}
+	query := `SELECT ` + promoColumns + ` FROM promos`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	query += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	args = append(args, q.Limit)
+	return s.queryPromos(ctx, query, args...)
+}
+
+// LivePromos implements promo.Lister: the campaigns launched and not past their end.
+func (s *Store) LivePromos(ctx context.Context, now time.Time) (_ []promo.Listing, err error) {
+	defer s.classify(&err)
+	return s.queryPromos(ctx, `SELECT `+promoColumns+` FROM promos WHERE stage = 'launched' AND ends_at > ?`, now.UnixMicro())
+}
+
+// DuePromos lists the campaigns whose clock decided something no write has
+// recorded yet: launched and past their end, or active and never activated. Their
+// grains settle it when woken.
+func (s *Store) DuePromos(ctx context.Context, now time.Time) (_ []string, err error) {
+	defer s.classify(&err)
+	t := now.UnixMicro()
+	rows, err := s.reader.QueryContext(ctx, `SELECT id FROM promos WHERE stage = 'launched'
+		AND (ends_at <= ? OR (starts_at <= ? AND activated = ?))`, t, t, false)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+func (s *Store) queryPromos(ctx context.Context, query string, args ...any) ([]promo.Listing, error) {
+	rows, err := s.reader.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []promo.Listing
+	for rows.Next() {
+		var l promo.Listing
+		var brands, skus string
+		var starts, ends, created, updated int64
+		if err := rows.Scan(&l.ID, &l.Name, &l.Stage, &l.PercentOff, &brands, &skus, &starts, &ends,
+			&l.MaxDiscountedUnits, &l.EmailSubject, &l.EmailBody, &l.Activated, &l.DiscountedUnits, &l.Orders,
+			&created, &updated); err != nil {
+			return nil, err
+		}
+		if err := errors.Join(json.Unmarshal([]byte(brands), &l.Brands), json.Unmarshal([]byte(skus), &l.SKUs)); err != nil {
+			return nil, fmt.Errorf("promo %s: targets: %w", l.ID, err)
+		}
+		l.StartsAt, l.EndsAt = time.UnixMicro(starts).UTC(), time.UnixMicro(ends).UTC()
+		l.CreatedAt, l.UpdatedAt = time.UnixMicro(created).UTC(), time.UnixMicro(updated).UTC()
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
