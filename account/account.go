@@ -57,6 +57,9 @@ type Account struct {
 	Roles        []Role
 	PasswordHash string
 	CreatedAt    time.Time
+	// PromoEmails is the account's consent to campaign e-mail: false until they
+	// opt in. Order e-mail is sent whatever it says.
+	PromoEmails bool
 }
 
 // Has reports whether the account may act in role; admin may act in every role.
@@ -81,6 +84,10 @@ type Store interface {
 	CreateSession(ctx context.Context, s Session) error
 	SessionByTokenHash(ctx context.Context, tokenHash string) (Session, error)
 	DeleteSession(ctx context.Context, tokenHash string) error
+	// UpdateAccount applies update to the stored account and stores the result
+	// unless update fails; it returns the account as stored. ErrNotFound for an
+	// unknown id. Only roles and the e-mail preference are stored from the result.
+	UpdateAccount(ctx context.Context, id string, update func(*Account) error) (Account, error)
 }
 
 // SessionPurger deletes the sessions that expired before now, and says how many.
@@ -166,8 +173,23 @@ func validatePassword(pw string) error {
 	return nil
 }
 
+// NewAccount is a sign-up.
+type NewAccount struct {
+	Email, Password, Name string
+	// PromoEmails opts in to campaign e-mail at sign-up.
+	PromoEmails bool
+	// Roles are given besides shopper, which every account holds.
+	Roles []Role
+}
+
 // Register creates an account with the given roles (shopper always included).
 func (s *Service) Register(ctx context.Context, email, password, name string, roles ...Role) (Account, error) {
+	return s.RegisterAccount(ctx, NewAccount{Email: email, Password: password, Name: name, Roles: roles})
+}
+
+// RegisterAccount creates the account n describes.
+func (s *Service) RegisterAccount(ctx context.Context, n NewAccount) (Account, error) {
+	email, password, name, roles := n.Email, n.Password, n.Name, n.Roles
 	email, err := NormalizeEmail(email)
 	if err != nil {
 		return Account{}, err
@@ -196,7 +218,8 @@ func (s *Service) Register(ctx context.Context, email, password, name string, ro
 			all = append(all, r)
 		}
 	}
-	a := Account{ID: "acc_" + randomHex(12), Email: email, Name: name, Roles: all, PasswordHash: hash, CreatedAt: s.now()}
+	a := Account{ID: "acc_" + randomHex(12), Email: email, Name: name, Roles: all, PasswordHash: hash, CreatedAt: s.now(),
+		PromoEmails: n.PromoEmails}
 	if err := s.store.CreateAccount(ctx, a); err != nil {
 		return Account{}, err
 	}
@@ -264,6 +287,57 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Account, erro
 		return Account{}, ErrSessionNotFound
 	}
 	return a, err
+}
+
+// ParseRole reads a role's name; ErrInvalid for a name that is none.
+func ParseRole(name string) (Role, error) {
+	switch r := Role(name); r {
+	case RoleShopper, RoleOps, RoleMarketing, RoleAdmin:
+		return r, nil
+	}
+	return "", fmt.Errorf("%w: unknown role %q (shopper, ops, marketing or admin)", ErrInvalid, name)
+}
+
+// ErrOwnAdmin refuses an admin's removal of their own admin role: the shop could be
+// left with no one to give it back.
+var ErrOwnAdmin = errors.New("account: an admin cannot remove their own admin role")
+
+// SetRoles replaces the staff roles of account id, as actor (an admin) asks;
+// shopper is always kept.
+func (s *Service) SetRoles(ctx context.Context, actor Account, id string, roles []Role) (Account, error) {
+	all := []Role{RoleShopper}
+	for _, r := range roles {
+		if _, err := ParseRole(string(r)); err != nil {
+			return Account{}, err
+		}
+		if !slices.Contains(all, r) {
+			all = append(all, r)
+		}
+	}
+	if id == actor.ID && actor.Has(RoleAdmin) && !slices.Contains(all, RoleAdmin) {
+		return Account{}, ErrOwnAdmin
+	}
+	return s.store.UpdateAccount(ctx, id, func(a *Account) error {
+		a.Roles = all
+		return nil
+	})
+}
+
+// SetPromoEmails records an account's consent to campaign e-mail.
+func (s *Service) SetPromoEmails(ctx context.Context, id string, on bool) (Account, error) {
+	return s.store.UpdateAccount(ctx, id, func(a *Account) error {
+		a.PromoEmails = on
+		return nil
+	})
+}
+
+// ByEmail finds an account by its e-mail address (staff look-ups).
+func (s *Service) ByEmail(ctx context.Context, email string) (Account, error) {
+	email, err := NormalizeEmail(email)
+	if err != nil {
+		return Account{}, err
+	}
+	return s.store.AccountByEmail(ctx, email)
 }
 
 // Logout ends the session of token.

@@ -118,6 +118,20 @@ func (f *fakeAccounts) AccountByID(_ context.Context, id string) (account.Accoun
 	return a, nil
 }
 
+func (f *fakeAccounts) UpdateAccount(_ context.Context, id string, update func(*account.Account) error) (account.Account, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, ok := f.accounts[id]
+	if !ok {
+		return account.Account{}, account.ErrNotFound
+	}
+	if err := update(&a); err != nil {
+		return account.Account{}, err
+	}
+	f.accounts[id] = a
+	return a, nil
+}
+
 func (f *fakeAccounts) CreateSession(_ context.Context, s account.Session) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

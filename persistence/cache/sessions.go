@@ -144,6 +144,28 @@ func (s *Sessions) AccountByEmail(ctx context.Context, email string) (account.Ac
 	return s.inner.AccountByEmail(ctx, email)
 }
 
+// UpdateAccount implements account.Store: the store, then the cached account, so
+// that a role taken away stops working at once on this cache (a lookup that read
+// the account just before the update may cache it again, for at most the TTL).
+func (s *Sessions) UpdateAccount(ctx context.Context, id string, update func(*account.Account) error) (account.Account, error) {
+	a, err := s.inner.UpdateAccount(ctx, id, update)
+	if err != nil {
+		return a, err
+	}
+	ctx = context.WithoutCancel(ctx)
+	prefix, err := s.rt.prefix(ctx)
+	if err == nil {
+		err = s.rt.cache.Delete(ctx, prefix+"account:"+id)
+	}
+	if err != nil {
+		s.rt.cacheFailed("delete", err)
+		if err := s.Invalidate(ctx); err != nil && !errors.Is(err, ErrUnavailable) {
+			s.rt.log.Warn("cached account not cleared after an update: it is invalidated when the cache recovers", "err", err)
+		}
+	}
+	return a, nil
+}
+
 // CreateSession implements account.Store.
 func (s *Sessions) CreateSession(ctx context.Context, sess account.Session) error {
 	return s.inner.CreateSession(ctx, sess)

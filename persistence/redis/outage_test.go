@@ -368,6 +368,9 @@ func (m *memoryAccounts) AccountByEmail(context.Context, string) (account.Accoun
 func (m *memoryAccounts) AccountByID(context.Context, string) (account.Account, error) {
 	return account.Account{}, account.ErrNotFound
 }
+func (m *memoryAccounts) UpdateAccount(context.Context, string, func(*account.Account) error) (account.Account, error) {
+	return account.Account{}, account.ErrNotFound
+}
 
 func (m *memoryAccounts) CreateSession(_ context.Context, s account.Session) error {
 	m.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -317,8 +318,8 @@ func (s *Store) CreateAccount(ctx context.Context, a account.Account) (err error
 		roles[i] = string(r)
 	}
 	_, err = s.writer.ExecContext(ctx,
-		`INSERT INTO accounts (id, email, name, password_hash, roles, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		a.ID, a.Email, a.Name, a.PasswordHash, strings.Join(roles, ","), a.CreatedAt.UnixMicro())
+		`INSERT INTO accounts (id, email, name, password_hash, roles, created_at, promo_emails) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		a.ID, a.Email, a.Name, a.PasswordHash, strings.Join(roles, ","), a.CreatedAt.UnixMicro(), a.PromoEmails)
 	if s.dialect.IsDuplicate(err) {
 		return account.ErrEmailTaken
 	}
@@ -342,8 +343,8 @@ func (s *Store) account(ctx context.Context, where string, arg string) (account.
 	var roles string
 	var created int64
 	err := s.reader.QueryRowContext(ctx,
-		`SELECT id, email, name, password_hash, roles, created_at FROM accounts WHERE `+where, arg).
-		Scan(&a.ID, &a.Email, &a.Name, &a.PasswordHash, &roles, &created)
+		`SELECT id, email, name, password_hash, roles, created_at, promo_emails FROM accounts WHERE `+where, arg).
+		Scan(&a.ID, &a.Email, &a.Name, &a.PasswordHash, &roles, &created, &a.PromoEmails)
 	if errors.Is(err, sql.ErrNoRows) {
 		return account.Account{}, account.ErrNotFound
 	}
@@ -355,6 +356,46 @@ func (s *Store) account(ctx context.Context, where string, arg string) (account.
 	}
 	a.CreatedAt = time.UnixMicro(created).UTC()
 	return a, nil
+}
+
+// UpdateAccount implements account.Store as compare-and-set: the update lands only
+// on the roles and preference it was computed from, else it is computed again.
+func (s *Store) UpdateAccount(ctx context.Context, id string, update func(*account.Account) error) (_ account.Account, err error) {
+	defer s.classify(&err)
+	for attempt := 0; ; attempt++ {
+		a, err := s.account(ctx, `id = ?`, id)
+		if err != nil {
+			return account.Account{}, err
+		}
+		before := a
+		before.Roles = slices.Clone(a.Roles)
+		if err := update(&a); err != nil {
+			return account.Account{}, err
+		}
+		oldRoles, newRoles := joinRoles(before.Roles), joinRoles(a.Roles)
+		if oldRoles == newRoles && before.PromoEmails == a.PromoEmails {
+			return a, nil
+		}
+		res, err := s.writer.ExecContext(ctx, `UPDATE accounts SET roles = ?, promo_emails = ?
+			WHERE id = ? AND roles = ? AND promo_emails = ?`, newRoles, a.PromoEmails, id, oldRoles, before.PromoEmails)
+		if err != nil {
+			return account.Account{}, err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return a, err
+		}
+		if attempt == 10 {
+			return account.Account{}, fmt.Errorf("update account %s: it kept changing under the update", id)
+		}
+	}
+}
+
+func joinRoles(roles []account.Role) string {
+	names := make([]string, len(roles))
+	for i, r := range roles {
+		names[i] = string(r)
+	}
+	return strings.Join(names, ",")
 }
 
 // CreateSession implements account.Store.
