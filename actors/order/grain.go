@@ -20,6 +20,7 @@ import (
 	"phoneshop/cluster/grainctx"
 	"phoneshop/protos/inventorypb"
 	"phoneshop/protos/orderpb"
+	"phoneshop/protos/promopb"
 	"phoneshop/protos/reasonpb"
 )
 
@@ -90,7 +91,7 @@ type grain struct {
 	log     *slog.Logger
 	order   *Order // nil until loaded (again)
 	version int64
-	stock   Stock
+	ports   Ports
 	self    *actor.PID
 	sched   *scheduler.TimerScheduler
 	// retry cancels the armed sagaTick timer (nil: none armed); backoff is the wait
@@ -103,7 +104,10 @@ func (g *grain) Init(gctx cluster.GrainContext) {
 	g.deps = deps.Get(gctx.ActorSystem())
 	g.id = gctx.Identity()
 	g.log = g.deps.Logger.With("kind", KindName, "order", g.id)
-	g.stock = &grainStock{cluster: gctx.Cluster(), calls: g.deps.Calls}
+	g.ports = Ports{
+		Stock:  &grainStock{cluster: gctx.Cluster(), calls: g.deps.Calls},
+		Promos: &grainPromos{cluster: gctx.Cluster(), calls: g.deps.Calls},
+	}
 	g.self = gctx.Self()
 	g.sched = scheduler.NewTimerScheduler(gctx.ActorSystem().Root)
 	// The activation loads on its own deadline: no request is being served yet.
@@ -157,7 +161,7 @@ func (g *grain) Place(req *orderpb.PlaceRequest, _ cluster.GrainContext) (*order
 	if err != nil {
 		return nil, g.toGrainError(err)
 	}
-	err = g.order.Advance(ctx, g.stock, g.save, g.deps.Now)
+	err = g.order.Advance(ctx, g.ports, g.save, g.deps.Now)
 	g.settle()
 	if !replay && g.deps.Placed != nil {
 		g.deps.Placed(outcome(err))
@@ -199,7 +203,7 @@ func (g *grain) Cancel(req *orderpb.OrderCommand, _ cluster.GrainContext) (*orde
 		if err := g.order.Cancel(ctx, g.save, g.deps.Now); err != nil {
 			return err
 		}
-		err := g.order.Advance(ctx, g.stock, g.save, g.deps.Now)
+		err := g.order.Advance(ctx, g.ports, g.save, g.deps.Now)
 		g.settle()
 		return err
 	})
@@ -246,7 +250,7 @@ func (g *grain) resume(ctx context.Context) error {
 	err := g.ensureLoaded(ctx)
 	if err == nil && g.order.Unfinished() {
 		g.log.Info("resuming unfinished order", "status", g.order.Status)
-		err = g.order.Advance(ctx, g.stock, g.save, g.deps.Now)
+		err = g.order.Advance(ctx, g.ports, g.save, g.deps.Now)
 	}
 	g.settle()
 	return err
@@ -354,6 +358,8 @@ func outcome(err error) string {
 		return "confirmed"
 	case errors.Is(err, ErrOutOfStock):
 		return "out_of_stock"
+	case errors.Is(err, ErrPriceChanged):
+		return "price_changed"
 	default:
 		return "failed"
 	}
@@ -361,7 +367,10 @@ func outcome(err error) string {
 
 func (g *grain) toGrainError(err error) error {
 	var oos *OutOfStockError
+	var changed *PriceChangedError
 	switch {
+	case errors.As(err, &changed):
+		return reasonpb.ErrPriceChanged("%v", err).WithMetadata(map[string]string{"promos": strings.Join(changed.Promos, ",")})
 	case errors.As(err, &oos):
 		return reasonpb.ErrOutOfStock("%v", err).WithMetadata(map[string]string{"skus": strings.Join(oos.SKUs, ",")})
 	case errors.Is(err, ErrIdempotencyMismatch):
@@ -429,10 +438,45 @@ func (s *grainStock) do(ctx context.Context, sku, method string, f func(*invento
 	}
 }
 
+// grainPromos is the saga's Promos port on promo grains.
+type grainPromos struct {
+	cluster *cluster.Cluster
+	calls   call.Policy
+}
+
+func (p *grainPromos) Grant(ctx context.Context, promoID, orderID string, units int64) error {
+	return p.do(ctx, promoID, "Grant", func(c *promopb.PromoGrainClient, opts []cluster.GrainCallOption) error {
+		_, err := c.Grant(&promopb.GrantRequest{OrderId: orderID, Units: units, DeadlineUnixMs: call.Deadline(ctx)}, opts...)
+		return err
+	})
+}
+
+func (p *grainPromos) Return(ctx context.Context, promoID, orderID string) error {
+	return p.do(ctx, promoID, "Return", func(c *promopb.PromoGrainClient, opts []cluster.GrainCallOption) error {
+		_, err := c.Return(&promopb.ReturnGrantRequest{OrderId: orderID, DeadlineUnixMs: call.Deadline(ctx)}, opts...)
+		return err
+	})
+}
+
+func (p *grainPromos) do(ctx context.Context, promoID, method string, f func(*promopb.PromoGrainClient, []cluster.GrainCallOption) error) error {
+	client := promopb.GetPromoGrainClient(p.cluster, promoID)
+	_, err := call.Do(ctx, p.calls, "promo", method, func(opts ...cluster.GrainCallOption) (struct{}, error) {
+		return struct{}{}, f(client, opts)
+	})
+	switch {
+	case err == nil:
+		return nil
+	case reasonpb.IsPriceChanged(err):
+		return fmt.Errorf("%w: %s", ErrPriceChanged, promoID)
+	default:
+		return fmt.Errorf("promo %s %s: %w", promoID, method, err)
+	}
+}
+
 func toProto(o *Order) *orderpb.OrderState {
 	st := &orderpb.OrderState{
 		Id: o.ID, AccountId: o.AccountID, RequestHash: o.RequestHash, Status: string(o.Status),
-		Currency: o.Currency, TotalCents: o.TotalCents, RejectedSkus: o.RejectedSKUs,
+		Currency: o.Currency, TotalCents: o.TotalCents, RejectedSkus: o.RejectedSKUs, RejectedPromos: o.RejectedPromos,
 		ShippingAddress: &orderpb.Address{
 			Name: o.Address.Name, Line1: o.Address.Line1, Line2: o.Address.Line2,
 			City: o.Address.City, PostalCode: o.Address.PostalCode, Country: o.Address.Country,
@@ -447,6 +491,7 @@ func toProto(o *Order) *orderpb.OrderState {
 	for _, l := range o.Lines {
 		st.Lines = append(st.Lines, &orderpb.OrderLine{
 			Sku: l.SKU, PhoneId: l.PhoneID, Name: l.Name, Quantity: l.Quantity, UnitPriceCents: l.UnitPriceCents,
+			DiscountCents: l.DiscountCents, PromoId: l.PromoID,
 		})
 	}
 	return st
@@ -456,7 +501,7 @@ func fromProto(st *orderpb.OrderState) *Order {
 	o := &Order{
 		ID: st.Id, AccountID: st.AccountId, RequestHash: st.RequestHash, Status: Status(st.Status),
 		Lines: linesFromProto(st.Lines), Address: addressFromProto(st.ShippingAddress),
-		Currency: st.Currency, TotalCents: st.TotalCents, RejectedSKUs: st.RejectedSkus,
+		Currency: st.Currency, TotalCents: st.TotalCents, RejectedSKUs: st.RejectedSkus, RejectedPromos: st.RejectedPromos,
 	}
 	if st.CreatedAt != nil {
 		o.CreatedAt = st.CreatedAt.AsTime()
@@ -470,7 +515,8 @@ func fromProto(st *orderpb.OrderState) *Order {
 func linesFromProto(ls []*orderpb.OrderLine) []Line {
 	out := make([]Line, len(ls))
 	for i, l := range ls {
-		out[i] = Line{SKU: l.Sku, PhoneID: l.PhoneId, Name: l.Name, Quantity: l.Quantity, UnitPriceCents: l.UnitPriceCents}
+		out[i] = Line{SKU: l.Sku, PhoneID: l.PhoneId, Name: l.Name, Quantity: l.Quantity, UnitPriceCents: l.UnitPriceCents,
+			DiscountCents: l.DiscountCents, PromoID: l.PromoId}
 	}
 	return out
 }

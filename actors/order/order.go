@@ -7,6 +7,7 @@
 //
 //	pending -> committing -> confirmed -> shipped -> delivered
 //	pending -> rejected (a line could not be reserved; nothing is kept)
+//	committing -> rejected (a campaign refused its discount: the price changed)
 //	confirmed -> cancelling -> cancelled (stock returned)
 //
 // "committing" and "cancelling" are persisted before the stock calls they announce,
@@ -63,19 +64,43 @@ type Stock interface {
 	Return(ctx context.Context, sku, orderID string) error
 }
 
+// ErrPriceChanged is a campaign's refusal of an order's discount: it ended, was
+// paused, or has too few discounted units left.
+var ErrPriceChanged = errors.New("order: a campaign no longer gives the discount the order was priced with")
+
+// Promos is what the saga needs from campaigns. Every call is idempotent per
+// (promo, orderID). Grant takes units at a campaign's discount, all or none, and
+// fails with ErrPriceChanged when the campaign refuses; Return gives them back.
+type Promos interface {
+	Grant(ctx context.Context, promoID, orderID string, units int64) error
+	Return(ctx context.Context, promoID, orderID string) error
+}
+
+// Ports are what the saga calls: inventory, and campaigns for discounted lines.
+type Ports struct {
+	Stock  Stock
+	Promos Promos
+}
+
 // SaveFunc makes the order durable; the saga calls it before each step that must
 // survive a crash. It fails with an error wrapping ErrSuperseded when another
 // activation moved the order on (fencing).
 type SaveFunc func(ctx context.Context, o *Order) error
 
-// Line is one SKU of an order, at the price it was placed at.
+// Line is one SKU of an order, at the price it was placed at: the list price of a
+// unit, and the line's discount from the campaign PromoID (none when empty).
 type Line struct {
 	SKU            string
 	PhoneID        string
 	Name           string
 	Quantity       int64
 	UnitPriceCents int64
+	DiscountCents  int64
+	PromoID        string
 }
+
+// Subtotal is the line at list price.
+func (l Line) Subtotal() int64 { return l.Quantity * l.UnitPriceCents }
 
 // Address is where an order ships.
 type Address struct {
@@ -96,7 +121,26 @@ type Order struct {
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	RejectedSKUs []string
+	// RejectedPromos are the campaigns that refused the order's discount.
+	RejectedPromos []string
 }
+
+// DiscountCents is the sum of the lines' discounts.
+func (o *Order) DiscountCents() int64 {
+	var d int64
+	for _, l := range o.Lines {
+		d += l.DiscountCents
+	}
+	return d
+}
+
+// PriceChangedError lists the campaigns that refused an order's discount.
+type PriceChangedError struct{ Promos []string }
+
+func (e *PriceChangedError) Error() string { return fmt.Sprintf("%v: %v", ErrPriceChanged, e.Promos) }
+
+// Unwrap makes errors.Is(err, ErrPriceChanged) hold.
+func (e *PriceChangedError) Unwrap() error { return ErrPriceChanged }
 
 // OutOfStockError lists the SKUs that could not be reserved.
 type OutOfStockError struct{ SKUs []string }
@@ -135,7 +179,8 @@ func (o *Order) Place(id, accountID, requestHash, currency string, lines []Line,
 	var total int64
 	seen := make(map[string]bool, len(lines))
 	for _, l := range lines {
-		if l.Quantity <= 0 || l.UnitPriceCents < 0 {
+		if l.Quantity <= 0 || l.UnitPriceCents < 0 || l.DiscountCents < 0 || l.DiscountCents > l.Subtotal() ||
+			(l.PromoID == "" && l.DiscountCents != 0) {
 			return false, fmt.Errorf("%w: bad line %+v", ErrInvalidLine, l)
 		}
 		// Stock calls are keyed by (sku, order): a second line of the same SKU
@@ -144,7 +189,7 @@ func (o *Order) Place(id, accountID, requestHash, currency string, lines []Line,
 			return false, fmt.Errorf("%w: sku %s on two lines", ErrInvalidLine, l.SKU)
 		}
 		seen[l.SKU] = true
-		total += l.Quantity * l.UnitPriceCents
+		total += l.Subtotal() - l.DiscountCents
 	}
 	created := o.CreatedAt
 	if created.IsZero() {
@@ -161,7 +206,8 @@ func (o *Order) Place(id, accountID, requestHash, currency string, lines []Line,
 // Advance runs the saga from the order's current status until it rests (confirmed,
 // rejected, cancelled) or a step fails with an error worth retrying later. It is safe
 // to call again after a crash or an error: every stock call is idempotent.
-func (o *Order) Advance(ctx context.Context, stock Stock, save SaveFunc, now func() time.Time) error {
+func (o *Order) Advance(ctx context.Context, ports Ports, save SaveFunc, now func() time.Time) error {
+	stock := ports.Stock
 	for {
 		switch o.Status {
 		case StatusPending:
@@ -169,7 +215,7 @@ func (o *Order) Advance(ctx context.Context, stock Stock, save SaveFunc, now fun
 				return err
 			}
 		case StatusCommitting:
-			if err := o.commitAll(ctx, stock, save, now); err != nil {
+			if err := o.commitAll(ctx, ports, save, now); err != nil {
 				return err
 			}
 		case StatusCancelling:
@@ -178,10 +224,16 @@ func (o *Order) Advance(ctx context.Context, stock Stock, save SaveFunc, now fun
 					return err
 				}
 			}
+			if err := o.returnGrants(ctx, ports.Promos); err != nil {
+				return err
+			}
 			if err := o.moveTo(ctx, StatusCancelled, save, now); err != nil {
 				return err
 			}
 		case StatusRejected:
+			if len(o.RejectedPromos) > 0 {
+				return &PriceChangedError{Promos: slices.Clone(o.RejectedPromos)}
+			}
 			return &OutOfStockError{SKUs: slices.Clone(o.RejectedSKUs)}
 		default:
 			return nil
@@ -230,10 +282,27 @@ func (o *Order) reserveAll(ctx context.Context, stock Stock, save SaveFunc, now 
 	return nil
 }
 
-// commitAll commits every reservation. A reservation that expired while the order
-// was down is taken again; if the stock is gone by then, what was already committed
-// goes back and the order is rejected.
-func (o *Order) commitAll(ctx context.Context, stock Stock, save SaveFunc, now func() time.Time) error {
+// commitAll takes the discounts, then commits every reservation. The discounts
+// come first and after "committing" is durable: a grant is not a hold that
+// expires, so only an order that will finish its saga, even after a crash, may
+// take one, and a refusal then costs only releases (nothing is sold yet). A
+// refused discount rejects the order: its price changed. A reservation that
+// expired while the order was down is taken again; if the stock is gone by then,
+// what was already committed goes back and the order is rejected.
+func (o *Order) commitAll(ctx context.Context, ports Ports, save SaveFunc, now func() time.Time) error {
+	stock := ports.Stock
+	refused, err := o.grantAll(ctx, ports.Promos)
+	if err != nil {
+		return err
+	}
+	if len(refused) > 0 {
+		if err := o.returnGrants(ctx, ports.Promos); err != nil {
+			return err
+		}
+		o.releaseAll(ctx, stock)
+		o.RejectedPromos = refused
+		return o.moveTo(ctx, StatusRejected, save, now)
+	}
 	for _, l := range o.Lines {
 		err := stock.Commit(ctx, l.SKU, o.ID)
 		if errors.Is(err, ErrReservationMissing) {
@@ -248,6 +317,9 @@ func (o *Order) commitAll(ctx context.Context, stock Stock, save SaveFunc, now f
 					return err
 				}
 			}
+			if err := o.returnGrants(ctx, ports.Promos); err != nil {
+				return err
+			}
 			o.releaseAll(ctx, stock)
 			o.RejectedSKUs = []string{l.SKU}
 			return o.moveTo(ctx, StatusRejected, save, now)
@@ -257,6 +329,51 @@ func (o *Order) commitAll(ctx context.Context, stock Stock, save SaveFunc, now f
 		}
 	}
 	return o.moveTo(ctx, StatusConfirmed, save, now)
+}
+
+// promoUnits is how many units the order takes from each campaign, by campaign id
+// in order.
+func (o *Order) promoUnits() (ids []string, units map[string]int64) {
+	units = map[string]int64{}
+	for _, l := range o.Lines {
+		if l.PromoID == "" {
+			continue
+		}
+		if _, ok := units[l.PromoID]; !ok {
+			ids = append(ids, l.PromoID)
+		}
+		units[l.PromoID] += l.Quantity
+	}
+	slices.Sort(ids)
+	return ids, units
+}
+
+// grantAll asks every campaign of the order's lines for its units and returns the
+// ones that refused; any other failure is returned (the saga retries it).
+func (o *Order) grantAll(ctx context.Context, promos Promos) (refused []string, err error) {
+	ids, units := o.promoUnits()
+	for _, id := range ids {
+		err := promos.Grant(ctx, id, o.ID, units[id])
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrPriceChanged):
+			refused = append(refused, id)
+		default:
+			return nil, err
+		}
+	}
+	return refused, nil
+}
+
+// returnGrants gives every discount the order may hold back to its campaign.
+func (o *Order) returnGrants(ctx context.Context, promos Promos) error {
+	ids, _ := o.promoUnits()
+	for _, id := range ids {
+		if err := promos.Return(ctx, id, o.ID); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // releaseAll drops every reservation the order may hold. It runs on a deadline of

@@ -674,7 +674,7 @@ func TestAdvance(t *testing.T) {
 				saver.failAt[s] = err
 			}
 			c := &clock{}
-			err := o.Advance(context.Background(), stock, saver.save, c.now)
+			err := o.Advance(context.Background(), Ports{Stock: stock}, saver.save, c.now)
 			assertErr(t, err, tc.wantErr)
 			if tc.wantRejected != nil {
 				var oos *OutOfStockError
@@ -753,7 +753,7 @@ func TestAdvanceStockCalls(t *testing.T) {
 			o := tc.order(t)
 			stock := newStock(map[string]int64{"A": 5, "B": 5, "C": 5})
 			tc.setup(stock)
-			_ = o.Advance(context.Background(), stock, newSaver().save, (&clock{}).now)
+			_ = o.Advance(context.Background(), Ports{Stock: stock}, newSaver().save, (&clock{}).now)
 			if diff := cmp.Diff(tc.want, stock.calls); diff != "" {
 				t.Fatalf("stock calls (-want +got):\n%s", diff)
 			}
@@ -806,7 +806,7 @@ func TestAdvanceRetries(t *testing.T) {
 			saver := newSaver()
 			c := &clock{}
 			tc.breakIt(stock, saver)
-			err := o.Advance(context.Background(), stock, saver.save, c.now)
+			err := o.Advance(context.Background(), Ports{Stock: stock}, saver.save, c.now)
 			assertErr(t, err, errBoom)
 			if o.Status != tc.firstState {
 				t.Fatalf("status after failure = %s, want %s", o.Status, tc.firstState)
@@ -817,7 +817,7 @@ func TestAdvanceRetries(t *testing.T) {
 			assertSaved(t, saver, tc.firstSaved)
 
 			tc.fix(stock, saver)
-			if err := o.Advance(context.Background(), stock, saver.save, c.now); err != nil {
+			if err := o.Advance(context.Background(), Ports{Stock: stock}, saver.save, c.now); err != nil {
 				t.Fatalf("retry: Advance() = %v", err)
 			}
 			if o.Status != StatusConfirmed || o.Unfinished() {
@@ -845,7 +845,7 @@ func TestReleaseOutlivesTheRequest(t *testing.T) {
 	stock.reserveErr["B"] = context.DeadlineExceeded
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // the request's time is up when the saga compensates
-	err := o.Advance(ctx, stock, newSaver().save, (&clock{}).now)
+	err := o.Advance(ctx, Ports{Stock: stock}, newSaver().save, (&clock{}).now)
 	assertErr(t, err, context.DeadlineExceeded)
 	if stock.available["A"] != 5 || len(stock.reserved) != 0 {
 		t.Fatalf("after the failed checkout: available %v, reserved %v; want A's 2 units released", stock.available, stock.reserved)
@@ -859,7 +859,7 @@ func TestRejectedOrderPlacedAgainConfirmsWhenStockIsBack(t *testing.T) {
 	saver := newSaver()
 	c := &clock{}
 
-	err := o.Advance(context.Background(), stock, saver.save, c.now)
+	err := o.Advance(context.Background(), Ports{Stock: stock}, saver.save, c.now)
 	assertErr(t, err, ErrOutOfStock)
 	if o.Status != StatusRejected {
 		t.Fatalf("status = %s, want rejected", o.Status)
@@ -873,7 +873,7 @@ func TestRejectedOrderPlacedAgainConfirmsWhenStockIsBack(t *testing.T) {
 	if o.Status != StatusPending || o.RejectedSKUs != nil {
 		t.Fatalf("placed again: status %s, rejected %v; want pending, none", o.Status, o.RejectedSKUs)
 	}
-	if err := o.Advance(context.Background(), stock, saver.save, c.now); err != nil {
+	if err := o.Advance(context.Background(), Ports{Stock: stock}, saver.save, c.now); err != nil {
 		t.Fatalf("Advance() = %v", err)
 	}
 	if o.Status != StatusConfirmed {
@@ -893,7 +893,7 @@ func confirmed(t *testing.T) (*Order, *fakeStock, *fakeSaver, *clock) {
 	stock := newStock(map[string]int64{"A": 5, "B": 5})
 	saver := newSaver()
 	c := &clock{}
-	if err := o.Advance(context.Background(), stock, saver.save, c.now); err != nil {
+	if err := o.Advance(context.Background(), Ports{Stock: stock}, saver.save, c.now); err != nil {
 		t.Fatalf("Advance() = %v", err)
 	}
 	if o.Status != StatusConfirmed {
@@ -915,7 +915,7 @@ func TestCancel(t *testing.T) {
 		if o.Status != StatusCancelling || !o.Unfinished() {
 			t.Fatalf("after Cancel: status %s, want cancelling and unfinished", o.Status)
 		}
-		if err := o.Advance(ctx, stock, saver.save, c.now); err != nil {
+		if err := o.Advance(ctx, Ports{Stock: stock}, saver.save, c.now); err != nil {
 			t.Fatalf("Advance() = %v", err)
 		}
 		if o.Status != StatusCancelled || o.Unfinished() {
@@ -928,7 +928,7 @@ func TestCancel(t *testing.T) {
 		if err := o.Cancel(ctx, saver.save, c.now); err != nil {
 			t.Fatalf("second Cancel() = %v", err)
 		}
-		if err := o.Advance(ctx, stock, saver.save, c.now); err != nil {
+		if err := o.Advance(ctx, Ports{Stock: stock}, saver.save, c.now); err != nil {
 			t.Fatalf("second Advance() = %v", err)
 		}
 		if o.Status != StatusCancelled {
@@ -971,7 +971,7 @@ func TestCancel(t *testing.T) {
 			t.Fatalf("Cancel() = %v", err)
 		}
 		stock.returnErr["B"] = errBoom
-		assertErr(t, o.Advance(ctx, stock, saver.save, c.now), errBoom)
+		assertErr(t, o.Advance(ctx, Ports{Stock: stock}, saver.save, c.now), errBoom)
 		if o.Status != StatusCancelling {
 			t.Fatalf("status %s, want cancelling", o.Status)
 		}
@@ -980,7 +980,7 @@ func TestCancel(t *testing.T) {
 			Sold:      map[string]int64{key("B", o.ID): 1},
 		})
 		delete(stock.returnErr, "B")
-		if err := o.Advance(ctx, stock, saver.save, c.now); err != nil {
+		if err := o.Advance(ctx, Ports{Stock: stock}, saver.save, c.now); err != nil {
 			t.Fatalf("retry Advance() = %v", err)
 		}
 		if o.Status != StatusCancelled {
@@ -996,13 +996,13 @@ func TestCancel(t *testing.T) {
 			t.Fatalf("Cancel() = %v", err)
 		}
 		saver.failAt[StatusCancelled] = errBoom
-		assertErr(t, o.Advance(ctx, stock, saver.save, c.now), errBoom)
+		assertErr(t, o.Advance(ctx, Ports{Stock: stock}, saver.save, c.now), errBoom)
 		if o.Status != StatusCancelling {
 			t.Fatalf("status %s, want cancelling", o.Status)
 		}
 		assertStock(t, stock, unsold)
 		delete(saver.failAt, StatusCancelled)
-		if err := o.Advance(ctx, stock, saver.save, c.now); err != nil {
+		if err := o.Advance(ctx, Ports{Stock: stock}, saver.save, c.now); err != nil {
 			t.Fatalf("retry Advance() = %v", err)
 		}
 		assertSaved(t, saver, []Status{StatusCancelling, StatusCancelled})
@@ -1014,7 +1014,7 @@ func TestCancel(t *testing.T) {
 		stock := newStock(map[string]int64{"A": 3, "B": 5})
 		stock.sold[key("A", o.ID)] = 2 // B was already returned before the crash
 		saver := newSaver()
-		if err := o.Advance(ctx, stock, saver.save, (&clock{}).now); err != nil {
+		if err := o.Advance(ctx, Ports{Stock: stock}, saver.save, (&clock{}).now); err != nil {
 			t.Fatalf("Advance() = %v", err)
 		}
 		if o.Status != StatusCancelled {

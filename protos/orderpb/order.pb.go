@@ -107,14 +107,18 @@ func (x *Address) GetCountry() string {
 }
 
 type OrderLine struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	Sku            string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
-	PhoneId        string                 `protobuf:"bytes,2,opt,name=phone_id,json=phoneId,proto3" json:"phone_id,omitempty"`
-	Name           string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	Quantity       int64                  `protobuf:"varint,4,opt,name=quantity,proto3" json:"quantity,omitempty"`
-	UnitPriceCents int64                  `protobuf:"varint,5,opt,name=unit_price_cents,json=unitPriceCents,proto3" json:"unit_price_cents,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Sku      string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	PhoneId  string                 `protobuf:"bytes,2,opt,name=phone_id,json=phoneId,proto3" json:"phone_id,omitempty"`
+	Name     string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Quantity int64                  `protobuf:"varint,4,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	// The list price of one unit when the order was placed.
+	UnitPriceCents int64 `protobuf:"varint,5,opt,name=unit_price_cents,json=unitPriceCents,proto3" json:"unit_price_cents,omitempty"`
+	// The line's discount, from the campaign promo_id (none when empty).
+	DiscountCents int64  `protobuf:"varint,6,opt,name=discount_cents,json=discountCents,proto3" json:"discount_cents,omitempty"`
+	PromoId       string `protobuf:"bytes,7,opt,name=promo_id,json=promoId,proto3" json:"promo_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OrderLine) Reset() {
@@ -180,6 +184,20 @@ func (x *OrderLine) GetUnitPriceCents() int64 {
 		return x.UnitPriceCents
 	}
 	return 0
+}
+
+func (x *OrderLine) GetDiscountCents() int64 {
+	if x != nil {
+		return x.DiscountCents
+	}
+	return 0
+}
+
+func (x *OrderLine) GetPromoId() string {
+	if x != nil {
+		return x.PromoId
+	}
+	return ""
 }
 
 type PlaceRequest struct {
@@ -488,8 +506,10 @@ type OrderState struct {
 	CreatedAt       *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt       *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	RejectedSkus    []string               `protobuf:"bytes,11,rep,name=rejected_skus,json=rejectedSkus,proto3" json:"rejected_skus,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The campaigns that refused the order's discount (rejected: price changed).
+	RejectedPromos []string `protobuf:"bytes,12,rep,name=rejected_promos,json=rejectedPromos,proto3" json:"rejected_promos,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *OrderState) Reset() {
@@ -599,6 +619,13 @@ func (x *OrderState) GetRejectedSkus() []string {
 	return nil
 }
 
+func (x *OrderState) GetRejectedPromos() []string {
+	if x != nil {
+		return x.RejectedPromos
+	}
+	return nil
+}
+
 var File_order_proto protoreflect.FileDescriptor
 
 const file_order_proto_rawDesc = "" +
@@ -611,13 +638,15 @@ const file_order_proto_rawDesc = "" +
 	"\x04city\x18\x04 \x01(\tR\x04city\x12\x1f\n" +
 	"\vpostal_code\x18\x05 \x01(\tR\n" +
 	"postalCode\x12\x18\n" +
-	"\acountry\x18\x06 \x01(\tR\acountry\"\x92\x01\n" +
+	"\acountry\x18\x06 \x01(\tR\acountry\"\xd4\x01\n" +
 	"\tOrderLine\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x19\n" +
 	"\bphone_id\x18\x02 \x01(\tR\aphoneId\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1a\n" +
 	"\bquantity\x18\x04 \x01(\x03R\bquantity\x12(\n" +
-	"\x10unit_price_cents\x18\x05 \x01(\x03R\x0eunitPriceCents\"\x81\x02\n" +
+	"\x10unit_price_cents\x18\x05 \x01(\x03R\x0eunitPriceCents\x12%\n" +
+	"\x0ediscount_cents\x18\x06 \x01(\x03R\rdiscountCents\x12\x19\n" +
+	"\bpromo_id\x18\a \x01(\tR\apromoId\"\x81\x02\n" +
 	"\fPlaceRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12!\n" +
@@ -638,7 +667,7 @@ const file_order_proto_rawDesc = "" +
 	"\x10deadline_unix_ms\x18\x01 \x01(\x03R\x0edeadlineUnixMs\"T\n" +
 	"\tOrderView\x12+\n" +
 	"\x05order\x18\x01 \x01(\v2\x15.phoneshop.OrderStateR\x05order\x12\x1a\n" +
-	"\breplayed\x18\x02 \x01(\bR\breplayed\"\xb9\x03\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"\xe2\x03\n" +
 	"\n" +
 	"OrderState\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
@@ -656,7 +685,8 @@ const file_order_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12#\n" +
-	"\rrejected_skus\x18\v \x03(\tR\frejectedSkus2\xdc\x02\n" +
+	"\rrejected_skus\x18\v \x03(\tR\frejectedSkus\x12'\n" +
+	"\x0frejected_promos\x18\f \x03(\tR\x0erejectedPromos2\xdc\x02\n" +
 	"\x05Order\x126\n" +
 	"\x05Place\x12\x17.phoneshop.PlaceRequest\x1a\x14.phoneshop.OrderView\x127\n" +
 	"\x03Get\x12\x1a.phoneshop.GetOrderRequest\x1a\x14.phoneshop.OrderView\x127\n" +
