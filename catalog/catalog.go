@@ -48,6 +48,7 @@ type Variant struct {
 	SKU          string `json:"sku"`
 	PhoneID      string `json:"-"`
 	PhoneName    string `json:"-"`
+	Brand        string `json:"-"`
 	StorageGB    int    `json:"storage_gb"`
 	Color        string `json:"color"`
 	PriceCents   int64  `json:"price_cents"`
@@ -244,6 +245,8 @@ type Service struct {
 	// shop changes them after the seed. A future price or catalog API must call
 	// LoadVariants again (and invalidate the cached pages).
 	variants atomic.Pointer[map[string]Variant]
+	// byPhone indexes the same variants by phone, in no particular order.
+	byPhone atomic.Pointer[map[string][]Variant]
 }
 
 // NewService returns a catalog service on store.
@@ -255,12 +258,25 @@ func (s *Service) LoadVariants(ctx context.Context, skus []string) error {
 	if err != nil {
 		return err
 	}
+	byPhone := map[string][]Variant{}
 	for sku, v := range vs {
 		v.Available = 0 // a level, not a property of the SKU: read it from inventory
 		vs[sku] = v
+		byPhone[v.PhoneID] = append(byPhone[v.PhoneID], v)
 	}
 	s.variants.Store(&vs)
+	s.byPhone.Store(&byPhone)
 	return nil
+}
+
+// VariantsOf lists a phone's variants (after LoadVariants; before, none), for
+// prices that depend on the SKU (campaigns) on pages that list phones.
+func (s *Service) VariantsOf(phoneID string) []Variant {
+	index := s.byPhone.Load()
+	if index == nil {
+		return nil
+	}
+	return (*index)[phoneID]
 }
 
 // Search runs q and returns one page.

@@ -20,6 +20,7 @@ import (
 	"phoneshop/actors/cart"
 	"phoneshop/actors/inventory"
 	"phoneshop/actors/order"
+	"phoneshop/actors/promo"
 )
 
 // Name is the cluster name every member joins.
@@ -30,6 +31,7 @@ var Kinds = map[string]string{
 	"cart":      cart.KindName,
 	"inventory": inventory.KindName,
 	"order":     order.KindName,
+	"promo":     promo.KindName,
 }
 
 // Deps are the dependencies of the grains a member hosts.
@@ -37,6 +39,7 @@ type Deps struct {
 	Cart      cart.Deps
 	Inventory inventory.Deps
 	Order     order.Deps
+	Promo     promo.Deps
 }
 
 // Config says how a member joins.
@@ -117,6 +120,7 @@ func (m *Member) join() error {
 	inventory.Attach(system, m.deps.Inventory)
 	cart.Attach(system, m.deps.Cart)
 	order.Attach(system, m.deps.Order)
+	promo.Attach(system, m.deps.Promo)
 
 	remoteCfg := remote.Configure(m.cfg.Host, m.cfg.Port)
 	clusterCfg := pcluster.Configure(Name, provider, disthash.New(), remoteCfg,
@@ -125,6 +129,7 @@ func (m *Member) join() error {
 			cart.Kind(m.cfg.IdleTimeout),
 			inventory.Kind(m.cfg.IdleTimeout),
 			order.Kind(m.cfg.IdleTimeout),
+			promo.Kind(m.cfg.IdleTimeout),
 		),
 	)
 	c := pcluster.New(system, clusterCfg)

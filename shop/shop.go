@@ -25,6 +25,7 @@ import (
 	"phoneshop/actors/cart"
 	"phoneshop/actors/inventory"
 	"phoneshop/actors/order"
+	"phoneshop/actors/promo"
 	"phoneshop/catalog"
 	"phoneshop/cluster"
 	"phoneshop/cluster/call"
@@ -40,6 +41,7 @@ import (
 	"phoneshop/persistence/sqlstore"
 	"phoneshop/protos/inventorypb"
 	"phoneshop/protos/orderpb"
+	"phoneshop/protos/promopb"
 )
 
 // sessionPurgeInterval is how often an edge deletes expired sessions (every edge
@@ -94,7 +96,12 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	for i := 0; i < max(opts.Members, 1); i++ {
 		var onJoin func(context.Context, *pcluster.Cluster)
 		if i == 0 { // one member wakes the orders a crash interrupted
-			onJoin = func(ctx context.Context, c *pcluster.Cluster) { s.resumeUnfinished(ctx, c, b.calls) }
+			onJoin = func(ctx context.Context, c *pcluster.Cluster) {
+				var wg sync.WaitGroup
+				defer wg.Wait()
+				wg.Go(func() { s.settleDuePromos(ctx, c, b.calls) })
+				s.resumeUnfinished(ctx, c, b.calls)
+			}
 		}
 		m, err := cluster.StartMember(cluster.Config{
 			Host: cfg.ClusterHost, Port: portFor(cfg.ClusterPort, i), NewProvider: cluster.NewInMemoryProvider(agent),
@@ -138,6 +145,9 @@ func StartNode(ctx context.Context, cfg config.Node, log *slog.Logger) (_ *Shop,
 		NewProvider: func() (pcluster.ClusterProvider, error) { return consulProvider(cfg.Consul, log) },
 		IdleTimeout: cfg.Shop.GrainIdleTimeout, RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log,
 		OnJoin: func(ctx context.Context, c *pcluster.Cluster) {
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			wg.Go(func() { s.settleDuePromos(ctx, c, b.calls) })
 			s.seedStockUntilDone(ctx, c, b.calls)
 			s.resumeUnfinished(ctx, c, b.calls)
 			s.resumeWhenMembersLeave(ctx, c, b.calls)
@@ -190,7 +200,14 @@ type base struct {
 	sessions *cache.Sessions
 	stock    *cache.StockPublisher
 	redis    *redis.Cache // nil: no Redis
+	// campaigns is this process's view of the live campaigns (what prices).
+	campaigns *promo.Board
 }
+
+// campaignRefresh is how often every process reads the live campaigns: a launch,
+// pause, end or exhausted cap shows in prices on every edge within it (the issue
+// asks for 2 s). Campaigns also end on the clock between refreshes.
+const campaignRefresh = time.Second
 
 // openBase opens the store (MySQL/MariaDB when a DSN is set, else SQLite in
 // dataDir; migrated, group commit on), seeds the catalog on first start, follows
@@ -281,6 +298,18 @@ func (s *Shop) openBase(ctx context.Context, dataDir string, shopCfg config.Shop
 		func(ctx context.Context) { _ = catalogCache.Invalidate(ctx) }, s.log, cache.WithPublisherMetrics(cacheMetrics))
 	s.closers = append(s.closers, func() error { b.stock.Close(); return nil })
 
+	b.campaigns = promo.NewBoard()
+	if err := b.campaigns.Refresh(ctx, s.Store, time.Now(), s.log); err != nil {
+		return nil, fmt.Errorf("load live campaigns: %w", err)
+	}
+	boardCtx, stopBoard := context.WithCancel(context.Background())
+	boardDone := make(chan struct{})
+	go func() {
+		defer close(boardDone)
+		b.campaigns.Run(boardCtx, s.Store, campaignRefresh, time.Now, s.log)
+	}()
+	s.closers = append(s.closers, func() error { stopBoard(); <-boardDone; return nil })
+
 	b.calls = call.DefaultPolicy()
 	b.calls.TimeoutFunc = live.GrainCallTimeout
 	b.calls.Observe = b.metrics.ObserveGrainCall
@@ -318,9 +347,11 @@ func (s *Shop) grainDeps(b *base, groupCommit bool) cluster.Deps {
 			Now: time.Now, StoreTimeout: storeTimeout, Calls: b.calls, GroupCommit: groupCommit, OnLevel: b.stock.Publish, Logger: s.log},
 		Cart: cart.Deps{Store: s.Store, Catalog: cartCatalog{s.Catalog},
 			MaxLineQuantity: live.MaxLineQuantity, Currency: catalog.Currency,
-			Calls: b.calls, StoreTimeout: storeTimeout, Logger: s.log},
+			Calls: b.calls, StoreTimeout: storeTimeout, Campaigns: b.campaigns.Live, Now: time.Now, Logger: s.log},
 		Order: order.Deps{Store: s.Store, Calls: b.calls, Now: time.Now, StoreTimeout: storeTimeout, Logger: s.log,
 			Placed: b.metrics.ObserveOrder},
+		Promo: promo.Deps{Store: s.Store, Now: time.Now, StoreTimeout: storeTimeout, Calls: b.calls,
+			GroupCommit: groupCommit, Logger: s.log},
 	}
 }
 
@@ -333,7 +364,8 @@ func (s *Shop) startEdge(b *base, c *pcluster.Cluster, cfg config.HTTP, serveMet
 		return err
 	}
 	s.App = edge.New(edge.Deps{
-		Accounts: s.Accounts, Catalog: s.Catalog, Orders: s.Store, Cluster: c, Calls: b.calls,
+		Accounts: s.Accounts, Catalog: s.Catalog, Orders: s.Store, Promos: s.Store, Campaigns: b.campaigns,
+		Cluster: c, Calls: b.calls,
 		Ready:             s.ready,
 		MaxLineQuantity:   s.Live.MaxLineQuantity,
 		LowStockThreshold: s.Live.LowStockThreshold,
@@ -481,6 +513,45 @@ func (s *Shop) resumeUnfinished(ctx context.Context, c *pcluster.Cluster, calls 
 	}
 }
 
+// settleDuePromos wakes, every campaignRefresh until ctx ends, the campaigns whose
+// clock decided something no write has recorded: one that started (its activation
+// is the event the launch e-mails hang on) or ended while its grain was
+// passivated or its member gone. Reads never depend on it (a status follows the
+// clock), and a woken grain settles on its own; several members may wake the same
+// campaign, which is harmless.
+func (s *Shop) settleDuePromos(ctx context.Context, c *pcluster.Cluster, calls call.Policy) {
+	t := time.NewTicker(campaignRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		lctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		ids, err := s.Store.DuePromos(lctx, time.Now())
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("listing campaigns due to settle failed; trying again", "err", err)
+			}
+			continue
+		}
+		for _, id := range ids {
+			client := promopb.GetPromoGrainClient(c, id)
+			wctx, cancel := context.WithTimeout(ctx, calls.CallTimeout())
+			get := &promopb.GetPromoRequest{DeadlineUnixMs: call.Deadline(wctx)}
+			_, err := call.Do(wctx, calls, "promo", "Get", func(o ...pcluster.GrainCallOption) (*promopb.PromoView, error) {
+				return client.Get(get, o...)
+			})
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("waking a campaign due to settle failed; trying again", "promo", id, "err", err)
+			}
+		}
+	}
+}
+
 // resumeWhenMembersLeave wakes the unfinished orders each time members leave the
 // cluster: the sagas a dead member was running would otherwise wait for their
 // shopper to come back (their reservations expire meanwhile, so no stock is lost
@@ -580,7 +651,7 @@ func (a cartCatalog) Variants(ctx context.Context, skus []string) (map[string]ca
 	}
 	out := make(map[string]cart.Variant, len(vs))
 	for sku, v := range vs {
-		out[sku] = cart.Variant{SKU: sku, PhoneID: v.PhoneID, Name: v.DisplayName(), PriceCents: v.PriceCents}
+		out[sku] = cart.Variant{SKU: sku, PhoneID: v.PhoneID, Name: v.DisplayName(), Brand: v.Brand, PriceCents: v.PriceCents}
 	}
 	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -12,6 +13,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"phoneshop/actors/grainerr"
+	"phoneshop/actors/order"
+	"phoneshop/actors/promo"
 	"phoneshop/actors/snapshot"
 	"phoneshop/cluster/call"
 	"phoneshop/cluster/grainctx"
@@ -35,6 +38,7 @@ type Variant struct {
 	SKU        string
 	PhoneID    string
 	Name       string
+	Brand      string
 	PriceCents int64
 }
 
@@ -55,7 +59,10 @@ type Deps struct {
 	Calls call.Policy
 	// StoreTimeout bounds one store or catalog call (within the caller's deadline).
 	StoreTimeout time.Duration
-	Logger       *slog.Logger
+	// Campaigns are the live campaigns that price a checkout (nil: none).
+	Campaigns func() []*promo.Campaign
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 var deps = grainctx.NewSlot[Deps]()
@@ -116,47 +123,70 @@ func (g *grain) serve(req call.Deadlined) (context.Context, context.CancelFunc) 
 	return call.Serve(req, g.deps.Calls.CallTimeout())
 }
 
-// Checkout prices the cart's lines from the catalog, asks the order grain to place
-// them, and empties the cart once the order is confirmed. An empty cart still asks
-// the order grain, which knows whether this is a replay of an order already placed.
+// Checkout prices the cart's lines from the catalog and the live campaigns, asks
+// the order grain to place them, and empties the cart once the order is confirmed.
+// An empty cart still asks the order grain, which knows whether this is a replay of
+// an order already placed.
+//
+// A campaign may refuse the discount it was priced with (it ended, or its cap ran
+// out a moment ago, before this member's view of it caught up): the order is then
+// rejected, nothing is kept, and the cart prices the lines again without that
+// campaign and places them again, up to maxRepricings times. With an expected
+// total, the order grain refuses a total that differs instead (PRICE_CHANGED with
+// the new total), and nothing is reserved.
 func (g *grain) Checkout(req *cartpb.CheckoutRequest, gctx cluster.GrainContext) (*orderpb.OrderView, error) {
 	ctx, cancel := g.serve(req)
 	defer cancel()
 	if _, err := g.apply(ctx, func(*Cart) (bool, error) { return false, nil }); err != nil {
 		return nil, err
 	}
-	lines, err := g.priceLines(ctx)
-	if err != nil {
-		return nil, err
-	}
-	place := &orderpb.PlaceRequest{
-		AccountId: g.accountID, RequestHash: req.RequestHash, Lines: lines,
-		ShippingAddress: req.ShippingAddress, Currency: g.deps.Currency,
-		DeadlineUnixMs: call.Deadline(ctx),
-	}
 	client := orderpb.GetOrderGrainClient(gctx.Cluster(), req.OrderId)
-	view, err := call.Do(ctx, g.deps.Calls, "order", "Place",
-		func(opts ...cluster.GrainCallOption) (*orderpb.OrderView, error) { return client.Place(place, opts...) })
-	if err != nil {
-		var answered *cluster.GrainErrorResponse
-		if errors.As(err, &answered) {
+	var refused []string
+	for attempt := 0; ; attempt++ {
+		lines, err := g.priceLines(ctx, refused)
+		if err != nil {
+			return nil, err
+		}
+		place := &orderpb.PlaceRequest{
+			AccountId: g.accountID, RequestHash: req.RequestHash, Lines: lines,
+			ShippingAddress: req.ShippingAddress, Currency: g.deps.Currency,
+			DeadlineUnixMs:   call.Deadline(ctx),
+			HasExpectedTotal: req.HasExpectedTotal, ExpectedTotalCents: req.ExpectedTotalCents,
+		}
+		view, err := call.Do(ctx, g.deps.Calls, "order", "Place",
+			func(opts ...cluster.GrainCallOption) (*orderpb.OrderView, error) { return client.Place(place, opts...) })
+		if err != nil {
+			var answered *cluster.GrainErrorResponse
+			if !errors.As(err, &answered) {
+				// No answer (unreachable, no time left): a plain error would cross
+				// the wire as reason UNKNOWN, so say what it is.
+				return nil, grainerr.Unexpected(g.log, fmt.Errorf("order %s: %w", req.OrderId, err))
+			}
+			promos := answered.Metadata["promos"]
+			if reasonpb.IsPriceChanged(answered) && promos != "" && attempt < maxRepricings {
+				refused = append(refused, strings.Split(promos, ",")...)
+				continue
+			}
 			return nil, answered // the order grain's own answer (out of stock, mismatch, ...)
 		}
-		// No answer (unreachable, no time left): a plain error would cross the wire
-		// as reason UNKNOWN, so say what it is.
-		return nil, grainerr.Unexpected(g.log, fmt.Errorf("order %s: %w", req.OrderId, err))
-	}
-	if view.GetOrder().GetStatus() == "confirmed" {
-		if _, err := g.apply(ctx, func(c *Cart) (bool, error) { return c.CheckedOutInto(req.OrderId), nil }); err != nil {
-			// The order stands; only the cart could not be emptied. A retry of the
-			// same checkout empties it.
-			g.log.Warn("order confirmed but cart not emptied", "order", req.OrderId, "err", err)
+		if view.GetOrder().GetStatus() == string(order.StatusConfirmed) {
+			if _, err := g.apply(ctx, func(c *Cart) (bool, error) { return c.CheckedOutInto(req.OrderId), nil }); err != nil {
+				// The order stands; only the cart could not be emptied. A retry of
+				// the same checkout empties it.
+				g.log.Warn("order confirmed but cart not emptied", "order", req.OrderId, "err", err)
+			}
 		}
+		return view, nil
 	}
-	return view, nil
 }
 
-func (g *grain) priceLines(ctx context.Context) ([]*orderpb.OrderLine, error) {
+// maxRepricings bounds how often one checkout prices its lines again after a
+// campaign refused its discount.
+const maxRepricings = 3
+
+// priceLines prices the cart's lines at the catalog's list prices, with the
+// discounts of the live campaigns but those excluded.
+func (g *grain) priceLines(ctx context.Context, exclude []string) ([]*orderpb.OrderLine, error) {
 	cartLines := g.cart.Lines()
 	if len(cartLines) == 0 {
 		return nil, nil
@@ -172,6 +202,7 @@ func (g *grain) priceLines(ctx context.Context) ([]*orderpb.OrderLine, error) {
 		return nil, grainerr.Unexpected(g.log, fmt.Errorf("cart %s: price lines: %w", g.accountID, err))
 	}
 	lines := make([]*orderpb.OrderLine, 0, len(cartLines))
+	toPrice := make([]promo.PriceLine, 0, len(cartLines))
 	for _, l := range cartLines {
 		v, ok := variants[l.SKU]
 		if !ok {
@@ -180,6 +211,12 @@ func (g *grain) priceLines(ctx context.Context) ([]*orderpb.OrderLine, error) {
 		lines = append(lines, &orderpb.OrderLine{
 			Sku: l.SKU, PhoneId: v.PhoneID, Name: v.Name, Quantity: l.Quantity, UnitPriceCents: v.PriceCents,
 		})
+		toPrice = append(toPrice, promo.PriceLine{SKU: l.SKU, Brand: v.Brand, ListCents: v.PriceCents, Quantity: l.Quantity})
+	}
+	if g.deps.Campaigns != nil {
+		for i, p := range promo.Price(g.deps.Campaigns(), toPrice, g.deps.Now(), exclude) {
+			lines[i].DiscountCents, lines[i].PromoId = p.DiscountCents, p.PromoID
+		}
 	}
 	return lines, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -156,8 +157,12 @@ func (g *grain) Place(req *orderpb.PlaceRequest, _ cluster.GrainContext) (*order
 	if err := g.ensureLoaded(ctx); err != nil {
 		return nil, err
 	}
+	var expected *int64
+	if req.HasExpectedTotal {
+		expected = &req.ExpectedTotalCents
+	}
 	replay, err := g.order.Place(g.id, req.AccountId, req.RequestHash, req.Currency,
-		linesFromProto(req.Lines), addressFromProto(req.ShippingAddress), g.deps.Now())
+		linesFromProto(req.Lines), addressFromProto(req.ShippingAddress), expected, g.deps.Now())
 	if err != nil {
 		return nil, g.toGrainError(err)
 	}
@@ -370,7 +375,11 @@ func (g *grain) toGrainError(err error) error {
 	var changed *PriceChangedError
 	switch {
 	case errors.As(err, &changed):
-		return reasonpb.ErrPriceChanged("%v", err).WithMetadata(map[string]string{"promos": strings.Join(changed.Promos, ",")})
+		meta := map[string]string{"promos": strings.Join(changed.Promos, ",")}
+		if len(changed.Promos) == 0 {
+			meta["total_cents"] = strconv.FormatInt(changed.TotalCents, 10)
+		}
+		return reasonpb.ErrPriceChanged("%v", err).WithMetadata(meta)
 	case errors.As(err, &oos):
 		return reasonpb.ErrOutOfStock("%v", err).WithMetadata(map[string]string{"skus": strings.Join(oos.SKUs, ",")})
 	case errors.Is(err, ErrIdempotencyMismatch):

@@ -134,8 +134,13 @@ func (o *Order) DiscountCents() int64 {
 	return d
 }
 
-// PriceChangedError lists the campaigns that refused an order's discount.
-type PriceChangedError struct{ Promos []string }
+// PriceChangedError says an order's price is not the one it was placed at: Promos
+// lists the campaigns that refused its discount, or TotalCents is the total that
+// differs from the one the shopper expected.
+type PriceChangedError struct {
+	Promos     []string
+	TotalCents int64
+}
 
 func (e *PriceChangedError) Error() string { return fmt.Sprintf("%v: %v", ErrPriceChanged, e.Promos) }
 
@@ -163,7 +168,10 @@ func (o *Order) Exists() bool { return o.AccountID != "" }
 // Place starts a new order, or recognises a replay of the same request. It returns
 // replay=true when the order already exists for this request hash; the caller then
 // just reports the order. A rejected order may be placed again (stock may be back).
-func (o *Order) Place(id, accountID, requestHash, currency string, lines []Line, addr Address, now time.Time) (replay bool, err error) {
+//
+// expectedTotal, when set, is the total the shopper was shown: a new order at
+// another total is refused with a *PriceChangedError and nothing changes.
+func (o *Order) Place(id, accountID, requestHash, currency string, lines []Line, addr Address, expectedTotal *int64, now time.Time) (replay bool, err error) {
 	if o.Exists() && o.Status != StatusRejected {
 		if o.AccountID != accountID || o.RequestHash != requestHash {
 			return false, ErrIdempotencyMismatch
@@ -190,6 +198,9 @@ func (o *Order) Place(id, accountID, requestHash, currency string, lines []Line,
 		}
 		seen[l.SKU] = true
 		total += l.Subtotal() - l.DiscountCents
+	}
+	if expectedTotal != nil && *expectedTotal != total {
+		return false, &PriceChangedError{TotalCents: total}
 	}
 	created := o.CreatedAt
 	if created.IsZero() {

@@ -116,6 +116,7 @@ type variantEntry struct {
 	SKU          string `json:"sku"`
 	PhoneID      string `json:"phone_id"`
 	PhoneName    string `json:"phone_name"`
+	Brand        string `json:"brand,omitempty"`
 	StorageGB    int    `json:"storage_gb"`
 	Color        string `json:"color"`
 	PriceCents   int64  `json:"price_cents"`

@@ -163,7 +163,7 @@ func (s *Store) VariantsBySKU(ctx context.Context, skus []string) (_ map[string]
 	for i, sku := range skus {
 		args[i] = sku
 	}
-	rows, err := s.reader.QueryContext(ctx, `SELECT v.sku, v.phone_id, p.name, v.storage_gb, v.color, v.price_cents, v.initial_stock, COALESCE(sl.available, 0)
+	rows, err := s.reader.QueryContext(ctx, `SELECT v.sku, v.phone_id, p.name, p.brand, v.storage_gb, v.color, v.price_cents, v.initial_stock, COALESCE(sl.available, 0)
 		FROM phone_variants v JOIN phones p ON p.id = v.phone_id LEFT JOIN stock_levels sl ON sl.sku = v.sku
 		WHERE v.sku IN (?`+strings.Repeat(",?", len(skus)-1)+`)`, args...)
 	if err != nil {
@@ -172,7 +172,7 @@ func (s *Store) VariantsBySKU(ctx context.Context, skus []string) (_ map[string]
 	defer rows.Close()
 	for rows.Next() {
 		var v catalog.Variant
-		if err := rows.Scan(&v.SKU, &v.PhoneID, &v.PhoneName, &v.StorageGB, &v.Color, &v.PriceCents, &v.InitialStock, &v.Available); err != nil {
+		if err := rows.Scan(&v.SKU, &v.PhoneID, &v.PhoneName, &v.Brand, &v.StorageGB, &v.Color, &v.PriceCents, &v.InitialStock, &v.Available); err != nil {
 			return nil, err
 		}
 		out[v.SKU] = v

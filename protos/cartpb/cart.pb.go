@@ -181,8 +181,12 @@ type CheckoutRequest struct {
 	ShippingAddress *orderpb.Address `protobuf:"bytes,3,opt,name=shipping_address,json=shippingAddress,proto3" json:"shipping_address,omitempty"`
 	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,4,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The total the shopper was shown; with has_expected_total, another total at
+	// checkout is refused (PRICE_CHANGED, metadata total_cents).
+	HasExpectedTotal   bool  `protobuf:"varint,5,opt,name=has_expected_total,json=hasExpectedTotal,proto3" json:"has_expected_total,omitempty"`
+	ExpectedTotalCents int64 `protobuf:"varint,6,opt,name=expected_total_cents,json=expectedTotalCents,proto3" json:"expected_total_cents,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *CheckoutRequest) Reset() {
@@ -239,6 +243,20 @@ func (x *CheckoutRequest) GetShippingAddress() *orderpb.Address {
 func (x *CheckoutRequest) GetDeadlineUnixMs() int64 {
 	if x != nil {
 		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
+func (x *CheckoutRequest) GetHasExpectedTotal() bool {
+	if x != nil {
+		return x.HasExpectedTotal
+	}
+	return false
+}
+
+func (x *CheckoutRequest) GetExpectedTotalCents() int64 {
+	if x != nil {
+		return x.ExpectedTotalCents
 	}
 	return 0
 }
@@ -407,12 +425,14 @@ const file_cart_proto_rawDesc = "" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12(\n" +
 	"\x10deadline_unix_ms\x18\x03 \x01(\x03R\x0edeadlineUnixMs\"<\n" +
 	"\x10ClearCartRequest\x12(\n" +
-	"\x10deadline_unix_ms\x18\x01 \x01(\x03R\x0edeadlineUnixMs\"\xb8\x01\n" +
+	"\x10deadline_unix_ms\x18\x01 \x01(\x03R\x0edeadlineUnixMs\"\x98\x02\n" +
 	"\x0fCheckoutRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12!\n" +
 	"\frequest_hash\x18\x02 \x01(\tR\vrequestHash\x12=\n" +
 	"\x10shipping_address\x18\x03 \x01(\v2\x12.phoneshop.AddressR\x0fshippingAddress\x12(\n" +
-	"\x10deadline_unix_ms\x18\x04 \x01(\x03R\x0edeadlineUnixMs\"8\n" +
+	"\x10deadline_unix_ms\x18\x04 \x01(\x03R\x0edeadlineUnixMs\x12,\n" +
+	"\x12has_expected_total\x18\x05 \x01(\bR\x10hasExpectedTotal\x120\n" +
+	"\x14expected_total_cents\x18\x06 \x01(\x03R\x12expectedTotalCents\"8\n" +
 	"\bCartLine\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\"5\n" +

@@ -209,8 +209,12 @@ type PlaceRequest struct {
 	Currency        string                 `protobuf:"bytes,5,opt,name=currency,proto3" json:"currency,omitempty"`
 	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,6,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// With has_expected_total, a new order at another total than
+	// expected_total_cents is refused (PRICE_CHANGED) and nothing is reserved.
+	HasExpectedTotal   bool  `protobuf:"varint,7,opt,name=has_expected_total,json=hasExpectedTotal,proto3" json:"has_expected_total,omitempty"`
+	ExpectedTotalCents int64 `protobuf:"varint,8,opt,name=expected_total_cents,json=expectedTotalCents,proto3" json:"expected_total_cents,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *PlaceRequest) Reset() {
@@ -281,6 +285,20 @@ func (x *PlaceRequest) GetCurrency() string {
 func (x *PlaceRequest) GetDeadlineUnixMs() int64 {
 	if x != nil {
 		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
+func (x *PlaceRequest) GetHasExpectedTotal() bool {
+	if x != nil {
+		return x.HasExpectedTotal
+	}
+	return false
+}
+
+func (x *PlaceRequest) GetExpectedTotalCents() int64 {
+	if x != nil {
+		return x.ExpectedTotalCents
 	}
 	return 0
 }
@@ -646,7 +664,7 @@ const file_order_proto_rawDesc = "" +
 	"\bquantity\x18\x04 \x01(\x03R\bquantity\x12(\n" +
 	"\x10unit_price_cents\x18\x05 \x01(\x03R\x0eunitPriceCents\x12%\n" +
 	"\x0ediscount_cents\x18\x06 \x01(\x03R\rdiscountCents\x12\x19\n" +
-	"\bpromo_id\x18\a \x01(\tR\apromoId\"\x81\x02\n" +
+	"\bpromo_id\x18\a \x01(\tR\apromoId\"\xe1\x02\n" +
 	"\fPlaceRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12!\n" +
@@ -654,7 +672,9 @@ const file_order_proto_rawDesc = "" +
 	"\x05lines\x18\x03 \x03(\v2\x14.phoneshop.OrderLineR\x05lines\x12=\n" +
 	"\x10shipping_address\x18\x04 \x01(\v2\x12.phoneshop.AddressR\x0fshippingAddress\x12\x1a\n" +
 	"\bcurrency\x18\x05 \x01(\tR\bcurrency\x12(\n" +
-	"\x10deadline_unix_ms\x18\x06 \x01(\x03R\x0edeadlineUnixMs\"Z\n" +
+	"\x10deadline_unix_ms\x18\x06 \x01(\x03R\x0edeadlineUnixMs\x12,\n" +
+	"\x12has_expected_total\x18\a \x01(\bR\x10hasExpectedTotal\x120\n" +
+	"\x14expected_total_cents\x18\b \x01(\x03R\x12expectedTotalCents\"Z\n" +
 	"\x0fGetOrderRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12(\n" +
