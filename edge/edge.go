@@ -23,8 +23,10 @@ import (
 
 	"phoneshop/account"
 	"phoneshop/actors/order"
+	"phoneshop/actors/promo"
 	"phoneshop/catalog"
 	"phoneshop/cluster/call"
+	"phoneshop/protos/promopb"
 )
 
 // headerRequestID is the header every response carries (echoed when the client sent one).
@@ -38,13 +40,24 @@ type OrderLister interface {
 	ListOrders(ctx context.Context, accountID string, limit int, after *order.ListCursor) ([][]byte, error)
 }
 
+// PromoLister reads the campaign listing (newest first) from the store.
+type PromoLister interface {
+	ListPromos(ctx context.Context, q promo.ListQuery) ([]promo.Listing, error)
+}
+
 // Deps is what the edge needs.
 type Deps struct {
 	Accounts *account.Service
 	Catalog  *catalog.Service
 	Orders   OrderLister
-	Cluster  *pcluster.Cluster
-	Calls    call.Policy
+	Promos   PromoLister
+	// Campaigns is this process's view of the live campaigns: what prices the
+	// catalog and carts.
+	Campaigns *promo.Board
+	// Now is the clock campaigns are read by (time.Now when nil).
+	Now     func() time.Time
+	Cluster *pcluster.Cluster
+	Calls   call.Policy
 	// Ready reports the parts that cannot serve now (empty when ready).
 	Ready func(ctx context.Context) []string
 	// MaxLineQuantity, LowStockThreshold and MaintenanceMode are read per request
@@ -68,6 +81,13 @@ type server struct {
 	Deps
 	accounts *account.Service
 	log      *slog.Logger
+}
+
+func (s *server) now() time.Time {
+	if s.Now == nil {
+		return time.Now()
+	}
+	return s.Now()
 }
 
 // New returns the edge's Fiber app with every route of API.md.
@@ -111,6 +131,7 @@ func New(d Deps) *fiber.App {
 	v1.Post("/sessions", s.limit(d.Limits.Login), s.login)
 	v1.Delete("/sessions/current", s.authenticate, s.logout)
 	v1.Get("/me", s.authenticate, s.me)
+	v1.Put("/me/preferences", s.authenticate, s.setPreferences)
 
 	v1.Get("/phones", s.searchPhones)
 	v1.Get("/phones/:id", s.phone)
@@ -134,6 +155,20 @@ func New(d Deps) *fiber.App {
 	ops.Post("/orders/:id/ship", s.shipOrder)
 	ops.Post("/orders/:id/deliver", s.deliverOrder)
 	ops.Get("/cluster", s.clusterView)
+	ops.Get("/accounts", s.findAccount)
+	ops.Put("/accounts/:id/roles", requireRole(account.RoleAdmin), s.setRoles)
+
+	// The public list of active campaigns first: the group below would ask it
+	// for a token.
+	v1.Get("/promos/active", s.activePromos)
+	promos := v1.Group("/promos", s.authenticate, requireRole(account.RoleMarketing))
+	promos.Post("", s.createPromo)
+	promos.Get("", s.listPromos)
+	promos.Get("/:id", s.getPromo)
+	promos.Patch("/:id", s.editPromo)
+	promos.Post("/:id/launch", s.movePromo("Launch", (*promopb.PromoGrainClient).Launch))
+	promos.Post("/:id/pause", s.movePromo("Pause", (*promopb.PromoGrainClient).Pause))
+	promos.Post("/:id/end", s.movePromo("End", (*promopb.PromoGrainClient).End))
 
 	app.Get("/ops", dashboardPage)
 	app.Get("/ops/:file", dashboardAsset)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 
 	"phoneshop/account"
+	"phoneshop/actors/promo"
 	"phoneshop/catalog"
 	"phoneshop/cluster/call"
 	"phoneshop/fault"
@@ -33,6 +35,7 @@ const (
 	codeUnavailable         = "unavailable"
 	codeInternal            = "internal"
 	codeMethodNotAllowed    = "method_not_allowed"
+	codePriceChanged        = "price_changed"
 )
 
 // apiError is an error the client is told about as it is.
@@ -67,6 +70,7 @@ var grainReasons = map[string]struct {
 	reasonpb.ErrorReason_IDEMPOTENCY_MISMATCH.String(): {http.StatusUnprocessableEntity, codeIdempotencyMismatch},
 	reasonpb.ErrorReason_UNAVAILABLE.String():          {http.StatusServiceUnavailable, codeUnavailable},
 	reasonpb.ErrorReason_INTERNAL.String():             {http.StatusInternalServerError, codeInternal},
+	reasonpb.ErrorReason_PRICE_CHANGED.String():        {http.StatusConflict, codePriceChanged},
 }
 
 // domainErrors maps the sentinels of the domains the edge calls directly.
@@ -79,6 +83,9 @@ var domainErrors = []struct {
 	{account.ErrEmailTaken, http.StatusConflict, codeConflict},
 	{account.ErrBadCredentials, http.StatusUnauthorized, codeUnauthenticated},
 	{account.ErrSessionNotFound, http.StatusUnauthorized, codeUnauthenticated},
+	{account.ErrNotFound, http.StatusNotFound, codeNotFound},
+	{account.ErrOwnAdmin, http.StatusConflict, codeConflict},
+	{promo.ErrInvalid, http.StatusBadRequest, codeInvalidRequest},
 	{catalog.ErrInvalidQuery, http.StatusBadRequest, codeInvalidRequest},
 	{catalog.ErrNotFound, http.StatusNotFound, codeNotFound},
 	{call.ErrDeadline, http.StatusServiceUnavailable, codeUnavailable},
@@ -137,6 +144,10 @@ func toAPIError(err error) (*apiError, bool) {
 			}
 			if skus := ge.Metadata["skus"]; skus != "" {
 				ae.Details = map[string]any{"skus": strings.Split(skus, ",")}
+			}
+			if total, err := strconv.ParseInt(ge.Metadata["total_cents"], 10, 64); err == nil && m.code == codePriceChanged {
+				ae.Message = "the total at checkout is not the one expected: a campaign ended, was paused or ran out of units"
+				ae.Details = map[string]any{"total_cents": total}
 			}
 			return ae, true
 		}

@@ -36,6 +36,8 @@ type (
 		Email    *string `json:"email"`
 		Password *string `json:"password"`
 		Name     *string `json:"name"`
+		// PromoEmails opts in to campaign e-mail.
+		PromoEmails *bool `json:"promo_emails"`
 	}
 	fuzzLoginBody struct {
 		Email    *string `json:"email"`
@@ -45,7 +47,8 @@ type (
 		Quantity *int64 `json:"quantity"`
 	}
 	fuzzCheckoutBody struct {
-		ShippingAddress *addressBody `json:"shipping_address"`
+		ShippingAddress    *addressBody `json:"shipping_address"`
+		ExpectedTotalCents *int64       `json:"expected_total_cents"`
 	}
 	fuzzReceiveStockBody struct {
 		Received *int64 `json:"received"`
@@ -62,6 +65,8 @@ var fuzzBodies = []struct {
 	{"SetQuantity", func() any { return new(fuzzSetQuantityBody) }},
 	{"CreateOrder", func() any { return new(fuzzCheckoutBody) }},
 	{"ReceiveStock", func() any { return new(fuzzReceiveStockBody) }},
+	{"PromoSpec", func() any { return new(promoBody) }},
+	{"PromoPatch", func() any { return new(promoBody) }},
 }
 
 // TestFuzzBodiesMatchOpenAPI checks that the fuzzed bodies have the members

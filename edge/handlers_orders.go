@@ -16,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 
 	"phoneshop/actors/order"
+	"phoneshop/actors/promo"
 	"phoneshop/catalog"
 	"phoneshop/cluster/call"
 	"phoneshop/protos/cartpb"
@@ -31,7 +32,11 @@ type cartItemResponse struct {
 	Name           string `json:"name"`
 	Quantity       int64  `json:"quantity"`
 	UnitPriceCents int64  `json:"unit_price_cents"`
+	// LineTotalCents is the line at list price; DiscountCents its discount from
+	// the campaign PromoID.
 	LineTotalCents int64  `json:"line_total_cents"`
+	DiscountCents  int64  `json:"discount_cents"`
+	PromoID        string `json:"promo_id,omitempty"`
 }
 
 type cartResponse struct {
@@ -124,7 +129,8 @@ func (s *server) clearCart(c *fiber.Ctx) error {
 	return c.SendStatus(http.StatusNoContent)
 }
 
-// renderCart prices the cart's lines at the catalog's current prices.
+// renderCart prices the cart's lines at the catalog's current prices and the
+// discounts of the live campaigns, as checkout will (promo.Price).
 func (s *server) renderCart(c *fiber.Ctx, view *cartpb.CartView) error {
 	skus := make([]string, len(view.Lines))
 	for i, l := range view.Lines {
@@ -135,6 +141,7 @@ func (s *server) renderCart(c *fiber.Ctx, view *cartpb.CartView) error {
 		return err
 	}
 	resp := cartResponse{Items: []cartItemResponse{}, Currency: catalog.Currency}
+	var toPrice []promo.PriceLine
 	for _, l := range view.Lines {
 		v, ok := variants[l.Sku]
 		if !ok {
@@ -143,7 +150,14 @@ func (s *server) renderCart(c *fiber.Ctx, view *cartpb.CartView) error {
 		line := cartItemResponse{SKU: l.Sku, PhoneID: v.PhoneID, Name: v.DisplayName(), Quantity: l.Quantity,
 			UnitPriceCents: v.PriceCents, LineTotalCents: v.PriceCents * l.Quantity}
 		resp.Items = append(resp.Items, line)
+		toPrice = append(toPrice, promo.PriceLine{SKU: l.Sku, Brand: v.Brand, ListCents: v.PriceCents, Quantity: l.Quantity})
+	}
+	for i, p := range promo.Price(s.Campaigns.Live(), toPrice, s.now(), nil) {
+		resp.Items[i].DiscountCents, resp.Items[i].PromoID = p.DiscountCents, p.PromoID
+	}
+	for _, line := range resp.Items {
 		resp.SubtotalCents += line.LineTotalCents
+		resp.DiscountCents += line.DiscountCents
 	}
 	resp.TotalCents = resp.SubtotalCents - resp.DiscountCents
 	return c.JSON(resp)
@@ -164,6 +178,8 @@ type orderResponse struct {
 	ID              string             `json:"id"`
 	Status          string             `json:"status"`
 	Items           []cartItemResponse `json:"items"`
+	SubtotalCents   int64              `json:"subtotal_cents"`
+	DiscountCents   int64              `json:"discount_cents"`
 	TotalCents      int64              `json:"total_cents"`
 	Currency        string             `json:"currency"`
 	ShippingAddress addressBody        `json:"shipping_address"`
@@ -217,12 +233,18 @@ func (s *server) checkout(c *fiber.Ctx) (err error) {
 	}
 	var req struct {
 		ShippingAddress *addressBody `json:"shipping_address"`
+		// ExpectedTotalCents is the total the shopper was shown: a precondition,
+		// not part of what the order is, so it is left out of the fingerprint.
+		ExpectedTotalCents *int64 `json:"expected_total_cents"`
 	}
 	if err := decodeStrict(c, &req); err != nil {
 		return err
 	}
 	if req.ShippingAddress == nil {
 		return badRequest("shipping_address is required")
+	}
+	if req.ExpectedTotalCents != nil && *req.ExpectedTotalCents < 0 {
+		return badRequest("expected_total_cents must be an integer of at least 0")
 	}
 	if err := req.ShippingAddress.validate(); err != nil {
 		return err
@@ -238,6 +260,9 @@ func (s *server) checkout(c *fiber.Ctx) (err error) {
 		ShippingAddress: &orderpb.Address{Name: a.Name, Line1: a.Line1, Line2: a.Line2,
 			City: a.City, PostalCode: a.PostalCode, Country: a.Country},
 		DeadlineUnixMs: call.Deadline(c.UserContext()),
+	}
+	if req.ExpectedTotalCents != nil {
+		checkout.HasExpectedTotal, checkout.ExpectedTotalCents = true, *req.ExpectedTotalCents
 	}
 	client := s.cartClient(c)
 	view, err := call.Do(c.UserContext(), s.Calls, "cart", "Checkout", func(o ...pcluster.GrainCallOption) (*orderpb.OrderView, error) {
@@ -362,7 +387,7 @@ func toOrderResponse(st *orderpb.OrderState) orderResponse {
 func toOrderResponseFromDomain(o *order.Order) orderResponse {
 	r := orderResponse{
 		ID: o.ID, Status: apiStatus(o.Status), Items: make([]cartItemResponse, len(o.Lines)),
-		TotalCents: o.TotalCents, Currency: o.Currency,
+		DiscountCents: o.DiscountCents(), TotalCents: o.TotalCents, Currency: o.Currency,
 		ShippingAddress: addressBody{Name: o.Address.Name, Line1: o.Address.Line1, Line2: o.Address.Line2,
 			City: o.Address.City, PostalCode: o.Address.PostalCode, Country: o.Address.Country},
 		CreatedAt: o.CreatedAt.UTC().Format(time.RFC3339Nano),
@@ -370,7 +395,8 @@ func toOrderResponseFromDomain(o *order.Order) orderResponse {
 	}
 	for i, l := range o.Lines {
 		r.Items[i] = cartItemResponse{SKU: l.SKU, PhoneID: l.PhoneID, Name: l.Name, Quantity: l.Quantity,
-			UnitPriceCents: l.UnitPriceCents, LineTotalCents: l.UnitPriceCents * l.Quantity}
+			UnitPriceCents: l.UnitPriceCents, LineTotalCents: l.Subtotal(), DiscountCents: l.DiscountCents, PromoID: l.PromoID}
+		r.SubtotalCents += l.Subtotal()
 	}
 	return r
 }

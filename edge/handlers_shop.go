@@ -2,6 +2,7 @@ package edge
 
 import (
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -9,14 +10,16 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"phoneshop/account"
+	"phoneshop/actors/promo"
 	"phoneshop/catalog"
 )
 
 type accountResponse struct {
-	ID    string   `json:"id"`
-	Email string   `json:"email"`
-	Name  string   `json:"name"`
-	Roles []string `json:"roles"`
+	ID          string   `json:"id"`
+	Email       string   `json:"email"`
+	Name        string   `json:"name"`
+	Roles       []string `json:"roles"`
+	PromoEmails bool     `json:"promo_emails"`
 }
 
 func toAccountResponse(a account.Account) accountResponse {
@@ -24,7 +27,7 @@ func toAccountResponse(a account.Account) accountResponse {
 	for i, r := range a.Roles {
 		roles[i] = string(r)
 	}
-	return accountResponse{ID: a.ID, Email: a.Email, Name: a.Name, Roles: roles}
+	return accountResponse{ID: a.ID, Email: a.Email, Name: a.Name, Roles: roles, PromoEmails: a.PromoEmails}
 }
 
 func (s *server) register(c *fiber.Ctx) error {
@@ -32,6 +35,8 @@ func (s *server) register(c *fiber.Ctx) error {
 		Email    *string `json:"email"`
 		Password *string `json:"password"`
 		Name     *string `json:"name"`
+		// PromoEmails opts in to campaign e-mail at sign-up (off when absent).
+		PromoEmails *bool `json:"promo_emails"`
 	}
 	if err := decodeStrict(c, &req); err != nil {
 		return err
@@ -39,7 +44,8 @@ func (s *server) register(c *fiber.Ctx) error {
 	if req.Email == nil || req.Password == nil || req.Name == nil {
 		return badRequest("email, password and name are required")
 	}
-	a, err := s.accounts.Register(c.UserContext(), *req.Email, *req.Password, *req.Name)
+	a, err := s.accounts.RegisterAccount(c.UserContext(), account.NewAccount{Email: *req.Email, Password: *req.Password,
+		Name: *req.Name, PromoEmails: req.PromoEmails != nil && *req.PromoEmails})
 	if err != nil {
 		return err
 	}
@@ -85,6 +91,68 @@ func (s *server) me(c *fiber.Ctx) error {
 	return c.JSON(toAccountResponse(caller(c)))
 }
 
+func (s *server) setPreferences(c *fiber.Ctx) error {
+	var req struct {
+		PromoEmails *bool `json:"promo_emails"`
+	}
+	if err := decodeStrict(c, &req); err != nil {
+		return err
+	}
+	if req.PromoEmails == nil {
+		return badRequest("promo_emails is required: true or false")
+	}
+	a, err := s.accounts.SetPromoEmails(c.UserContext(), caller(c).ID, *req.PromoEmails)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"promo_emails": a.PromoEmails})
+}
+
+// findAccount is staff's look-up of an account by e-mail address.
+func (s *server) findAccount(c *fiber.Ctx) error {
+	email := c.Query("email")
+	if email == "" {
+		return badRequest("query parameter email is required")
+	}
+	a, err := s.accounts.ByEmail(c.UserContext(), email)
+	if err != nil {
+		return err
+	}
+	return c.JSON(toAccountResponse(a))
+}
+
+// accountIDPattern is the shape of the ids the account service mints.
+var accountIDPattern = regexp.MustCompile(`^acc_[0-9a-f]{24}$`)
+
+func (s *server) setRoles(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if !accountIDPattern.MatchString(id) {
+		return notFound("account not found")
+	}
+	var req struct {
+		Roles *[]string `json:"roles"`
+	}
+	if err := decodeStrict(c, &req); err != nil {
+		return err
+	}
+	if req.Roles == nil {
+		return badRequest("roles is required: a list of shopper, ops, marketing and admin")
+	}
+	roles := make([]account.Role, 0, len(*req.Roles))
+	for _, name := range *req.Roles {
+		r, err := account.ParseRole(name)
+		if err != nil {
+			return err
+		}
+		roles = append(roles, r)
+	}
+	a, err := s.accounts.SetRoles(c.UserContext(), caller(c), id, roles)
+	if err != nil {
+		return err
+	}
+	return c.JSON(toAccountResponse(a))
+}
+
 type phoneSummaryResponse struct {
 	ID             string `json:"id"`
 	Brand          string `json:"brand"`
@@ -92,9 +160,12 @@ type phoneSummaryResponse struct {
 	Name           string `json:"name"`
 	ReleaseYear    int    `json:"release_year"`
 	FromPriceCents int64  `json:"from_price_cents"`
-	Currency       string `json:"currency"`
-	ImageURL       string `json:"image_url"`
-	StockState     string `json:"stock_state"`
+	// FromSalePriceCents is the lowest price of the phone's variants while a
+	// campaign discounts one of them.
+	FromSalePriceCents *int64 `json:"from_sale_price_cents,omitempty"`
+	Currency           string `json:"currency"`
+	ImageURL           string `json:"image_url"`
+	StockState         string `json:"stock_state"`
 }
 
 type variantResponse struct {
@@ -102,8 +173,11 @@ type variantResponse struct {
 	StorageGB  int    `json:"storage_gb"`
 	Color      string `json:"color"`
 	PriceCents int64  `json:"price_cents"`
-	Currency   string `json:"currency"`
-	StockState string `json:"stock_state"`
+	// SalePriceCents and PromoID are set while a campaign discounts the variant.
+	SalePriceCents *int64 `json:"sale_price_cents,omitempty"`
+	PromoID        string `json:"promo_id,omitempty"`
+	Currency       string `json:"currency"`
+	StockState     string `json:"stock_state"`
 }
 
 type phoneResponse struct {
@@ -200,12 +274,14 @@ func (s *server) searchPhones(c *fiber.Ctx) error {
 		return err
 	}
 	low := s.LowStockThreshold()
+	campaigns, now := s.Campaigns.Live(), s.now()
 	items := make([]phoneSummaryResponse, len(page.Items))
 	for i, p := range page.Items {
 		items[i] = phoneSummaryResponse{
 			ID: p.ID, Brand: p.Brand, Model: p.Model, Name: p.Name, ReleaseYear: p.ReleaseYear,
 			FromPriceCents: p.FromPriceCents, Currency: catalog.Currency, ImageURL: p.ImageURL,
-			StockState: string(catalog.StateOf(p.MaxAvailable, low)),
+			StockState:         string(catalog.StateOf(p.MaxAvailable, low)),
+			FromSalePriceCents: fromSalePrice(campaigns, s.Catalog.VariantsOf(p.ID), p.Brand, now),
 		}
 	}
 	return c.JSON(fiber.Map{"items": items, "next_page_token": page.Next})
@@ -229,11 +305,17 @@ func (s *server) phone(c *fiber.Ctx) error {
 		Category: p.Category, Specs: p.Specs, Variants: make([]variantResponse, len(p.Variants)),
 	}
 	var best int64
+	campaigns, now := s.Campaigns.Live(), s.now()
 	for i, v := range p.Variants {
 		best = max(best, v.Available)
 		resp.Variants[i] = variantResponse{SKU: v.SKU, StorageGB: v.StorageGB, Color: v.Color, PriceCents: v.PriceCents,
 			Currency: catalog.Currency, StockState: string(catalog.StateOf(v.Available, low))}
+		if c := promo.Best(campaigns, v.SKU, p.Brand, now); c != nil {
+			sale := v.PriceCents - promo.UnitDiscount(v.PriceCents, c.PercentOff)
+			resp.Variants[i].SalePriceCents, resp.Variants[i].PromoID = &sale, c.ID
+		}
 	}
+	resp.FromSalePriceCents = fromSalePrice(campaigns, p.Variants, p.Brand, now)
 	resp.StockState = string(catalog.StateOf(best, low))
 	return c.JSON(resp)
 }
@@ -248,4 +330,28 @@ func (s *server) brands(c *fiber.Ctx) error {
 		items[i] = fiber.Map{"name": b.Name, "phone_count": b.PhoneCount}
 	}
 	return c.JSON(fiber.Map{"items": items})
+}
+
+// fromSalePrice is the lowest price of variants, each at its campaign's discount,
+// when a campaign discounts at least one of them (nil: none does).
+func fromSalePrice(campaigns []*promo.Campaign, variants []catalog.Variant, brand string, now time.Time) *int64 {
+	if len(campaigns) == 0 {
+		return nil
+	}
+	var lowest int64
+	discounted := false
+	for i, v := range variants {
+		price := v.PriceCents
+		if c := promo.Best(campaigns, v.SKU, brand, now); c != nil {
+			price -= promo.UnitDiscount(v.PriceCents, c.PercentOff)
+			discounted = true
+		}
+		if i == 0 || price < lowest {
+			lowest = price
+		}
+	}
+	if !discounted {
+		return nil
+	}
+	return &lowest
 }

@@ -90,7 +90,7 @@ func TestOpsClusterView(t *testing.T) {
 		if got.ID != m.ID() || got.Address != m.Address() || got.Status != "up" {
 			t.Errorf("member = %s at %s %s, want %s at %s up", got.ID, got.Address, got.Status, m.ID(), m.Address())
 		}
-		if diff := cmp.Diff([]string{"cart", "inventory", "order"}, got.Kinds); diff != "" {
+		if diff := cmp.Diff([]string{"cart", "inventory", "order", "promo"}, got.Kinds); diff != "" {
 			t.Errorf("kinds (-want +got):\n%s", diff)
 		}
 		if got.StartedAt == "" {
@@ -198,10 +198,10 @@ func TestOpsClusterView(t *testing.T) {
 			t.Errorf("member = %+v, want %s unreachable without activations", got, m.ID())
 		}
 		// Its kinds still come from the membership.
-		if diff := cmp.Diff([]string{"cart", "inventory", "order"}, got.Kinds); diff != "" {
+		if diff := cmp.Diff([]string{"cart", "inventory", "order", "promo"}, got.Kinds); diff != "" {
 			t.Errorf("kinds (-want +got):\n%s", diff)
 		}
-		if diff := cmp.Diff(map[string]int64{"cart": 0, "inventory": 0, "order": 0}, v.Totals); diff != "" {
+		if diff := cmp.Diff(map[string]int64{"cart": 0, "inventory": 0, "order": 0, "promo": 0}, v.Totals); diff != "" {
 			t.Errorf("totals without an answering member (-want +got):\n%s", diff)
 		}
 	})
