@@ -209,7 +209,9 @@ func (c *Campaign) NextChange(now time.Time) (time.Time, bool) {
 	if c.stage != stageLaunched {
 		return time.Time{}, false
 	}
-	if now.Before(c.StartsAt) && !c.activated {
+	if !c.activated {
+		// Due at the start, or now if that has passed: a write that finished
+		// after the start must not skip the activation.
 		return c.StartsAt, true
 	}
 	return c.EndsAt, true
