@@ -11,8 +11,8 @@ port=${PHONESHOP_BENCH_PORT:-8085}
 run=$(date +%s)
 mkdir -p tmp/bench docs/benchmarks
 
-echo "== group commit: durable reservations on one hot SKU (go test -bench)"
-go test -run '^$' -bench HotSKU -benchtime 5000x -v ./shop/ 2>&1 | grep -E '^(Benchmark|    bench_test)' | tee docs/benchmarks/group-commit.txt
+echo "== group commit: durable reservations on one hot SKU, grants on one campaign (go test -bench)"
+go test -run '^$' -bench 'HotSKU|CampaignGrants' -benchtime 5000x -v ./shop/ 2>&1 | grep -E '^(Benchmark|    bench_test)' | tee docs/benchmarks/group-commit.txt
 
 go build -o bin/phoneshop ./cmd/phoneshop
 go build -o bin/loadgen ./cmd/loadgen
