@@ -12,9 +12,10 @@ PROTOBUF_VERSION := $(shell $(GO) list -m -f '{{.Version}}' google.golang.org/pr
 run: build
 	$(BIN)/phoneshop dev $(ARGS)
 
-## build: compile phoneshop into bin/
+## build: compile phoneshop and shopctl (the marketing and ops command line) into bin/
 build:
 	$(GO) build -o $(BIN)/phoneshop ./cmd/phoneshop
+	$(GO) build -o $(BIN)/shopctl ./cmd/shopctl
 
 ## test: every test (what CI runs): all with the race detector, then without it the
 ## cluster tests (TestCluster*: several protoactor members in one process race inside

@@ -81,8 +81,14 @@ func NewBoard() *Board {
 	return b
 }
 
-// Live returns the campaigns as of the last refresh. They are read-only.
-func (b *Board) Live() []*Campaign { return *b.campaigns.Load() }
+// Live returns the campaigns as of the last refresh. They are read-only. A nil
+// board has none.
+func (b *Board) Live() []*Campaign {
+	if b == nil {
+		return nil
+	}
+	return *b.campaigns.Load()
+}
 
 // Active returns the campaigns active at now, with their ids, for listing.
 func (b *Board) Active(now time.Time) []*Campaign {
