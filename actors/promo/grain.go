@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -138,7 +139,7 @@ func (g *grain) Create(req *promopb.CreatePromoRequest, _ func(*promopb.PromoVie
 		if err != nil {
 			return false, nil, err
 		}
-		g.campaign, g.created = created, g.deps.Now()
+		g.campaign = created
 		return true, nil, nil
 	})
 }
@@ -255,6 +256,9 @@ func (g *grain) apply(ctx context.Context, gctx cluster.GrainContext, cmd comman
 	}
 	if changed || settled {
 		g.updated = now
+		if g.created.IsZero() {
+			g.created = now // the create
+		}
 	}
 	switch {
 	case err != nil:
@@ -384,9 +388,9 @@ func (g *grain) toGrainError(err error) error {
 	case errors.As(err, &answered):
 		return answered
 	case errors.Is(err, ErrInvalid):
-		return reasonpb.ErrInvalid("%v", err)
+		return reasonpb.ErrInvalid("%s", strings.TrimPrefix(err.Error(), "promo: "))
 	case errors.Is(err, ErrNotDraft), errors.Is(err, ErrTransition):
-		return reasonpb.ErrConflict("%v", err)
+		return reasonpb.ErrConflict("%s", strings.TrimPrefix(err.Error(), "promo: "))
 	case errors.Is(err, ErrNotActive), errors.Is(err, ErrCapReached):
 		return reasonpb.ErrPriceChanged("%v", err).WithMetadata(map[string]string{"promos": g.id})
 	case errors.Is(err, ErrGrantChange):
