@@ -142,7 +142,12 @@ type PriceChangedError struct {
 	TotalCents int64
 }
 
-func (e *PriceChangedError) Error() string { return fmt.Sprintf("%v: %v", ErrPriceChanged, e.Promos) }
+func (e *PriceChangedError) Error() string {
+	if len(e.Promos) == 0 {
+		return fmt.Sprintf("order: the total is %d cents, not the one expected", e.TotalCents)
+	}
+	return fmt.Sprintf("%v: %v", ErrPriceChanged, e.Promos)
+}
 
 // Unwrap makes errors.Is(err, ErrPriceChanged) hold.
 func (e *PriceChangedError) Unwrap() error { return ErrPriceChanged }
@@ -311,8 +316,7 @@ func (o *Order) commitAll(ctx context.Context, ports Ports, save SaveFunc, now f
 			return err
 		}
 		o.releaseAll(ctx, stock)
-		o.RejectedPromos = refused
-		return o.moveTo(ctx, StatusRejected, save, now)
+		return o.reject(ctx, nil, refused, save, now)
 	}
 	for _, l := range o.Lines {
 		err := stock.Commit(ctx, l.SKU, o.ID)
@@ -332,8 +336,7 @@ func (o *Order) commitAll(ctx context.Context, ports Ports, save SaveFunc, now f
 				return err
 			}
 			o.releaseAll(ctx, stock)
-			o.RejectedSKUs = []string{l.SKU}
-			return o.moveTo(ctx, StatusRejected, save, now)
+			return o.reject(ctx, []string{l.SKU}, nil, save, now)
 		}
 		if err != nil {
 			return err
@@ -398,6 +401,18 @@ func (o *Order) releaseAll(ctx context.Context, stock Stock) {
 	for _, l := range o.Lines {
 		_ = stock.Release(ctx, l.SKU, o.ID)
 	}
+}
+
+// reject moves a committing order to rejected for the SKUs or campaigns that
+// refused it. A save that fails leaves no trace of the refusal: the order is
+// committing again, and its next attempt decides afresh.
+func (o *Order) reject(ctx context.Context, skus, promos []string, save SaveFunc, now func() time.Time) error {
+	o.RejectedSKUs, o.RejectedPromos = skus, promos
+	if err := o.moveTo(ctx, StatusRejected, save, now); err != nil {
+		o.RejectedSKUs, o.RejectedPromos = nil, nil
+		return err
+	}
+	return nil
 }
 
 func (o *Order) moveTo(ctx context.Context, s Status, save SaveFunc, now func() time.Time) error {

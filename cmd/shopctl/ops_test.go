@@ -134,7 +134,7 @@ const clusterJSON = `{"members":[
  {"id":"m2","address":"127.0.0.1:7002","kinds":["cart","inventory","order"],"status":"unreachable"}],
  "totals":{"cart":12,"inventory":3,"order":0},"health":{"store":"up"}}`
 
-func TestCluster_shows_members_with_activations_per_kind(t *testing.T) {
+func TestOpsClusterTable_shows_members_with_activations_per_kind(t *testing.T) {
 	shop := newFakeShop(t)
 	shop.answer("GET /api/v1/ops/cluster", http.StatusOK, clusterJSON)
 	c := newCLI(t, shop)
