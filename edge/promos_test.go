@@ -194,6 +194,15 @@ func TestPromos(t *testing.T) {
 			"ends_in_past":     map[string]any{"name": "n", "percent_off": 5, "skus": []string{sku}, "starts_at": rfc(time.Now().Add(-2 * time.Hour)), "ends_at": past},
 			"ends_at_starts":   map[string]any{"name": "n", "percent_off": 5, "skus": []string{sku}, "starts_at": future, "ends_at": future},
 			"cap_0":            with("max_discounted_units", 0),
+			"cap_negative":     with("max_discounted_units", -5),
+			"skus_not_a_list":  with("skus", "a-sku"),
+			"empty_sku":        with("skus", []string{""}),
+			"long_subject":     with("email_subject", strings.Repeat("s", 201)),
+			"long_body":        with("email_body", strings.Repeat("b", 20001)),
+			"too_many_targets": with("skus", make([]string, 501)),
+			"no_percent":       with("percent_off", nil),
+			"no_ends_at":       with("ends_at", nil),
+			"array_body":       []any{},
 			"unknown_field":    with("discount", 5),
 			"wrong_case_field": with("Name", "x"),
 			"not_json":         "{",
@@ -214,6 +223,63 @@ func TestPromos(t *testing.T) {
 		wantOK(t, do(t, h, shoptest.Request{Method: "GET", Path: "/api/v1/promos", Token: mk}), http.StatusOK, &page)
 		if len(page.Items) != 0 {
 			t.Errorf("refused creates made campaigns: %+v", page.Items)
+		}
+	})
+
+	t.Run("edit_400_on_bad_input_and_changes_nothing", func(t *testing.T) {
+		p := createPromo(t, h, mk, campaign(10, seed.variants[2].SKU))
+		for name, body := range map[string]any{
+			"empty":         map[string]any{},
+			"percent_95":    map[string]any{"percent_off": 95},
+			"bad_time":      map[string]any{"ends_at": "soon"},
+			"ends_in_past":  map[string]any{"ends_at": rfc(time.Now().Add(-time.Hour))},
+			"no_targets":    map[string]any{"skus": []string{}},
+			"unknown_sku":   map[string]any{"skus": []string{"no-such-sku"}},
+			"unknown_field": map[string]any{"status": "active"},
+			"long_name":     map[string]any{"name": strings.Repeat("n", 101)},
+			"cap_0":         map[string]any{"max_discounted_units": 0},
+		} {
+			t.Run(name, func(t *testing.T) {
+				wantError(t, do(t, h, shoptest.Request{Method: "PATCH", Path: "/api/v1/promos/" + p.ID, Token: mk, Body: body}), http.StatusBadRequest, "invalid_request")
+			})
+		}
+		if got := getPromo(t, h, mk, p.ID); got.PercentOff != 10 || got.Name != p.Name || fmt.Sprint(got.SKUs) != fmt.Sprint(p.SKUs) {
+			t.Errorf("refused edits changed the campaign: %+v", got)
+		}
+		wantError(t, do(t, h, shoptest.Request{Method: "PATCH", Path: "/api/v1/promos/promo_000000000000000000000000", Token: mk,
+			Body: map[string]any{"name": "x"}}), http.StatusNotFound, "not_found")
+		movePromo(t, h, mk, p.ID, "end")
+	})
+
+	t.Run("list_pages_newest_first", func(t *testing.T) {
+		var ids []string
+		for range 3 {
+			ids = append(ids, createPromo(t, h, mk, campaign(5, seed.variants[3].SKU)).ID)
+		}
+		var seen []string
+		token := ""
+		for pages := 0; ; pages++ {
+			var page struct {
+				Items         []promoBody `json:"items"`
+				NextPageToken string      `json:"next_page_token"`
+			}
+			wantOK(t, do(t, h, shoptest.Request{Method: "GET", Path: "/api/v1/promos?status=draft&page_size=2&page_token=" + token, Token: mk}), http.StatusOK, &page)
+			for _, p := range page.Items {
+				if p.Status != "draft" {
+					t.Errorf("?status=draft listed a %s campaign", p.Status)
+				}
+				seen = append(seen, p.ID)
+			}
+			if token = page.NextPageToken; token == "" || pages > 10 {
+				break
+			}
+		}
+		if len(seen) < 3 || fmt.Sprint(seen[:3]) != fmt.Sprint([]string{ids[2], ids[1], ids[0]}) {
+			t.Errorf("drafts listed %v, want the newest %v first", seen, []string{ids[2], ids[1], ids[0]})
+		}
+		wantError(t, do(t, h, shoptest.Request{Method: "GET", Path: "/api/v1/promos?page_token=garbage", Token: mk}), http.StatusBadRequest, "invalid_request")
+		for _, id := range ids {
+			movePromo(t, h, mk, id, "end")
 		}
 	})
 
@@ -248,8 +314,8 @@ func TestPromos(t *testing.T) {
 		}
 		var ended struct{ Items []promoBody }
 		wantOK(t, do(t, h, shoptest.Request{Method: "GET", Path: "/api/v1/promos?status=ended", Token: mk}), http.StatusOK, &ended)
-		if len(ended.Items) != 1 || ended.Items[0].ID != p.ID {
-			t.Errorf("ended list = %+v", ended.Items)
+		if len(ended.Items) == 0 || ended.Items[0].ID != p.ID {
+			t.Errorf("ended list does not start with the campaign just ended: %+v", ended.Items)
 		}
 		wantError(t, do(t, h, shoptest.Request{Method: "GET", Path: "/api/v1/promos?status=gone", Token: mk}), http.StatusBadRequest, "invalid_request")
 	})
