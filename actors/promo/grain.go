@@ -271,6 +271,12 @@ func (g *grain) apply(ctx context.Context, gctx cluster.GrainContext, cmd comman
 	if g.writes.Submit(gctx, changed || settled, reply) {
 		g.startWrite(gctx)
 	}
+	if !g.writes.Pending() {
+		// Answered (or covered by the write just started): the command's
+		// deadline must not bound a later write it does not wait for, such as
+		// the one the grain's own timer starts.
+		g.writeBy = time.Time{}
+	}
 	return nil
 }
 

@@ -48,6 +48,9 @@ func (p *Pipeline) Version() int64 { return p.version }
 // Saving reports whether a write is in flight.
 func (p *Pipeline) Saving() bool { return p.saving }
 
+// Pending reports whether answers wait for a write that has not started yet.
+func (p *Pipeline) Pending() bool { return len(p.pending) > 0 }
+
 // Submit records the outcome of the command being processed (ctx's current
 // message): changed says whether it changed the state, reply is what its sender gets
 // (a response or an error) once what it observed is durable. It reports whether the
