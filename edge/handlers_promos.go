@@ -39,9 +39,26 @@ type promoBody struct {
 	SKUs               *[]string `json:"skus"`
 	StartsAt           *string   `json:"starts_at"`
 	EndsAt             *string   `json:"ends_at"`
-	MaxDiscountedUnits *int64    `json:"max_discounted_units"`
+	MaxDiscountedUnits nullableUnits `json:"max_discounted_units"`
 	EmailSubject       *string   `json:"email_subject"`
 	EmailBody          *string   `json:"email_body"`
+}
+
+// nullableUnits is max_discounted_units as a request writes it: absent (an edit
+// keeps the cap), null (no cap), or a number.
+type nullableUnits struct {
+	set, null bool
+	value     int64
+}
+
+// UnmarshalJSON is called for a member that is present, null included.
+func (n *nullableUnits) UnmarshalJSON(b []byte) error {
+	n.set = true
+	if string(b) == "null" {
+		n.null = true
+		return nil
+	}
+	return json.Unmarshal(b, &n.value)
 }
 
 // maxPromoUnits bounds a cap, so that a typo cannot be mistaken for a real one.
@@ -76,11 +93,11 @@ func (s *server) toSpec(c *fiber.Ctx, b promoBody) (promo.Spec, []string, error)
 		}
 		*t.into, fields = at.UTC(), append(fields, t.name)
 	}
-	if b.MaxDiscountedUnits != nil {
-		if *b.MaxDiscountedUnits < 1 || *b.MaxDiscountedUnits > maxPromoUnits {
-			return spec, nil, badRequest("max_discounted_units must be an integer from 1 to 1000000000 (leave it out for no cap)")
+	if u := b.MaxDiscountedUnits; u.set {
+		if !u.null && (u.value < 1 || u.value > maxPromoUnits) {
+			return spec, nil, badRequest("max_discounted_units must be an integer from 1 to 1000000000, or null for no cap")
 		}
-		spec.MaxDiscountedUnits, fields = *b.MaxDiscountedUnits, append(fields, "max_discounted_units")
+		spec.MaxDiscountedUnits, fields = u.value, append(fields, "max_discounted_units") // null: 0, no cap
 	}
 	if b.EmailSubject != nil {
 		spec.EmailSubject, fields = *b.EmailSubject, append(fields, "email_subject")

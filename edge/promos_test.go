@@ -195,6 +195,8 @@ func TestPromos(t *testing.T) {
 			"ends_at_starts":   map[string]any{"name": "n", "percent_off": 5, "skus": []string{sku}, "starts_at": future, "ends_at": future},
 			"cap_0":            with("max_discounted_units", 0),
 			"cap_negative":     with("max_discounted_units", -5),
+			"cap_fraction":     with("max_discounted_units", 5.5),
+			"cap_string":       with("max_discounted_units", "5"),
 			"skus_not_a_list":  with("skus", "a-sku"),
 			"empty_sku":        with("skus", []string{""}),
 			"long_subject":     with("email_subject", strings.Repeat("s", 201)),
@@ -245,6 +247,21 @@ func TestPromos(t *testing.T) {
 		}
 		if got := getPromo(t, h, mk, p.ID); got.PercentOff != 10 || got.Name != p.Name || fmt.Sprint(got.SKUs) != fmt.Sprint(p.SKUs) {
 			t.Errorf("refused edits changed the campaign: %+v", got)
+		}
+		// A cap is set by a number and removed by null; an absent member keeps it.
+		var capped promoBody
+		wantOK(t, do(t, h, shoptest.Request{Method: "PATCH", Path: "/api/v1/promos/" + p.ID, Token: mk,
+			Body: map[string]any{"max_discounted_units": 7}}), http.StatusOK, &capped)
+		wantOK(t, do(t, h, shoptest.Request{Method: "PATCH", Path: "/api/v1/promos/" + p.ID, Token: mk,
+			Body: map[string]any{"name": "Renamed"}}), http.StatusOK, &capped)
+		if capped.MaxDiscountedUnits == nil || *capped.MaxDiscountedUnits != 7 || capped.Name != "Renamed" {
+			t.Errorf("after setting a cap and renaming: %+v", capped)
+		}
+		capped = promoBody{}
+		wantOK(t, do(t, h, shoptest.Request{Method: "PATCH", Path: "/api/v1/promos/" + p.ID, Token: mk,
+			Body: map[string]any{"max_discounted_units": nil}}), http.StatusOK, &capped)
+		if capped.MaxDiscountedUnits != nil {
+			t.Errorf("null did not remove the cap: %d", *capped.MaxDiscountedUnits)
 		}
 		wantError(t, do(t, h, shoptest.Request{Method: "PATCH", Path: "/api/v1/promos/promo_000000000000000000000000", Token: mk,
 			Body: map[string]any{"name": "x"}}), http.StatusNotFound, "not_found")

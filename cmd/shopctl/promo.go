@@ -78,6 +78,7 @@ type promoFlags struct {
 	startsAt, endsAt        string
 	emailSubject, emailBody string
 	emailBodyFile           string
+	noCap                   bool
 }
 
 func (f *promoFlags) register(cmd *cobra.Command) {
@@ -93,6 +94,8 @@ func (f *promoFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.emailBody, "email-body", "", "body of the campaign e-mail")
 	fs.StringVar(&f.emailBodyFile, "email-body-file", "", "read the e-mail body from this file ('-' for stdin)")
 	cmd.MarkFlagsMutuallyExclusive("email-body", "email-body-file")
+	fs.BoolVar(&f.noCap, "no-cap", false, "no cap on the discounted units (removes one set before)")
+	cmd.MarkFlagsMutuallyExclusive("max-units", "no-cap")
 }
 
 // body returns the fields given on the command line under the API's names, so an
@@ -126,6 +129,9 @@ func (a *app) promoBody(cmd *cobra.Command, f *promoFlags) (map[string]any, erro
 	}
 	if given("max-units") {
 		body["max_discounted_units"] = f.maxUnits
+	}
+	if given("no-cap") && f.noCap {
+		body["max_discounted_units"] = nil // JSON null: no cap
 	}
 	if given("email-subject") {
 		body["email_subject"] = f.emailSubject
