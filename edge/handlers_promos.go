@@ -33,15 +33,15 @@ func newPromoID() string {
 // promoBody is a campaign as marketing writes it: every member is optional here;
 // create requires some, and an edit changes the ones present.
 type promoBody struct {
-	Name               *string   `json:"name"`
-	PercentOff         *int64    `json:"percent_off"`
-	Brands             *[]string `json:"brands"`
-	SKUs               *[]string `json:"skus"`
-	StartsAt           *string   `json:"starts_at"`
-	EndsAt             *string   `json:"ends_at"`
+	Name               *string       `json:"name"`
+	PercentOff         *int64        `json:"percent_off"`
+	Brands             *[]string     `json:"brands"`
+	SKUs               *[]string     `json:"skus"`
+	StartsAt           *string       `json:"starts_at"`
+	EndsAt             *string       `json:"ends_at"`
 	MaxDiscountedUnits nullableUnits `json:"max_discounted_units"`
-	EmailSubject       *string   `json:"email_subject"`
-	EmailBody          *string   `json:"email_body"`
+	EmailSubject       *string       `json:"email_subject"`
+	EmailBody          *string       `json:"email_body"`
 }
 
 // nullableUnits is max_discounted_units as a request writes it: absent (an edit
