@@ -33,32 +33,27 @@ func newPromoID() string {
 // promoBody is a campaign as marketing writes it: every member is optional here;
 // create requires some, and an edit changes the ones present.
 type promoBody struct {
-	Name               *string       `json:"name"`
-	PercentOff         *int64        `json:"percent_off"`
-	Brands             *[]string     `json:"brands"`
-	SKUs               *[]string     `json:"skus"`
-	StartsAt           *string       `json:"starts_at"`
-	EndsAt             *string       `json:"ends_at"`
-	MaxDiscountedUnits nullableUnits `json:"max_discounted_units"`
-	EmailSubject       *string       `json:"email_subject"`
-	EmailBody          *string       `json:"email_body"`
+	Name               *string   `json:"name"`
+	PercentOff         *int64    `json:"percent_off"`
+	Brands             *[]string `json:"brands"`
+	SKUs               *[]string `json:"skus"`
+	StartsAt           *string   `json:"starts_at"`
+	EndsAt             *string   `json:"ends_at"`
+	MaxDiscountedUnits *int64    `json:"max_discounted_units"`
+	EmailSubject       *string   `json:"email_subject"`
+	EmailBody          *string   `json:"email_body"`
 }
 
-// nullableUnits is max_discounted_units as a request writes it: absent (an edit
-// keeps the cap), null (no cap), or a number.
-type nullableUnits struct {
-	set, null bool
-	value     int64
-}
-
-// UnmarshalJSON is called for a member that is present, null included.
-func (n *nullableUnits) UnmarshalJSON(b []byte) error {
-	n.set = true
-	if string(b) == "null" {
-		n.null = true
-		return nil
+// isNullMember reports whether the JSON object body has the member name set to
+// null. The strict decoder reads null and absent alike (a nil pointer); an edit
+// tells them apart for max_discounted_units: null removes the cap, absent keeps it.
+func isNullMember(body []byte, name string) bool {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(body, &members); err != nil {
+		return false
 	}
-	return json.Unmarshal(b, &n.value)
+	raw, ok := members[name]
+	return ok && string(raw) == "null"
 }
 
 // maxPromoUnits bounds a cap, so that a typo cannot be mistaken for a real one.
@@ -93,11 +88,14 @@ func (s *server) toSpec(c *fiber.Ctx, b promoBody) (promo.Spec, []string, error)
 		}
 		*t.into, fields = at.UTC(), append(fields, t.name)
 	}
-	if u := b.MaxDiscountedUnits; u.set {
-		if !u.null && (u.value < 1 || u.value > maxPromoUnits) {
+	switch {
+	case b.MaxDiscountedUnits != nil:
+		if *b.MaxDiscountedUnits < 1 || *b.MaxDiscountedUnits > maxPromoUnits {
 			return spec, nil, badRequest("max_discounted_units must be an integer from 1 to 1000000000, or null for no cap")
 		}
-		spec.MaxDiscountedUnits, fields = u.value, append(fields, "max_discounted_units") // null: 0, no cap
+		spec.MaxDiscountedUnits, fields = *b.MaxDiscountedUnits, append(fields, "max_discounted_units")
+	case isNullMember(c.Body(), "max_discounted_units"):
+		spec.MaxDiscountedUnits, fields = 0, append(fields, "max_discounted_units") // no cap
 	}
 	if b.EmailSubject != nil {
 		spec.EmailSubject, fields = *b.EmailSubject, append(fields, "email_subject")

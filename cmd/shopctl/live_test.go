@@ -206,3 +206,86 @@ func waitActive(t *testing.T, h *shoptest.Harness, id string, want bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestLiveTables runs every command in table mode against a real shop, with the
+// moves a table cannot show checked through the API: a real order shipped and
+// delivered, a role revoked, a cap removed.
+func TestLiveTables(t *testing.T) {
+	h := shoptest.Start(t, 1)
+	adminToken := h.Admin()
+	admin := liveCLI(t, h, adminToken)
+	shopperToken, email := h.Shopper()
+	brand := firstBrand(t, h)
+
+	// wantTable runs args and requires a table whose header has every column.
+	wantTable := func(c *cli, columns []string, args ...string) string {
+		t.Helper()
+		r := c.mustSucceed(args...)
+		header := strings.SplitN(r.stdout, "\n", 2)[0]
+		for _, col := range columns {
+			if !strings.Contains(r.stdout, col) {
+				t.Errorf("shopctl %v: no %q in\n%s", args, col, r.stdout)
+			}
+		}
+		if strings.HasPrefix(strings.TrimSpace(r.stdout), "{") {
+			t.Errorf("shopctl %v printed JSON in table mode (header %q)", args, header)
+		}
+		return r.stdout
+	}
+
+	wantTable(admin, []string{"ID", "EMAIL", "ROLES", "marketing"}, "account", "grant", email, "marketing", "ops")
+	out := wantTable(admin, []string{"ID", "EMAIL", "ROLES"}, "account", "revoke", email, "ops")
+	if strings.Contains(out, "ops") {
+		t.Errorf("ops still shown after revoke:\n%s", out)
+	}
+	wantTable(admin, []string{email}, "account", "get", email)
+
+	marketer := liveCLI(t, h, "")
+	marketer.env["SHOPCTL_PASSWORD"] = shopperPassword
+	marketer.mustSucceed("--url", h.URL, "login", "--email", email)
+	out = wantTable(marketer, []string{"ID", "STATUS", "draft"}, "promo", "create", "--name", "Tables", "--percent-off", "10",
+		"--brand", brand, "--starts-at", "now", "--ends-at", "+2h", "--max-units", "5")
+	var id string
+	for _, f := range strings.Fields(out) {
+		if strings.HasPrefix(f, "promo_") {
+			id = f
+			break
+		}
+	}
+	if id == "" {
+		t.Fatalf("no campaign id in\n%s", out)
+	}
+	wantTable(marketer, []string{"ID", "NAME", "STATUS", id}, "promo", "list")
+	wantTable(marketer, []string{"UNITS", "0/5"}, "promo", "get", id)
+	out = wantTable(marketer, []string{"UNITS"}, "promo", "edit", id, "--no-cap")
+	if strings.Contains(out, "0/5") {
+		t.Errorf("--no-cap kept the cap:\n%s", out)
+	}
+	wantTable(marketer, []string{"active"}, "promo", "launch", id)
+	wantTable(marketer, []string{"paused"}, "promo", "pause", id)
+	wantTable(marketer, []string{"ended"}, "promo", "end", id)
+
+	// A real order, shipped and delivered by ops.
+	sku := shoptest.SoldOutSKUs(t, 1)[0]
+	h.SetStock(adminToken, sku, 1)
+	wantTable(admin, []string{sku}, "stock", "get", sku)
+	wantTable(admin, []string{sku}, "stock", "receive", sku, "1")
+	h.Do(shoptest.Request{Method: "PUT", Path: "/api/v1/cart/items/" + sku, Token: shopperToken, Body: map[string]int{"quantity": 1}})
+	r := h.Do(shoptest.Request{Method: "POST", Path: "/api/v1/orders", Token: shopperToken,
+		Headers: map[string]string{"Idempotency-Key": "tables"}, Body: shoptest.Address()})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("checkout: %d %s", r.Status, r.Body)
+	}
+	order := r.Map(t)["id"].(string)
+	wantTable(admin, []string{order, "shipped"}, "order", "ship", order)
+	wantTable(admin, []string{order, "delivered"}, "order", "deliver", order)
+	wantTable(admin, []string{"MEMBER"}, "cluster")
+
+	// Usage errors exit 2 and change nothing.
+	if r := marketer.run("promo", "create", "--name", "x"); r.code != exitUsage {
+		t.Errorf("create without the required flags: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := marketer.run("promo", "edit", id, "--max-units", "3", "--no-cap"); r.code != exitUsage {
+		t.Errorf("--max-units with --no-cap: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
