@@ -24,21 +24,7 @@ func (s *Store) LoadPromo(ctx context.Context, id string) (_ snapshot.Snapshot, 
 // PromoGrants implements promo.Store: the campaign's grant ledger.
 func (s *Store) PromoGrants(ctx context.Context, id string) (_ map[string]int64, err error) {
 	defer s.classify(&err)
-	rows, err := s.reader.QueryContext(ctx, `SELECT order_id, units FROM promo_grants WHERE promo_id = ?`, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	grants := map[string]int64{}
-	for rows.Next() {
-		var order string
-		var units int64
-		if err := rows.Scan(&order, &units); err != nil {
-			return nil, err
-		}
-		grants[order] = units
-	}
-	return grants, rows.Err()
+	return s.readLedger(ctx, grantsLedger, id)
 }
 
 // SavePromo implements promo.Store: the snapshot, the grant ledger's changes and
@@ -57,25 +43,8 @@ func (s *Store) SavePromo(ctx context.Context, expectedVersion int64, state []by
 	row := []any{l.Name, l.Stage, l.PercentOff, string(brands), string(skus), l.StartsAt.UnixMicro(), l.EndsAt.UnixMicro(),
 		l.MaxDiscountedUnits, l.EmailSubject, l.EmailBody, l.Activated, l.DiscountedUnits, l.Orders, l.UpdatedAt.UnixMicro()}
 	return s.saveFenced(ctx, kindPromo, l.ID, expectedVersion, state, func(ctx context.Context, tx *sql.Tx) error {
-		if len(grants.Returned) > 0 {
-			args := []any{l.ID}
-			for _, id := range grants.Returned {
-				args = append(args, id)
-			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM promo_grants WHERE promo_id = ? AND order_id IN (?`+
-				strings.Repeat(",?", len(grants.Returned)-1)+`)`, args...); err != nil {
-				return err
-			}
-		}
-		if len(grants.Added) > 0 {
-			args := make([]any, 0, 3*len(grants.Added))
-			for id, units := range grants.Added {
-				args = append(args, l.ID, id, units)
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO promo_grants (promo_id, order_id, units) VALUES (?, ?, ?)`+
-				strings.Repeat(", (?, ?, ?)", len(grants.Added)-1), args...); err != nil {
-				return err
-			}
+		if err := writeLedger(ctx, tx, grantsLedger, l.ID, grants.Added, grants.Returned); err != nil {
+			return err
 		}
 		// The fence above decided who writes: the first version inserts the
 		// listing, every later one updates it.

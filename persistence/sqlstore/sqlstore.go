@@ -180,21 +180,62 @@ func (s *Store) LoadInventory(ctx context.Context, sku string) (_ snapshot.Snaps
 // InventorySales implements inventory.Store: the SKU's sales ledger.
 func (s *Store) InventorySales(ctx context.Context, sku string) (_ map[string]int64, err error) {
 	defer s.classify(&err)
-	rows, err := s.reader.QueryContext(ctx, `SELECT order_id, quantity FROM inventory_sales WHERE sku = ?`, sku)
+	return s.readLedger(ctx, salesLedger, sku)
+}
+
+// ledger is a table of per-order rows beside a grain's snapshot: an inventory
+// item's sales, a campaign's grants. A write adds and deletes only its own rows.
+type ledger struct{ table, owner, amount string }
+
+var (
+	salesLedger  = ledger{table: "inventory_sales", owner: "sku", amount: "quantity"}
+	grantsLedger = ledger{table: "promo_grants", owner: "promo_id", amount: "units"}
+)
+
+// readLedger returns owner's rows: order id -> amount.
+func (s *Store) readLedger(ctx context.Context, l ledger, owner string) (map[string]int64, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT order_id, `+l.amount+` FROM `+l.table+` WHERE `+l.owner+` = ?`, owner)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	sales := map[string]int64{}
+	out := map[string]int64{}
 	for rows.Next() {
 		var id string
-		var q int64
-		if err := rows.Scan(&id, &q); err != nil {
+		var n int64
+		if err := rows.Scan(&id, &n); err != nil {
 			return nil, err
 		}
-		sales[id] = q
+		out[id] = n
 	}
-	return sales, rows.Err()
+	return out, rows.Err()
+}
+
+// writeLedger applies a write's changes to owner's rows inside tx: the orders
+// returned are deleted first, then the added ones inserted (an order returned and
+// added again in one write is both).
+func writeLedger(ctx context.Context, tx *sql.Tx, l ledger, owner string, added map[string]int64, returned []string) error {
+	if len(returned) > 0 {
+		args := []any{owner}
+		for _, id := range returned {
+			args = append(args, id)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+l.table+` WHERE `+l.owner+` = ? AND order_id IN (?`+
+			strings.Repeat(",?", len(returned)-1)+`)`, args...); err != nil {
+			return err
+		}
+	}
+	if len(added) > 0 {
+		args := make([]any, 0, 3*len(added))
+		for id, n := range added {
+			args = append(args, owner, id, n)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO `+l.table+` (`+l.owner+`, order_id, `+l.amount+`) VALUES (?, ?, ?)`+
+			strings.Repeat(", (?, ?, ?)", len(added)-1), args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SaveInventory implements inventory.Store: the snapshot, the ledger's changes and
@@ -203,25 +244,8 @@ func (s *Store) SaveInventory(ctx context.Context, sku string, expectedVersion i
 	defer s.classify(&err)
 	updated := s.now().UnixMicro()
 	return s.saveFenced(ctx, kindInventory, sku, expectedVersion, state, func(ctx context.Context, tx *sql.Tx) error {
-		if len(sales.Returned) > 0 {
-			args := []any{sku}
-			for _, id := range sales.Returned {
-				args = append(args, id)
-			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM inventory_sales WHERE sku = ? AND order_id IN (?`+
-				strings.Repeat(",?", len(sales.Returned)-1)+`)`, args...); err != nil {
-				return err
-			}
-		}
-		if len(sales.Added) > 0 {
-			args := make([]any, 0, 3*len(sales.Added))
-			for id, q := range sales.Added {
-				args = append(args, sku, id, q)
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO inventory_sales (sku, order_id, quantity) VALUES (?, ?, ?)`+
-				strings.Repeat(", (?, ?, ?)", len(sales.Added)-1), args...); err != nil {
-				return err
-			}
+		if err := writeLedger(ctx, tx, salesLedger, sku, sales.Added, sales.Returned); err != nil {
+			return err
 		}
 		_, err := tx.ExecContext(ctx, s.dialect.UpsertStockLevel(), sku, l.Available, l.Reserved, l.Sold, l.Received, updated)
 		return err

@@ -45,6 +45,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("catalog", func(t *testing.T) { Catalog(t, open) })
 	t.Run("catalog_seeded_once_by_racing_processes", func(t *testing.T) { SeedRace(t, open) })
 	t.Run("orders", func(t *testing.T) { Orders(t, open) })
+	t.Run("promos", func(t *testing.T) { Promos(t, open) })
 	t.Run("faults", func(t *testing.T) { Faults(t, open) })
 	t.Run("expired_sessions_are_purged", func(t *testing.T) { expiredSessionsArePurged(t, open) })
 }
