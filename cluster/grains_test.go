@@ -234,7 +234,7 @@ func grainScenarios(t *testing.T, members int, options ...shoptest.Option) {
 			t.Fatal(err)
 		}
 		if err := h.Shop.Store.SaveOrder(context.Background(), 0, state,
-			order.Row{ID: id, AccountID: account, Status: order.StatusCommitting, TotalCents: 100, CreatedAt: now, UpdatedAt: now}); err != nil {
+			order.Row{ID: id, AccountID: account, Status: order.StatusCommitting, TotalCents: 100, CreatedAt: now, UpdatedAt: now}, nil); err != nil {
 			t.Fatal(err)
 		}
 		return id

@@ -19,6 +19,7 @@ import (
 	"phoneshop/actors/snapshot"
 	"phoneshop/cluster/call"
 	"phoneshop/cluster/grainctx"
+	"phoneshop/notify/outbox"
 	"phoneshop/protos/inventorypb"
 	"phoneshop/protos/orderpb"
 	"phoneshop/protos/promopb"
@@ -46,10 +47,69 @@ type ListCursor struct {
 }
 
 // Store persists order snapshots, fenced like every grain snapshot: SaveOrder
-// succeeds only when the stored version is expectedVersion, else snapshot.ErrStale.
+// succeeds only when the stored version is expectedVersion, else snapshot.ErrStale
+// and nothing is written. In the same transaction it writes the row and the
+// events of the write (the order confirmed, cancelled or shipped) to the outbox.
 type Store interface {
 	LoadOrder(ctx context.Context, id string) (snapshot.Snapshot, error)
-	SaveOrder(ctx context.Context, expectedVersion int64, state []byte, row Row) error
+	SaveOrder(ctx context.Context, expectedVersion int64, state []byte, row Row, events []outbox.Event) error
+}
+
+// eventOf is the routing key of the event a save to status makes true ("" none):
+// each of these statuses is reached by exactly one save in an order's life.
+var eventOf = map[Status]string{
+	StatusConfirmed: outbox.OrderConfirmed,
+	StatusCancelled: outbox.OrderCancelled,
+	StatusShipped:   outbox.OrderShipped,
+}
+
+// EventPayload is an order as its events carry it: what its e-mail says, as the
+// order was when the event happened.
+type EventPayload struct {
+	OrderID         string       `json:"order_id"`
+	AccountID       string       `json:"account_id"`
+	Status          string       `json:"status"`
+	Lines           []EventLine  `json:"lines"`
+	SubtotalCents   int64        `json:"subtotal_cents"`
+	DiscountCents   int64        `json:"discount_cents"`
+	TotalCents      int64        `json:"total_cents"`
+	Currency        string       `json:"currency"`
+	ShippingAddress EventAddress `json:"shipping_address"`
+	CreatedAt       time.Time    `json:"created_at"`
+	UpdatedAt       time.Time    `json:"updated_at"`
+}
+
+// EventLine is one line of an EventPayload.
+type EventLine struct {
+	SKU            string `json:"sku"`
+	Name           string `json:"name"`
+	Quantity       int64  `json:"quantity"`
+	UnitPriceCents int64  `json:"unit_price_cents"`
+	DiscountCents  int64  `json:"discount_cents"`
+	PromoID        string `json:"promo_id,omitempty"`
+}
+
+// EventAddress is the shipping address of an EventPayload.
+type EventAddress struct {
+	Name       string `json:"name"`
+	Line1      string `json:"line1"`
+	Line2      string `json:"line2,omitempty"`
+	City       string `json:"city"`
+	PostalCode string `json:"postal_code"`
+	Country    string `json:"country"`
+}
+
+func eventPayload(o *Order) EventPayload {
+	p := EventPayload{OrderID: o.ID, AccountID: o.AccountID, Status: string(o.Status), DiscountCents: o.DiscountCents(),
+		TotalCents: o.TotalCents, Currency: o.Currency, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
+		ShippingAddress: EventAddress{Name: o.Address.Name, Line1: o.Address.Line1, Line2: o.Address.Line2,
+			City: o.Address.City, PostalCode: o.Address.PostalCode, Country: o.Address.Country}}
+	for _, l := range o.Lines {
+		p.Lines = append(p.Lines, EventLine{SKU: l.SKU, Name: l.Name, Quantity: l.Quantity, UnitPriceCents: l.UnitPriceCents,
+			DiscountCents: l.DiscountCents, PromoID: l.PromoID})
+		p.SubtotalCents += l.Subtotal()
+	}
+	return p
 }
 
 // Deps is what an order grain needs from the member it runs on.
@@ -330,7 +390,15 @@ func (g *grain) save(ctx context.Context, o *Order) error {
 	sctx, cancel := context.WithTimeout(ctx, g.deps.StoreTimeout)
 	defer cancel()
 	row := Row{ID: o.ID, AccountID: o.AccountID, Status: o.Status, TotalCents: o.TotalCents, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
-	if err := g.deps.Store.SaveOrder(sctx, g.version, state, row); err != nil {
+	var events []outbox.Event
+	if key := eventOf[o.Status]; key != "" {
+		e, err := outbox.New(key, o.ID, eventPayload(o), o.UpdatedAt)
+		if err != nil {
+			return err
+		}
+		events = append(events, e)
+	}
+	if err := g.deps.Store.SaveOrder(sctx, g.version, state, row, events); err != nil {
 		if errors.Is(err, snapshot.ErrStale) {
 			g.log.Warn("snapshot fenced off: another activation wrote a newer version; reloading", "version", g.version)
 			if lerr := g.load(ctx); lerr != nil {

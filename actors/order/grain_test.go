@@ -19,6 +19,7 @@ import (
 	"phoneshop/cluster/call"
 	"phoneshop/fault"
 	"phoneshop/internal/shoptest"
+	"phoneshop/notify/outbox"
 	"phoneshop/persistence/sqlite"
 	"phoneshop/protos/cartpb"
 	"phoneshop/protos/inventorypb"
@@ -79,7 +80,7 @@ func (s *faultyOrders) LoadOrder(ctx context.Context, id string) (snapshot.Snaps
 	return s.Store.LoadOrder(ctx, id)
 }
 
-func (s *faultyOrders) SaveOrder(ctx context.Context, version int64, state []byte, row order.Row) error {
+func (s *faultyOrders) SaveOrder(ctx context.Context, version int64, state []byte, row order.Row, events []outbox.Event) error {
 	s.deadlines.record(ctx, "order")
 	if s.staleSaves.Load() {
 		s.refusedStale.Add(1)
@@ -89,11 +90,11 @@ func (s *faultyOrders) SaveOrder(ctx context.Context, version int64, state []byt
 		return fault.Unavailable(context.DeadlineExceeded)
 	}
 	if row.Status == order.StatusCommitting && s.winnerFirst.CompareAndSwap(true, false) {
-		if err := s.Store.SaveOrder(ctx, version, state, row); err != nil {
+		if err := s.Store.SaveOrder(ctx, version, state, row, events); err != nil {
 			return err
 		}
 	}
-	return s.Store.SaveOrder(ctx, version, state, row)
+	return s.Store.SaveOrder(ctx, version, state, row, events)
 }
 
 // faultyStock is the inventory store; it refuses the first commits it is told to.

@@ -20,6 +20,7 @@ import (
 	"phoneshop/cluster/call"
 	"phoneshop/cluster/durable"
 	"phoneshop/cluster/grainctx"
+	"phoneshop/notify/outbox"
 	"phoneshop/protos/promopb"
 	"phoneshop/protos/reasonpb"
 )
@@ -29,13 +30,20 @@ const KindName = "Promo"
 
 // Store persists campaign snapshots and their grant ledgers. SavePromo is fenced:
 // it succeeds only when the stored version is expectedVersion (0 = never saved),
-// else it returns snapshot.ErrStale. In the same transaction it applies the
-// ledger's changes (returned grants first, then added ones), writes the listing,
-// and records the campaign's activation when activated is set.
+// else it returns snapshot.ErrStale and writes nothing. In the same transaction it
+// applies the ledger's changes (returned grants first, then added ones), writes
+// the listing, and writes the events (the campaign's activation) to the outbox.
 type Store interface {
 	LoadPromo(ctx context.Context, id string) (snapshot.Snapshot, error)
 	PromoGrants(ctx context.Context, id string) (map[string]int64, error)
-	SavePromo(ctx context.Context, expectedVersion int64, state []byte, l Listing, grants GrantsChange, activated bool) error
+	SavePromo(ctx context.Context, expectedVersion int64, state []byte, l Listing, grants GrantsChange, events []outbox.Event) error
+}
+
+// ActivatedEvent is the payload of the promo.activated event: the campaign's
+// e-mails hang on it.
+type ActivatedEvent struct {
+	PromoID     string    `json:"promo_id"`
+	ActivatedAt time.Time `json:"activated_at"`
 }
 
 // Deps is what a promo grain needs from the member it runs on.
@@ -301,6 +309,12 @@ func (g *grain) startWrite(ctx cluster.GrainContext) {
 	})
 	listing := c.Listing(g.created, g.updated)
 	grants, activated := c.TakeChange()
+	var events []outbox.Event
+	if activated && err == nil {
+		var e outbox.Event
+		e, err = outbox.New(outbox.PromoActivated, g.id, ActivatedEvent{PromoID: g.id, ActivatedAt: g.updated}, g.updated)
+		events = append(events, e)
+	}
 	writeBy := g.writeBy
 	g.writeBy = time.Time{}
 	write := func() error {
@@ -314,7 +328,7 @@ func (g *grain) startWrite(ctx cluster.GrainContext) {
 			sctx, cancelBy = context.WithDeadline(sctx, writeBy)
 			defer cancelBy()
 		}
-		return g.deps.Store.SavePromo(sctx, version, state, listing, grants, activated)
+		return g.deps.Store.SavePromo(sctx, version, state, listing, grants, events)
 	}
 	if !g.deps.GroupCommit {
 		g.writeDone(ctx, write())

@@ -19,6 +19,7 @@ import (
 	"phoneshop/actors/snapshot"
 	"phoneshop/cluster"
 	"phoneshop/internal/shoptest"
+	"phoneshop/notify/outbox"
 	"phoneshop/protos/promopb"
 	"phoneshop/protos/reasonpb"
 )
@@ -106,7 +107,16 @@ func (s *memStore) PromoGrants(ctx context.Context, id string) (map[string]int64
 	return grants, nil
 }
 
-func (s *memStore) SavePromo(ctx context.Context, expectedVersion int64, state []byte, l promo.Listing, grants promo.GrantsChange, activated bool) error {
+func (s *memStore) SavePromo(ctx context.Context, expectedVersion int64, state []byte, l promo.Listing, grants promo.GrantsChange, events []outbox.Event) error {
+	activated := false
+	for _, e := range events {
+		if e.RoutingKey != outbox.PromoActivated || e.ID != outbox.ID(outbox.PromoActivated, l.ID) {
+			s.mu.Lock()
+			s.anomalies = append(s.anomalies, fmt.Sprintf("write of %s carries an unexpected event %+v", l.ID, e))
+			s.mu.Unlock()
+		}
+		activated = true
+	}
 	time.Sleep(s.saveDelay)
 	if gate := s.gate.Load(); gate != nil {
 		select {

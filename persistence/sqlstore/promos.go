@@ -11,6 +11,7 @@ import (
 
 	"phoneshop/actors/promo"
 	"phoneshop/actors/snapshot"
+	"phoneshop/notify/outbox"
 )
 
 const kindPromo = "promo"
@@ -27,10 +28,10 @@ func (s *Store) PromoGrants(ctx context.Context, id string) (_ map[string]int64,
 	return s.readLedger(ctx, grantsLedger, id)
 }
 
-// SavePromo implements promo.Store: the snapshot, the grant ledger's changes and
-// the listing in one transaction. activated says the campaign became active with
-// this write (the seam of the launch e-mails).
-func (s *Store) SavePromo(ctx context.Context, expectedVersion int64, state []byte, l promo.Listing, grants promo.GrantsChange, activated bool) (err error) {
+// SavePromo implements promo.Store: the snapshot, the grant ledger's changes, the
+// listing and the events of the write (the campaign's activation) in one
+// transaction.
+func (s *Store) SavePromo(ctx context.Context, expectedVersion int64, state []byte, l promo.Listing, grants promo.GrantsChange, events []outbox.Event) (err error) {
 	defer s.classify(&err)
 	brands, err := json.Marshal(nonNil(l.Brands))
 	if err != nil {
@@ -44,6 +45,9 @@ func (s *Store) SavePromo(ctx context.Context, expectedVersion int64, state []by
 		l.MaxDiscountedUnits, l.EmailSubject, l.EmailBody, l.Activated, l.DiscountedUnits, l.Orders, l.UpdatedAt.UnixMicro()}
 	return s.saveFenced(ctx, kindPromo, l.ID, expectedVersion, state, func(ctx context.Context, tx *sql.Tx) error {
 		if err := writeLedger(ctx, tx, grantsLedger, l.ID, grants.Added, grants.Returned); err != nil {
+			return err
+		}
+		if err := s.insertEvents(ctx, tx, events); err != nil {
 			return err
 		}
 		// The fence above decided who writes: the first version inserts the

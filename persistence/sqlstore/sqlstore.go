@@ -22,6 +22,7 @@ import (
 	"phoneshop/actors/order"
 	"phoneshop/actors/snapshot"
 	"phoneshop/fault"
+	"phoneshop/notify/outbox"
 )
 
 // Dialect is what differs between SQL engines.
@@ -270,13 +271,16 @@ func (s *Store) LoadOrder(ctx context.Context, id string) (_ snapshot.Snapshot, 
 	return s.loadSnapshot(ctx, kindOrder, id)
 }
 
-// SaveOrder implements order.Store: the snapshot and its listing row in one transaction.
-func (s *Store) SaveOrder(ctx context.Context, expectedVersion int64, state []byte, r order.Row) (err error) {
+// SaveOrder implements order.Store: the snapshot, its listing row and the events
+// of the write in one transaction.
+func (s *Store) SaveOrder(ctx context.Context, expectedVersion int64, state []byte, r order.Row, events []outbox.Event) (err error) {
 	defer s.classify(&err)
 	return s.saveFenced(ctx, kindOrder, r.ID, expectedVersion, state, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.dialect.UpsertOrderRow(),
-			r.ID, r.AccountID, string(r.Status), r.TotalCents, r.CreatedAt.UnixMicro(), r.UpdatedAt.UnixMicro())
-		return err
+		if _, err := tx.ExecContext(ctx, s.dialect.UpsertOrderRow(),
+			r.ID, r.AccountID, string(r.Status), r.TotalCents, r.CreatedAt.UnixMicro(), r.UpdatedAt.UnixMicro()); err != nil {
+			return err
+		}
+		return s.insertEvents(ctx, tx, events)
 	})
 }
 

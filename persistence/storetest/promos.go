@@ -14,6 +14,7 @@ import (
 	"phoneshop/account"
 	"phoneshop/actors/promo"
 	"phoneshop/actors/snapshot"
+	"phoneshop/notify/outbox"
 )
 
 // Promos: a campaign's snapshot, grant ledger and listing are written together and
@@ -36,20 +37,33 @@ func Promos(t *testing.T, open Open) {
 		l := listing("promo_a", "launched", now.Add(-time.Hour), now.Add(time.Hour), now)
 		l.DiscountedUnits, l.Orders = 3, 2
 		grants := promo.GrantsChange{Added: map[string]int64{"ord_1": 1, "ord_2": 2}}
-		if err := s.SavePromo(ctx, 0, []byte("v1"), l, grants, true); err != nil {
+		activated, err := outbox.New(outbox.PromoActivated, "promo_a", map[string]string{"promo_id": "promo_a"}, now)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SavePromo(ctx, 0, []byte("again"), l, promo.GrantsChange{Added: map[string]int64{"ord_9": 1}}, false); !errors.Is(err, snapshot.ErrStale) {
+		if err := s.SavePromo(ctx, 0, []byte("v1"), l, grants, []outbox.Event{activated}); err != nil {
+			t.Fatal(err)
+		}
+		staleEvent, _ := outbox.New(outbox.PromoActivated, "promo_stale", nil, now)
+		if err := s.SavePromo(ctx, 0, []byte("again"), l, promo.GrantsChange{Added: map[string]int64{"ord_9": 1}}, []outbox.Event{staleEvent}); !errors.Is(err, snapshot.ErrStale) {
 			t.Fatalf("a second first write: err = %v, want ErrStale", err)
 		}
 		// A return and a new grant of the same order in one write: both apply.
 		l.DiscountedUnits, l.Orders = 5, 2
 		if err := s.SavePromo(ctx, 1, []byte("v2"), l, promo.GrantsChange{
-			Added: map[string]int64{"ord_1": 3}, Returned: []string{"ord_1"}}, false); err != nil {
+			Added: map[string]int64{"ord_1": 3}, Returned: []string{"ord_1"}}, nil); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SavePromo(ctx, 1, []byte("stale"), l, promo.GrantsChange{Returned: []string{"ord_2"}}, false); !errors.Is(err, snapshot.ErrStale) {
+		if err := s.SavePromo(ctx, 1, []byte("stale"), l, promo.GrantsChange{Returned: []string{"ord_2"}}, []outbox.Event{staleEvent}); !errors.Is(err, snapshot.ErrStale) {
 			t.Fatalf("a stale write: err = %v, want ErrStale", err)
+		}
+		// Only the committed write's event is in the outbox, once.
+		events, err := s.UnpublishedEvents(ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]outbox.Event{activated}, events); diff != "" {
+			t.Fatalf("outbox (-want +got):\n%s", diff)
 		}
 		snap, err := s.LoadPromo(ctx, "promo_a")
 		if err != nil || snap.Version != 2 || string(snap.State) != "v2" {
@@ -90,7 +104,7 @@ func Promos(t *testing.T, open Open) {
 			listing("promo_paused_out", "paused", now.Add(-2*hour), now, now.Add(7*time.Second)),
 		}
 		for _, l := range all {
-			if err := s.SavePromo(ctx, 0, []byte("x"), l, promo.GrantsChange{}, false); err != nil {
+			if err := s.SavePromo(ctx, 0, []byte("x"), l, promo.GrantsChange{}, nil); err != nil {
 				t.Fatal(err)
 			}
 		}

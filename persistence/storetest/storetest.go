@@ -46,6 +46,14 @@ func Run(t *testing.T, open Open) {
 	t.Run("catalog_seeded_once_by_racing_processes", func(t *testing.T) { SeedRace(t, open) })
 	t.Run("orders", func(t *testing.T) { Orders(t, open) })
 	t.Run("promos", func(t *testing.T) { Promos(t, open) })
+	t.Run("outbox", func(t *testing.T) { Outbox(t, open) })
+	t.Run("outbox_group_commit", func(t *testing.T) {
+		Outbox(t, func(t *testing.T) *sqlstore.Store {
+			s := open(t)
+			s.EnableGroupCommit(sqlstore.GroupCommit{MaxWrites: 64, Committers: committers(s)})
+			return s
+		})
+	})
 	t.Run("faults", func(t *testing.T) { Faults(t, open) })
 	t.Run("expired_sessions_are_purged", func(t *testing.T) { expiredSessionsArePurged(t, open) })
 }
@@ -552,7 +560,7 @@ func Orders(t *testing.T, open Open) {
 		t.Helper()
 		o := order.Order{ID: id, AccountID: acc, Status: status, CreatedAt: created, UpdatedAt: created}
 		state, _ := json.Marshal(o)
-		err := s.SaveOrder(ctx, version, state, order.Row{ID: id, AccountID: acc, Status: status, CreatedAt: created, UpdatedAt: created})
+		err := s.SaveOrder(ctx, version, state, order.Row{ID: id, AccountID: acc, Status: status, CreatedAt: created, UpdatedAt: created}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

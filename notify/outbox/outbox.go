@@ -1,0 +1,50 @@
+// Package outbox is the shape of the events the shop publishes: a grain writes an
+// event in the same transaction as the snapshot that made it true, so no event is
+// published for a change that did not commit (a fenced-off write inserts nothing),
+// and none is lost after one. The relay publishes what is written here.
+package outbox
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+)
+
+// The routing keys of the topic exchange phoneshop.events.
+const (
+	PromoActivated = "promo.activated"
+	OrderConfirmed = "order.confirmed"
+	OrderCancelled = "order.cancelled"
+	OrderShipped   = "order.shipped"
+)
+
+// Event is one fact to publish.
+type Event struct {
+	// ID names the fact, not the write: the same fact always has the same id
+	// (see New). It is the published message's Message-Id.
+	ID         string
+	RoutingKey string
+	// Payload is the event's JSON body.
+	Payload   []byte
+	CreatedAt time.Time
+}
+
+// New makes the event of a fact: routingKey about subject (a campaign id, an order
+// id), with payload encoded as JSON. Its id is derived from the routing key and the
+// subject, so writing the same fact twice can be recognised (each of the shop's
+// events happens at most once to its subject: a campaign is activated once, an
+// order confirmed, cancelled and shipped at most once).
+func New(routingKey, subject string, payload any, now time.Time) (Event, error) {
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return Event{}, err
+	}
+	return Event{ID: ID(routingKey, subject), RoutingKey: routingKey, Payload: body, CreatedAt: now.UTC()}, nil
+}
+
+// ID is the id of the event routingKey about subject.
+func ID(routingKey, subject string) string {
+	sum := sha256.Sum256([]byte(routingKey + "\x00" + subject))
+	return "evt_" + hex.EncodeToString(sum[:12])
+}
