@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"time"
 
 	"phoneshop/notify/outbox"
@@ -43,4 +44,71 @@ func (s *Store) UnpublishedEvents(ctx context.Context, limit int) (_ []outbox.Ev
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// ClaimEvents leases up to limit unpublished events to one relay until now+lease,
+// oldest first, and returns them. An event leased to another relay whose lease has
+// not run out is left alone, so relays running side by side publish each event
+// once in normal operation; an event whose relay died is claimed again once its
+// lease runs out (and may then be published twice: consumers recognise the
+// Message-Id).
+func (s *Store) ClaimEvents(ctx context.Context, now time.Time, lease time.Duration, limit int) (_ []outbox.Event, err error) {
+	defer s.classify(&err)
+	t := now.UnixMicro()
+	rows, err := s.reader.QueryContext(ctx, `SELECT id, routing_key, payload, created_at, lease_until FROM outbox
+		WHERE published_at IS NULL AND lease_until < ? ORDER BY created_at, id LIMIT ?`, t, limit)
+	if err != nil {
+		return nil, err
+	}
+	type candidate struct {
+		outbox.Event
+		leaseUntil int64
+	}
+	var found []candidate
+	for rows.Next() {
+		var c candidate
+		var created int64
+		if err := rows.Scan(&c.ID, &c.RoutingKey, &c.Payload, &created, &c.leaseUntil); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		c.CreatedAt = time.UnixMicro(created).UTC()
+		found = append(found, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	until := now.Add(lease).UnixMicro()
+	var claimed []outbox.Event
+	for _, c := range found {
+		// Compare-and-set on the lease this relay saw: of relays racing for the
+		// row, one moves it.
+		res, err := s.writer.ExecContext(ctx, `UPDATE outbox SET lease_until = ?
+			WHERE id = ? AND published_at IS NULL AND lease_until = ?`, until, c.ID, c.leaseUntil)
+		if err != nil {
+			return claimed, err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return claimed, err
+		} else if n == 1 {
+			claimed = append(claimed, c.Event)
+		}
+	}
+	return claimed, nil
+}
+
+// MarkPublished records that the broker confirmed the events ids.
+func (s *Store) MarkPublished(ctx context.Context, ids []string, now time.Time) (err error) {
+	defer s.classify(&err)
+	if len(ids) == 0 {
+		return nil
+	}
+	args := []any{now.UnixMicro()}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	_, err = s.writer.ExecContext(ctx, `UPDATE outbox SET published_at = ? WHERE published_at IS NULL AND id IN (?`+
+		strings.Repeat(",?", len(ids)-1)+`)`, args...)
+	return err
 }

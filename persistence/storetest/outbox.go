@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -93,4 +94,78 @@ func Outbox(t *testing.T, open Open) {
 			t.Fatalf("%d writes won and %d events were written, want 1 and 1: %+v", won, len(got), got)
 		}
 	})
+}
+
+// OutboxClaims: relays lease events oldest first; of relays racing, each event goes
+// to one; a lease that runs out lets another relay claim the event; a published
+// event is never claimed again.
+func OutboxClaims(t *testing.T, open Open) {
+	ctx := context.Background()
+	s := open(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	var all []string
+	for i := range 40 {
+		id := fmt.Sprintf("ord_%02d", i)
+		e, err := outbox.New(outbox.OrderConfirmed, id, nil, now.Add(time.Duration(i)*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SaveOrder(ctx, 0, []byte("x"), order.Row{ID: id, AccountID: "acc", Status: order.StatusConfirmed,
+			CreatedAt: now, UpdatedAt: now}, []outbox.Event{e}); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, e.ID)
+	}
+	// Four relays race: every event is claimed by exactly one.
+	var mu sync.Mutex
+	claimedBy := map[string]int{}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				got, err := s.ClaimEvents(ctx, now.Add(time.Second), time.Minute, 7)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, e := range got {
+					claimedBy[e.ID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(claimedBy) != len(all) {
+		t.Fatalf("%d of %d events claimed", len(claimedBy), len(all))
+	}
+	for id, n := range claimedBy {
+		if n != 1 {
+			t.Errorf("event %s claimed %d times within its lease", id, n)
+		}
+	}
+	// Ten are published; after the lease runs out, the other thirty are claimed
+	// again, oldest first.
+	if err := s.MarkPublished(ctx, all[:10], now.Add(2*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.ClaimEvents(ctx, now.Add(2*time.Minute), time.Minute, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, e := range again {
+		ids = append(ids, e.ID)
+	}
+	if diff := cmp.Diff(all[10:], ids); diff != "" {
+		t.Fatalf("claimed after the lease ran out (-want +got):\n%s", diff)
+	}
+	left, err := s.UnpublishedEvents(ctx, 100)
+	if err != nil || len(left) != 30 {
+		t.Fatalf("unpublished = %d, %v; want 30", len(left), err)
+	}
 }
