@@ -109,6 +109,9 @@ type Accounts struct {
 	AdminEmail    string        `conf:"env:ADMIN_EMAIL,flag:admin-email,help:e-mail of the first admin account (none when empty)"`
 	AdminPassword string        `conf:"env:ADMIN_PASSWORD,flag:admin-password,mask,help:password of the first admin account"`
 	SessionTTL    time.Duration `conf:"default:24h,env:SESSION_TTL,flag:session-ttl,help:how long a login lasts"`
+	// UnsubscribeSecret signs the unsubscribe links of e-mails: every edge (and
+	// mailer) of a shop needs the same one. dev makes one on first start.
+	UnsubscribeSecret string `conf:"env:UNSUBSCRIBE_SECRET,flag:unsubscribe-secret,mask,help:secret of at least 32 characters that signs unsubscribe links (dev: made and kept in the data directory when unset)"`
 
 	PasswordMemoryKiB   uint32 `conf:"default:19456,env:PASSWORD_MEMORY_KIB,flag:password-memory-kib,help:argon2id memory cost"`
 	PasswordIterations  uint32 `conf:"default:2,env:PASSWORD_ITERATIONS,flag:password-iterations,help:argon2id time cost"`
@@ -210,7 +213,12 @@ func (n Node) Validate() error {
 
 // Validate checks the edge configuration.
 func (e Edge) Validate() error {
-	return errors.Join(e.Shop.Validate(), e.Stores.validate(), e.Stores.requireMySQL(), e.HTTP.validate(), e.Accounts.validate())
+	var secret error
+	if e.Accounts.UnsubscribeSecret == "" {
+		// Every edge must read the links every other edge and mailer signs.
+		secret = errors.New("PHONESHOP_UNSUBSCRIBE_SECRET is required: the same secret of at least 32 characters on every edge")
+	}
+	return errors.Join(e.Shop.Validate(), e.Stores.validate(), e.Stores.requireMySQL(), e.HTTP.validate(), e.Accounts.validate(), secret)
 }
 
 func (s Stores) validate() error {
@@ -267,6 +275,9 @@ func (a Accounts) validate() error {
 	}
 	if a.PasswordHashers < 0 || a.PasswordQueue < 0 || a.PasswordMaxWait < 0 {
 		errs = append(errs, errors.New("password hashers, queue and max wait must not be negative"))
+	}
+	if a.UnsubscribeSecret != "" && len(a.UnsubscribeSecret) < 32 {
+		errs = append(errs, errors.New("PHONESHOP_UNSUBSCRIBE_SECRET must have at least 32 characters"))
 	}
 	return errors.Join(errs...)
 }

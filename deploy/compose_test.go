@@ -40,6 +40,7 @@ var composeEnv = []string{
 	"MYSQL_ROOT_PASSWORD=secret",
 	"PHONESHOP_ADMIN_EMAIL=admin@example.com",
 	"PHONESHOP_ADMIN_PASSWORD=admin-password",
+	"PHONESHOP_UNSUBSCRIBE_SECRET=0123456789abcdef0123456789abcdef",
 	"PHONESHOP_LOG_LEVEL=debug",
 }
 

@@ -48,9 +48,11 @@ type PromoLister interface {
 // Deps is what the edge needs.
 type Deps struct {
 	Accounts *account.Service
-	Catalog  *catalog.Service
-	Orders   OrderLister
-	Promos   PromoLister
+	// Unsubscribe reads the tokens of unsubscribe links (nil: no link works).
+	Unsubscribe *account.UnsubscribeTokens
+	Catalog     *catalog.Service
+	Orders      OrderLister
+	Promos      PromoLister
 	// Campaigns is this process's view of the live campaigns: what prices the
 	// catalog and carts.
 	Campaigns *promo.Board
@@ -169,6 +171,9 @@ func New(d Deps) *fiber.App {
 	promos.Post("/:id/launch", s.movePromo("Launch", (*promopb.PromoGrainClient).Launch))
 	promos.Post("/:id/pause", s.movePromo("Pause", (*promopb.PromoGrainClient).Pause))
 	promos.Post("/:id/end", s.movePromo("End", (*promopb.PromoGrainClient).End))
+
+	app.Get("/u/:token", s.unsubscribeForm)
+	app.Post("/u/:token", s.unsubscribe)
 
 	app.Get("/ops", dashboardPage)
 	app.Get("/ops/:file", dashboardAsset)

@@ -33,6 +33,13 @@ up() {
 	export PHONESHOP_MYSQL_DSN=${PHONESHOP_MYSQL_DSN:-root@tcp(127.0.0.1:3306)/phoneshop}
 	export PHONESHOP_REDIS_ADDR=${PHONESHOP_REDIS_ADDR:-127.0.0.1:6379}
 	export PHONESHOP_CONSUL_ADDR=127.0.0.1:8500
+	# Every edge signs and reads unsubscribe links with the same secret: one is made
+	# on the first start and kept in tmp/cluster, unless the environment gives one.
+	if [ -z "${PHONESHOP_UNSUBSCRIBE_SECRET:-}" ]; then
+		[ -s "$dir/unsubscribe.secret" ] || (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$dir/unsubscribe.secret")
+		PHONESHOP_UNSUBSCRIBE_SECRET=$(cat "$dir/unsubscribe.secret")
+		export PHONESHOP_UNSUBSCRIBE_SECRET
+	fi
 
 	start consul bin/consul agent -dev -bind 127.0.0.1 -client 127.0.0.1 -log-level warn \
 		-hcl 'ports { http = 8500 dns = -1 grpc = -1 grpc_tls = -1 }'

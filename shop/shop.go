@@ -5,13 +5,16 @@ package shop
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,7 +62,9 @@ type Shop struct {
 	// Client is the edge's way into the cluster when it hosts no member.
 	Client   *cluster.Client
 	Accounts *account.Service
-	Catalog  *catalog.Service
+	// Unsubscribe mints and reads the tokens of unsubscribe links (edges, dev).
+	Unsubscribe *account.UnsubscribeTokens
+	Catalog     *catalog.Service
 	// Live are the settings that can change while the shop runs.
 	Live *config.Live
 	// Registry holds the shop's metrics (served by /metrics).
@@ -88,6 +93,11 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	b, err := s.openBase(ctx, cfg.DataDir, cfg.Shop, cfg.Stores, cfg.ConsulAddr)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Accounts.UnsubscribeSecret == "" {
+		if cfg.Accounts.UnsubscribeSecret, err = devSecret(filepath.Join(cfg.DataDir, "unsubscribe.secret")); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.openAccounts(ctx, b, cfg.Accounts); err != nil {
 		return nil, err
@@ -202,6 +212,8 @@ type base struct {
 	redis    *redis.Cache // nil: no Redis
 	// campaigns is this process's view of the live campaigns (what prices).
 	campaigns *promo.Board
+	// unsubscribe reads the tokens of unsubscribe links (edges).
+	unsubscribe *account.UnsubscribeTokens
 }
 
 // campaignRefresh is how often every process reads the live campaigns: a launch,
@@ -316,10 +328,36 @@ func (s *Shop) openBase(ctx context.Context, dataDir string, shopCfg config.Shop
 	return b, nil
 }
 
+// devSecret reads the secret kept at path, or makes one (random, 0600) on first
+// start: dev signs its unsubscribe links with it across restarts.
+func devSecret(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("unsubscribe secret: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	secret := hex.EncodeToString(raw)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("unsubscribe secret: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("unsubscribe secret: %w", err)
+	}
+	return secret, nil
+}
+
 // openAccounts starts the account service and creates the first admin.
 func (s *Shop) openAccounts(ctx context.Context, b *base, cfg config.Accounts) error {
-	hp := account.HashParams{MemoryKiB: cfg.PasswordMemoryKiB, Iterations: cfg.PasswordIterations, Parallelism: cfg.PasswordParallelism}
 	var err error
+	if b.unsubscribe, err = account.NewUnsubscribeTokens(cfg.UnsubscribeSecret); err != nil {
+		return err
+	}
+	s.Unsubscribe = b.unsubscribe
+	hp := account.HashParams{MemoryKiB: cfg.PasswordMemoryKiB, Iterations: cfg.PasswordIterations, Parallelism: cfg.PasswordParallelism}
 	hashing := account.Hashing{Workers: cfg.PasswordHashers, Queue: cfg.PasswordQueue, MaxWait: cfg.PasswordMaxWait}
 	if s.Accounts, err = account.NewService(b.sessions, hp, hashing, cfg.SessionTTL, time.Now); err != nil {
 		return err
@@ -364,7 +402,7 @@ func (s *Shop) startEdge(b *base, c *pcluster.Cluster, cfg config.HTTP, serveMet
 		return err
 	}
 	s.App = edge.New(edge.Deps{
-		Accounts: s.Accounts, Catalog: s.Catalog, Orders: s.Store, Promos: s.Store, Campaigns: b.campaigns,
+		Accounts: s.Accounts, Unsubscribe: b.unsubscribe, Catalog: s.Catalog, Orders: s.Store, Promos: s.Store, Campaigns: b.campaigns,
 		Cluster: c, Calls: b.calls,
 		Ready:             s.ready,
 		MaxLineQuantity:   s.Live.MaxLineQuantity,

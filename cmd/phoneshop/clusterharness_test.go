@@ -111,6 +111,9 @@ type shopCluster struct {
 // once every node is ready and registered in Consul and every edge answers /readyz.
 // Everything is stopped when the test ends; when it failed, the end of every
 // process's output is logged.
+// clusterUnsubscribeSecret is what every edge of a test cluster signs links with.
+const clusterUnsubscribeSecret = "test cluster unsubscribe secret, 32+ characters"
+
 func startCluster(t *testing.T, spec clusterSpec) *shopCluster {
 	t.Helper()
 	begin := time.Now()
@@ -155,6 +158,7 @@ func startCluster(t *testing.T, spec clusterSpec) *shopCluster {
 			env: slices.Concat(common, []string{
 				"PHONESHOP_HTTP_ADDR=" + httpAddr,
 				"PHONESHOP_ADMIN_EMAIL=" + clusterAdminEmail, "PHONESHOP_ADMIN_PASSWORD=" + clusterAdminPassword,
+				"PHONESHOP_UNSUBSCRIBE_SECRET=" + clusterUnsubscribeSecret,
 				// argon2id at its shipped cost makes hundreds of test accounts slow.
 				"PHONESHOP_PASSWORD_MEMORY_KIB=64", "PHONESHOP_PASSWORD_ITERATIONS=1",
 			}, liftedRateLimits, spec.Env)})

@@ -82,6 +82,7 @@ func TestNodesAndEdgeOverConsul(t *testing.T) {
 	addr := freeAddr(t)
 	run("edge", "PHONESHOP_HTTP_ADDR="+addr,
 		"PHONESHOP_ADMIN_EMAIL=admin@example.com", "PHONESHOP_ADMIN_PASSWORD=admin password 1",
+		"PHONESHOP_UNSUBSCRIBE_SECRET="+clusterUnsubscribeSecret,
 		"PHONESHOP_PASSWORD_MEMORY_KIB=64", "PHONESHOP_PASSWORD_ITERATIONS=1")
 	h := &shoptest.Harness{T: t, URL: "http://" + addr, Client: &http.Client{Timeout: 15 * time.Second}}
 	for deadline = time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
