@@ -17,6 +17,8 @@ const (
 	OrderConfirmed = "order.confirmed"
 	OrderCancelled = "order.cancelled"
 	OrderShipped   = "order.shipped"
+	// PromoEmail is one campaign mail to one account, from a campaign's fan-out.
+	PromoEmail = "promo.email"
 )
 
 // Event is one fact to publish.
