@@ -26,6 +26,7 @@ import (
 	"phoneshop/actors/promo"
 	"phoneshop/catalog"
 	"phoneshop/cluster/call"
+	"phoneshop/notify/delivery"
 	"phoneshop/protos/promopb"
 )
 
@@ -40,9 +41,11 @@ type OrderLister interface {
 	ListOrders(ctx context.Context, accountID string, limit int, after *order.ListCursor) ([][]byte, error)
 }
 
-// PromoLister reads the campaign listing (newest first) from the store.
+// PromoLister reads the campaign listing (newest first) and the campaigns' e-mail
+// counts from the store.
 type PromoLister interface {
 	ListPromos(ctx context.Context, q promo.ListQuery) ([]promo.Listing, error)
+	PromoMailStats(ctx context.Context, ids []string) (map[string]delivery.CampaignStats, error)
 }
 
 // Deps is what the edge needs.

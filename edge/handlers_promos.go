@@ -304,7 +304,28 @@ func (s *server) promoCall(c *fiber.Ctx, method string, f func(*promopb.PromoGra
 	if err != nil {
 		return err
 	}
-	return c.JSON(promoViewResponse(v))
+	resp := promoViewResponse(v)
+	if err := s.withMailStats(c, []*promoResponse{&resp}); err != nil {
+		return err
+	}
+	return c.JSON(resp)
+}
+
+// withMailStats fills the e-mail counts of campaign responses from the store.
+func (s *server) withMailStats(c *fiber.Ctx, rs []*promoResponse) error {
+	ids := make([]string, len(rs))
+	for i, r := range rs {
+		ids[i] = r.ID
+	}
+	stats, err := s.Promos.PromoMailStats(c.UserContext(), ids)
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		st := stats[r.ID]
+		r.Stats.Recipients, r.Stats.Sent, r.Stats.Failed = st.Recipients, st.Sent, st.Failed
+	}
+	return nil
 }
 
 var promoStatuses = []promo.Status{promo.StatusDraft, promo.StatusScheduled, promo.StatusActive, promo.StatusPaused, promo.StatusEnded}
@@ -353,6 +374,13 @@ func (s *server) listPromos(c *fiber.Ctx) error {
 			return err
 		}
 		items = append(items, toPromoResponse(l.ID, camp.Spec, camp.StatusAt(q.Now), l.DiscountedUnits, l.Orders, l.CreatedAt, l.UpdatedAt))
+	}
+	refs := make([]*promoResponse, len(items))
+	for i := range items {
+		refs[i] = &items[i]
+	}
+	if err := s.withMailStats(c, refs); err != nil {
+		return err
 	}
 	return c.JSON(fiber.Map{"items": items, "next_page_token": next})
 }

@@ -43,3 +43,7 @@ type Record struct {
 	LastError string
 	UpdatedAt time.Time
 }
+
+// CampaignStats are a campaign's e-mail counts: accounts its fan-out reached, mails
+// sent and mails that failed for good.
+type CampaignStats struct{ Recipients, Sent, Failed int64 }

@@ -21,6 +21,14 @@ const (
 	PromoEmail = "promo.email"
 )
 
+// PromoEmailPayload is the body of a promo.email event: one campaign mail to one
+// account. The mailer reads the campaign and the account when it sends (the
+// shopper may have opted out since).
+type PromoEmailPayload struct {
+	PromoID   string `json:"promo_id"`
+	AccountID string `json:"account_id"`
+}
+
 // Event is one fact to publish.
 type Event struct {
 	// ID names the fact, not the write: the same fact always has the same id

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -135,14 +136,6 @@ func (s *Store) DeliveryCounts(ctx context.Context, kind, subject string) (_ map
 	return out, rows.Err()
 }
 
-// PromoEmailPayload is the body of a promo.email event: one campaign mail to one
-// account. The mailer reads the campaign and the account when it sends (the
-// shopper may have opted out since).
-type PromoEmailPayload struct {
-	PromoID   string `json:"promo_id"`
-	AccountID string `json:"account_id"`
-}
-
 // FanOutPage writes the next page of a campaign's fan-out: one promo.email event
 // per account opted in to campaign e-mail, by account id after where the last page
 // ended, and the new end, in one transaction; so a fan-out interrupted by a crash
@@ -181,7 +174,7 @@ func (s *Store) FanOutPage(ctx context.Context, promoID string, limit int, now t
 		}
 		events := make([]outbox.Event, 0, len(ids))
 		for _, id := range ids {
-			e, err := outbox.New(outbox.PromoEmail, promoID+":"+id, PromoEmailPayload{PromoID: promoID, AccountID: id}, now)
+			e, err := outbox.New(outbox.PromoEmail, promoID+":"+id, outbox.PromoEmailPayload{PromoID: promoID, AccountID: id}, now)
 			if err != nil {
 				return err
 			}
@@ -216,4 +209,59 @@ func (s *Store) Recipients(ctx context.Context, promoID string) (_ int64, err er
 		return 0, nil
 	}
 	return n, err
+}
+
+// PromoMailStats reads the e-mail counts of campaigns ids (absent: all zero).
+func (s *Store) PromoMailStats(ctx context.Context, ids []string) (_ map[string]delivery.CampaignStats, err error) {
+	defer s.classify(&err)
+	out := map[string]delivery.CampaignStats{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	in := `(?` + strings.Repeat(",?", len(ids)-1) + `)`
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := s.reader.QueryContext(ctx, `SELECT promo_id, recipients FROM fanouts WHERE promo_id IN `+in, args...)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var id string
+		var n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		st := out[id]
+		st.Recipients = n
+		out[id] = st
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = s.reader.QueryContext(ctx, `SELECT subject, status, COUNT(*) FROM deliveries
+		WHERE kind = ? AND subject IN `+in+` AND status IN (?, ?) GROUP BY subject, status`,
+		append(append([]any{delivery.KindPromo}, args...), string(delivery.Sent), string(delivery.Failed))...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, status string
+		var n int64
+		if err := rows.Scan(&id, &status, &n); err != nil {
+			return nil, err
+		}
+		st := out[id]
+		if delivery.Status(status) == delivery.Sent {
+			st.Sent = n
+		} else {
+			st.Failed = n
+		}
+		out[id] = st
+	}
+	return out, rows.Err()
 }

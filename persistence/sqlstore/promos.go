@@ -172,3 +172,13 @@ func (s *Store) queryPromos(ctx context.Context, query string, args ...any) ([]p
 	}
 	return out, rows.Err()
 }
+
+// PromoListing reads one campaign's listing; found is false for an unknown id.
+func (s *Store) PromoListing(ctx context.Context, id string) (_ promo.Listing, found bool, err error) {
+	defer s.classify(&err)
+	ls, err := s.queryPromos(ctx, `SELECT `+promoColumns+` FROM promos WHERE id = ?`, id)
+	if err != nil || len(ls) == 0 {
+		return promo.Listing{}, false, err
+	}
+	return ls[0], true, nil
+}

@@ -13,7 +13,6 @@ import (
 	"phoneshop/account"
 	"phoneshop/notify/delivery"
 	"phoneshop/notify/outbox"
-	"phoneshop/persistence/sqlstore"
 )
 
 // Mail: deliveries guard each mail (begun before it is sent, finished before the
@@ -133,7 +132,7 @@ func Mail(t *testing.T, open Open) {
 		}
 		var reached []string
 		for _, e := range events {
-			var p sqlstore.PromoEmailPayload
+			var p outbox.PromoEmailPayload
 			if err := json.Unmarshal(e.Payload, &p); err != nil {
 				t.Fatal(err)
 			}
@@ -147,6 +146,26 @@ func Mail(t *testing.T, open Open) {
 		}
 		if n, err := s.Recipients(ctx, "promo_none"); err != nil || n != 0 {
 			t.Errorf("Recipients of a campaign never fanned out = %d, %v", n, err)
+		}
+		// Stats: recipients from the fan-out, sent and failed from the deliveries.
+		for i, id := range optedIn[:3] {
+			key := delivery.Key{Kind: delivery.KindPromo, Subject: "promo_f", Recipient: id}
+			if _, err := s.BeginDelivery(ctx, key, now); err != nil {
+				t.Fatal(err)
+			}
+			if i < 2 {
+				if _, err := s.FinishDelivery(ctx, key, []delivery.Status{delivery.Sent, delivery.Failed}[i], "", now); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		stats, err := s.PromoMailStats(ctx, []string{"promo_f", "promo_none"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]delivery.CampaignStats{"promo_f": {Recipients: int64(len(optedIn)), Sent: 1, Failed: 1}}
+		if diff := cmp.Diff(want, stats); diff != "" {
+			t.Errorf("stats (-want +got):\n%s", diff)
 		}
 	})
 }
