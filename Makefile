@@ -22,7 +22,7 @@ build:
 ## protoactor-go, and the real-process cluster tests gain nothing from a second run)
 ## and the load tests at the shipped hashing cost (TestShipped*: the detector makes
 ## argon2id 8x slower); see internal/shoptest.SkipUnderRace and SkipShippedUnderRace
-test: $(BIN)/consul $(CHROMIUM)
+test: $(BIN)/consul $(BIN)/mailpit $(CHROMIUM)
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -timeout 30m -run '^(TestCluster|TestShipped)' ./...
 
@@ -96,6 +96,15 @@ $(CHROMIUM):
 ## module proxy in its own module (tools/consul pins it); about 6 minutes the first time
 $(BIN)/consul: tools/consul/go.mod tools/consul/go.sum
 	cd tools/consul && $(GO) build -o $(BIN)/consul github.com/hashicorp/consul
+
+## bin/mailpit: the SMTP server the e-mail tests send to (notify/mail), built from the Go
+## module proxy in its own module (tools/mailpit pins it), like bin/consul
+$(BIN)/mailpit: tools/mailpit/go.mod tools/mailpit/go.sum
+	cd tools/mailpit && $(GO) build -o $(BIN)/mailpit github.com/axllent/mailpit
+
+# The same targets by their relative names: `make bin/consul`, `make bin/mailpit`.
+bin/consul: $(BIN)/consul
+bin/mailpit: $(BIN)/mailpit
 
 clean:
 	rm -rf bin
