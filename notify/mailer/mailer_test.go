@@ -1,0 +1,293 @@
+package mailer_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"phoneshop/account"
+	"phoneshop/actors/order"
+	"phoneshop/actors/promo"
+	"phoneshop/notify/delivery"
+	shopmail "phoneshop/notify/mail"
+	"phoneshop/notify/mailer"
+	"phoneshop/notify/outbox"
+	"phoneshop/notify/queue"
+	"phoneshop/persistence/sqlite"
+	"phoneshop/persistence/sqlstore"
+)
+
+// faulty is the .eml sender of dev with faults a test sets: the SMTP server's
+// answers are tested in notify/mail against a real server; here what matters is
+// what the mailer does with them.
+type faulty struct {
+	*shopmail.Files
+	mu    sync.Mutex
+	fail  error // returned (instead of sending) while set
+	sends int
+}
+
+func (f *faulty) Send(ctx context.Context, m shopmail.Message) error {
+	f.mu.Lock()
+	fail := f.fail
+	f.sends++
+	f.mu.Unlock()
+	if fail != nil {
+		return fail
+	}
+	return f.Files.Send(ctx, m)
+}
+
+func (f *faulty) setFail(err error) { f.mu.Lock(); f.fail = err; f.mu.Unlock() }
+func (f *faulty) count() int        { f.mu.Lock(); defer f.mu.Unlock(); return f.sends }
+
+type fixture struct {
+	store  *sqlstore.Store
+	sender *faulty
+	dir    string
+	m      *mailer.Mailer
+	tokens *account.UnsubscribeTokens
+	now    time.Time
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := sqlite.Open(ctx, filepath.Join(dir, "shop.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	tokens, err := account.NewUnsubscribeTokens(strings.Repeat("k", 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{store: s, dir: filepath.Join(dir, "mail"), tokens: tokens, now: time.Now().UTC().Truncate(time.Second)}
+	f.sender = &faulty{Files: shopmail.NewFiles(f.dir)}
+	f.m = mailer.New(s, f.sender, mailer.Config{From: "phoneshop <shop@example.com>", PublicURL: "https://shop.example.com",
+		Unsubscribe: tokens, Now: func() time.Time { return f.now }})
+	return f
+}
+
+func (f *fixture) account(t *testing.T, id string, promoEmails bool) account.Account {
+	t.Helper()
+	a := account.Account{ID: id, Email: id + "@example.com", Name: "A", Roles: []account.Role{account.RoleShopper},
+		PasswordHash: "$argon2id$x", CreatedAt: f.now, PromoEmails: promoEmails}
+	if err := f.store.CreateAccount(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func (f *fixture) campaign(t *testing.T, id string) {
+	t.Helper()
+	l := promo.Listing{Snapshot: promo.Snapshot{ID: id, Stage: "launched", Activated: true, Spec: promo.Spec{
+		Name: "Pixel week", PercentOff: 20, Brands: []string{"Google"}, StartsAt: f.now.Add(-time.Hour), EndsAt: f.now.Add(time.Hour),
+		EmailSubject: "20% off every Pixel", EmailBody: "Größe zählt.\n\nUntil Sunday."}}, CreatedAt: f.now, UpdatedAt: f.now}
+	if err := f.store.SavePromo(context.Background(), 0, []byte("x"), l, promo.GrantsChange{}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func message(t *testing.T, key, subject string, payload any) queue.Message {
+	t.Helper()
+	e, err := outbox.New(key, subject, payload, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return queue.Message{ID: e.ID, RoutingKey: key, Body: e.Payload, Attempt: 1}
+}
+
+func (f *fixture) readMail(t *testing.T, messageID string) *mail.Message {
+	t.Helper()
+	file, err := os.Open(f.sender.Path(messageID))
+	if err != nil {
+		t.Fatalf("no mail %s: %v", messageID, err)
+	}
+	t.Cleanup(func() { file.Close() })
+	m, err := mail.ReadMessage(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func (f *fixture) delivery(t *testing.T, key delivery.Key) delivery.Record {
+	t.Helper()
+	rec, err := f.store.Delivery(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+func TestPromoMailIsSentOnceWithItsUnsubscribeHeaders(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a := f.account(t, "acc_in", true)
+	f.campaign(t, "promo_1")
+	msg := message(t, outbox.PromoEmail, "promo_1:acc_in", outbox.PromoEmailPayload{PromoID: "promo_1", AccountID: a.ID})
+	if got := f.m.Handle(ctx, msg); got != queue.Ack {
+		t.Fatalf("Handle = %v, want ack", got)
+	}
+	id := mailer.PromoMessageID("promo_1", a.ID, "https://shop.example.com")
+	m := f.readMail(t, id)
+	link := "https://shop.example.com/u/" + f.tokens.Token(a.ID)
+	for header, want := range map[string]string{
+		"To": "<acc_in@example.com>", "Subject": "20% off every Pixel", "Message-Id": "<" + id + ">",
+		"List-Unsubscribe": "<" + link + ">", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click", "Precedence": "bulk",
+	} {
+		if got := strings.Join(strings.Fields(m.Header.Get(header)), " "); got != want {
+			t.Errorf("%s = %q, want %q", header, got, want)
+		}
+	}
+	if rec := f.delivery(t, delivery.Key{Kind: delivery.KindPromo, Subject: "promo_1", Recipient: a.ID}); rec.Status != delivery.Sent {
+		t.Errorf("delivery = %+v, want sent", rec)
+	}
+	// Delivered again (the mailer died before its ack): acknowledged, not sent.
+	if got := f.m.Handle(ctx, msg); got != queue.Ack || f.sender.count() != 1 {
+		t.Errorf("redelivery: %v after %d sends, want ack after 1", got, f.sender.count())
+	}
+}
+
+func TestPromoMailIsNotSentToWhoOptedOut(t *testing.T) {
+	f := newFixture(t)
+	a := f.account(t, "acc_out", false)
+	f.campaign(t, "promo_1")
+	msg := message(t, outbox.PromoEmail, "promo_1:acc_out", outbox.PromoEmailPayload{PromoID: "promo_1", AccountID: a.ID})
+	if got := f.m.Handle(context.Background(), msg); got != queue.Ack || f.sender.count() != 0 {
+		t.Fatalf("Handle = %v after %d sends, want ack and none", got, f.sender.count())
+	}
+	if rec := f.delivery(t, delivery.Key{Kind: delivery.KindPromo, Subject: "promo_1", Recipient: a.ID}); rec.Status != delivery.Skipped {
+		t.Errorf("delivery = %+v, want skipped", rec)
+	}
+}
+
+func TestOrderMailSaysWhatWasBoughtWhateverTheConsent(t *testing.T) {
+	f := newFixture(t)
+	a := f.account(t, "acc_o", false)
+	p := order.EventPayload{OrderID: "ord_1", AccountID: a.ID, Status: "confirmed", Currency: "USD",
+		Lines:         []order.EventLine{{SKU: "google-pixel-9", Name: "Google Pixel 9 128 GB", Quantity: 2, UnitPriceCents: 79900, DiscountCents: 31960, PromoID: "promo_1"}},
+		SubtotalCents: 159800, DiscountCents: 31960, TotalCents: 127840,
+		ShippingAddress: order.EventAddress{Name: "Ann", Line1: "1 Main St", City: "Springfield", PostalCode: "12345", Country: "US"}}
+	for _, key := range []string{outbox.OrderConfirmed, outbox.OrderShipped} {
+		if got := f.m.Handle(context.Background(), message(t, key, "ord_1", p)); got != queue.Ack {
+			t.Fatalf("%s: Handle = %v", key, got)
+		}
+	}
+	m := f.readMail(t, mailer.OrderMessageID(outbox.OrderConfirmed, "ord_1", "https://shop.example.com"))
+	raw, _ := os.ReadFile(f.sender.Path(mailer.OrderMessageID(outbox.OrderConfirmed, "ord_1", "https://shop.example.com")))
+	for _, want := range []string{"ord_1", "Google Pixel 9 128 GB", "$799.00", "$1278.40", "Springfield"} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("the confirmation does not say %q:\n%s", want, raw)
+		}
+	}
+	if !strings.Contains(m.Header.Get("Subject"), "confirmed") || m.Header.Get("List-Unsubscribe") != "" {
+		t.Errorf("confirmation headers: subject %q, List-Unsubscribe %q", m.Header.Get("Subject"), m.Header.Get("List-Unsubscribe"))
+	}
+	if f.sender.count() != 2 {
+		t.Errorf("%d mails sent, want the confirmation and the shipping notice", f.sender.count())
+	}
+}
+
+func TestTemporaryFailuresRetryAndPermanentOnesAreFailed(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a := f.account(t, "acc_t", true)
+	f.campaign(t, "promo_1")
+	msg := message(t, outbox.PromoEmail, "promo_1:acc_t", outbox.PromoEmailPayload{PromoID: "promo_1", AccountID: a.ID})
+	key := delivery.Key{Kind: delivery.KindPromo, Subject: "promo_1", Recipient: a.ID}
+
+	f.sender.setFail(fmt.Errorf("%w: 451 try again later", shopmail.ErrTemporary))
+	if got := f.m.Handle(ctx, msg); got != queue.Retry {
+		t.Fatalf("a 4xx: Handle = %v, want retry", got)
+	}
+	if rec := f.delivery(t, key); rec.Status != delivery.Sending || rec.Attempts != 1 {
+		t.Fatalf("after a 4xx: %+v, want still sending", rec)
+	}
+	f.sender.setFail(nil)
+	if got := f.m.Handle(ctx, msg); got != queue.Ack {
+		t.Fatalf("the retry: Handle = %v, want ack", got)
+	}
+	if rec := f.delivery(t, key); rec.Status != delivery.Sent || rec.Attempts != 2 {
+		t.Fatalf("after the retry: %+v", rec)
+	}
+
+	b := f.account(t, "acc_p", true)
+	msg = message(t, outbox.PromoEmail, "promo_1:acc_p", outbox.PromoEmailPayload{PromoID: "promo_1", AccountID: b.ID})
+	f.sender.setFail(fmt.Errorf("%w: 550 no such mailbox", shopmail.ErrPermanent))
+	if got := f.m.Handle(ctx, msg); got != queue.DeadLetter {
+		t.Fatalf("a 5xx: Handle = %v, want dead-letter", got)
+	}
+	rec := f.delivery(t, delivery.Key{Kind: delivery.KindPromo, Subject: "promo_1", Recipient: b.ID})
+	if rec.Status != delivery.Failed || !strings.Contains(rec.LastError, "550") {
+		t.Fatalf("after a 5xx: %+v", rec)
+	}
+	stats, err := f.store.PromoMailStats(ctx, []string{"promo_1"})
+	if err != nil || stats["promo_1"].Sent != 1 || stats["promo_1"].Failed != 1 {
+		t.Errorf("stats = %+v, %v", stats, err)
+	}
+}
+
+func TestAMalformedMessageIsDeadLettered(t *testing.T) {
+	f := newFixture(t)
+	for name, msg := range map[string]queue.Message{
+		"not_json":        {ID: "evt_1", RoutingKey: outbox.PromoEmail, Body: []byte("{")},
+		"no_account":      {ID: "evt_2", RoutingKey: outbox.PromoEmail, Body: []byte(`{"promo_id":"promo_1"}`)},
+		"unknown_key":     {ID: "evt_3", RoutingKey: "order.lost", Body: []byte(`{}`)},
+		"order_not_json":  {ID: "evt_4", RoutingKey: outbox.OrderConfirmed, Body: []byte("[]")},
+		"no_such_promo":   message(t, outbox.PromoEmail, "x", outbox.PromoEmailPayload{PromoID: "promo_none", AccountID: f.account(t, "acc_x", true).ID}),
+		"activation_junk": {ID: "evt_5", RoutingKey: outbox.PromoActivated, Body: []byte(`"x"`)},
+	} {
+		if got := f.m.Handle(context.Background(), msg); got != queue.DeadLetter {
+			t.Errorf("%s: Handle = %v, want dead-letter", name, got)
+		}
+	}
+	if f.sender.count() != 0 {
+		t.Errorf("%d mails sent for malformed messages", f.sender.count())
+	}
+}
+
+func TestActivationFansOutToTheOptedIn(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for i := range 7 {
+		f.account(t, fmt.Sprintf("acc_%d", i), i%3 != 0)
+	}
+	msg := message(t, outbox.PromoActivated, "promo_1", promo.ActivatedEvent{PromoID: "promo_1", ActivatedAt: f.now})
+	if got := f.m.Handle(ctx, msg); got != queue.Ack {
+		t.Fatalf("Handle = %v", got)
+	}
+	events, err := f.store.UnpublishedEvents(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var to []string
+	for _, e := range events {
+		var p outbox.PromoEmailPayload
+		if err := json.Unmarshal(e.Payload, &p); err != nil || e.RoutingKey != outbox.PromoEmail {
+			t.Fatalf("event %+v: %v", e, err)
+		}
+		to = append(to, p.AccountID)
+	}
+	slices.Sort(to)
+	if strings.Join(to, ",") != "acc_1,acc_2,acc_4,acc_5" {
+		t.Errorf("fan-out reached %v, want the opted-in acc_1 acc_2 acc_4 acc_5", to)
+	}
+	// Delivered again: nothing more.
+	if got := f.m.Handle(ctx, msg); got != queue.Ack {
+		t.Fatalf("second Handle = %v", got)
+	}
+	if again, _ := f.store.UnpublishedEvents(ctx, 100); len(again) != len(events) {
+		t.Errorf("a redelivered activation wrote %d events more", len(again)-len(events))
+	}
+}
