@@ -32,6 +32,7 @@ type Dev struct {
 	Stores
 	HTTP
 	Accounts
+	Mail
 	ClusterNet
 	// ConsulAddr, when set, overlays the live settings with Consul KV (dev keeps
 	// in-memory membership).
@@ -122,6 +123,13 @@ type Accounts struct {
 	PasswordHashers int           `conf:"default:0,env:PASSWORD_HASHERS,flag:password-hashers,help:password hashes computed at once (0: one per core)"`
 	PasswordQueue   int           `conf:"default:0,env:PASSWORD_QUEUE,flag:password-queue,help:requests that may wait for a password hasher (0: 64 per hasher); more get 503"`
 	PasswordMaxWait time.Duration `conf:"default:5s,env:PASSWORD_MAX_WAIT,flag:password-max-wait,help:longest wait for a password hasher before 503 (also never past the request deadline)"`
+}
+
+// Mail says what the shop's e-mail looks like. dev writes every mail as a .eml file
+// under <data-dir>/mail/.
+type Mail struct {
+	PublicURL string `conf:"default:http://localhost:8080,env:PUBLIC_URL,flag:public-url,help:where shoppers reach the shop: the base of the links in e-mail"`
+	MailFrom  string `conf:"default:phoneshop <shop@localhost>,env:MAIL_FROM,flag:mail-from,help:the From of every e-mail"`
 }
 
 // ClusterNet says where the process's cluster remote listens.

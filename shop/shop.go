@@ -36,6 +36,11 @@ import (
 	"phoneshop/config"
 	"phoneshop/config/consulkv"
 	"phoneshop/edge"
+	"phoneshop/notify/mail"
+	"phoneshop/notify/mailer"
+	"phoneshop/notify/memqueue"
+	"phoneshop/notify/queue"
+	"phoneshop/notify/relay"
 	"phoneshop/persistence/cache"
 	"phoneshop/persistence/mysql"
 	"phoneshop/persistence/ratelimit"
@@ -131,7 +136,25 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	if err := s.startEdge(b, c, cfg.HTTP, true); err != nil {
 		return nil, err
 	}
+	s.startDevMail(b, cfg)
 	return s, nil
+}
+
+// startDevMail runs dev's mail pipeline in the process: the outbox relay publishes
+// to the in-process queue, and the mailer writes every mail as a .eml file under
+// <data-dir>/mail/ (named by its Message-ID).
+func (s *Shop) startDevMail(b *base, cfg config.Dev) {
+	broker := memqueue.New(memqueue.Config{Logger: s.log})
+	broker.Declare(queue.MailBindings...)
+	files := mail.NewFiles(filepath.Join(cfg.DataDir, "mail"))
+	m := mailer.New(s.Store, files, mailer.Config{From: cfg.MailFrom, PublicURL: cfg.PublicURL,
+		Unsubscribe: b.unsubscribe, Logger: s.log})
+	r := relay.New(s.Store, broker, relay.Config{Logger: s.log})
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { r.Run(ctx) })
+	wg.Go(func() { broker.Run(ctx, queue.MailBindings, m.Handle) })
+	s.closers = append(s.closers, func() error { stop(); wg.Wait(); return nil })
 }
 
 // StartNode starts a cluster member hosting the grains; members find each other
