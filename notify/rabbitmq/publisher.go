@@ -1,6 +1,8 @@
 // Package rabbitmq is the shop's RabbitMQ adapter: Publisher publishes outbox
 // events to the durable topic exchange phoneshop.events with publisher confirms
-// and tells the relay exactly which events the broker took responsibility for.
+// and tells the relay exactly which events the broker took responsibility for;
+// Consumer feeds the messages of the queues bound to that exchange to a
+// queue.Handler and carries out its outcomes (ack, retry later, dead-letter).
 package rabbitmq
 
 import (
@@ -8,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -103,9 +103,6 @@ func (c Config) withDefaults() Config {
 // so it is never full.
 const maxInFlight = 256
 
-// closeTimeout bounds the polite connection.close handshake in Close.
-const closeTimeout = 2 * time.Second
-
 // Publisher publishes outbox events to RabbitMQ. It connects on first use,
 // reconnects after a loss, and is safe for concurrent use.
 //
@@ -135,14 +132,10 @@ type Publisher struct {
 // Publish does.
 func NewPublisher(cfg Config) *Publisher {
 	cfg = cfg.withDefaults()
-	broker := "(unparsable URL)"
-	if uri, err := amqp.ParseURI(cfg.URL); err == nil {
-		broker = net.JoinHostPort(uri.Host, strconv.Itoa(uri.Port)) + " vhost " + uri.Vhost
-	}
 	return &Publisher{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		broker:  broker,
+		broker:  brokerName(cfg.URL),
 		turn:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 	}
@@ -351,15 +344,6 @@ func (p *Publisher) dropLink(why error) {
 	p.failed(fmt.Errorf("connection dropped: %w", why))
 }
 
-// backoff is the wait after the n-th consecutive failure (n >= 1).
-func backoff(first, most time.Duration, n int) time.Duration {
-	d := first
-	for i := 1; i < n && d < most; i++ {
-		d *= 2
-	}
-	return min(d, most)
-}
-
 // Close waits for a Publish in progress (at most its DialTimeout and
 // ConfirmTimeout; a Publish waiting to reconnect stops waiting), closes the
 // connection and stops the library's goroutines. Later Publish calls return
@@ -385,7 +369,7 @@ func (p *Publisher) Close() error {
 func (p *Publisher) connect(ctx context.Context) (*link, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
 	defer cancel()
-	conn, err := p.dial(ctx)
+	conn, err := dial(ctx, p.cfg.URL, "phoneshop outbox publisher")
 	if err != nil {
 		return nil, err
 	}
@@ -399,54 +383,6 @@ func (p *Publisher) connect(ctx context.Context) (*link, error) {
 		return nil, err
 	}
 	return l, nil
-}
-
-// dial opens an AMQP connection whose TCP dial and handshake end with ctx: the
-// library's own dialer knows only a fixed timeout.
-func (p *Publisher) dial(ctx context.Context) (*amqp.Connection, error) {
-	var (
-		raw       net.Conn
-		stopGuard func() bool
-	)
-	props := amqp.NewConnectionProperties()
-	props.SetClientConnectionName("phoneshop outbox publisher")
-	conn, err := amqp.DialConfig(p.cfg.URL, amqp.Config{
-		Properties: props,
-		Dial: func(network, addr string) (net.Conn, error) {
-			var d net.Dialer
-			c, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			// The library clears the deadline once the handshake is done.
-			deadline, _ := ctx.Deadline()
-			if err := c.SetDeadline(deadline); err != nil {
-				_ = c.Close()
-				return nil, err
-			}
-			raw = c
-			stopGuard = context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
-			return c, nil
-		},
-	})
-	if stopGuard != nil && !stopGuard() {
-		// ctx ended during the handshake (which then failed on the past
-		// deadline) or just as it finished (which left the socket unusable).
-		if err == nil {
-			err = ctx.Err()
-		} else {
-			err = fmt.Errorf("%w: %w", ctx.Err(), err)
-		}
-	}
-	if err != nil {
-		// DialConfig returns a half-open connection on a failed handshake;
-		// closing the socket ends its reader goroutine.
-		if raw != nil {
-			_ = raw.Close()
-		}
-		return nil, fmt.Errorf("dial: %w", err)
-	}
-	return conn, nil
 }
 
 // link is one connection with its confirm-mode channel.
@@ -498,13 +434,6 @@ func (l *link) lost() error {
 	return l.lostErr
 }
 
-func closeReason(what string, e *amqp.Error, ok bool) error {
-	if !ok || e == nil {
-		return fmt.Errorf("%s closed", what)
-	}
-	return fmt.Errorf("%s closed by the broker: %w", what, e)
-}
-
 // drainReturns takes the returns waiting in the listener, by Message-Id.
 func (l *link) drainReturns() map[string]*amqp.Return {
 	returned := map[string]*amqp.Return{}
@@ -525,24 +454,6 @@ func (l *link) drainReturns() map[string]*amqp.Return {
 // failed, and a polite close could hang as long as the failure.
 func (l *link) tearDown() {
 	_ = l.conn.CloseDeadline(time.Now())
-}
-
-// tearDownOnDone closes conn at once if ctx ends before stop is called. stop
-// reports whether it did; it returns only once the teardown is over, so no
-// goroutine outlives the caller.
-func tearDownOnDone(ctx context.Context, conn *amqp.Connection) (stop func() (tornDown bool)) {
-	done := make(chan struct{})
-	stopAfter := context.AfterFunc(ctx, func() {
-		defer close(done)
-		_ = conn.CloseDeadline(time.Now())
-	})
-	return func() bool {
-		if stopAfter() {
-			return false
-		}
-		<-done
-		return true
-	}
 }
 
 func toPublishing(ev outbox.Event) amqp.Publishing {
