@@ -47,6 +47,7 @@ type Node struct {
 	Logging
 	Shop Shop
 	Stores
+	Broker
 	ClusterNet
 	Consul
 	ShutdownTimeout time.Duration `conf:"default:20s,env:SHUTDOWN_TIMEOUT,flag:shutdown-timeout,help:time to leave the cluster at stop"`
@@ -70,6 +71,40 @@ type Edge struct {
 	// HealthAddr serves /healthz, /readyz and /metrics apart from the API, so that
 	// the load balancer in front of the edges does not expose the metrics.
 	HealthAddr string `conf:"env:HEALTH_ADDR,flag:health-addr,help:address of the edge's /healthz, /readyz and /metrics, e.g. :8090 (unset: off)"`
+}
+
+// Mailer is the configuration of `phoneshop mailer`: it consumes the mail queues
+// of RabbitMQ and sends through an SMTP server.
+type Mailer struct {
+	Args conf.Args
+
+	Logging
+	// MySQLDSN is the shop's store: deliveries, accounts, campaigns, the outbox.
+	MySQLDSN string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of the shop's MySQL/MariaDB (required)"`
+	Mail
+	Broker
+	SMTP
+	// UnsubscribeSecret signs the unsubscribe links: the edges' secret.
+	UnsubscribeSecret string        `conf:"env:UNSUBSCRIBE_SECRET,flag:unsubscribe-secret,mask,help:the edges' secret of at least 32 characters that signs unsubscribe links"`
+	MailPrefetch      int           `conf:"default:32,env:MAIL_PREFETCH,flag:mail-prefetch,help:messages of one queue handled at once (RabbitMQ prefetch)"`
+	MailDeliveryLimit int           `conf:"default:20,env:MAIL_DELIVERY_LIMIT,flag:mail-delivery-limit,help:deliveries of one message before it goes to the dead letters (set when a queue is first declared)"`
+	ShutdownTimeout   time.Duration `conf:"default:20s,env:SHUTDOWN_TIMEOUT,flag:shutdown-timeout,help:time to finish the mails in hand at stop"`
+	HealthAddr        string        `conf:"env:HEALTH_ADDR,flag:health-addr,help:address of the mailer's health checks and metrics such as :8090 (unset: off)"`
+}
+
+// Broker says where the events go: RabbitMQ.
+type Broker struct {
+	RabbitMQURL string `conf:"default:amqp://guest:guest@127.0.0.1:5672/,env:RABBITMQ_URL,flag:rabbitmq-url,mask,help:AMQP URL of RabbitMQ, where nodes publish the outbox and mailers consume"`
+}
+
+// SMTP says where the mailer sends.
+type SMTP struct {
+	SMTPHost      string        `conf:"default:127.0.0.1,env:SMTP_HOST,flag:smtp-host,help:SMTP server host"`
+	SMTPPort      int           `conf:"default:1025,env:SMTP_PORT,flag:smtp-port,help:SMTP server port"`
+	SMTPUser      string        `conf:"env:SMTP_USER,flag:smtp-user,help:SMTP AUTH user (unset: no AUTH)"`
+	SMTPPassword  string        `conf:"env:SMTP_PASSWORD,flag:smtp-password,mask,help:SMTP AUTH password"`
+	SMTPTLSPolicy string        `conf:"default:opportunistic,env:SMTP_TLS,flag:smtp-tls,help:none | opportunistic (STARTTLS when offered) | mandatory"`
+	SMTPTimeout   time.Duration `conf:"default:15s,env:SMTP_TIMEOUT,flag:smtp-timeout,help:deadline of one SMTP conversation"`
 }
 
 // Logging says what the process logs and whether it serves pprof.
@@ -219,6 +254,26 @@ func (n Node) Validate() error {
 	return errors.Join(n.Shop.Validate(), n.Stores.validate(), n.Stores.requireMySQL())
 }
 
+// Validate checks the mailer configuration.
+func (m Mailer) Validate() error {
+	var errs []error
+	if len(m.UnsubscribeSecret) < 32 {
+		errs = append(errs, errors.New("PHONESHOP_UNSUBSCRIBE_SECRET is required: the edges' secret of at least 32 characters"))
+	}
+	switch m.SMTPTLSPolicy {
+	case "none", "opportunistic", "mandatory":
+	default:
+		errs = append(errs, fmt.Errorf("PHONESHOP_SMTP_TLS %q: want none, opportunistic or mandatory", m.SMTPTLSPolicy))
+	}
+	if m.MailPrefetch < 1 || m.MailDeliveryLimit < 1 {
+		errs = append(errs, errors.New("PHONESHOP_MAIL_PREFETCH and PHONESHOP_MAIL_DELIVERY_LIMIT must be at least 1"))
+	}
+	if m.MySQLDSN == "" {
+		errs = append(errs, errors.New("PHONESHOP_MYSQL_DSN is required: the mailer reads and records in the shop's store"))
+	}
+	return errors.Join(errs...)
+}
+
 // Validate checks the edge configuration.
 func (e Edge) Validate() error {
 	var secret error
@@ -324,6 +379,9 @@ func ParseNode(args []string) (Node, string, error) { return parse[Node](args) }
 
 // ParseEdge reads the edge configuration like ParseDev.
 func ParseEdge(args []string) (Edge, string, error) { return parse[Edge](args) }
+
+// ParseMailer reads the mailer configuration (see ParseDev).
+func ParseMailer(args []string) (Mailer, string, error) { return parse[Mailer](args) }
 
 func parse[T interface{ Validate() error }](args []string) (T, string, error) {
 	var cfg T

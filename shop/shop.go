@@ -40,6 +40,7 @@ import (
 	"phoneshop/notify/mailer"
 	"phoneshop/notify/memqueue"
 	"phoneshop/notify/queue"
+	"phoneshop/notify/rabbitmq"
 	"phoneshop/notify/relay"
 	"phoneshop/persistence/cache"
 	"phoneshop/persistence/mysql"
@@ -75,6 +76,8 @@ type Shop struct {
 	// Registry holds the shop's metrics (served by /metrics).
 	Registry *prometheus.Registry
 	log      *slog.Logger
+	// mailerOnly: a mailer, which is ready when its store is (it is no member).
+	mailerOnly bool
 	// closers close what was opened beside the store (cache, publisher), in reverse.
 	closers []func() error
 }
@@ -190,6 +193,49 @@ func StartNode(ctx context.Context, cfg config.Node, log *slog.Logger) (_ *Shop,
 		return nil, err
 	}
 	s.Members = append(s.Members, m)
+	s.startRelay(rabbitmq.NewPublisher(rabbitmq.Config{URL: cfg.RabbitMQURL, Logger: log}))
+	return s, nil
+}
+
+// startRelay publishes the outbox through pub until the shop closes. Every node
+// runs one; they share the outbox by leases.
+func (s *Shop) startRelay(pub *rabbitmq.Publisher) {
+	r := relay.New(s.Store, pub, relay.Config{Logger: s.log})
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	s.closers = append(s.closers, func() error { stop(); <-done; return pub.Close() })
+}
+
+// StartMailer starts a mailer: it consumes the mail queues of RabbitMQ (campaign
+// activations to fan out, campaign mail, order mail) and sends through SMTP.
+func StartMailer(ctx context.Context, cfg config.Mailer, log *slog.Logger) (_ *Shop, err error) {
+	s := &Shop{log: log, mailerOnly: true, Registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			s.closeParts()
+		}
+	}()
+	if s.Store, err = mysql.Open(ctx, cfg.MySQLDSN); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	tokens, err := account.NewUnsubscribeTokens(cfg.UnsubscribeSecret)
+	if err != nil {
+		return nil, err
+	}
+	sender := mail.NewSMTP(mail.SMTPConfig{Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUser,
+		Password: cfg.SMTPPassword, TLSPolicy: cfg.SMTPTLSPolicy, Timeout: cfg.SMTPTimeout})
+	m := mailer.New(s.Store, sender, mailer.Config{From: cfg.MailFrom, PublicURL: cfg.PublicURL, Unsubscribe: tokens, Logger: log})
+	consumer := rabbitmq.NewConsumer(rabbitmq.ConsumerConfig{URL: cfg.RabbitMQURL, Bindings: queue.MailBindings,
+		Prefetch: cfg.MailPrefetch, DeliveryLimit: cfg.MailDeliveryLimit, Logger: log})
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- consumer.Run(runCtx, m.Handle) }()
+	s.closers = append(s.closers, func() error {
+		stop()
+		err := <-done
+		return errors.Join(err, sender.Close())
+	})
 	return s, nil
 }
 
@@ -647,6 +693,7 @@ func (s *Shop) ready(ctx context.Context) []string {
 		failing = append(failing, "store")
 	}
 	switch {
+	case s.mailerOnly:
 	case s.Client != nil:
 		// An edge serves once it knows a member to send grain calls to.
 		if s.Client.Cluster.MemberList.Members().Len() == 0 {

@@ -3,6 +3,7 @@
 //	phoneshop dev    every role in one process on embedded defaults (what `make run` starts)
 //	phoneshop node   a cluster member hosting the cart, inventory and order grains
 //	phoneshop edge   the HTTP edge, a cluster client that hosts no grain
+//	phoneshop mailer consumes the mail queues of RabbitMQ and sends through SMTP
 //
 // node and edge share one MySQL/MariaDB and find each other through Consul.
 //
@@ -50,10 +51,12 @@ func run(ctx context.Context, args []string) error {
 		return runNode(ctx, args)
 	case "edge":
 		return runEdge(ctx, args)
+	case "mailer":
+		return runMailer(ctx, args)
 	case "probe":
 		return probe(args)
 	default:
-		return fmt.Errorf("usage: phoneshop dev|node|edge [flags] | phoneshop probe URL (unknown role %q)", role)
+		return fmt.Errorf("usage: phoneshop dev|node|edge|mailer [flags] | phoneshop probe URL (unknown role %q)", role)
 	}
 }
 
@@ -153,6 +156,24 @@ func runEdge(ctx context.Context, args []string) error {
 	}
 	return serve(ctx, s, cfg.HTTPAddr, cfg.ShutdownTimeout, log, func() {
 		log.Info("edge serving", "addr", cfg.HTTPAddr)
+		if cfg.HealthAddr != "" {
+			go serveHealth(cfg.HealthAddr, s, log)
+		}
+	})
+}
+
+func runMailer(ctx context.Context, args []string) error {
+	cfg, help, err := config.ParseMailer(args)
+	if done, err := parsed(help, err); done || err != nil {
+		return err
+	}
+	log := startLogging("mailer", &cfg, cfg.Logging)
+	s, err := shop.StartMailer(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, s, "", cfg.ShutdownTimeout, log, func() {
+		log.Info("mailer consuming", "smtp", fmt.Sprintf("%s:%d", cfg.SMTPHost, cfg.SMTPPort))
 		if cfg.HealthAddr != "" {
 			go serveHealth(cfg.HealthAddr, s, log)
 		}
