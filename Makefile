@@ -76,9 +76,10 @@ $(BIN)/protoc-gen-go:
 $(BIN)/protoc-gen-go-grain:
 	GOBIN=$(BIN) $(GO) install github.com/asynkron/protoactor-go/protobuf/protoc-gen-go-grain@$(PROTOACTOR_VERSION)
 
-## cluster: Consul (127.0.0.1:8500), 3 nodes and 2 edges (127.0.0.1:8081, :8082) against the
-## running MariaDB and Redis, in the background (logs and pids in tmp/cluster/)
-cluster: build $(BIN)/consul
+## cluster: Consul (127.0.0.1:8500), 3 nodes, 2 edges (127.0.0.1:8081, :8082), a mailer and Mailpit
+## (SMTP 127.0.0.1:1025, inbox http://127.0.0.1:8025) against the running MariaDB, Redis and RabbitMQ,
+## in the background (logs and pids in tmp/cluster/)
+cluster: build $(BIN)/consul $(BIN)/mailpit
 	bash scripts/cluster.sh up
 
 ## cluster-down: stop what make cluster started

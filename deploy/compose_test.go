@@ -19,8 +19,9 @@ import (
 
 // The roles a phoneshop service runs, told apart by the service's command.
 const (
-	roleNode = "node"
-	roleEdge = "edge"
+	roleNode   = "node"
+	roleEdge   = "edge"
+	roleMailer = "mailer"
 )
 
 // The topology's shape: how many of each role, and the services every node and
@@ -99,7 +100,7 @@ func envNames(t *testing.T, cfg any) map[string]bool {
 func allowedEnv(t *testing.T) map[string]map[string]bool {
 	t.Helper()
 	node := envNames(t, config.Node{})
-	return map[string]map[string]bool{roleNode: node, roleEdge: envNames(t, config.Edge{})}
+	return map[string]map[string]bool{roleNode: node, roleEdge: envNames(t, config.Edge{}), roleMailer: envNames(t, config.Mailer{})}
 }
 
 // role is the phoneshop role a service runs ("" for any other service).
@@ -108,7 +109,7 @@ func role(s types.ServiceConfig) string {
 		return ""
 	}
 	switch s.Command[0] {
-	case roleNode, roleEdge:
+	case roleNode, roleEdge, roleMailer:
 		return s.Command[0]
 	}
 	return ""
@@ -164,6 +165,7 @@ var checks = []struct {
 	{"every service builds or names an image", checkImages},
 	{"node env keys are config.Node settings", checkEnv(roleNode)},
 	{"edge env keys are config.Edge settings", checkEnv(roleEdge)},
+	{"mailer env keys are config.Mailer settings", checkEnv(roleMailer)},
 	{"edge port is published by haproxy only", checkEdgePort},
 	{"edges publish nothing", checkEdgesUnpublished},
 	{"every node and edge has a health check", checkHealthChecks},
@@ -192,7 +194,7 @@ func checkEnv(r string) check {
 		for _, name := range byRole(p, r) {
 			for key := range p.Services[name].Environment {
 				if strings.HasPrefix(key, config.Prefix+"_") && !allowed[key] {
-					bad = append(bad, fmt.Sprintf("%s: %s is not read by config.%s", name, key, map[string]string{roleNode: "Node", roleEdge: "Edge"}[r]))
+					bad = append(bad, fmt.Sprintf("%s: %s is not read by config.%s", name, key, map[string]string{roleNode: "Node", roleEdge: "Edge", roleMailer: "Mailer"}[r]))
 				}
 			}
 		}
@@ -504,6 +506,10 @@ func TestAllowedEnvComeFromTheConfigStructs(t *testing.T) {
 		{"edge reads its trusted proxies", roleEdge, "PHONESHOP_TRUSTED_PROXIES", true},
 		{"node does not read trusted proxies", roleNode, "PHONESHOP_TRUSTED_PROXIES", false},
 		{"dev-only data directory is no role's", roleEdge, "PHONESHOP_DATA_DIR", false},
+		{"node reads the broker", roleNode, "PHONESHOP_RABBITMQ_URL", true},
+		{"mailer reads the SMTP host", roleMailer, "PHONESHOP_SMTP_HOST", true},
+		{"mailer reads the unsubscribe secret", roleMailer, "PHONESHOP_UNSUBSCRIBE_SECRET", true},
+		{"edge does not read the broker", roleEdge, "PHONESHOP_RABBITMQ_URL", false},
 		{"the conf field name is not an env name", roleNode, "PHONESHOP_SHOP_RESERVATION_TTL", false},
 	}
 	for _, tt := range tests {

@@ -27,7 +27,7 @@ wait_for() { # name, url
 }
 
 up() {
-	for p in consul node1 node2 node3 edge1 edge2; do
+	for p in consul mailpit node1 node2 node3 edge1 edge2 mailer; do
 		if alive $p; then echo "the cluster is already running ($p): make cluster-down first"; exit 1; fi
 	done
 	export PHONESHOP_MYSQL_DSN=${PHONESHOP_MYSQL_DSN:-root@tcp(127.0.0.1:3306)/phoneshop}
@@ -41,21 +41,31 @@ up() {
 		export PHONESHOP_UNSUBSCRIBE_SECRET
 	fi
 
+	export PHONESHOP_RABBITMQ_URL=${PHONESHOP_RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/}
+
 	start consul bin/consul agent -dev -bind 127.0.0.1 -client 127.0.0.1 -log-level warn \
 		-hcl 'ports { http = 8500 dns = -1 grpc = -1 grpc_tls = -1 }'
+	start mailpit bin/mailpit --smtp 127.0.0.1:1025 --listen 127.0.0.1:8025 --database "$dir/mailpit.db" \
+		--smtp-disable-rdns --disable-version-check --quiet
 	wait_for consul http://127.0.0.1:8500/v1/status/leader
+	wait_for mailpit http://127.0.0.1:8025/readyz
 	for i in 1 2 3; do start node$i bin/phoneshop node; done
 	for i in 1 2; do
 		PHONESHOP_HTTP_ADDR=127.0.0.1:808$i PHONESHOP_HEALTH_ADDR=127.0.0.1:809$i start edge$i bin/phoneshop edge
 	done
+	PHONESHOP_SMTP_HOST=127.0.0.1 PHONESHOP_SMTP_PORT=1025 PHONESHOP_SMTP_TLS=none \
+		PHONESHOP_PUBLIC_URL=${PHONESHOP_PUBLIC_URL:-http://127.0.0.1:8081} PHONESHOP_HEALTH_ADDR=127.0.0.1:8093 \
+		start mailer bin/phoneshop mailer
 	for i in 1 2; do wait_for edge$i http://127.0.0.1:808$i/readyz; done
+	wait_for mailer http://127.0.0.1:8093/readyz
 	echo "cluster up: edges http://127.0.0.1:8081 and http://127.0.0.1:8082, Consul http://127.0.0.1:8500"
+	echo "mail: a mailer sends to Mailpit, whose inbox is http://127.0.0.1:8025"
 	echo "edge metrics: http://127.0.0.1:8091/metrics and http://127.0.0.1:8092/metrics"
 	echo "logs and pids in $dir/; stop it with: make cluster-down"
 }
 
 down() {
-	for p in edge2 edge1 node3 node2 node1 consul; do
+	for p in mailer edge2 edge1 node3 node2 node1 mailpit consul; do
 		[ -f "$dir/$p.pid" ] || continue
 		pid=$(cat "$dir/$p.pid")
 		if kill -0 "$pid" 2>/dev/null; then
