@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"phoneshop/internal/mailpittest"
 	"phoneshop/notify/mail"
 )
 
@@ -41,10 +42,10 @@ var adapters = []struct {
 		return harness{sender: mail.NewFiles(dir), delivered: func(t *testing.T) [][]byte { return readOutbox(t, dir) }, copiesOfRepeat: 1}
 	}},
 	{"SMTP", func(t *testing.T) harness {
-		mp := startMailpit(t)
-		s := mail.NewSMTP(mp.config())
+		mp := mailpittest.Start(t)
+		s := mail.NewSMTP(smtpConfig(mp))
 		t.Cleanup(func() { s.Close() })
-		return harness{sender: s, delivered: mp.delivered, copiesOfRepeat: 2}
+		return harness{sender: s, delivered: func(t *testing.T) [][]byte { return delivered(t, mp) }, copiesOfRepeat: 2}
 	}},
 }
 

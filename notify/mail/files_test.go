@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"phoneshop/internal/mailpittest"
 	"phoneshop/notify/mail"
 )
 
@@ -98,10 +99,10 @@ func TestFiles(t *testing.T) {
 // the same message, header for header and part for part (only Date, the MIME
 // boundary and the fields the receiving server adds may differ).
 func TestFilesWriteWhatSMTPSends(t *testing.T) {
-	mp := startMailpit(t)
+	mp := mailpittest.Start(t)
 	files := mail.NewFiles(t.TempDir())
 	m := promoMessage()
-	for _, s := range []mail.Sender{files, mail.NewSMTP(mp.config())} {
+	for _, s := range []mail.Sender{files, mail.NewSMTP(smtpConfig(mp))} {
 		if err := s.Send(context.Background(), m); err != nil {
 			t.Fatalf("Send: %v", err)
 		}
@@ -110,7 +111,7 @@ func TestFilesWriteWhatSMTPSends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eml, wire := parseMessage(t, raw), onlyMessage(t, mp.delivered(t))
+	eml, wire := parseMessage(t, raw), onlyMessage(t, delivered(t, mp))
 	if diff := cmp.Diff(eml.view(), wire.view()); diff != "" {
 		t.Errorf("message (-eml +smtp):\n%s", diff)
 	}

@@ -15,29 +15,33 @@ import (
 
 	gomail "github.com/wneessen/go-mail"
 
+	"phoneshop/internal/mailpittest"
 	"phoneshop/notify/mail"
 )
 
 func TestSMTPClassifiesChaosReplies(t *testing.T) {
+	// always fails the command with code; never lets it through.
+	always := func(code int) mailpittest.Trigger { return mailpittest.Trigger{ErrorCode: code, Probability: 100} }
+	var never mailpittest.Trigger
 	for _, tc := range []struct {
 		name      string
-		sender    chaosTrigger // MAIL FROM
-		recipient chaosTrigger // RCPT TO
+		sender    mailpittest.Trigger // MAIL FROM
+		recipient mailpittest.Trigger // RCPT TO
 		code      int
 		want      error
 	}{
-		{"451_to_MAIL_FROM_is_temporary", chaosTrigger{451, 100}, chaosTrigger{}, 451, mail.ErrTemporary},
-		{"550_to_MAIL_FROM_is_permanent", chaosTrigger{550, 100}, chaosTrigger{}, 550, mail.ErrPermanent},
-		{"451_to_RCPT_TO_is_temporary", chaosTrigger{}, chaosTrigger{451, 100}, 451, mail.ErrTemporary},
-		{"421_to_RCPT_TO_is_temporary", chaosTrigger{}, chaosTrigger{421, 100}, 421, mail.ErrTemporary},
-		{"550_to_RCPT_TO_is_permanent", chaosTrigger{}, chaosTrigger{550, 100}, 550, mail.ErrPermanent},
-		{"554_to_RCPT_TO_is_permanent", chaosTrigger{}, chaosTrigger{554, 100}, 554, mail.ErrPermanent},
+		{"451_to_MAIL_FROM_is_temporary", always(451), never, 451, mail.ErrTemporary},
+		{"550_to_MAIL_FROM_is_permanent", always(550), never, 550, mail.ErrPermanent},
+		{"451_to_RCPT_TO_is_temporary", never, always(451), 451, mail.ErrTemporary},
+		{"421_to_RCPT_TO_is_temporary", never, always(421), 421, mail.ErrTemporary},
+		{"550_to_RCPT_TO_is_permanent", never, always(550), 550, mail.ErrPermanent},
+		{"554_to_RCPT_TO_is_permanent", never, always(554), 554, mail.ErrPermanent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mp := startMailpit(t)
-			s := mail.NewSMTP(mp.config())
+			mp := mailpittest.Start(t)
+			s := mail.NewSMTP(smtpConfig(mp))
 			t.Cleanup(func() { s.Close() })
-			mp.setChaos(t, tc.sender, tc.recipient)
+			mp.SetChaos(t, mailpittest.Chaos{Sender: tc.sender, Recipient: tc.recipient})
 
 			err := s.Send(context.Background(), promoMessage())
 			other := mail.ErrPermanent
@@ -51,17 +55,17 @@ func TestSMTPClassifiesChaosReplies(t *testing.T) {
 			if !errors.As(err, &se) || se.ErrorCode() != tc.code {
 				t.Errorf("Send = %v, want a go-mail SendError with code %d", err, tc.code)
 			}
-			if n := len(mp.delivered(t)); n != 0 {
+			if n := len(delivered(t, mp)); n != 0 {
 				t.Fatalf("%d messages delivered, want none", n)
 			}
 
 			// The failed session is not left in the pool half-done: once the server
 			// answers normally again, the next Send goes through.
-			mp.setChaos(t, chaosTrigger{}, chaosTrigger{})
+			mp.ClearChaos(t)
 			if err := s.Send(context.Background(), promoMessage()); err != nil {
 				t.Fatalf("Send after the server recovered: %v", err)
 			}
-			if n := len(mp.delivered(t)); n != 1 {
+			if n := len(delivered(t, mp)); n != 1 {
 				t.Errorf("%d messages delivered, want 1", n)
 			}
 		})
@@ -124,14 +128,14 @@ func TestSMTPConnectionFailures(t *testing.T) {
 	})
 
 	t.Run("mandatory_TLS_without_STARTTLS_is_temporary_and_sends_nothing", func(t *testing.T) {
-		mp := startMailpit(t)
-		cfg := mp.config()
+		mp := mailpittest.Start(t)
+		cfg := smtpConfig(mp)
 		cfg.TLSPolicy = "mandatory"
 		err := mail.NewSMTP(cfg).Send(context.Background(), promoMessage())
 		if !errors.Is(err, mail.ErrTemporary) || !strings.Contains(err.Error(), "STARTTLS") {
 			t.Errorf("Send = %v, want ErrTemporary about STARTTLS", err)
 		}
-		if n := len(mp.delivered(t)); n != 0 {
+		if n := len(delivered(t, mp)); n != 0 {
 			t.Errorf("%d messages delivered, want none", n)
 		}
 	})
@@ -149,12 +153,12 @@ func TestSMTPConnectionFailures(t *testing.T) {
 
 func TestSMTPConnections(t *testing.T) {
 	t.Run("sends_share_one_connection", func(t *testing.T) {
-		mp := startMailpit(t)
-		proxy := startProxy(t, mp.smtpAddr())
+		mp := mailpittest.Start(t)
+		proxy := startProxy(t, mp.SMTPAddr())
 		s := mail.NewSMTP(proxy.config(mp))
 		t.Cleanup(func() { s.Close() })
 		sendNumbered(t, s, 3)
-		if n := len(mp.delivered(t)); n != 3 {
+		if n := len(delivered(t, mp)); n != 3 {
 			t.Errorf("%d messages delivered, want 3", n)
 		}
 		if n := proxy.accepted(); n != 1 {
@@ -163,8 +167,8 @@ func TestSMTPConnections(t *testing.T) {
 	})
 
 	t.Run("negative_MaxIdle_connects_per_send", func(t *testing.T) {
-		mp := startMailpit(t)
-		proxy := startProxy(t, mp.smtpAddr())
+		mp := mailpittest.Start(t)
+		proxy := startProxy(t, mp.SMTPAddr())
 		cfg := proxy.config(mp)
 		cfg.MaxIdle = -1
 		sendNumbered(t, mail.NewSMTP(cfg), 3)
@@ -174,14 +178,14 @@ func TestSMTPConnections(t *testing.T) {
 	})
 
 	t.Run("dropped_idle_connection_is_replaced", func(t *testing.T) {
-		mp := startMailpit(t)
-		proxy := startProxy(t, mp.smtpAddr())
+		mp := mailpittest.Start(t)
+		proxy := startProxy(t, mp.SMTPAddr())
 		s := mail.NewSMTP(proxy.config(mp))
 		t.Cleanup(func() { s.Close() })
 		sendNumbered(t, s, 1)
 		proxy.dropAll() // as a server does with a client idle too long
 		sendNumbered(t, s, 1)
-		if n := len(mp.delivered(t)); n != 2 {
+		if n := len(delivered(t, mp)); n != 2 {
 			t.Errorf("%d messages delivered, want 2", n)
 		}
 		if n := proxy.accepted(); n != 2 {
@@ -190,8 +194,8 @@ func TestSMTPConnections(t *testing.T) {
 	})
 
 	t.Run("concurrent_sends_all_arrive", func(t *testing.T) {
-		mp := startMailpit(t)
-		s := mail.NewSMTP(mp.config())
+		mp := mailpittest.Start(t)
+		s := mail.NewSMTP(smtpConfig(mp))
 		t.Cleanup(func() { s.Close() })
 		const senders, each = 8, 5
 		var wg sync.WaitGroup
@@ -213,8 +217,8 @@ func TestSMTPConnections(t *testing.T) {
 			}
 		}
 		ids := map[string]bool{}
-		for _, raw := range mp.delivered(t) {
-			ids[parseMessage(t, raw).header.Get("Message-ID")] = true
+		for _, m := range mp.Messages(t) {
+			ids[m.MessageID] = true
 		}
 		if len(ids) != senders*each {
 			t.Errorf("%d distinct messages delivered, want %d", len(ids), senders*each)
@@ -222,26 +226,26 @@ func TestSMTPConnections(t *testing.T) {
 	})
 
 	t.Run("send_after_Close_still_delivers", func(t *testing.T) {
-		mp := startMailpit(t)
-		s := mail.NewSMTP(mp.config())
+		mp := mailpittest.Start(t)
+		s := mail.NewSMTP(smtpConfig(mp))
 		sendNumbered(t, s, 1)
 		if err := s.Close(); err != nil {
 			t.Fatalf("Close: %v", err)
 		}
 		sendNumbered(t, s, 1)
-		if n := len(mp.delivered(t)); n != 2 {
+		if n := len(delivered(t, mp)); n != 2 {
 			t.Errorf("%d messages delivered, want 2", n)
 		}
 	})
 }
 
 func TestSMTPEnvelopeSenderIsTheFromAddress(t *testing.T) {
-	mp := startMailpit(t)
-	if err := mail.NewSMTP(mp.config()).Send(context.Background(), promoMessage()); err != nil {
+	mp := mailpittest.Start(t)
+	if err := mail.NewSMTP(smtpConfig(mp)).Send(context.Background(), promoMessage()); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
 	// Mailpit records MAIL FROM as Return-Path.
-	if got := onlyMessage(t, mp.delivered(t)).header.Get("Return-Path"); got != "<shop@example.com>" {
+	if got := onlyMessage(t, delivered(t, mp)).header.Get("Return-Path"); got != "<shop@example.com>" {
 		t.Errorf("Return-Path = %q, want <shop@example.com>", got)
 	}
 }
@@ -402,8 +406,8 @@ func startProxy(t *testing.T, target string) *proxy {
 	return p
 }
 
-func (p *proxy) config(mp *mailpit) mail.SMTPConfig {
-	cfg := mp.config()
+func (p *proxy) config(mp *mailpittest.Server) mail.SMTPConfig {
+	cfg := smtpConfig(mp)
 	cfg.Port = p.port
 	return cfg
 }

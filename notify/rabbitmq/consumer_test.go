@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"phoneshop/internal/rabbittest"
 	"phoneshop/notify/outbox"
 	"phoneshop/notify/queue"
 	"phoneshop/notify/rabbitmq"
@@ -29,14 +30,14 @@ var (
 	promosQueue = queue.Binding{Queue: "promos", RoutingKeys: []string{"promo.*"}}
 )
 
-// runConsumer runs a consumer for cfg (on b's vhost) until stop is called or the
-// test ends, and waits until it consumes every queue of cfg.Bindings: the
+// runConsumer runs a consumer for cfg (on broker, a vhost of the test broker)
+// until stop is called or the test ends, and waits until it consumes every queue of cfg.Bindings: the
 // publisher's events are returned unroutable until the queues exist. stop
 // cancels Run's ctx and says how long Run took to return; it fails the test if
 // Run returns an error, or does not return within the grace and some slack.
-func runConsumer(t *testing.T, b testBroker, ctx context.Context, cfg rabbitmq.ConsumerConfig, handle queue.Handler) (stop func() time.Duration) {
+func runConsumer(t *testing.T, broker string, ctx context.Context, cfg rabbitmq.ConsumerConfig, handle queue.Handler) (stop func() time.Duration) {
 	t.Helper()
-	cfg.URL = b.url
+	cfg.URL = broker
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
 	}
@@ -77,7 +78,7 @@ func runConsumer(t *testing.T, b testBroker, ctx context.Context, cfg rabbitmq.C
 				t.Fatalf("Run returned before consuming: %v", err)
 			default:
 			}
-			return b.consumers(t, binding.Queue) > 0
+			return rabbittest.Consumers(t, broker, binding.Queue) > 0
 		})
 	}
 	return stop
@@ -94,43 +95,6 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// inspect reads a queue's counts with a passive declaration: ready messages and
-// consumers. A queue that does not exist (yet) counts -1 messages and no
-// consumers.
-func (b testBroker) inspect(t *testing.T, name string) (messages, consumers int) {
-	t.Helper()
-	conn, err := amqp.Dial(b.url)
-	if err != nil {
-		t.Fatalf("dial %s: %v", b.vhost, err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatalf("channel: %v", err)
-	}
-	q, err := ch.QueueDeclarePassive(name, true, false, false, false, nil)
-	var amqpErr *amqp.Error
-	if errors.As(err, &amqpErr) && amqpErr.Code == amqp.NotFound {
-		return -1, 0
-	}
-	if err != nil {
-		t.Fatalf("inspect %s: %v", name, err)
-	}
-	return q.Messages, q.Consumers
-}
-
-func (b testBroker) consumers(t *testing.T, name string) int {
-	t.Helper()
-	_, n := b.inspect(t, name)
-	return n
-}
-
-func (b testBroker) messages(t *testing.T, name string) int {
-	t.Helper()
-	n, _ := b.inspect(t, name)
-	return n
 }
 
 // recorder keeps the messages a handler saw, in the order it saw them.
@@ -209,13 +173,13 @@ func publishAll(t *testing.T, p *rabbitmq.Publisher, events []outbox.Event) {
 type ctxKey struct{}
 
 func TestConsumedMessagesCarryTheirIDRoutingKeyBodyAndFirstAttempt(t *testing.T) {
-	b := newTestBroker(t)
+	broker := rabbittest.VHost(t)
 	var (
 		got          recorder
 		missingValue atomic.Int64
 	)
 	ctx := context.WithValue(t.Context(), ctxKey{}, "run's value")
-	stop := runConsumer(t, b, ctx, rabbitmq.ConsumerConfig{Bindings: []queue.Binding{ordersQueue, promosQueue}},
+	stop := runConsumer(t, broker, ctx, rabbitmq.ConsumerConfig{Bindings: []queue.Binding{ordersQueue, promosQueue}},
 		func(ctx context.Context, m queue.Message) queue.Outcome {
 			if ctx.Value(ctxKey{}) != "run's value" {
 				missingValue.Add(1)
@@ -223,7 +187,7 @@ func TestConsumedMessagesCarryTheirIDRoutingKeyBodyAndFirstAttempt(t *testing.T)
 			got.add(m)
 			return queue.Ack
 		})
-	p := newPublisher(t, rabbitmq.Config{URL: b.url})
+	p := newPublisher(t, rabbitmq.Config{URL: broker})
 
 	events := newEvents(6, outbox.OrderConfirmed, outbox.PromoActivated, outbox.OrderShipped, outbox.PromoEmail)
 	publishAll(t, p, events)
@@ -238,21 +202,21 @@ func TestConsumedMessagesCarryTheirIDRoutingKeyBodyAndFirstAttempt(t *testing.T)
 	}
 	// Run has closed its connection: an unacknowledged message would be back.
 	for _, name := range []string{"orders", "promos", "orders.dead", "promos.dead"} {
-		if n := b.messages(t, name); n != 0 {
+		if n := rabbittest.QueueDepth(t, broker, name); n != 0 {
 			t.Errorf("%s holds %d messages, want 0", name, n)
 		}
 	}
 }
 
 func TestMessageWithoutAnIDIsStillHandled(t *testing.T) {
-	b := newTestBroker(t)
+	broker := rabbittest.VHost(t)
 	var got recorder
-	runConsumer(t, b, t.Context(), rabbitmq.ConsumerConfig{Bindings: []queue.Binding{ordersQueue}},
+	runConsumer(t, broker, t.Context(), rabbitmq.ConsumerConfig{Bindings: []queue.Binding{ordersQueue}},
 		func(ctx context.Context, m queue.Message) queue.Outcome {
 			got.add(m)
 			return queue.Ack
 		})
-	b.withChannel(t, func(ch *amqp.Channel) {
+	rabbittest.WithChannel(t, broker, func(ch *amqp.Channel) {
 		err := ch.PublishWithContext(t.Context(), rabbitmq.DefaultExchange, outbox.OrderShipped, false, false,
 			amqp.Publishing{Body: []byte(`{"legacy":true}`)})
 		if err != nil {
@@ -267,7 +231,7 @@ func TestMessageWithoutAnIDIsStillHandled(t *testing.T) {
 }
 
 func TestRetriedMessageComesBackWithTheNextAttemptAfterTheRetryDelay(t *testing.T) {
-	b := newTestBroker(t)
+	broker := rabbittest.VHost(t)
 	const delay = 150 * time.Millisecond
 	var (
 		got     recorder
@@ -284,7 +248,7 @@ func TestRetriedMessageComesBackWithTheNextAttemptAfterTheRetryDelay(t *testing.
 			return delay
 		},
 	}
-	stop := runConsumer(t, b, t.Context(), cfg, func(ctx context.Context, m queue.Message) queue.Outcome {
+	stop := runConsumer(t, broker, t.Context(), cfg, func(ctx context.Context, m queue.Message) queue.Outcome {
 		mu.Lock()
 		seenAt = append(seenAt, time.Now())
 		mu.Unlock()
@@ -294,7 +258,7 @@ func TestRetriedMessageComesBackWithTheNextAttemptAfterTheRetryDelay(t *testing.
 		}
 		return queue.Ack
 	})
-	p := newPublisher(t, rabbitmq.Config{URL: b.url})
+	p := newPublisher(t, rabbitmq.Config{URL: broker})
 
 	events := newEvents(1, outbox.OrderConfirmed)
 	publishAll(t, p, events)
@@ -321,13 +285,13 @@ func TestRetriedMessageComesBackWithTheNextAttemptAfterTheRetryDelay(t *testing.
 			t.Errorf("attempt %d came %s after attempt %d, before the RetryDelay of %s", i+1, gap, i, delay)
 		}
 	}
-	if n := b.messages(t, "orders.dead"); n != 0 {
+	if n := rabbittest.QueueDepth(t, broker, "orders.dead"); n != 0 {
 		t.Errorf("orders.dead holds %d messages, want 0", n)
 	}
 }
 
 func TestMessageRetriedPastTheDeliveryLimitIsDeadLetteredWhileOthersFlow(t *testing.T) {
-	b := newTestBroker(t)
+	broker := rabbittest.VHost(t)
 	events := newEvents(6, outbox.OrderConfirmed, outbox.OrderShipped)
 	poison, others := events[0], events[1:]
 	var got recorder
@@ -336,20 +300,20 @@ func TestMessageRetriedPastTheDeliveryLimitIsDeadLetteredWhileOthersFlow(t *test
 		DeliveryLimit: 3,
 		RetryDelay:    func(int) time.Duration { return 20 * time.Millisecond },
 	}
-	stop := runConsumer(t, b, t.Context(), cfg, func(ctx context.Context, m queue.Message) queue.Outcome {
+	stop := runConsumer(t, broker, t.Context(), cfg, func(ctx context.Context, m queue.Message) queue.Outcome {
 		got.add(m)
 		if m.ID == poison.ID {
 			return queue.Retry
 		}
 		return queue.Ack
 	})
-	p := newPublisher(t, rabbitmq.Config{URL: b.url})
+	p := newPublisher(t, rabbitmq.Config{URL: broker})
 
 	publishAll(t, p, []outbox.Event{poison})
 	eventually(t, "the poison's second attempt", func() bool { return len(got.attempts(poison.ID)) >= 2 })
 	publishAll(t, p, others)
 	began := time.Now()
-	eventually(t, "the poison in orders.dead", func() bool { return b.messages(t, "orders.dead") == 1 })
+	eventually(t, "the poison in orders.dead", func() bool { return rabbittest.QueueDepth(t, broker, "orders.dead") == 1 })
 	t.Logf("dead-lettered %s after the others were published", time.Since(began).Round(time.Millisecond))
 	eventually(t, "the others handled", func() bool { return got.count() >= 4+len(others) })
 	stop()
@@ -368,11 +332,11 @@ func TestMessageRetriedPastTheDeliveryLimitIsDeadLetteredWhileOthersFlow(t *test
 	if diff := cmp.Diff(byID(firstAttempts(others)), byID(handledOthers)); diff != "" {
 		t.Errorf("the others (-want +got):\n%s", diff)
 	}
-	dead := b.drain(t, "orders.dead")
+	dead := rabbittest.Drain(t, broker, "orders.dead")
 	if len(dead) != 1 || dead[0].MessageId != poison.ID || dead[0].Headers["x-first-death-reason"] != "delivery_limit" {
 		t.Errorf("orders.dead holds %v, want only %s, dead for its delivery_limit", deadLetters(dead), poison.ID)
 	}
-	if n := b.messages(t, "orders"); n != 0 {
+	if n := rabbittest.QueueDepth(t, broker, "orders"); n != 0 {
 		t.Errorf("orders holds %d messages, want 0", n)
 	}
 }
@@ -396,11 +360,11 @@ func TestRefusedMessageIsDeadLetteredAtOnceAndTheRestKeepsFlowing(t *testing.T) 
 		{"unknown_outcome", func() queue.Outcome { return queue.Outcome(42) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newTestBroker(t)
+			broker := rabbittest.VHost(t)
 			events := newEvents(4, outbox.OrderConfirmed)
 			bad, others := events[0], events[1:]
 			var got recorder
-			stop := runConsumer(t, b, t.Context(), rabbitmq.ConsumerConfig{Bindings: []queue.Binding{ordersQueue}},
+			stop := runConsumer(t, broker, t.Context(), rabbitmq.ConsumerConfig{Bindings: []queue.Binding{ordersQueue}},
 				func(ctx context.Context, m queue.Message) queue.Outcome {
 					got.add(m)
 					if m.ID == bad.ID {
@@ -408,10 +372,10 @@ func TestRefusedMessageIsDeadLetteredAtOnceAndTheRestKeepsFlowing(t *testing.T) 
 					}
 					return queue.Ack
 				})
-			p := newPublisher(t, rabbitmq.Config{URL: b.url})
+			p := newPublisher(t, rabbitmq.Config{URL: broker})
 
 			publishAll(t, p, []outbox.Event{bad})
-			eventually(t, "the message in orders.dead", func() bool { return b.messages(t, "orders.dead") == 1 })
+			eventually(t, "the message in orders.dead", func() bool { return rabbittest.QueueDepth(t, broker, "orders.dead") == 1 })
 			publishAll(t, p, others)
 			eventually(t, "the others handled", func() bool { return got.count() >= len(events) })
 			stop()
@@ -419,11 +383,11 @@ func TestRefusedMessageIsDeadLetteredAtOnceAndTheRestKeepsFlowing(t *testing.T) 
 			if diff := cmp.Diff(byID(firstAttempts(events)), byID(got.all())); diff != "" {
 				t.Errorf("handled (-want +got):\n%s", diff)
 			}
-			dead := b.drain(t, "orders.dead")
+			dead := rabbittest.Drain(t, broker, "orders.dead")
 			if len(dead) != 1 || dead[0].MessageId != bad.ID || dead[0].Headers["x-first-death-reason"] != "rejected" {
 				t.Errorf("orders.dead holds %v, want only %s, rejected", deadLetters(dead), bad.ID)
 			}
-			if n := b.messages(t, "orders"); n != 0 {
+			if n := rabbittest.QueueDepth(t, broker, "orders"); n != 0 {
 				t.Errorf("orders holds %d messages, want 0", n)
 			}
 		})
@@ -431,7 +395,7 @@ func TestRefusedMessageIsDeadLetteredAtOnceAndTheRestKeepsFlowing(t *testing.T) 
 }
 
 func TestPrefetchBoundsTheHandlersInFlightPerQueue(t *testing.T) {
-	b := newTestBroker(t)
+	broker := rabbittest.VHost(t)
 	const prefetch = 2
 	var (
 		got      recorder
@@ -445,7 +409,7 @@ func TestPrefetchBoundsTheHandlersInFlightPerQueue(t *testing.T) {
 		}
 		return promosQueue.Queue
 	}
-	runConsumer(t, b, t.Context(), rabbitmq.ConsumerConfig{Bindings: []queue.Binding{ordersQueue, promosQueue}, Prefetch: prefetch},
+	runConsumer(t, broker, t.Context(), rabbitmq.ConsumerConfig{Bindings: []queue.Binding{ordersQueue, promosQueue}, Prefetch: prefetch},
 		func(ctx context.Context, m queue.Message) queue.Outcome {
 			q := queueOf(m)
 			mu.Lock()
@@ -459,7 +423,7 @@ func TestPrefetchBoundsTheHandlersInFlightPerQueue(t *testing.T) {
 			got.add(m)
 			return queue.Ack
 		})
-	p := newPublisher(t, rabbitmq.Config{URL: b.url})
+	p := newPublisher(t, rabbitmq.Config{URL: broker})
 
 	events := newEvents(30, outbox.OrderConfirmed, outbox.PromoEmail)
 	publishAll(t, p, events)
@@ -475,10 +439,10 @@ func TestPrefetchBoundsTheHandlersInFlightPerQueue(t *testing.T) {
 }
 
 func TestRunReconnectsAfterConnectionsAreClosedAndEveryMessageIsHandled(t *testing.T) {
-	b := newTestBroker(t)
+	broker := rabbittest.VHost(t)
 	before := runtime.NumGoroutine()
 	var got recorder
-	stop := runConsumer(t, b, t.Context(), rabbitmq.ConsumerConfig{Bindings: []queue.Binding{ordersQueue, promosQueue}},
+	stop := runConsumer(t, broker, t.Context(), rabbitmq.ConsumerConfig{Bindings: []queue.Binding{ordersQueue, promosQueue}},
 		func(ctx context.Context, m queue.Message) queue.Outcome {
 			// Slow enough that some handlers are in flight when the
 			// connections close: their acks are lost with them.
@@ -486,7 +450,7 @@ func TestRunReconnectsAfterConnectionsAreClosedAndEveryMessageIsHandled(t *testi
 			got.add(m)
 			return queue.Ack
 		})
-	p := rabbitmq.NewPublisher(rabbitmq.Config{URL: b.url, Logger: testLogger(t)})
+	p := rabbitmq.NewPublisher(rabbitmq.Config{URL: broker, Logger: testLogger(t)})
 
 	// The publisher publishes until told to stop, then until every event it
 	// made is confirmed, as the relay does: an unconfirmed event is published
@@ -528,7 +492,7 @@ func TestRunReconnectsAfterConnectionsAreClosedAndEveryMessageIsHandled(t *testi
 	for round := 1; round <= 2; round++ {
 		handled := got.count()
 		eventually(t, "messages handled before the close", func() bool { return got.count() >= handled+20 })
-		b.closeAllConnections(t)
+		rabbittest.CloseAllConnections(t, broker)
 		t.Logf("close %d: %d messages handled before it", round, got.count())
 	}
 	handled := got.count()
@@ -557,23 +521,23 @@ func TestRunReconnectsAfterConnectionsAreClosedAndEveryMessageIsHandled(t *testi
 }
 
 func TestRunDeclaresAgainAQueueDeletedWhileConsuming(t *testing.T) {
-	b := newTestBroker(t)
+	broker := rabbittest.VHost(t)
 	var got recorder
-	runConsumer(t, b, t.Context(), rabbitmq.ConsumerConfig{Bindings: []queue.Binding{ordersQueue}, FirstBackoff: 10 * time.Millisecond},
+	runConsumer(t, broker, t.Context(), rabbitmq.ConsumerConfig{Bindings: []queue.Binding{ordersQueue}, FirstBackoff: 10 * time.Millisecond},
 		func(ctx context.Context, m queue.Message) queue.Outcome {
 			got.add(m)
 			return queue.Ack
 		})
-	p := newPublisher(t, rabbitmq.Config{URL: b.url})
+	p := newPublisher(t, rabbitmq.Config{URL: broker})
 
-	b.withChannel(t, func(ch *amqp.Channel) {
+	rabbittest.WithChannel(t, broker, func(ch *amqp.Channel) {
 		if _, err := ch.QueueDelete(ordersQueue.Queue, false, false, false); err != nil {
 			t.Fatalf("delete %s: %v", ordersQueue.Queue, err)
 		}
 	})
 	// The broker cancels the consumer; Run reconnects, which declares the
 	// queue and its binding again.
-	eventually(t, "a consumer on the declared again "+ordersQueue.Queue, func() bool { return b.consumers(t, ordersQueue.Queue) > 0 })
+	eventually(t, "a consumer on the declared again "+ordersQueue.Queue, func() bool { return rabbittest.Consumers(t, broker, ordersQueue.Queue) > 0 })
 	events := newEvents(3, outbox.OrderConfirmed)
 	publishAll(t, p, events)
 	eventually(t, "3 messages handled", func() bool { return got.count() >= 3 })
@@ -583,7 +547,7 @@ func TestRunDeclaresAgainAQueueDeletedWhileConsuming(t *testing.T) {
 }
 
 func TestCancelStopsRunWithinTheGraceAndLeavesNothingBehind(t *testing.T) {
-	b := newTestBroker(t)
+	broker := rabbittest.VHost(t)
 	before := runtime.NumGoroutine()
 	const grace = 500 * time.Millisecond
 	events := newEvents(3, outbox.OrderConfirmed, outbox.OrderShipped, outbox.OrderCancelled)
@@ -602,7 +566,7 @@ func TestCancelStopsRunWithinTheGraceAndLeavesNothingBehind(t *testing.T) {
 		HandlerGrace: grace,
 		RetryDelay:   func(int) time.Duration { return time.Minute },
 	}
-	stop := runConsumer(t, b, t.Context(), cfg, func(ctx context.Context, m queue.Message) queue.Outcome {
+	stop := runConsumer(t, broker, t.Context(), cfg, func(ctx context.Context, m queue.Message) queue.Outcome {
 		if m.Attempt > 1 {
 			t.Errorf("%s delivered again while Run stops", m.ID)
 			return queue.Retry
@@ -620,7 +584,7 @@ func TestCancelStopsRunWithinTheGraceAndLeavesNothingBehind(t *testing.T) {
 		}
 		return queue.Retry
 	})
-	p := newPublisher(t, rabbitmq.Config{URL: b.url})
+	p := newPublisher(t, rabbitmq.Config{URL: broker})
 	publishAll(t, p, events)
 	started.Wait()
 	time.Sleep(50 * time.Millisecond) // the retrying message is in its wait
@@ -638,15 +602,15 @@ func TestCancelStopsRunWithinTheGraceAndLeavesNothingBehind(t *testing.T) {
 
 	// The finished handler's ack went through; the other two messages are
 	// back in the queue, none dead-lettered.
-	eventually(t, "2 messages back in orders", func() bool { return b.messages(t, "orders") == 2 })
-	back := messageIDs(b.drain(t, "orders"))
+	eventually(t, "2 messages back in orders", func() bool { return rabbittest.QueueDepth(t, broker, "orders") == 2 })
+	back := rabbittest.MessageIDs(rabbittest.Drain(t, broker, "orders"))
 	slices.Sort(back)
 	want := []string{stubborn.ID, retrying.ID}
 	slices.Sort(want)
 	if diff := cmp.Diff(want, back); diff != "" {
 		t.Errorf("back in orders (-want +got):\n%s", diff)
 	}
-	if n := b.messages(t, "orders.dead"); n != 0 {
+	if n := rabbittest.QueueDepth(t, broker, "orders.dead"); n != 0 {
 		t.Errorf("orders.dead holds %d messages, want 0", n)
 	}
 
@@ -659,24 +623,24 @@ func TestCancelStopsRunWithinTheGraceAndLeavesNothingBehind(t *testing.T) {
 func TestRunRefusesAQueueDeclaredWithOtherArguments(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		declare func(t *testing.T, b testBroker)
+		declare func(t *testing.T, broker string)
 		mention string
 	}{
-		{"a_classic_queue", func(t *testing.T, b testBroker) {
-			b.bindQueue(t, ordersQueue.Queue, nil, "order.*")
+		{"a_classic_queue", func(t *testing.T, broker string) {
+			bindQueue(t, broker, ordersQueue.Queue, nil, "order.*")
 		}, "inequivalent arg"},
-		{"another_delivery_limit", func(t *testing.T, b testBroker) {
-			stop := runConsumer(t, b, t.Context(), rabbitmq.ConsumerConfig{Bindings: []queue.Binding{ordersQueue}, DeliveryLimit: 5},
+		{"another_delivery_limit", func(t *testing.T, broker string) {
+			stop := runConsumer(t, broker, t.Context(), rabbitmq.ConsumerConfig{Bindings: []queue.Binding{ordersQueue}, DeliveryLimit: 5},
 				func(context.Context, queue.Message) queue.Outcome { return queue.Ack })
 			stop()
 		}, "x-delivery-limit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newTestBroker(t)
-			tc.declare(t, b)
+			broker := rabbittest.VHost(t)
+			tc.declare(t, broker)
 			ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 			defer cancel()
-			err := rabbitmq.NewConsumer(rabbitmq.ConsumerConfig{URL: b.url, Bindings: []queue.Binding{ordersQueue}, DeliveryLimit: 7, Logger: testLogger(t)}).
+			err := rabbitmq.NewConsumer(rabbitmq.ConsumerConfig{URL: broker, Bindings: []queue.Binding{ordersQueue}, DeliveryLimit: 7, Logger: testLogger(t)}).
 				Run(ctx, func(context.Context, queue.Message) queue.Outcome { return queue.Ack })
 			if !errors.Is(err, rabbitmq.ErrTopology) || !strings.Contains(err.Error(), tc.mention) {
 				t.Errorf("Run = %v, want ErrTopology naming %s", err, tc.mention)

@@ -1,15 +1,11 @@
 package rabbitmq_test
 
 import (
-	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"os/exec"
 	"runtime"
 	"runtime/pprof"
 	"strings"
@@ -20,96 +16,16 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"phoneshop/internal/rabbittest"
 	"phoneshop/notify/outbox"
 	"phoneshop/notify/rabbitmq"
 )
 
-// DefaultTestURL is the CI machine's RabbitMQ.
-const DefaultTestURL = "amqp://guest:guest@127.0.0.1:5672/"
-
-// testBroker is a vhost of the test RabbitMQ made for one test: its own
-// exchange and queues, deleted with it.
-type testBroker struct {
-	url   string
-	vhost string
-}
-
-// newTestBroker makes a vhost on the broker at PHONESHOP_TEST_RABBITMQ_URL
-// (default: the CI machine's) with rabbitmqctl (PHONESHOP_TEST_RABBITMQCTL,
-// default from PATH; it needs the broker's Erlang cookie, so root on the CI
-// machine), and deletes it at cleanup. A missing broker fails the test; only
-// -short skips it.
-func newTestBroker(t *testing.T) testBroker {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("needs RabbitMQ (PHONESHOP_TEST_RABBITMQ_URL) and rabbitmqctl; -short skips it")
-	}
-	base := os.Getenv("PHONESHOP_TEST_RABBITMQ_URL")
-	if base == "" {
-		base = DefaultTestURL
-	}
-	uri, err := amqp.ParseURI(base)
-	if err != nil {
-		t.Fatalf("PHONESHOP_TEST_RABBITMQ_URL: %v", err)
-	}
-	conn, err := amqp.DialConfig(base, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
-	if err != nil {
-		t.Fatalf("RabbitMQ at %s:%d is not reachable (%v): start it (rabbitmq-server -detached), or set PHONESHOP_TEST_RABBITMQ_URL, or run with -short", uri.Host, uri.Port, err)
-	}
-	_ = conn.Close()
-
-	suffix := make([]byte, 6)
-	_, _ = rand.Read(suffix)
-	b := testBroker{vhost: "phoneshop_test_" + hex.EncodeToString(suffix)}
-	rabbitmqctl(t, "add_vhost", b.vhost)
-	t.Cleanup(func() { rabbitmqctl(t, "delete_vhost", b.vhost) })
-	rabbitmqctl(t, "set_permissions", "-p", b.vhost, uri.Username, ".*", ".*", ".*")
-	uri.Vhost = b.vhost
-	b.url = uri.String()
-	return b
-}
-
-func rabbitmqctl(t *testing.T, args ...string) {
-	t.Helper()
-	bin := os.Getenv("PHONESHOP_TEST_RABBITMQCTL")
-	if bin == "" {
-		bin = "rabbitmqctl"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("rabbitmqctl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
-// closeAllConnections is what an operator (or a broker restart) does to every
-// client of the vhost.
-func (b testBroker) closeAllConnections(t *testing.T) {
-	t.Helper()
-	rabbitmqctl(t, "close_all_connections", "-p", b.vhost, "phoneshop test: connections closed on purpose")
-}
-
-// withChannel runs f on a connection of the test's own, closed afterwards.
-func (b testBroker) withChannel(t *testing.T, f func(ch *amqp.Channel)) {
-	t.Helper()
-	conn, err := amqp.Dial(b.url)
-	if err != nil {
-		t.Fatalf("dial %s: %v", b.vhost, err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatalf("channel: %v", err)
-	}
-	f(ch)
-}
-
 // bindQueue declares the exchange as the publisher does, and a durable queue
 // bound to it with keys (durable, so that it outlives closed connections).
-func (b testBroker) bindQueue(t *testing.T, queue string, args amqp.Table, keys ...string) {
+func bindQueue(t *testing.T, broker, queue string, args amqp.Table, keys ...string) {
 	t.Helper()
-	b.withChannel(t, func(ch *amqp.Channel) {
+	rabbittest.WithChannel(t, broker, func(ch *amqp.Channel) {
 		if err := ch.ExchangeDeclare(rabbitmq.DefaultExchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
 			t.Fatalf("declare exchange: %v", err)
 		}
@@ -122,44 +38,6 @@ func (b testBroker) bindQueue(t *testing.T, queue string, args amqp.Table, keys 
 			}
 		}
 	})
-}
-
-// drain takes every message waiting in queue (call it once publishing is over:
-// it takes as many as the queue counts when it starts).
-func (b testBroker) drain(t *testing.T, queue string) []amqp.Delivery {
-	t.Helper()
-	var got []amqp.Delivery
-	b.withChannel(t, func(ch *amqp.Channel) {
-		q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
-		if err != nil {
-			t.Fatalf("inspect %s: %v", queue, err)
-		}
-		if q.Messages == 0 {
-			return
-		}
-		deliveries, err := ch.Consume(queue, "", true, false, false, false, nil)
-		if err != nil {
-			t.Fatalf("consume %s: %v", queue, err)
-		}
-		timeout := time.After(30 * time.Second)
-		for len(got) < q.Messages {
-			select {
-			case d := <-deliveries:
-				got = append(got, d)
-			case <-timeout:
-				t.Fatalf("%s counted %d messages, %d delivered", queue, q.Messages, len(got))
-			}
-		}
-	})
-	return got
-}
-
-func messageIDs(ds []amqp.Delivery) []string {
-	ids := make([]string, len(ds))
-	for i, d := range ds {
-		ids[i] = d.MessageId
-	}
-	return ids
 }
 
 // newEvents makes n events with distinct ids, the i-th with keys[i%len(keys)].

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"phoneshop/internal/rabbittest"
 	"phoneshop/notify/outbox"
 	"phoneshop/notify/rabbitmq"
 )
@@ -29,9 +30,9 @@ func publish(t *testing.T, p *rabbitmq.Publisher, events []outbox.Event) ([]stri
 }
 
 func TestPublishedEventsArrivePersistentWithTheirIDKeyAndType(t *testing.T) {
-	b := newTestBroker(t)
-	b.bindQueue(t, "all", nil, "#")
-	p := newPublisher(t, rabbitmq.Config{URL: b.url})
+	broker := rabbittest.VHost(t)
+	bindQueue(t, broker, "all", nil, "#")
+	p := newPublisher(t, rabbitmq.Config{URL: broker})
 
 	events := newEvents(3, outbox.OrderConfirmed, outbox.OrderShipped, outbox.PromoActivated)
 	confirmed, err := publish(t, p, events)
@@ -58,7 +59,7 @@ func TestPublishedEventsArrivePersistentWithTheirIDKeyAndType(t *testing.T) {
 		})
 	}
 	var got []message
-	for _, d := range b.drain(t, "all") {
+	for _, d := range rabbittest.Drain(t, broker, "all") {
 		got = append(got, message{
 			Exchange: d.Exchange, RoutingKey: d.RoutingKey, MessageID: d.MessageId, Type: d.Type,
 			ContentType: d.ContentType, DeliveryMode: d.DeliveryMode, Timestamp: d.Timestamp, Body: string(d.Body),
@@ -70,9 +71,9 @@ func TestPublishedEventsArrivePersistentWithTheirIDKeyAndType(t *testing.T) {
 }
 
 func TestUnroutableEventIsReturnedAndTheRestOfTheBatchConfirmed(t *testing.T) {
-	b := newTestBroker(t)
-	b.bindQueue(t, "orders", nil, "order.*")
-	p := newPublisher(t, rabbitmq.Config{URL: b.url})
+	broker := rabbittest.VHost(t)
+	bindQueue(t, broker, "orders", nil, "order.*")
+	p := newPublisher(t, rabbitmq.Config{URL: broker})
 
 	for _, tc := range []struct {
 		name string
@@ -99,7 +100,7 @@ func TestUnroutableEventIsReturnedAndTheRestOfTheBatchConfirmed(t *testing.T) {
 			if !strings.Contains(err.Error(), unroutable[0]) || !strings.Contains(err.Error(), "NO_ROUTE") {
 				t.Errorf("err = %v, want it to name %s and NO_ROUTE", err, unroutable[0])
 			}
-			if diff := cmp.Diff(routable, messageIDs(b.drain(t, "orders"))); diff != "" {
+			if diff := cmp.Diff(routable, rabbittest.MessageIDs(rabbittest.Drain(t, broker, "orders"))); diff != "" {
 				t.Errorf("queue (-want +got):\n%s", diff)
 			}
 		})
@@ -115,9 +116,9 @@ func TestUnroutableEventIsReturnedAndTheRestOfTheBatchConfirmed(t *testing.T) {
 }
 
 func TestEventRefusedByAFullQueueIsNackedNotConfirmed(t *testing.T) {
-	b := newTestBroker(t)
-	b.bindQueue(t, "tiny", amqp.Table{"x-max-length": int32(1), "x-overflow": "reject-publish"}, "#")
-	p := newPublisher(t, rabbitmq.Config{URL: b.url})
+	broker := rabbittest.VHost(t)
+	bindQueue(t, broker, "tiny", amqp.Table{"x-max-length": int32(1), "x-overflow": "reject-publish"}, "#")
+	p := newPublisher(t, rabbitmq.Config{URL: broker})
 
 	events := newEvents(3, outbox.OrderConfirmed)
 	confirmed, err := publish(t, p, events)
@@ -130,9 +131,9 @@ func TestEventRefusedByAFullQueueIsNackedNotConfirmed(t *testing.T) {
 }
 
 func TestPublishReconnectsAfterConnectionsAreClosed(t *testing.T) {
-	b := newTestBroker(t)
-	b.bindQueue(t, "all", nil, "#")
-	p := newPublisher(t, rabbitmq.Config{URL: b.url})
+	broker := rabbittest.VHost(t)
+	bindQueue(t, broker, "all", nil, "#")
+	p := newPublisher(t, rabbitmq.Config{URL: broker})
 
 	var confirmed []string
 	first := newEvents(5, outbox.OrderConfirmed)
@@ -142,7 +143,7 @@ func TestPublishReconnectsAfterConnectionsAreClosed(t *testing.T) {
 		t.Fatalf("before the close: %v", err)
 	}
 
-	b.closeAllConnections(t)
+	rabbittest.CloseAllConnections(t, broker)
 
 	// The first Publish after may fail (the close may not have reached the
 	// client yet); a later one must succeed. No pause between attempts: the
@@ -163,13 +164,13 @@ func TestPublishReconnectsAfterConnectionsAreClosed(t *testing.T) {
 			t.Fatalf("no Publish succeeded after the connections were closed (%d attempts)", attempt)
 		}
 	}
-	assertAllInQueue(t, b, "all", confirmed)
+	assertAllInQueue(t, broker, "all", confirmed)
 }
 
 func TestNothingConfirmedIsLostWhenConnectionsCloseMidStream(t *testing.T) {
-	b := newTestBroker(t)
-	b.bindQueue(t, "all", nil, "#")
-	p := newPublisher(t, rabbitmq.Config{URL: b.url})
+	broker := rabbittest.VHost(t)
+	bindQueue(t, broker, "all", nil, "#")
+	p := newPublisher(t, rabbitmq.Config{URL: broker})
 
 	var (
 		mu        sync.Mutex
@@ -203,7 +204,7 @@ func TestNothingConfirmedIsLostWhenConnectionsCloseMidStream(t *testing.T) {
 		wg.Go(publishUntilStopped)
 	}
 	time.Sleep(300 * time.Millisecond)
-	b.closeAllConnections(t)
+	rabbittest.CloseAllConnections(t, broker)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		got, err := publish(t, p, newEvents(3, outbox.OrderCancelled))
@@ -222,15 +223,15 @@ func TestNothingConfirmedIsLostWhenConnectionsCloseMidStream(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	t.Logf("%d events confirmed, %d Publish calls failed", len(confirmed), failures)
-	assertAllInQueue(t, b, "all", confirmed)
+	assertAllInQueue(t, broker, "all", confirmed)
 }
 
 // assertAllInQueue checks that every confirmed event is in queue: a confirm
 // the relay acts on must mean the broker has the message.
-func assertAllInQueue(t *testing.T, b testBroker, queue string, confirmed []string) {
+func assertAllInQueue(t *testing.T, broker string, queue string, confirmed []string) {
 	t.Helper()
 	inQueue := map[string]bool{}
-	for _, id := range messageIDs(b.drain(t, queue)) {
+	for _, id := range rabbittest.MessageIDs(rabbittest.Drain(t, broker, queue)) {
 		inQueue[id] = true
 	}
 	var missing []string
@@ -245,9 +246,9 @@ func assertAllInQueue(t *testing.T, b testBroker, queue string, confirmed []stri
 }
 
 func TestConcurrentPublishersAreAllConfirmed(t *testing.T) {
-	b := newTestBroker(t)
-	b.bindQueue(t, "all", nil, "#")
-	p := newPublisher(t, rabbitmq.Config{URL: b.url})
+	broker := rabbittest.VHost(t)
+	bindQueue(t, broker, "all", nil, "#")
+	p := newPublisher(t, rabbitmq.Config{URL: broker})
 
 	var (
 		mu   sync.Mutex
@@ -278,7 +279,7 @@ func TestConcurrentPublishersAreAllConfirmed(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("confirmed (-want +got):\n%s", diff)
 	}
-	inQueue := messageIDs(b.drain(t, "all"))
+	inQueue := rabbittest.MessageIDs(rabbittest.Drain(t, broker, "all"))
 	slices.Sort(inQueue)
 	if diff := cmp.Diff(want, inQueue); diff != "" {
 		t.Errorf("queue (-want +got):\n%s", diff)
@@ -286,9 +287,9 @@ func TestConcurrentPublishersAreAllConfirmed(t *testing.T) {
 }
 
 func TestPublishGivesUpAtConfirmTimeoutWhenTheBrokerFallsSilent(t *testing.T) {
-	b := newTestBroker(t)
-	b.bindQueue(t, "all", nil, "#")
-	px, url := newProxy(t, b.url)
+	broker := rabbittest.VHost(t)
+	bindQueue(t, broker, "all", nil, "#")
+	px, url := newProxy(t, broker)
 	p := newPublisher(t, rabbitmq.Config{URL: url, ConfirmTimeout: 300 * time.Millisecond})
 
 	var confirmed []string
@@ -312,7 +313,7 @@ func TestPublishGivesUpAtConfirmTimeoutWhenTheBrokerFallsSilent(t *testing.T) {
 	if err != nil {
 		t.Errorf("after the silence: %v", err)
 	}
-	assertAllInQueue(t, b, "all", confirmed)
+	assertAllInQueue(t, broker, "all", confirmed)
 }
 
 func TestPublishEndsPromptlyWhenItsContextEnds(t *testing.T) {
@@ -370,9 +371,9 @@ func TestPublishEndsPromptlyWhenItsContextEnds(t *testing.T) {
 	})
 
 	t.Run("while_waiting_for_confirms", func(t *testing.T) {
-		b := newTestBroker(t)
-		b.bindQueue(t, "all", nil, "#")
-		px, url := newProxy(t, b.url)
+		broker := rabbittest.VHost(t)
+		bindQueue(t, broker, "all", nil, "#")
+		px, url := newProxy(t, broker)
 		cfg := patient
 		cfg.URL = url
 		cfg.FirstBackoff = 0 // the default, so that the reconnection below is quick
@@ -449,15 +450,15 @@ func TestDeadBrokerIsNotHammered(t *testing.T) {
 
 func TestCloseStopsEveryGoroutine(t *testing.T) {
 	t.Run("after_publishing_and_a_reconnection", func(t *testing.T) {
-		b := newTestBroker(t)
-		b.bindQueue(t, "all", nil, "#")
+		broker := rabbittest.VHost(t)
+		bindQueue(t, broker, "all", nil, "#")
 		before := runtime.NumGoroutine()
 
-		p := rabbitmq.NewPublisher(rabbitmq.Config{URL: b.url, Logger: testLogger(t)})
+		p := rabbitmq.NewPublisher(rabbitmq.Config{URL: broker, Logger: testLogger(t)})
 		if _, err := publish(t, p, newEvents(3, outbox.OrderConfirmed)); err != nil {
 			t.Fatalf("publish: %v", err)
 		}
-		b.closeAllConnections(t)
+		rabbittest.CloseAllConnections(t, broker)
 		deadline := time.Now().Add(15 * time.Second)
 		for {
 			_, err := publish(t, p, newEvents(3, outbox.OrderShipped))

@@ -1,0 +1,294 @@
+// Package mailpittest runs a real SMTP server for tests: Mailpit from
+// bin/mailpit (built by `make bin/mailpit`, or PHONESHOP_TEST_MAILPIT), on free
+// loopback ports, with a database of its own and Chaos enabled, killed when the
+// test ends. Tests read what arrived through its HTTP API and make its SMTP
+// server fail on demand. A missing binary fails the test; only -short skips it.
+package mailpittest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	netmail "net/mail"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Server is a running Mailpit. Its SMTP server takes plain, unauthenticated
+// SMTP: it has no certificate and no auth file.
+type Server struct {
+	SMTPHost string
+	SMTPPort int
+	APIURL   string // http://127.0.0.1:port, without a trailing slash
+}
+
+// Start starts a Mailpit for t and kills it at cleanup (showing its output if
+// the test failed).
+func Start(t testing.TB) *Server {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs Mailpit (bin/mailpit, an SMTP server); -short skips it")
+	}
+	bin := findBinary(t)
+	s := &Server{SMTPHost: "127.0.0.1", SMTPPort: freePort(t)}
+	apiAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	s.APIURL = "http://" + apiAddr
+	cmd := exec.Command(bin,
+		"--smtp", s.SMTPAddr(),
+		"--listen", apiAddr,
+		"--database", filepath.Join(t.TempDir(), "mailpit.db"),
+		// No reverse DNS of 127.0.0.1 and no update check: the CI machine has
+		// no network.
+		"--smtp-disable-rdns", "--disable-version-check",
+		// Chaos: SMTP error replies on demand, through SetChaos.
+		"--enable-chaos",
+		"--quiet")
+	var logs lockedBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		<-exited
+		if t.Failed() {
+			t.Logf("mailpit output:\n%s", logs.String())
+		}
+	})
+
+	deadline := time.Now().Add(30 * time.Second)
+	for !s.ready() {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("mailpit exited before it was ready (%v):\n%s", err, logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mailpit did not answer within 30s:\n%s", logs.String())
+		}
+	}
+	return s
+}
+
+// SMTPAddr is the SMTP server's host:port.
+func (s *Server) SMTPAddr() string {
+	return net.JoinHostPort(s.SMTPHost, strconv.Itoa(s.SMTPPort))
+}
+
+// ready reports whether both the HTTP API and the SMTP port answer.
+func (s *Server) ready() bool {
+	resp, err := http.Get(s.APIURL + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false
+	}
+	conn, err := net.Dial("tcp", s.SMTPAddr())
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
+
+// Message is one message Mailpit received, read from its raw form with
+// net/mail.
+type Message struct {
+	// ID is Mailpit's id of the message (its API's, not a header).
+	ID string
+	// MessageID is the Message-ID header without its angle brackets.
+	MessageID string
+	// To are the addresses of the To header (addresses only, no names).
+	To []string
+	// Subject is the Subject header, its encoded words decoded.
+	Subject string
+	// Header is the whole header, as net/mail read it.
+	Header netmail.Header
+	// Raw is the message as it arrived, header and body.
+	Raw []byte
+}
+
+// Messages returns the messages Mailpit received, oldest first. Mailpit
+// stores a message before it answers the end of DATA, so every message a
+// client saw accepted is here already.
+func (s *Server) Messages(t testing.TB) []Message {
+	t.Helper()
+	var list struct {
+		Total    int
+		Messages []struct{ ID string }
+	}
+	s.getJSON(t, "/api/v1/messages?limit=1000", &list)
+	if len(list.Messages) != list.Total {
+		t.Fatalf("mailpit listed %d of %d messages", len(list.Messages), list.Total)
+	}
+	var msgs []Message
+	for _, m := range slices.Backward(list.Messages) { // the API lists newest first
+		msgs = append(msgs, parse(t, m.ID, s.get(t, "/api/v1/message/"+m.ID+"/raw")))
+	}
+	return msgs
+}
+
+// parse is the Message of a raw message.
+func parse(t testing.TB, id string, raw []byte) Message {
+	t.Helper()
+	parsed, err := netmail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("mailpit message %s: %v\n%s", id, err, raw)
+	}
+	m := Message{
+		ID:        id,
+		MessageID: strings.TrimSuffix(strings.TrimPrefix(parsed.Header.Get("Message-ID"), "<"), ">"),
+		Header:    parsed.Header,
+		Raw:       raw,
+	}
+	if subject, err := new(mime.WordDecoder).DecodeHeader(parsed.Header.Get("Subject")); err == nil {
+		m.Subject = subject
+	} else {
+		m.Subject = parsed.Header.Get("Subject")
+	}
+	if to, err := parsed.Header.AddressList("To"); err == nil {
+		for _, a := range to {
+			m.To = append(m.To, a.Address)
+		}
+	}
+	return m
+}
+
+// Trigger is one of Mailpit's Chaos triggers: answer with ErrorCode (400 to
+// 599) with Probability percent. The zero Trigger never fires.
+type Trigger struct {
+	ErrorCode   int
+	Probability int
+}
+
+// Chaos is what the SMTP server answers wrongly, and how often.
+type Chaos struct {
+	Sender         Trigger // MAIL FROM
+	Recipient      Trigger // RCPT TO
+	Authentication Trigger // AUTH (only when auth is configured, which Start does not)
+}
+
+// SetChaos makes the SMTP server answer with c's errors from the next command
+// on, until the next SetChaos or ClearChaos.
+func (s *Server) SetChaos(t testing.TB, c Chaos) {
+	t.Helper()
+	body, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPut, s.APIURL+"/api/v1/chaos", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("PUT /api/v1/chaos: %v", err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT /api/v1/chaos: %s: %s", resp.Status, got)
+	}
+}
+
+// ClearChaos makes the SMTP server answer normally again.
+func (s *Server) ClearChaos(t testing.TB) {
+	t.Helper()
+	s.SetChaos(t, Chaos{})
+}
+
+func (s *Server) getJSON(t testing.TB, path string, v any) {
+	t.Helper()
+	if err := json.Unmarshal(s.get(t, path), v); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
+func (s *Server) get(t testing.TB, path string) []byte {
+	t.Helper()
+	resp, err := http.Get(s.APIURL + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %v: %s", path, resp.Status, err, body)
+	}
+	return body
+}
+
+// findBinary returns PHONESHOP_TEST_MAILPIT, or bin/mailpit beside the nearest
+// go.mod above the test's directory (the repository's root).
+func findBinary(t testing.TB) string {
+	t.Helper()
+	if b := os.Getenv("PHONESHOP_TEST_MAILPIT"); b != "" {
+		return b
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			bin := filepath.Join(dir, "bin", "mailpit")
+			if _, err := os.Stat(bin); err != nil {
+				t.Fatalf("%s is missing: build it with `make bin/mailpit` in %s (`make test` does), or set PHONESHOP_TEST_MAILPIT, or run with -short", bin, dir)
+			}
+			return bin
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+}
+
+// freePort returns a loopback port nothing listens on now.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// lockedBuffer collects a process's output, written from exec's copying
+// goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
