@@ -23,6 +23,8 @@ import (
 
 	"phoneshop/internal/consultest"
 	"phoneshop/internal/dbtest"
+	"phoneshop/internal/mailpittest"
+	"phoneshop/internal/rabbittest"
 	"phoneshop/internal/shoptest"
 )
 
@@ -90,6 +92,9 @@ func phoneshopBinary(t *testing.T) string {
 // clusterSpec says what to start.
 type clusterSpec struct {
 	Nodes, Edges int
+	// Mailers start beside a Mailpit of the test's own (Cluster.Mailpit); every
+	// cluster has a RabbitMQ vhost of its own, which its nodes relay to.
+	Mailers int
 	// Env is added to every process's environment, after the harness's own
 	// (PHONESHOP_CONSUL_TTL, PHONESHOP_RESERVATION_TTL, ...).
 	Env []string
@@ -102,6 +107,11 @@ type shopCluster struct {
 	api    *api.Client
 	Nodes  []*shopProcess
 	Edges  []*shopProcess
+	// Mailers send through Mailpit (nil without mailers).
+	Mailers []*shopProcess
+	Mailpit *mailpittest.Server
+	// RabbitURL is the cluster's vhost; DSN its database.
+	RabbitURL, DSN string
 	// closing is set when the test ends: exits are no longer supervised.
 	closing atomic.Bool
 }
@@ -125,7 +135,7 @@ func startCluster(t *testing.T, spec clusterSpec) *shopCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &shopCluster{t: t, Consul: agent, api: client}
+	c := &shopCluster{t: t, Consul: agent, api: client, RabbitURL: rabbittest.VHost(t), DSN: dsn}
 	// The processes' output: printed when the test fails, and kept in
 	// $PHONESHOP_TEST_CLUSTER_LOGS/<test> when that is set.
 	logDir := t.TempDir()
@@ -142,6 +152,7 @@ func startCluster(t *testing.T, spec clusterSpec) *shopCluster {
 		"PHONESHOP_REDIS_PREFIX=" + redisPrefix,
 		"PHONESHOP_LOG_LEVEL=warn",
 		"PHONESHOP_SHUTDOWN_TIMEOUT=5s",
+		"PHONESHOP_RABBITMQ_URL=" + c.RabbitURL,
 	}
 	for i := range spec.Nodes {
 		clusterAddr, healthAddr := freeAddr(t), freeAddr(t)
@@ -163,6 +174,20 @@ func startCluster(t *testing.T, spec clusterSpec) *shopCluster {
 				"PHONESHOP_PASSWORD_MEMORY_KIB=64", "PHONESHOP_PASSWORD_ITERATIONS=1",
 			}, liftedRateLimits, spec.Env)})
 	}
+	if spec.Mailers > 0 {
+		c.Mailpit = mailpittest.Start(t)
+	}
+	for i := range spec.Mailers {
+		healthAddr := freeAddr(t)
+		c.Mailers = append(c.Mailers, &shopProcess{c: c, Name: fmt.Sprintf("mailer%d", i+1), role: "mailer", bin: bin,
+			healthURL: "http://" + healthAddr, logPath: filepath.Join(logDir, fmt.Sprintf("mailer%d.log", i+1)),
+			env: slices.Concat(common, []string{
+				"PHONESHOP_HEALTH_ADDR=" + healthAddr,
+				"PHONESHOP_SMTP_HOST=" + c.Mailpit.SMTPHost, fmt.Sprintf("PHONESHOP_SMTP_PORT=%d", c.Mailpit.SMTPPort),
+				"PHONESHOP_SMTP_TLS=none", "PHONESHOP_UNSUBSCRIBE_SECRET=" + clusterUnsubscribeSecret,
+				"PHONESHOP_PUBLIC_URL=" + c.Edges[0].URL,
+			}, spec.Env)})
+	}
 	t.Cleanup(c.dumpLogsOnFailure) // runs after stop: the logs end with the shutdown
 	t.Cleanup(c.stopAll)
 
@@ -172,13 +197,13 @@ func startCluster(t *testing.T, spec clusterSpec) *shopCluster {
 	first.Start()
 	first.waitReady(90 * time.Second)
 	var wg sync.WaitGroup
-	errs := make(chan error, len(c.Nodes)+len(c.Edges))
-	for _, p := range slices.Concat(c.Nodes[1:], c.Edges) {
+	errs := make(chan error, len(c.Nodes)+len(c.Edges)+len(c.Mailers))
+	for _, p := range slices.Concat(c.Nodes[1:], c.Edges, c.Mailers) {
 		if err := p.start(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, p := range slices.Concat(c.Nodes[1:], c.Edges) {
+	for _, p := range slices.Concat(c.Nodes[1:], c.Edges, c.Mailers) {
 		wg.Go(func() { errs <- p.tryWaitReady(90 * time.Second) })
 	}
 	wg.Wait()
@@ -368,7 +393,7 @@ func (c *shopCluster) RequireNoExits(except ...*shopProcess) {
 func (c *shopCluster) stopAll() {
 	c.closing.Store(true)
 	var wg sync.WaitGroup
-	for _, p := range slices.Concat(c.Edges, c.Nodes) {
+	for _, p := range slices.Concat(c.Mailers, c.Edges, c.Nodes) {
 		wg.Go(p.terminate)
 	}
 	wg.Wait()
@@ -378,7 +403,7 @@ func (c *shopCluster) dumpLogsOnFailure() {
 	if !c.t.Failed() {
 		return
 	}
-	for _, p := range slices.Concat(c.Nodes, c.Edges) {
+	for _, p := range slices.Concat(c.Nodes, c.Edges, c.Mailers) {
 		c.t.Logf("---- %s (%s %s) output, last lines ----\n%s", p.Name, p.role, p.ClusterAddr+p.URL, tail(p.logPath, 80))
 	}
 }
@@ -555,7 +580,7 @@ func (p *shopProcess) terminate() {
 }
 
 func (p *shopProcess) readyURL() string {
-	if p.role == "node" {
+	if p.role == "node" || p.role == "mailer" {
 		return p.healthURL + "/readyz"
 	}
 	return p.URL + "/readyz"
