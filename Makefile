@@ -57,7 +57,7 @@ fuzz:
 
 ## bench: the flash-sale benchmark against phoneshop dev on MariaDB and Redis; writes
 ## docs/benchmarks/flash-sale.{md,json} and group-commit.txt (under 10 minutes)
-bench:
+bench: $(BIN)/consul $(BIN)/mailpit
 	bash bench/run.sh
 
 ## proto: regenerate protos/<service>pb/*.pb.go (one Go package per grain service: the generator

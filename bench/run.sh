@@ -14,6 +14,9 @@ mkdir -p tmp/bench docs/benchmarks
 echo "== group commit: durable reservations on one hot SKU, grants on one campaign (go test -bench)"
 go test -run '^$' -bench 'HotSKU|CampaignGrants' -benchtime 5000x -v ./shop/ 2>&1 | grep -E '^(Benchmark|    bench_test)' | tee docs/benchmarks/group-commit.txt
 
+echo "== mail: a campaign to 10,000 shoppers, launch to the last mail in Mailpit (go test -bench)"
+go test -run '^$' -bench ClusterCampaignMail -benchtime 1x ./cmd/phoneshop/ 2>&1 | grep -E '^Benchmark' | tee docs/benchmarks/mail.txt
+
 go build -o bin/phoneshop ./cmd/phoneshop
 go build -o bin/loadgen ./cmd/loadgen
 

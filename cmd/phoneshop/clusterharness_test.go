@@ -70,7 +70,7 @@ func TestMain(m *testing.M) {
 }
 
 // phoneshopBinary builds the binary once for every cluster test of the run.
-func phoneshopBinary(t *testing.T) string {
+func phoneshopBinary(t testing.TB) string {
 	t.Helper()
 	sharedBinary.once.Do(func() {
 		dir, err := os.MkdirTemp("", "phoneshop-cluster-test-")
@@ -102,7 +102,7 @@ type clusterSpec struct {
 
 // shopCluster is a running cluster under test.
 type shopCluster struct {
-	t      *testing.T
+	t      testing.TB
 	Consul *consultest.Agent
 	api    *api.Client
 	Nodes  []*shopProcess
@@ -124,7 +124,7 @@ type shopCluster struct {
 // clusterUnsubscribeSecret is what every edge of a test cluster signs links with.
 const clusterUnsubscribeSecret = "test cluster unsubscribe secret, 32+ characters"
 
-func startCluster(t *testing.T, spec clusterSpec) *shopCluster {
+func startCluster(t testing.TB, spec clusterSpec) *shopCluster {
 	t.Helper()
 	begin := time.Now()
 	agent := consultest.Start(t)

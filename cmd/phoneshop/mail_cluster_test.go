@@ -25,7 +25,7 @@ import (
 // seedShoppers writes accounts straight into the cluster's store (they never log
 // in): optedIn with campaign e-mail on, optedOut with it off. It returns the
 // opted-in addresses.
-func seedShoppers(t *testing.T, c *shopCluster, optedIn, optedOut int) []string {
+func seedShoppers(t testing.TB, c *shopCluster, optedIn, optedOut int) []string {
 	t.Helper()
 	ctx := context.Background()
 	store, err := mysql.Open(ctx, c.DSN)
@@ -76,7 +76,7 @@ func seedShoppers(t *testing.T, c *shopCluster, optedIn, optedOut int) []string 
 }
 
 // launch creates and launches a campaign on the Google brand through edge 0.
-func launch(t *testing.T, c *shopCluster, admin, name string) string {
+func launch(t testing.TB, c *shopCluster, admin, name string) string {
 	t.Helper()
 	h := c.Edge(0)
 	r := h.Do(shoptest.Request{Method: "POST", Path: "/api/v1/promos", Token: admin, Body: map[string]any{
@@ -95,7 +95,7 @@ func launch(t *testing.T, c *shopCluster, admin, name string) string {
 }
 
 // campaignMails lists who got the campaign's mail (one entry per mail received).
-func campaignMails(t *testing.T, mp *mailpittest.Server, promoID string) []mailpittest.Summary {
+func campaignMails(t testing.TB, mp *mailpittest.Server, promoID string) []mailpittest.Summary {
 	t.Helper()
 	var out []mailpittest.Summary
 	for _, m := range mp.Summaries(t) {
@@ -125,7 +125,7 @@ func recipients(mails []mailpittest.Summary) (to []string, duplicates int) {
 }
 
 // waitForRecipients waits until every address of want has the campaign's mail.
-func waitForRecipients(t *testing.T, mp *mailpittest.Server, promoID string, want []string, within time.Duration) []mailpittest.Summary {
+func waitForRecipients(t testing.TB, mp *mailpittest.Server, promoID string, want []string, within time.Duration) []mailpittest.Summary {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
