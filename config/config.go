@@ -79,6 +79,10 @@ type Mailer struct {
 	Args conf.Args
 
 	Logging
+	// Shop holds the live settings a mailer follows (the send rate), overlaid
+	// from Consul KV when ConsulAddr is set.
+	Shop       Shop
+	ConsulAddr string `conf:"env:CONSUL_ADDR,flag:consul-addr,help:host:port of a Consul agent whose KV under phoneshop/config/ overlays the live settings (unset: env and flags only)"`
 	// MySQLDSN is the shop's store: deliveries, accounts, campaigns, the outbox.
 	MySQLDSN string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of the shop's MySQL/MariaDB (required)"`
 	Mail
@@ -191,6 +195,8 @@ type Shop struct {
 	GrainCallTimeout  time.Duration `conf:"default:5s,env:GRAIN_CALL_TIMEOUT,flag:grain-call-timeout,help:deadline of one grain-to-grain call"`
 	GrainIdleTimeout  time.Duration `conf:"default:5m,env:GRAIN_IDLE_TIMEOUT,flag:grain-idle-timeout,help:an idle grain passivates after this long"`
 	MaintenanceMode   bool          `conf:"default:false,env:MAINTENANCE_MODE,flag:maintenance-mode,help:read-only: the API refuses every change but logging in and out"`
+	// MailSendPerSec paces each mailer's SMTP sends (a live setting).
+	MailSendPerSec int `conf:"default:0,env:MAIL_SEND_PER_SEC,flag:mail-send-per-sec,help:most e-mails one mailer sends per second (0: as fast as the server takes them)"`
 
 	// Request rates per client address (live): a burst at once, then so many per
 	// minute. The defaults let 200 shoppers behind one address (a carrier NAT, a
@@ -236,6 +242,7 @@ func (s Shop) Validate() error {
 	for key, v := range s.rates() {
 		errs = append(errs, checkRate(key, v))
 	}
+	errs = append(errs, checkSendRate(s.MailSendPerSec))
 	errs = append(errs, checkLockout(s.LoginLockoutFailures, s.LoginLockout, s.LoginLockoutMax))
 	// A grain's reservation timer only fires while the grain is active.
 	if s.GrainIdleTimeout <= s.ReservationTTL {
@@ -271,7 +278,7 @@ func (m Mailer) Validate() error {
 	if m.MySQLDSN == "" {
 		errs = append(errs, errors.New("PHONESHOP_MYSQL_DSN is required: the mailer reads and records in the shop's store"))
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, m.Shop.Validate())...)
 }
 
 // Validate checks the edge configuration.

@@ -18,6 +18,7 @@ type Live struct {
 	lowStock         atomic.Int64
 	grainCallTimeout atomic.Int64
 	maintenance      atomic.Bool
+	mailSendPerSec   atomic.Int64
 	rates            map[string]*atomic.Int64 // by key: the rate limits
 	lockout          atomic.Pointer[lockout]
 }
@@ -35,6 +36,7 @@ const (
 	KeyLowStockThreshold = "low_stock_threshold"
 	KeyGrainCallTimeout  = "grain_call_timeout"
 	KeyMaintenanceMode   = "maintenance_mode"
+	KeyMailSendPerSec    = "mail_send_per_sec"
 
 	KeyRateRegisterPerMin   = "rate_register_per_min"
 	KeyRateRegisterBurst    = "rate_register_burst"
@@ -48,7 +50,7 @@ const (
 )
 
 // LiveKeys lists every live setting's key.
-var LiveKeys = []string{KeyReservationTTL, KeyMaxLineQuantity, KeyLowStockThreshold, KeyGrainCallTimeout, KeyMaintenanceMode,
+var LiveKeys = []string{KeyReservationTTL, KeyMaxLineQuantity, KeyLowStockThreshold, KeyGrainCallTimeout, KeyMaintenanceMode, KeyMailSendPerSec,
 	KeyLoginLockoutFailures, KeyLoginLockout, KeyLoginLockoutMax,
 	KeyRateRegisterPerMin, KeyRateRegisterBurst, KeyRateLoginPerMin, KeyRateLoginBurst, KeyRateCheckoutPerMin, KeyRateCheckoutBurst}
 
@@ -56,6 +58,14 @@ var LiveKeys = []string{KeyReservationTTL, KeyMaxLineQuantity, KeyLowStockThresh
 func checkRate(key string, v int) error {
 	if v < 1 || v > 1_000_000 {
 		return fmt.Errorf("%s=%d: want an integer from 1 to 1000000", key, v)
+	}
+	return nil
+}
+
+// checkSendRate is the one rule of the mail send rate.
+func checkSendRate(v int) error {
+	if v < 0 || v > 100_000 {
+		return fmt.Errorf("%s=%d: want an integer from 0 (no pacing) to 100000", KeyMailSendPerSec, v)
 	}
 	return nil
 }
@@ -77,6 +87,7 @@ func NewLive(s Shop) *Live {
 	l.lowStock.Store(s.LowStockThreshold)
 	l.grainCallTimeout.Store(int64(s.GrainCallTimeout))
 	l.maintenance.Store(s.MaintenanceMode)
+	l.mailSendPerSec.Store(int64(s.MailSendPerSec))
 	l.rates = map[string]*atomic.Int64{}
 	for key, v := range s.rates() {
 		l.rates[key] = new(atomic.Int64)
@@ -110,6 +121,9 @@ func (l *Live) GrainCallTimeout() time.Duration { return time.Duration(l.grainCa
 // MaintenanceMode reports whether the shop refuses changes (read-only).
 func (l *Live) MaintenanceMode() bool { return l.maintenance.Load() }
 
+// MailSendPerSec is the most e-mails a mailer sends per second (0: no pacing).
+func (l *Live) MailSendPerSec() int { return int(l.mailSendPerSec.Load()) }
+
 // Value renders a setting's current value in the form Set accepts.
 func (l *Live) Value(key string) string {
 	switch key {
@@ -123,6 +137,8 @@ func (l *Live) Value(key string) string {
 		return l.GrainCallTimeout().String()
 	case KeyMaintenanceMode:
 		return strconv.FormatBool(l.MaintenanceMode())
+	case KeyMailSendPerSec:
+		return strconv.Itoa(l.MailSendPerSec())
 	case KeyLoginLockoutFailures:
 		return strconv.Itoa(l.lockout.Load().failures)
 	case KeyLoginLockout:
@@ -171,6 +187,15 @@ func (l *Live) Set(key, value string) error {
 			return fmt.Errorf("%s=%q: want true or false", key, value)
 		}
 		l.maintenance.Store(b)
+	case KeyMailSendPerSec:
+		n, err := strconv.Atoi(value)
+		if err != nil {
+			return fmt.Errorf("%s=%q: want an integer from 0 (no pacing) to 100000", key, value)
+		}
+		if err := checkSendRate(n); err != nil {
+			return err
+		}
+		l.mailSendPerSec.Store(int64(n))
 	case KeyLoginLockoutFailures, KeyLoginLockout, KeyLoginLockoutMax:
 		return l.setLockout(key, value)
 	default:

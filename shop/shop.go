@@ -151,7 +151,7 @@ func (s *Shop) startDevMail(b *base, cfg config.Dev) {
 	broker.Declare(queue.MailBindings...)
 	files := mail.NewFiles(filepath.Join(cfg.DataDir, "mail"))
 	m := mailer.New(s.Store, files, mailer.Config{From: cfg.MailFrom, PublicURL: cfg.PublicURL,
-		Unsubscribe: b.unsubscribe, Logger: s.log})
+		Unsubscribe: b.unsubscribe, SendPerSec: s.Live.MailSendPerSec, Logger: s.log})
 	r := relay.New(s.Store, broker, relay.Config{Logger: s.log})
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -225,7 +225,12 @@ func StartMailer(ctx context.Context, cfg config.Mailer, log *slog.Logger) (_ *S
 	}
 	sender := mail.NewSMTP(mail.SMTPConfig{Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUser,
 		Password: cfg.SMTPPassword, TLSPolicy: cfg.SMTPTLSPolicy, Timeout: cfg.SMTPTimeout})
-	m := mailer.New(s.Store, sender, mailer.Config{From: cfg.MailFrom, PublicURL: cfg.PublicURL, Unsubscribe: tokens, Logger: log})
+	live, err := s.followLive(cfg.Shop, cfg.ConsulAddr)
+	if err != nil {
+		return nil, err
+	}
+	m := mailer.New(s.Store, sender, mailer.Config{From: cfg.MailFrom, PublicURL: cfg.PublicURL, Unsubscribe: tokens,
+		SendPerSec: live.MailSendPerSec, Logger: log})
 	consumer := rabbitmq.NewConsumer(rabbitmq.ConsumerConfig{URL: cfg.RabbitMQURL, Bindings: queue.MailBindings,
 		Prefetch: cfg.MailPrefetch, DeliveryLimit: cfg.MailDeliveryLimit, Logger: log})
 	runCtx, stop := context.WithCancel(context.Background())
@@ -326,18 +331,9 @@ func (s *Shop) openBase(ctx context.Context, dataDir string, shopCfg config.Shop
 		s.log.Info("catalog seeded", "phones", len(phones))
 	}
 
-	live := config.NewLive(shopCfg)
-	s.Live = live
-	if consulAddr != "" {
-		client, err := api.NewClient(&api.Config{Address: consulAddr})
-		if err != nil {
-			return nil, fmt.Errorf("consul: %w", err)
-		}
-		watchCtx, stopWatch := context.WithCancel(context.Background())
-		w := &consulkv.Watcher{KV: client.KV(), Defaults: shopCfg, Live: live, Logger: s.log}
-		done := make(chan struct{})
-		go func() { defer close(done); w.Run(watchCtx) }()
-		s.closers = append(s.closers, func() error { stopWatch(); <-done; return nil })
+	live, err := s.followLive(shopCfg, consulAddr)
+	if err != nil {
+		return nil, err
 	}
 
 	cacheMetrics := cache.NewMetrics(b.registry)
@@ -417,6 +413,26 @@ func devSecret(path string) (string, error) {
 		return "", fmt.Errorf("unsubscribe secret: %w", err)
 	}
 	return secret, nil
+}
+
+// followLive makes the process's live settings from shopCfg and, when consulAddr is
+// set, keeps them following Consul KV until the shop closes.
+func (s *Shop) followLive(shopCfg config.Shop, consulAddr string) (*config.Live, error) {
+	live := config.NewLive(shopCfg)
+	s.Live = live
+	if consulAddr == "" {
+		return live, nil
+	}
+	client, err := api.NewClient(&api.Config{Address: consulAddr})
+	if err != nil {
+		return nil, fmt.Errorf("consul: %w", err)
+	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	w := &consulkv.Watcher{KV: client.KV(), Defaults: shopCfg, Live: live, Logger: s.log}
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(watchCtx) }()
+	s.closers = append(s.closers, func() error { stopWatch(); <-done; return nil })
+	return live, nil
 }
 
 // openAccounts starts the account service and creates the first admin.

@@ -16,7 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"phoneshop/account"
 	"phoneshop/actors/order"
@@ -60,8 +63,12 @@ type Config struct {
 	PublicURL string
 	// Unsubscribe signs the unsubscribe links of campaign mail.
 	Unsubscribe *account.UnsubscribeTokens
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// SendPerSec, when set, is read before every send: the most mails this
+	// mailer sends per second (0: no pacing). A live setting: a change applies
+	// to the next send.
+	SendPerSec func() int
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 // Mailer handles mail messages.
@@ -69,6 +76,10 @@ type Mailer struct {
 	store  Store
 	sender mail.Sender
 	cfg    Config
+	// pace spaces the sends out at cfg.SendPerSec.
+	pace   *rate.Limiter
+	paceMu sync.Mutex
+	paceAt int // the rate pace is set to (0: unlimited)
 }
 
 // New returns a mailer sending through sender.
@@ -79,7 +90,28 @@ func New(store Store, sender mail.Sender, cfg Config) *Mailer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Mailer{store: store, sender: sender, cfg: cfg}
+	return &Mailer{store: store, sender: sender, cfg: cfg, pace: rate.NewLimiter(rate.Inf, 1)}
+}
+
+// waitTurn waits until the send rate lets one more mail go (at once when there is
+// no limit).
+func (m *Mailer) waitTurn(ctx context.Context) error {
+	if m.cfg.SendPerSec == nil {
+		return nil
+	}
+	perSec := m.cfg.SendPerSec()
+	m.paceMu.Lock()
+	if perSec != m.paceAt {
+		m.paceAt = perSec
+		if perSec <= 0 {
+			m.pace.SetLimit(rate.Inf)
+		} else {
+			m.pace.SetLimit(rate.Limit(perSec))
+			m.pace.SetBurst(1)
+		}
+	}
+	m.paceMu.Unlock()
+	return m.pace.Wait(ctx)
 }
 
 // errMalformed marks a message that can never be handled.
@@ -193,6 +225,9 @@ func (m *Mailer) deliver(ctx context.Context, key delivery.Key, compose func() (
 		return Retry, err
 	case status != "":
 		return m.finish(ctx, key, status, nil, Ack)
+	}
+	if err := m.waitTurn(ctx); err != nil {
+		return Retry, err // stopping: the delivery stays sending, the message comes back
 	}
 	err = m.sender.Send(ctx, msg)
 	switch {

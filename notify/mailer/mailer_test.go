@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -290,4 +291,39 @@ func TestActivationFansOutToTheOptedIn(t *testing.T) {
 	if again, _ := f.store.UnpublishedEvents(ctx, 100); len(again) != len(events) {
 		t.Errorf("a redelivered activation wrote %d events more", len(again)-len(events))
 	}
+}
+
+func TestSendsArePacedAtTheLiveSendRate(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	var perSec atomic.Int64
+	perSec.Store(20)
+	paced := mailer.New(f.store, f.sender, mailer.Config{From: "shop@example.com", PublicURL: "https://shop.example.com",
+		Unsubscribe: f.tokens, SendPerSec: func() int { return int(perSec.Load()) }})
+	f.campaign(t, "promo_1")
+	send := func(i int) {
+		a := f.account(t, fmt.Sprintf("acc_pace_%02d", i), true)
+		msg := message(t, outbox.PromoEmail, "promo_1:"+a.ID, outbox.PromoEmailPayload{PromoID: "promo_1", AccountID: a.ID})
+		if got := paced.Handle(ctx, msg); got != queue.Ack {
+			t.Fatalf("Handle = %v", got)
+		}
+	}
+	began := time.Now()
+	for i := range 10 {
+		send(i)
+	}
+	// 20 a second: the tenth send waits for nine intervals of 50 ms at least.
+	if elapsed := time.Since(began); elapsed < 450*time.Millisecond {
+		t.Errorf("10 sends at 20/s took %s, want at least 450ms", elapsed)
+	}
+	// The setting is live: 0 lifts the pacing for the next sends.
+	perSec.Store(0)
+	began = time.Now()
+	for i := 10; i < 20; i++ {
+		send(i)
+	}
+	if f.sender.count() != 20 {
+		t.Errorf("%d sends, want 20", f.sender.count())
+	}
+	t.Logf("10 unpaced sends took %s", time.Since(began))
 }
