@@ -81,19 +81,28 @@ func (s *Store) ClaimEvents(ctx context.Context, now time.Time, lease time.Durat
 	}
 	until := now.Add(lease).UnixMicro()
 	var claimed []outbox.Event
-	for _, c := range found {
-		// Compare-and-set on the lease this relay saw: of relays racing for the
-		// row, one moves it.
-		res, err := s.writer.ExecContext(ctx, `UPDATE outbox SET lease_until = ?
-			WHERE id = ? AND published_at IS NULL AND lease_until = ?`, until, c.ID, c.leaseUntil)
-		if err != nil {
-			return claimed, err
+	// One transaction for the batch: one commit (one log flush) per claim, not
+	// one per event.
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		claimed = claimed[:0]
+		for _, c := range found {
+			// Compare-and-set on the lease this relay saw: of relays racing for
+			// the row, one moves it.
+			res, err := tx.ExecContext(ctx, `UPDATE outbox SET lease_until = ?
+				WHERE id = ? AND published_at IS NULL AND lease_until = ?`, until, c.ID, c.leaseUntil)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 1 {
+				claimed = append(claimed, c.Event)
+			}
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return claimed, err
-		} else if n == 1 {
-			claimed = append(claimed, c.Event)
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return claimed, nil
 }
