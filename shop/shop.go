@@ -143,11 +143,16 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	return s, nil
 }
 
+// devMailPrefetch is how many mails of one queue dev handles at once.
+const devMailPrefetch = 4
+
 // startDevMail runs dev's mail pipeline in the process: the outbox relay publishes
 // to the in-process queue, and the mailer writes every mail as a .eml file under
 // <data-dir>/mail/ (named by its Message-ID).
 func (s *Shop) startDevMail(b *base, cfg config.Dev) {
-	broker := memqueue.New(memqueue.Config{Logger: s.log})
+	// A few mails at a time: dev shares its cores with the shop it serves, and the
+	// mail of a sale must not take them from its checkouts.
+	broker := memqueue.New(memqueue.Config{Prefetch: devMailPrefetch, Logger: s.log})
 	broker.Declare(queue.MailBindings...)
 	files := mail.NewFiles(filepath.Join(cfg.DataDir, "mail"))
 	m := mailer.New(s.Store, files, mailer.Config{From: cfg.MailFrom, PublicURL: cfg.PublicURL,
