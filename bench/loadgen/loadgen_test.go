@@ -19,6 +19,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"phoneshop/internal/testbin"
 )
 
 // countingServer answers after delay and remembers how many requests it saw
@@ -498,24 +500,6 @@ func TestDescribeMachine_fills_what_every_host_has(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer the bar can draw on while workers run.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestNewBar(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -529,7 +513,7 @@ func TestNewBar(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out lockedBuffer
+			var out testbin.Buffer
 			task := func(context.Context) Outcome {
 				time.Sleep(time.Millisecond)
 				return Outcome{Op: "noop", Status: 200}

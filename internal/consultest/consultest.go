@@ -6,16 +6,16 @@ package consultest
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"phoneshop/internal/testbin"
 )
 
 // Agent is a running dev agent.
@@ -33,7 +33,7 @@ func Start(t testing.TB) *Agent {
 	if testing.Short() {
 		t.Skip("needs a Consul agent (bin/consul); -short skips it")
 	}
-	bin := findBinary(t)
+	bin := testbin.Find(t, "consul", "PHONESHOP_TEST_CONSUL")
 	a := &Agent{t: t, bin: bin, HTTP: fmt.Sprintf("127.0.0.1:%d", FreePort(t))}
 	a.args = []string{"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1", "-log-level", "warn",
 		"-hcl", fmt.Sprintf(`ports { http = %s dns = -1 grpc = -1 grpc_tls = -1 serf_lan = %d serf_wan = %d server = %d }`,
@@ -99,41 +99,8 @@ func (a *Agent) Restart() {
 	a.t.Fatal("consul agent did not answer within 30s")
 }
 
-func findBinary(t testing.TB) string {
-	t.Helper()
-	if b := os.Getenv("PHONESHOP_TEST_CONSUL"); b != "" {
-		return b
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			bin := filepath.Join(dir, "bin", "consul")
-			if _, err := os.Stat(bin); err != nil {
-				t.Fatalf("%s is missing: build it with `make bin/consul` (or set PHONESHOP_TEST_CONSUL)", bin)
-			}
-			return bin
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-}
-
 // FreePort returns a loopback port nothing listens on now.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func FreePort(t testing.TB) int { return testbin.FreePort(t) }
 
 // LogRecorder keeps what a logger wrote, for tests that wait for a log line.
 type LogRecorder struct {

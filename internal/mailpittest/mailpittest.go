@@ -14,16 +14,16 @@ import (
 	"net"
 	"net/http"
 	netmail "net/mail"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"phoneshop/internal/testbin"
 )
 
 // Server is a running Mailpit. Its SMTP server takes plain, unauthenticated
@@ -41,9 +41,9 @@ func Start(t testing.TB) *Server {
 	if testing.Short() {
 		t.Skip("needs Mailpit (bin/mailpit, an SMTP server); -short skips it")
 	}
-	bin := findBinary(t)
-	s := &Server{SMTPHost: "127.0.0.1", SMTPPort: freePort(t)}
-	apiAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	bin := testbin.Find(t, "mailpit", "PHONESHOP_TEST_MAILPIT")
+	s := &Server{SMTPHost: "127.0.0.1", SMTPPort: testbin.FreePort(t)}
+	apiAddr := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
 	s.APIURL = "http://" + apiAddr
 	cmd := exec.Command(bin,
 		"--smtp", s.SMTPAddr(),
@@ -55,7 +55,7 @@ func Start(t testing.TB) *Server {
 		// Chaos: SMTP error replies on demand, through SetChaos.
 		"--enable-chaos",
 		"--quiet")
-	var logs lockedBuffer
+	var logs testbin.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
@@ -234,116 +234,4 @@ func (s *Server) get(t testing.TB, path string) []byte {
 		t.Fatalf("GET %s: %s %v: %s", path, resp.Status, err, body)
 	}
 	return body
-}
-
-// findBinary returns PHONESHOP_TEST_MAILPIT, or bin/mailpit beside the nearest
-// go.mod above the test's directory (the repository's root).
-func findBinary(t testing.TB) string {
-	t.Helper()
-	if b := os.Getenv("PHONESHOP_TEST_MAILPIT"); b != "" {
-		return b
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			bin := filepath.Join(dir, "bin", "mailpit")
-			if _, err := os.Stat(bin); err != nil {
-				t.Fatalf("%s is missing: build it with `make bin/mailpit` in %s (`make test` does), or set PHONESHOP_TEST_MAILPIT, or run with -short", bin, dir)
-			}
-			return bin
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-}
-
-// freePort returns a loopback port nothing listens on now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// lockedBuffer collects a process's output, written from exec's copying
-// goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// Count is how many messages Mailpit holds.
-func (s *Server) Count(t testing.TB) int {
-	t.Helper()
-	var list struct{ Total int }
-	s.getJSON(t, "/api/v1/messages?limit=1", &list)
-	return list.Total
-}
-
-// Summary is a message as Mailpit lists it: enough to count who got what,
-// without fetching every message whole.
-type Summary struct {
-	// ID is Mailpit's id of the message (Raw fetches it whole).
-	ID string
-	// MessageID is the Message-ID header without its angle brackets.
-	MessageID string
-	To        []string
-	Subject   string
-}
-
-// Summaries lists every message, oldest first, a page of 1,000 at a time.
-func (s *Server) Summaries(t testing.TB) []Summary {
-	t.Helper()
-	var out []Summary
-	for start := 0; ; start += 1000 {
-		var page struct {
-			Total    int
-			Messages []struct {
-				ID        string
-				MessageID string
-				Subject   string
-				To        []struct{ Address string }
-			}
-		}
-		s.getJSON(t, fmt.Sprintf("/api/v1/messages?start=%d&limit=1000", start), &page)
-		for _, m := range page.Messages {
-			sum := Summary{ID: m.ID, MessageID: strings.Trim(m.MessageID, "<>"), Subject: m.Subject}
-			for _, a := range m.To {
-				sum.To = append(sum.To, a.Address)
-			}
-			out = append(out, sum)
-		}
-		if len(page.Messages) == 0 || start+len(page.Messages) >= page.Total {
-			break
-		}
-	}
-	slices.Reverse(out) // the API lists newest first
-	return out
-}
-
-// Message fetches one message whole.
-func (s *Server) Message(t testing.TB, id string) Message {
-	t.Helper()
-	return parse(t, id, s.get(t, "/api/v1/message/"+id+"/raw"))
 }

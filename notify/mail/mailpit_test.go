@@ -1,7 +1,6 @@
 package mail_test
 
 import (
-	"net"
 	"testing"
 	"time"
 
@@ -26,15 +25,4 @@ func delivered(t *testing.T, mp *mailpittest.Server) [][]byte {
 		raws = append(raws, m.Raw)
 	}
 	return raws
-}
-
-// freePort returns a loopback port nothing listens on now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -16,6 +16,7 @@ import (
 	gomail "github.com/wneessen/go-mail"
 
 	"phoneshop/internal/mailpittest"
+	"phoneshop/internal/testbin"
 	"phoneshop/notify/mail"
 )
 
@@ -74,7 +75,7 @@ func TestSMTPClassifiesChaosReplies(t *testing.T) {
 
 func TestSMTPConnectionFailures(t *testing.T) {
 	t.Run("server_not_listening_is_temporary", func(t *testing.T) {
-		s := mail.NewSMTP(mail.SMTPConfig{Host: "127.0.0.1", Port: freePort(t), TLSPolicy: "none", Timeout: 10 * time.Second})
+		s := mail.NewSMTP(mail.SMTPConfig{Host: "127.0.0.1", Port: testbin.FreePort(t), TLSPolicy: "none", Timeout: 10 * time.Second})
 		err := s.Send(context.Background(), promoMessage())
 		if !errors.Is(err, mail.ErrTemporary) || errors.Is(err, mail.ErrPermanent) {
 			t.Errorf("Send = %v, want ErrTemporary only", err)

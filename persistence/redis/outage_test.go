@@ -2,7 +2,6 @@ package redis_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -22,6 +21,7 @@ import (
 
 	"phoneshop/account"
 	"phoneshop/catalog"
+	"phoneshop/internal/testbin"
 	"phoneshop/persistence/cache"
 	"phoneshop/persistence/redis"
 )
@@ -57,7 +57,7 @@ func testOutage(t *testing.T, srv *server, fail, restore func(*server, *testing.
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
 	metrics := cache.NewMetrics(reg)
-	logs := &lockedBuffer{}
+	logs := &testbin.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	var recovered atomic.Int64
@@ -190,7 +190,7 @@ type server struct {
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
-	output *lockedBuffer
+	output *testbin.Buffer
 }
 
 func startServer(t *testing.T) *server {
@@ -202,7 +202,7 @@ func startServer(t *testing.T) *server {
 			t.Fatalf("redis-server is not on PATH nor at %s: install it (Debian: apt-get install redis-server), or run with -short", path)
 		}
 	}
-	port := freePort(t)
+	port := testbin.FreePort(t)
 	s := &server{path: path, port: port, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: t.TempDir()}
 	t.Cleanup(s.stop)
 	s.start(t)
@@ -212,7 +212,7 @@ func startServer(t *testing.T) *server {
 func (s *server) start(t *testing.T) {
 	t.Helper()
 	s.mu.Lock()
-	s.output = &lockedBuffer{}
+	s.output = &testbin.Buffer{}
 	cmd := exec.Command(s.path, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
 	cmd.Dir = s.dir
 	cmd.Stdout, cmd.Stderr = s.output, s.output
@@ -287,16 +287,6 @@ func answersPing(addr string) bool {
 	return err == nil && strings.HasPrefix(line, "+PONG")
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	families, err := reg.Gather()
@@ -310,23 +300,6 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no gauge %s", name)
 	return 0
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // countingCatalog is a catalog.Store of one phone that counts Phone calls.
