@@ -235,3 +235,58 @@ func (s *Server) get(t testing.TB, path string) []byte {
 	}
 	return body
 }
+
+// Count is how many messages Mailpit holds.
+func (s *Server) Count(t testing.TB) int {
+	t.Helper()
+	var list struct{ Total int }
+	s.getJSON(t, "/api/v1/messages?limit=1", &list)
+	return list.Total
+}
+
+// Summary is a message as Mailpit lists it: enough to count who got what,
+// without fetching every message whole.
+type Summary struct {
+	// ID is Mailpit's id of the message (Raw fetches it whole).
+	ID string
+	// MessageID is the Message-ID header without its angle brackets.
+	MessageID string
+	To        []string
+	Subject   string
+}
+
+// Summaries lists every message, oldest first, a page of 1,000 at a time.
+func (s *Server) Summaries(t testing.TB) []Summary {
+	t.Helper()
+	var out []Summary
+	for start := 0; ; start += 1000 {
+		var page struct {
+			Total    int
+			Messages []struct {
+				ID        string
+				MessageID string
+				Subject   string
+				To        []struct{ Address string }
+			}
+		}
+		s.getJSON(t, fmt.Sprintf("/api/v1/messages?start=%d&limit=1000", start), &page)
+		for _, m := range page.Messages {
+			sum := Summary{ID: m.ID, MessageID: strings.Trim(m.MessageID, "<>"), Subject: m.Subject}
+			for _, a := range m.To {
+				sum.To = append(sum.To, a.Address)
+			}
+			out = append(out, sum)
+		}
+		if len(page.Messages) == 0 || start+len(page.Messages) >= page.Total {
+			break
+		}
+	}
+	slices.Reverse(out) // the API lists newest first
+	return out
+}
+
+// Message fetches one message whole.
+func (s *Server) Message(t testing.TB, id string) Message {
+	t.Helper()
+	return parse(t, id, s.get(t, "/api/v1/message/"+id+"/raw"))
+}
