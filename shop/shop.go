@@ -154,7 +154,7 @@ func (s *Shop) startDevMail(b *base, cfg config.Dev) {
 	// mail of a sale must not take them from its checkouts.
 	broker := memqueue.New(memqueue.Config{Prefetch: devMailPrefetch, Logger: s.log})
 	broker.Declare(queue.MailBindings...)
-	files := mail.NewFiles(filepath.Join(cfg.DataDir, "mail"))
+	files := mail.NewFiles(filepath.Join(cfg.DataDir, "mail")).Unsynced()
 	m := mailer.New(s.Store, files, mailer.Config{From: cfg.MailFrom, PublicURL: cfg.PublicURL,
 		Unsubscribe: b.unsubscribe, SendPerSec: s.Live.MailSendPerSec, Logger: s.log})
 	r := relay.New(s.Store, broker, relay.Config{Logger: s.log})

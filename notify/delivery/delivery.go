@@ -1,8 +1,8 @@
-// Package delivery is the record of each e-mail the shop means to send, the guard
-// that makes sending once per mail survive a redelivered message: the mailer
-// begins a delivery before it sends, and finishes it (sent, failed, skipped)
-// before it acknowledges the message. A message whose delivery has finished is
-// acknowledged without sending.
+// Package delivery is the record of each e-mail the shop sent (or gave up on), the
+// guard that makes sending once per mail survive a redelivered message: the
+// mailer records a mail's end (sent, failed, skipped) before it acknowledges the
+// message, and a message whose mail has an end is acknowledged without sending.
+// At most the mails sent but not yet recorded when a mailer dies go twice.
 package delivery
 
 import "time"
@@ -20,20 +20,17 @@ const KindPromo = "promo"
 // Status is where a delivery is.
 type Status string
 
-// The statuses of a delivery. Sending is the only one that is not final: a mail
-// begun but not finished (the mailer died, the server said "try later") is tried
-// again; the others are never sent again.
+// The ends of a delivery; a mail with none is not sent yet.
 const (
-	Sending Status = "sending"
-	Sent    Status = "sent"
-	Failed  Status = "failed"
+	Sent   Status = "sent"
+	Failed Status = "failed"
 	// Skipped: the mail was not sent on purpose (the shopper opted out after the
 	// campaign's fan-out).
 	Skipped Status = "skipped"
 )
 
-// Final reports whether a delivery in s is done with.
-func (s Status) Final() bool { return s != Sending }
+// Valid reports whether s is one of the ends.
+func (s Status) Valid() bool { return s == Sent || s == Failed || s == Skipped }
 
 // Record is one delivery.
 type Record struct {

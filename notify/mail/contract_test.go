@@ -41,6 +41,10 @@ var adapters = []struct {
 		dir := filepath.Join(t.TempDir(), "outbox")
 		return harness{sender: mail.NewFiles(dir), delivered: func(t *testing.T) [][]byte { return readOutbox(t, dir) }, copiesOfRepeat: 1}
 	}},
+	{"FilesUnsynced", func(t *testing.T) harness {
+		dir := filepath.Join(t.TempDir(), "outbox")
+		return harness{sender: mail.NewFiles(dir).Unsynced(), delivered: func(t *testing.T) [][]byte { return readOutbox(t, dir) }, copiesOfRepeat: 1}
+	}},
 	{"SMTP", func(t *testing.T) harness {
 		mp := mailpittest.Start(t)
 		s := mail.NewSMTP(smtpConfig(mp))

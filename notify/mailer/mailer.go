@@ -1,10 +1,10 @@
 // Package mailer turns the shop's mail messages into e-mail: a campaign's mail to
 // one shopper (promo.email, from the campaign's fan-out) and an order's mail for
 // each event (order.confirmed, order.cancelled, order.shipped). It sends each mail
-// once: a delivery is begun before the send and finished before the message is
-// acknowledged, so a message delivered again after its mail went out is
-// acknowledged without sending (at most the mails in flight when a mailer dies
-// are sent twice: its prefetch window).
+// once: its delivery's end is recorded before the message is acknowledged, so a
+// message delivered again after its mail went out is acknowledged without sending
+// (at most the mails in flight when a mailer dies are sent twice: its prefetch
+// window). One commit per mail: the record of its end.
 //
 // Handle decides; the queue adapter carries the decision out (ack, retry later,
 // dead-letter).
@@ -44,8 +44,8 @@ const (
 
 // Store is what the mailer reads and records.
 type Store interface {
-	BeginDelivery(ctx context.Context, key delivery.Key, now time.Time) (delivery.Record, error)
-	FinishDelivery(ctx context.Context, key delivery.Key, status delivery.Status, lastError string, now time.Time) (delivery.Record, error)
+	Delivery(ctx context.Context, key delivery.Key) (delivery.Record, error)
+	FinishDelivery(ctx context.Context, key delivery.Key, status delivery.Status, lastError string, attempts int, now time.Time) (delivery.Record, error)
 	AccountByID(ctx context.Context, id string) (account.Account, error)
 	PromoListing(ctx context.Context, id string) (promo.Listing, bool, error)
 	FanOutPage(ctx context.Context, promoID string, limit int, now time.Time) (recipients int64, done bool, err error)
@@ -167,7 +167,7 @@ func (m *Mailer) promoMail(ctx context.Context, msg Message) (Outcome, error) {
 		return DeadLetter, fmt.Errorf("%w: promo.email body %q", errMalformed, msg.Body)
 	}
 	key := delivery.Key{Kind: delivery.KindPromo, Subject: p.PromoID, Recipient: p.AccountID}
-	return m.deliver(ctx, key, func() (mail.Message, delivery.Status, error) {
+	return m.deliver(ctx, key, msg.Attempt, func() (mail.Message, delivery.Status, error) {
 		a, err := m.store.AccountByID(ctx, p.AccountID)
 		if errors.Is(err, account.ErrNotFound) {
 			return mail.Message{}, delivery.Skipped, nil
@@ -195,7 +195,7 @@ func (m *Mailer) orderMail(ctx context.Context, msg Message) (Outcome, error) {
 		return DeadLetter, fmt.Errorf("%w: %s body %q", errMalformed, msg.RoutingKey, msg.Body)
 	}
 	key := delivery.Key{Kind: msg.RoutingKey, Subject: p.OrderID, Recipient: p.AccountID}
-	return m.deliver(ctx, key, func() (mail.Message, delivery.Status, error) {
+	return m.deliver(ctx, key, msg.Attempt, func() (mail.Message, delivery.Status, error) {
 		a, err := m.store.AccountByID(ctx, p.AccountID)
 		if errors.Is(err, account.ErrNotFound) {
 			return mail.Message{}, delivery.Skipped, nil
@@ -207,24 +207,24 @@ func (m *Mailer) orderMail(ctx context.Context, msg Message) (Outcome, error) {
 	})
 }
 
-// deliver runs one mail under its delivery guard. compose returns the mail, or a
-// final status to record without sending (skipped), or an error.
-func (m *Mailer) deliver(ctx context.Context, key delivery.Key, compose func() (mail.Message, delivery.Status, error)) (Outcome, error) {
-	rec, err := m.store.BeginDelivery(ctx, key, m.cfg.Now())
+// deliver runs one mail under its delivery guard. compose returns the mail, or an
+// end to record without sending (skipped), or an error.
+func (m *Mailer) deliver(ctx context.Context, key delivery.Key, attempt int, compose func() (mail.Message, delivery.Status, error)) (Outcome, error) {
+	rec, err := m.store.Delivery(ctx, key)
 	if err != nil {
 		return Retry, err
 	}
-	if rec.Status.Final() {
+	if rec.Status != "" {
 		return Ack, nil // done before: a redelivered message
 	}
 	msg, status, err := compose()
 	switch {
 	case errors.Is(err, errMalformed):
-		return m.finish(ctx, key, delivery.Failed, err, DeadLetter)
+		return m.finish(ctx, key, delivery.Failed, err, attempt, DeadLetter)
 	case err != nil:
 		return Retry, err
 	case status != "":
-		return m.finish(ctx, key, status, nil, Ack)
+		return m.finish(ctx, key, status, nil, attempt, Ack)
 	}
 	if err := m.waitTurn(ctx); err != nil {
 		return Retry, err // stopping: the delivery stays sending, the message comes back
@@ -232,12 +232,12 @@ func (m *Mailer) deliver(ctx context.Context, key delivery.Key, compose func() (
 	err = m.sender.Send(ctx, msg)
 	switch {
 	case err == nil:
-		return m.finish(ctx, key, delivery.Sent, nil, Ack)
+		return m.finish(ctx, key, delivery.Sent, nil, attempt, Ack)
 	case errors.Is(err, mail.ErrPermanent):
-		return m.finish(ctx, key, delivery.Failed, err, DeadLetter)
+		return m.finish(ctx, key, delivery.Failed, err, attempt, DeadLetter)
 	default:
-		// Temporary (4xx, the server or network away): the delivery stays
-		// sending and the message is tried again later.
+		// Temporary (4xx, the server or network away): nothing is recorded and
+		// the message is tried again later.
 		return Retry, err
 	}
 }
@@ -245,14 +245,14 @@ func (m *Mailer) deliver(ctx context.Context, key delivery.Key, compose func() (
 // finish records a delivery's end before the message's outcome is carried out. If
 // the record cannot be written the message is retried: the mail may then go out
 // twice, never not at all.
-func (m *Mailer) finish(ctx context.Context, key delivery.Key, status delivery.Status, cause error, outcome Outcome) (Outcome, error) {
+func (m *Mailer) finish(ctx context.Context, key delivery.Key, status delivery.Status, cause error, attempt int, outcome Outcome) (Outcome, error) {
 	why := ""
 	if cause != nil {
 		why = cause.Error()
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if _, err := m.store.FinishDelivery(fctx, key, status, why, m.cfg.Now()); err != nil {
+	if _, err := m.store.FinishDelivery(fctx, key, status, why, attempt, m.cfg.Now()); err != nil {
 		return Retry, errors.Join(cause, err)
 	}
 	return outcome, cause

@@ -13,68 +13,26 @@ import (
 	"phoneshop/notify/outbox"
 )
 
-// BeginDelivery records an attempt at the mail key and returns the delivery as it
-// now is: a new one is sending with 1 attempt; one still sending counts another
-// attempt; a finished one (sent, failed, skipped) is returned unchanged, and the
-// caller must not send.
-func (s *Store) BeginDelivery(ctx context.Context, key delivery.Key, now time.Time) (_ delivery.Record, err error) {
+// FinishDelivery records the end of the mail key: sent, failed or skipped, with
+// what went wrong (cut to 1,000 characters) and the attempts it took, in one
+// statement (one commit per mail). A mail is recorded once: when another end is
+// stored already (a redelivered message handled twice at once), that first end is
+// kept and returned.
+func (s *Store) FinishDelivery(ctx context.Context, key delivery.Key, status delivery.Status, lastError string, attempts int, now time.Time) (_ delivery.Record, err error) {
 	defer s.classify(&err)
-	var rec delivery.Record
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		var found bool
-		if rec, found, err = readDelivery(ctx, tx, key); err != nil {
-			return err
-		}
-		switch {
-		case !found:
-			rec = delivery.Record{Key: key, Status: delivery.Sending, Attempts: 1, UpdatedAt: now}
-			_, err := tx.ExecContext(ctx, `INSERT INTO deliveries (kind, subject, recipient, status, attempts, last_error, updated_at)
-				VALUES (?, ?, ?, ?, 1, '', ?)`, key.Kind, key.Subject, key.Recipient, string(delivery.Sending), now.UnixMicro())
-			if s.dialect.IsDuplicate(err) {
-				return errDeliveryRace
-			}
-			return err
-		case rec.Status == delivery.Sending:
-			rec.Attempts++
-			rec.UpdatedAt = now
-			res, err := tx.ExecContext(ctx, `UPDATE deliveries SET attempts = ?, updated_at = ?
-				WHERE kind = ? AND subject = ? AND recipient = ? AND status = ? AND attempts = ?`,
-				rec.Attempts, now.UnixMicro(), key.Kind, key.Subject, key.Recipient, string(delivery.Sending), rec.Attempts-1)
-			if err != nil {
-				return err
-			}
-			if n, err := res.RowsAffected(); err != nil || n != 1 {
-				return errors.Join(err, errDeliveryRace)
-			}
-		}
-		return nil
-	})
-	if errors.Is(err, errDeliveryRace) {
-		// Another mailer began the same mail at the same moment (a redelivery
-		// racing the first delivery): read what it left.
+	if !status.Valid() {
+		return delivery.Record{}, fmt.Errorf("sqlstore: a delivery cannot end as %q", status)
+	}
+	rec := delivery.Record{Key: key, Status: status, Attempts: attempts, LastError: truncate(lastError, 1000), UpdatedAt: now.UTC()}
+	_, err = s.writer.ExecContext(ctx, `INSERT INTO deliveries (kind, subject, recipient, status, attempts, last_error, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, key.Kind, key.Subject, key.Recipient, string(status), attempts, rec.LastError, now.UnixMicro())
+	if s.dialect.IsDuplicate(err) {
 		return s.Delivery(ctx, key)
 	}
-	return rec, err
-}
-
-// errDeliveryRace: another writer changed the delivery between read and write.
-var errDeliveryRace = errors.New("sqlstore: delivery changed concurrently")
-
-// FinishDelivery ends a sending delivery as status (sent, failed or skipped), with
-// what went wrong (cut to 1,000 characters). A delivery already finished keeps its
-// first end: it reports the record as stored.
-func (s *Store) FinishDelivery(ctx context.Context, key delivery.Key, status delivery.Status, lastError string, now time.Time) (_ delivery.Record, err error) {
-	defer s.classify(&err)
-	if !status.Final() {
-		return delivery.Record{}, fmt.Errorf("sqlstore: a delivery cannot be finished as %q", status)
-	}
-	_, err = s.writer.ExecContext(ctx, `UPDATE deliveries SET status = ?, last_error = ?, updated_at = ?
-		WHERE kind = ? AND subject = ? AND recipient = ? AND status = ?`,
-		string(status), truncate(lastError, 1000), now.UnixMicro(), key.Kind, key.Subject, key.Recipient, string(delivery.Sending))
 	if err != nil {
 		return delivery.Record{}, err
 	}
-	return s.Delivery(ctx, key)
+	return rec, nil
 }
 
 func truncate(s string, n int) string {
@@ -88,32 +46,23 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// Delivery reads one delivery; an unknown one is a zero Record with no status.
+// Delivery reads one delivery; a mail not sent yet is a Record with no status.
 func (s *Store) Delivery(ctx context.Context, key delivery.Key) (_ delivery.Record, err error) {
 	defer s.classify(&err)
-	rec, _, err := readDelivery(ctx, s.reader, key)
-	return rec, err
-}
-
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-func readDelivery(ctx context.Context, q querier, key delivery.Key) (delivery.Record, bool, error) {
 	rec := delivery.Record{Key: key}
 	var status string
 	var updated int64
-	err := q.QueryRowContext(ctx, `SELECT status, attempts, last_error, updated_at FROM deliveries
+	err = s.reader.QueryRowContext(ctx, `SELECT status, attempts, last_error, updated_at FROM deliveries
 		WHERE kind = ? AND subject = ? AND recipient = ?`, key.Kind, key.Subject, key.Recipient).
 		Scan(&status, &rec.Attempts, &rec.LastError, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
-		return delivery.Record{Key: key}, false, nil
+		return delivery.Record{Key: key}, nil
 	}
 	if err != nil {
-		return rec, false, err
+		return delivery.Record{}, err
 	}
 	rec.Status, rec.UpdatedAt = delivery.Status(status), time.UnixMicro(updated).UTC()
-	return rec, true, nil
+	return rec, nil
 }
 
 // DeliveryCounts counts the deliveries of one subject (a campaign) by status.
