@@ -168,12 +168,9 @@ func (m *Mailer) promoMail(ctx context.Context, msg Message) (Outcome, error) {
 	}
 	key := delivery.Key{Kind: delivery.KindPromo, Subject: p.PromoID, Recipient: p.AccountID}
 	return m.deliver(ctx, key, msg.Attempt, func() (mail.Message, delivery.Status, error) {
-		a, err := m.store.AccountByID(ctx, p.AccountID)
-		if errors.Is(err, account.ErrNotFound) {
-			return mail.Message{}, delivery.Skipped, nil
-		}
-		if err != nil {
-			return mail.Message{}, "", err
+		a, skip, err := m.recipient(ctx, p.AccountID)
+		if skip != "" || err != nil {
+			return mail.Message{}, skip, err
 		}
 		if !a.PromoEmails {
 			return mail.Message{}, delivery.Skipped, nil // opted out since the fan-out
@@ -196,15 +193,22 @@ func (m *Mailer) orderMail(ctx context.Context, msg Message) (Outcome, error) {
 	}
 	key := delivery.Key{Kind: msg.RoutingKey, Subject: p.OrderID, Recipient: p.AccountID}
 	return m.deliver(ctx, key, msg.Attempt, func() (mail.Message, delivery.Status, error) {
-		a, err := m.store.AccountByID(ctx, p.AccountID)
-		if errors.Is(err, account.ErrNotFound) {
-			return mail.Message{}, delivery.Skipped, nil
-		}
-		if err != nil {
-			return mail.Message{}, "", err
+		a, skip, err := m.recipient(ctx, p.AccountID)
+		if skip != "" || err != nil {
+			return mail.Message{}, skip, err
 		}
 		return orderMessage(msg.RoutingKey, p, a, m.cfg), "", nil
 	})
+}
+
+// recipient reads the account a mail goes to; one that no longer exists is a mail
+// to skip.
+func (m *Mailer) recipient(ctx context.Context, id string) (account.Account, delivery.Status, error) {
+	a, err := m.store.AccountByID(ctx, id)
+	if errors.Is(err, account.ErrNotFound) {
+		return account.Account{}, delivery.Skipped, nil
+	}
+	return a, "", err
 }
 
 // deliver runs one mail under its delivery guard. compose returns the mail, or an

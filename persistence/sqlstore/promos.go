@@ -130,21 +130,8 @@ func (s *Store) LivePromos(ctx context.Context, now time.Time) (_ []promo.Listin
 func (s *Store) DuePromos(ctx context.Context, now time.Time) (_ []string, err error) {
 	defer s.classify(&err)
 	t := now.UnixMicro()
-	rows, err := s.reader.QueryContext(ctx, `SELECT id FROM promos WHERE stage = 'launched'
+	return s.queryIDs(ctx, `SELECT id FROM promos WHERE stage = 'launched'
 		AND (ends_at <= ? OR (starts_at <= ? AND activated = ?))`, t, t, false)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
 }
 
 func (s *Store) queryPromos(ctx context.Context, query string, args ...any) ([]promo.Listing, error) {

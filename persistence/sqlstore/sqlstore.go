@@ -322,7 +322,12 @@ func (s *Store) ListOrders(ctx context.Context, accountID string, limit int, aft
 // cancelling), so that a starting node can resume them.
 func (s *Store) UnfinishedOrders(ctx context.Context) (_ []string, err error) {
 	defer s.classify(&err)
-	rows, err := s.reader.QueryContext(ctx, `SELECT id FROM orders WHERE status IN ('committing','cancelling') ORDER BY created_at`)
+	return s.queryIDs(ctx, `SELECT id FROM orders WHERE status IN ('committing','cancelling') ORDER BY created_at`)
+}
+
+// queryIDs runs a query of one string column and returns its values.
+func (s *Store) queryIDs(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := s.reader.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
