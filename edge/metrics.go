@@ -20,7 +20,7 @@ type Metrics struct {
 	checkouts    *prometheus.CounterVec
 	batchWrites  prometheus.Histogram
 	batchLatency prometheus.Histogram
-	batchErrors  prometheus.Counter
+	batchErrors, batchSplits  prometheus.Counter
 }
 
 // NewMetrics registers the shop's instruments and the Go/process collectors on reg.
@@ -63,7 +63,11 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 	m.batchErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "phoneshop_store_batch_failures_total", Help: "Group-commit transactions that failed (every write in them failed).",
 	})
-	reg.MustRegister(m.requests, m.latency, m.grainCalls, m.grainLatency, m.orders, m.checkouts, m.batchWrites, m.batchLatency, m.batchErrors,
+	m.batchSplits = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "phoneshop_store_batch_splits_total",
+		Help: "Group-commit transactions a fence split: another activation had moved a grain on, so the batch was written a write at a time.",
+	})
+	reg.MustRegister(m.requests, m.latency, m.grainCalls, m.grainLatency, m.orders, m.checkouts, m.batchWrites, m.batchLatency, m.batchErrors, m.batchSplits,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -83,11 +87,16 @@ func (m *Metrics) ObserveGrainCall(kind, method string, elapsed time.Duration, e
 	m.grainLatency.WithLabelValues(kind).Observe(elapsed.Seconds())
 }
 
-// ObserveBatch is a sqlstore.GroupCommit's Observe hook.
-func (m *Metrics) ObserveBatch(writes int, elapsed time.Duration, err error) {
+// ObserveBatch is told how a group-commit transaction went (sqlstore.GroupCommit's
+// Observe hook): split says a fence refused a write and the batch was written a
+// write at a time.
+func (m *Metrics) ObserveBatch(writes int, elapsed time.Duration, split bool, err error) {
 	if err != nil {
 		m.batchErrors.Inc()
 		return
+	}
+	if split {
+		m.batchSplits.Inc()
 	}
 	m.batchWrites.Observe(float64(writes))
 	m.batchLatency.Observe(elapsed.Seconds())

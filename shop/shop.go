@@ -323,7 +323,9 @@ func (s *Shop) openBase(ctx context.Context, dataDir string, shopCfg config.Shop
 			committers = 1
 		}
 		s.Store.EnableGroupCommit(sqlstore.GroupCommit{MaxWrites: stores.GroupCommitMaxWrites, MaxWait: stores.GroupCommitMaxWait,
-			Committers: committers, Timeout: storeTimeout, Observe: b.metrics.ObserveBatch})
+			Committers: committers, Timeout: storeTimeout, Observe: func(r sqlstore.Batch) {
+				b.metrics.ObserveBatch(r.Writes, r.Elapsed, r.Split, r.Err)
+			}})
 	}
 
 	phones, err := catalog.Seed()

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
@@ -149,15 +150,15 @@ func (dialect) IsUnavailable(err error) bool {
 	return false
 }
 
-func (dialect) UpsertStockLevel() string {
-	return `INSERT INTO stock_levels (sku, available, reserved, sold, received, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON DUPLICATE KEY UPDATE available = VALUES(available), reserved = VALUES(reserved),
-		sold = VALUES(sold), received = VALUES(received), updated_at = VALUES(updated_at)`
-}
-
-func (dialect) UpsertOrderRow() string {
-	return `INSERT INTO orders (id, account_id, status, total_cents, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON DUPLICATE KEY UPDATE status = VALUES(status), total_cents = VALUES(total_cents), updated_at = VALUES(updated_at)`
+func (dialect) OnConflict(key, update []string) string {
+	if len(update) == 0 {
+		return " ON DUPLICATE KEY UPDATE " + key[0] + " = " + key[0]
+	}
+	set := make([]string, len(update))
+	for i, c := range update {
+		set[i] = c + " = VALUES(" + c + ")"
+	}
+	return " ON DUPLICATE KEY UPDATE " + strings.Join(set, ", ")
 }
 
 // BatchTxOptions: READ COMMITTED, so that batches committing side by side take no

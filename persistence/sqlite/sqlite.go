@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/pressly/goose/v3"
 	"modernc.org/sqlite"
@@ -84,15 +85,16 @@ func (dialect) IsDuplicate(err error) bool {
 // IsRetryable: one writer, so no deadlock; a busy database already waited busy_timeout.
 func (dialect) IsRetryable(error) bool { return false }
 
-func (dialect) UpsertStockLevel() string {
-	return `INSERT INTO stock_levels (sku, available, reserved, sold, received, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (sku) DO UPDATE SET available = excluded.available, reserved = excluded.reserved,
-		sold = excluded.sold, received = excluded.received, updated_at = excluded.updated_at`
-}
-
-func (dialect) UpsertOrderRow() string {
-	return `INSERT INTO orders (id, account_id, status, total_cents, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET status = excluded.status, total_cents = excluded.total_cents, updated_at = excluded.updated_at`
+func (dialect) OnConflict(key, update []string) string {
+	target := " ON CONFLICT (" + strings.Join(key, ", ") + ")"
+	if len(update) == 0 {
+		return target + " DO NOTHING"
+	}
+	set := make([]string, len(update))
+	for i, c := range update {
+		set[i] = c + " = excluded." + c
+	}
+	return target + " DO UPDATE SET " + strings.Join(set, ", ")
 }
 
 // BatchTxOptions: SQLite has one writer; its default transaction is the right one.

@@ -26,8 +26,19 @@ type GroupCommit struct {
 	Committers int
 	// Timeout bounds one batch's transaction.
 	Timeout time.Duration
-	// Observe, when set, is told each committed batch's size and duration.
-	Observe func(writes int, elapsed time.Duration, err error)
+	// Observe, when set, is told how each batch went.
+	Observe func(Batch)
+}
+
+// Batch is how one group-commit transaction went.
+type Batch struct {
+	Writes  int
+	Elapsed time.Duration
+	// Split says a fence refused one of the writes, so the batch was written a
+	// write at a time (two statements and more per write) instead of whole.
+	Split bool
+	// Err failed every write of the batch.
+	Err error
 }
 
 // write is one fenced snapshot write waiting for its batch.
@@ -35,10 +46,10 @@ type write struct {
 	kind, id string
 	expected int64
 	state    []byte
-	// after runs in the same transaction when the snapshot write succeeds (the
-	// query views: stock levels, order rows).
-	after func(ctx context.Context, tx *sql.Tx) error
-	done  chan error
+	// rows are written in the same transaction when the snapshot write succeeds
+	// (the query views: stock levels, order rows; ledgers; events).
+	rows []row
+	done chan error
 }
 
 type committer struct {
@@ -67,21 +78,18 @@ func (s *Store) EnableGroupCommit(cfg GroupCommit) {
 	}
 }
 
-// saveFenced writes one snapshot and its views, through the committer when group
+// saveFenced writes one snapshot and its rows, through the committer when group
 // commit is on, else in a transaction of its own.
-func (s *Store) saveFenced(ctx context.Context, kind, id string, expected int64, state []byte, after func(ctx context.Context, tx *sql.Tx) error) error {
+func (s *Store) saveFenced(ctx context.Context, kind, id string, expected int64, state []byte, rows []row) error {
+	w := &write{kind: kind, id: id, expected: expected, state: state, rows: rows, done: make(chan error, 1)}
 	if s.committer == nil {
 		return s.inTx(ctx, func(tx *sql.Tx) error {
 			if err := s.saveSnapshot(ctx, tx, kind, id, expected, state); err != nil {
 				return err
 			}
-			if after != nil {
-				return after(ctx, tx)
-			}
-			return nil
+			return writeRows(ctx, tx, rows)
 		})
 	}
-	w := &write{kind: kind, id: id, expected: expected, state: state, after: after, done: make(chan error, 1)}
 	select {
 	case s.committer.queue <- w:
 	case <-ctx.Done():
@@ -157,17 +165,18 @@ func (c *committer) commit(batch []*write) {
 	defer cancel()
 	results := make([]error, len(batch))
 	var err error
+	var split bool
 	// Batches committing side by side can deadlock when two of them write the same
 	// row (two activations of one grain); the engine then rolls one back whole, and
 	// running it again re-checks every fence.
 	for attempt := 1; ; attempt++ {
-		err = c.attempt(ctx, batch, results)
+		split, err = c.attempt(ctx, batch, results)
 		if err == nil || !c.store.dialect.IsRetryable(err) || attempt == maxBatchAttempts {
 			break
 		}
 	}
 	if c.cfg.Observe != nil {
-		c.cfg.Observe(len(batch), time.Since(start), err)
+		c.cfg.Observe(Batch{Writes: len(batch), Elapsed: time.Since(start), Split: split, Err: err})
 	}
 	for i, w := range batch {
 		if err != nil {
@@ -181,9 +190,21 @@ func (c *committer) commit(batch []*write) {
 // maxBatchAttempts bounds the retries of a batch the engine rolled back.
 const maxBatchAttempts = 4
 
-func (c *committer) attempt(ctx context.Context, batch []*write, results []error) error {
+// attempt writes a batch in one transaction. It first tries it whole, with a
+// constant number of statements however many writes the batch carries; when a
+// fence refuses any of them (another activation moved a grain on), that
+// transaction is rolled back and the batch written again a write at a time, so
+// the refused writes fail alone.
+func (c *committer) attempt(ctx context.Context, batch []*write, results []error) (split bool, err error) {
 	clear(results)
-	return c.store.inTxWith(ctx, c.store.dialect.BatchTxOptions(), func(tx *sql.Tx) error {
+	opts := c.store.dialect.BatchTxOptions()
+	if len(batch) > 1 {
+		err := c.store.inTxWith(ctx, opts, func(tx *sql.Tx) error { return c.store.saveBatch(ctx, tx, batch) })
+		if !errors.Is(err, errBatchFenced) {
+			return false, err
+		}
+	}
+	return len(batch) > 1, c.store.inTxWith(ctx, opts, func(tx *sql.Tx) error {
 		for i, w := range batch {
 			err := c.store.saveSnapshot(ctx, tx, w.kind, w.id, w.expected, w.state)
 			if errors.Is(err, snapshot.ErrStale) {
@@ -193,10 +214,8 @@ func (c *committer) attempt(ctx context.Context, batch []*write, results []error
 			if err != nil {
 				return err
 			}
-			if w.after != nil {
-				if err := w.after(ctx, tx); err != nil {
-					return err
-				}
+			if err := writeRows(ctx, tx, w.rows); err != nil {
+				return err
 			}
 		}
 		return nil

@@ -129,7 +129,7 @@ func (s *Store) FanOutPage(ctx context.Context, promoID string, limit int, now t
 			}
 			events = append(events, e)
 		}
-		if err := s.insertEvents(ctx, tx, events); err != nil {
+		if err := writeRows(ctx, tx, s.eventRows(events)); err != nil {
 			return err
 		}
 		if len(ids) > 0 {

@@ -9,21 +9,6 @@ import (
 	"phoneshop/notify/outbox"
 )
 
-// insertEvents writes events inside the transaction of the snapshot that made them
-// true. An event already written (its id names the fact) is left as it is: a fact
-// is published once, whichever write recorded it first. Both engines roll back
-// only the refused statement, not the transaction.
-func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, events []outbox.Event) error {
-	for _, e := range events {
-		_, err := tx.ExecContext(ctx, `INSERT INTO outbox (id, routing_key, payload, created_at) VALUES (?, ?, ?, ?)`,
-			e.ID, e.RoutingKey, e.Payload, e.CreatedAt.UnixMicro())
-		if err != nil && !s.dialect.IsDuplicate(err) {
-			return err
-		}
-	}
-	return nil
-}
-
 // UnpublishedEvents lists up to limit events not yet published, oldest first.
 func (s *Store) UnpublishedEvents(ctx context.Context, limit int) (_ []outbox.Event, err error) {
 	defer s.classify(&err)

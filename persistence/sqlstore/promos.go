@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,28 +40,11 @@ func (s *Store) SavePromo(ctx context.Context, expectedVersion int64, state []by
 	if err != nil {
 		return err
 	}
-	row := []any{l.Name, l.Stage, l.PercentOff, string(brands), string(skus), l.StartsAt.UnixMicro(), l.EndsAt.UnixMicro(),
-		l.MaxDiscountedUnits, l.EmailSubject, l.EmailBody, l.Activated, l.DiscountedUnits, l.Orders, l.UpdatedAt.UnixMicro()}
-	return s.saveFenced(ctx, kindPromo, l.ID, expectedVersion, state, func(ctx context.Context, tx *sql.Tx) error {
-		if err := writeLedger(ctx, tx, grantsLedger, l.ID, grants.Added, grants.Returned); err != nil {
-			return err
-		}
-		if err := s.insertEvents(ctx, tx, events); err != nil {
-			return err
-		}
-		// The fence above decided who writes: the first version inserts the
-		// listing, every later one updates it.
-		if expectedVersion == 0 {
-			_, err := tx.ExecContext(ctx, `INSERT INTO promos (name, stage, percent_off, brands, skus, starts_at, ends_at,
-				max_discounted_units, email_subject, email_body, activated, discounted_units, orders, updated_at, id, created_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, append(row, l.ID, l.CreatedAt.UnixMicro())...)
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `UPDATE promos SET name = ?, stage = ?, percent_off = ?, brands = ?, skus = ?,
-			starts_at = ?, ends_at = ?, max_discounted_units = ?, email_subject = ?, email_body = ?, activated = ?,
-			discounted_units = ?, orders = ?, updated_at = ? WHERE id = ?`, append(row, l.ID)...)
-		return err
-	})
+	listing := row{s.tables.promo, []any{l.ID, l.Name, l.Stage, l.PercentOff, string(brands), string(skus), l.StartsAt.UnixMicro(),
+		l.EndsAt.UnixMicro(), l.MaxDiscountedUnits, l.EmailSubject, l.EmailBody, l.Activated, l.DiscountedUnits, l.Orders,
+		l.CreatedAt.UnixMicro(), l.UpdatedAt.UnixMicro()}}
+	rows := append(ledgerRows(s.tables.grantsDelete, s.tables.grantsInsert, l.ID, grants.Added, grants.Returned), listing)
+	return s.saveFenced(ctx, kindPromo, l.ID, expectedVersion, state, append(rows, s.eventRows(events)...))
 }
 
 func nonNil(xs []string) []string {

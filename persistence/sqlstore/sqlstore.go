@@ -5,6 +5,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -29,12 +30,10 @@ import (
 type Dialect interface {
 	// IsDuplicate reports whether err is a unique-key violation.
 	IsDuplicate(err error) bool
-	// UpsertStockLevel is the statement that inserts or replaces a stock_levels row
-	// from (sku, available, reserved, sold, received, updated_at).
-	UpsertStockLevel() string
-	// UpsertOrderRow inserts or replaces an orders row from
-	// (id, account_id, status, total_cents, created_at, updated_at).
-	UpsertOrderRow() string
+	// OnConflict is the clause that ends a (multi-row) INSERT whose rows may meet
+	// rows already there by the unique key: their update columns are set from the
+	// row inserted, or, with no update columns, the row there is left as it is.
+	OnConflict(key, update []string) string
 	// IsRetryable reports whether err rolled the transaction back whole and running
 	// it again may succeed (a deadlock, a lock wait timeout).
 	IsRetryable(err error) bool
@@ -54,6 +53,7 @@ type Store struct {
 	writer    *sql.DB
 	reader    *sql.DB
 	dialect   Dialect
+	tables    tables
 	now       func() time.Time
 	committer *committer // nil: every snapshot write commits on its own
 }
@@ -61,7 +61,7 @@ type Store struct {
 // New returns a store on already-migrated databases; it owns them (Close closes
 // them). writer and reader may be the same pool.
 func New(writer, reader *sql.DB, dialect Dialect) *Store {
-	return &Store{writer: writer, reader: reader, dialect: dialect, now: time.Now}
+	return &Store{writer: writer, reader: reader, dialect: dialect, tables: newTables(dialect), now: time.Now}
 }
 
 // SingleWriter reports whether the engine takes one writer at a time (SQLite).
@@ -155,6 +155,101 @@ func (s *Store) saveSnapshot(ctx context.Context, tx *sql.Tx, kind, id string, e
 	return nil
 }
 
+// errBatchFenced says a batch written whole met a fence that refused one of its
+// writes, or carried two writes of one grain (two activations: at most one may win).
+var errBatchFenced = errors.New("sqlstore: a write of the batch was fenced off")
+
+// maxSnapshotsPerStatement bounds the snapshots one multi-row statement carries.
+const maxSnapshotsPerStatement = 512
+
+// saveBatch writes every snapshot of batch and every row they carry inside tx with
+// a constant number of statements: one fenced UPDATE per kind of grain for the
+// snapshots that exist, one INSERT for the first versions, then one statement per
+// table of rows. The fence is the same as saveSnapshot's, for many rows at once:
+// each row is updated only at the version its writer loaded, and an UPDATE that
+// changed fewer rows than it carried, or an INSERT that met a row already there,
+// fails the batch with errBatchFenced (the caller rolls back and writes the batch
+// a write at a time, so that the refused writes fail alone). Writes go in
+// (kind, id) order, so batches committing side by side lock rows in one order.
+func (s *Store) saveBatch(ctx context.Context, tx *sql.Tx, batch []*write) error {
+	ws := slices.Clone(batch)
+	slices.SortFunc(ws, func(a, b *write) int {
+		return cmp.Or(cmp.Compare(a.kind, b.kind), cmp.Compare(a.id, b.id))
+	})
+	now := s.now().UnixMicro()
+	var inserts []*write
+	var rows []row
+	for i, w := range ws {
+		if i > 0 && w.kind == ws[i-1].kind && w.id == ws[i-1].id {
+			return errBatchFenced
+		}
+		if w.expected == 0 {
+			inserts = append(inserts, w)
+		}
+		rows = append(rows, w.rows...)
+	}
+	for start := 0; start < len(ws); {
+		// One kind's updates, up to maxSnapshotsPerStatement of them.
+		kind := ws[start].kind
+		var updates []*write
+		end := start
+		for ; end < len(ws) && ws[end].kind == kind && len(updates) < maxSnapshotsPerStatement; end++ {
+			if ws[end].expected != 0 {
+				updates = append(updates, ws[end])
+			}
+		}
+		start = end
+		if len(updates) == 0 {
+			continue
+		}
+		var q strings.Builder
+		args := make([]any, 0, 4*len(updates)+2)
+		q.WriteString(`UPDATE grain_snapshots SET version = version + 1, updated_at = ?, state = CASE id`)
+		args = append(args, now)
+		for _, w := range updates {
+			q.WriteString(` WHEN ? THEN ?`)
+			args = append(args, w.id, w.state)
+		}
+		q.WriteString(` END WHERE kind = ? AND (`)
+		args = append(args, kind)
+		for i, w := range updates {
+			if i > 0 {
+				q.WriteString(` OR `)
+			}
+			q.WriteString(`(id = ? AND version = ?)`)
+			args = append(args, w.id, w.expected)
+		}
+		q.WriteString(`)`)
+		res, err := tx.ExecContext(ctx, q.String(), args...)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n != int64(len(updates)) {
+			return errBatchFenced
+		}
+	}
+	for start := 0; start < len(inserts); start += maxSnapshotsPerStatement {
+		chunk := inserts[start:min(start+maxSnapshotsPerStatement, len(inserts))]
+		args := make([]any, 0, 4*len(chunk))
+		for _, w := range chunk {
+			args = append(args, w.kind, w.id, w.state, now)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO grain_snapshots (kind, id, version, state, updated_at) VALUES (?, ?, 1, ?, ?)`+
+			strings.Repeat(`, (?, ?, 1, ?, ?)`, len(chunk)-1), args...)
+		if s.dialect.IsDuplicate(err) {
+			return errBatchFenced
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return writeRows(ctx, tx, rows)
+}
+
 // inTx runs f in a write transaction and commits it.
 func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 	return s.inTxWith(ctx, nil, f)
@@ -212,45 +307,13 @@ func (s *Store) readLedger(ctx context.Context, l ledger, owner string) (map[str
 	return out, rows.Err()
 }
 
-// writeLedger applies a write's changes to owner's rows inside tx: the orders
-// returned are deleted first, then the added ones inserted (an order returned and
-// added again in one write is both).
-func writeLedger(ctx context.Context, tx *sql.Tx, l ledger, owner string, added map[string]int64, returned []string) error {
-	if len(returned) > 0 {
-		args := []any{owner}
-		for _, id := range returned {
-			args = append(args, id)
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM `+l.table+` WHERE `+l.owner+` = ? AND order_id IN (?`+
-			strings.Repeat(",?", len(returned)-1)+`)`, args...); err != nil {
-			return err
-		}
-	}
-	if len(added) > 0 {
-		args := make([]any, 0, 3*len(added))
-		for id, n := range added {
-			args = append(args, owner, id, n)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO `+l.table+` (`+l.owner+`, order_id, `+l.amount+`) VALUES (?, ?, ?)`+
-			strings.Repeat(", (?, ?, ?)", len(added)-1), args...); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // SaveInventory implements inventory.Store: the snapshot, the ledger's changes and
 // the stock level in one transaction.
 func (s *Store) SaveInventory(ctx context.Context, sku string, expectedVersion int64, state []byte, l inventory.Level, sales inventory.SalesChange) (err error) {
 	defer s.classify(&err)
-	updated := s.now().UnixMicro()
-	return s.saveFenced(ctx, kindInventory, sku, expectedVersion, state, func(ctx context.Context, tx *sql.Tx) error {
-		if err := writeLedger(ctx, tx, salesLedger, sku, sales.Added, sales.Returned); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, s.dialect.UpsertStockLevel(), sku, l.Available, l.Reserved, l.Sold, l.Received, updated)
-		return err
-	})
+	rows := append(ledgerRows(s.tables.salesDelete, s.tables.salesInsert, sku, sales.Added, sales.Returned),
+		row{s.tables.stockLevel, []any{sku, l.Available, l.Reserved, l.Sold, l.Received, s.now().UnixMicro()}})
+	return s.saveFenced(ctx, kindInventory, sku, expectedVersion, state, rows)
 }
 
 // LoadCart implements cart.Store.
@@ -275,13 +338,9 @@ func (s *Store) LoadOrder(ctx context.Context, id string) (_ snapshot.Snapshot, 
 // of the write in one transaction.
 func (s *Store) SaveOrder(ctx context.Context, expectedVersion int64, state []byte, r order.Row, events []outbox.Event) (err error) {
 	defer s.classify(&err)
-	return s.saveFenced(ctx, kindOrder, r.ID, expectedVersion, state, func(ctx context.Context, tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.dialect.UpsertOrderRow(),
-			r.ID, r.AccountID, string(r.Status), r.TotalCents, r.CreatedAt.UnixMicro(), r.UpdatedAt.UnixMicro()); err != nil {
-			return err
-		}
-		return s.insertEvents(ctx, tx, events)
-	})
+	rows := append([]row{{s.tables.order, []any{r.ID, r.AccountID, string(r.Status), r.TotalCents,
+		r.CreatedAt.UnixMicro(), r.UpdatedAt.UnixMicro()}}}, s.eventRows(events)...)
+	return s.saveFenced(ctx, kindOrder, r.ID, expectedVersion, state, rows)
 }
 
 // listedStatuses are the statuses an account sees in its order history: an order

@@ -41,6 +41,7 @@ func Run(t *testing.T, open Open) {
 			return s
 		})
 	})
+	t.Run("batches", func(t *testing.T) { Batches(t, open) })
 	t.Run("accounts", func(t *testing.T) { Accounts(t, open) })
 	t.Run("catalog", func(t *testing.T) { Catalog(t, open) })
 	t.Run("catalog_seeded_once_by_racing_processes", func(t *testing.T) { SeedRace(t, open) })
