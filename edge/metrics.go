@@ -12,15 +12,15 @@ import (
 // Metrics are the shop's Prometheus instruments, on a registry of its own (never
 // the global one, which protoactor's default provider would also grab).
 type Metrics struct {
-	requests     *prometheus.CounterVec
-	latency      *prometheus.HistogramVec
-	grainCalls   *prometheus.CounterVec
-	grainLatency *prometheus.HistogramVec
-	orders       *prometheus.CounterVec
-	checkouts    *prometheus.CounterVec
-	batchWrites  prometheus.Histogram
-	batchLatency prometheus.Histogram
-	batchErrors, batchSplits  prometheus.Counter
+	requests                 *prometheus.CounterVec
+	latency                  *prometheus.HistogramVec
+	grainCalls               *prometheus.CounterVec
+	grainLatency             *prometheus.HistogramVec
+	orders                   *prometheus.CounterVec
+	checkouts                *prometheus.CounterVec
+	batchWrites              prometheus.Histogram
+	batchLatency             prometheus.Histogram
+	batchErrors, batchSplits prometheus.Counter
 }
 
 // NewMetrics registers the shop's instruments and the Go/process collectors on reg.
