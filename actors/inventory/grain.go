@@ -86,6 +86,7 @@ type grain struct {
 	// one the write in flight carries.
 	durableLevel, writtenLevel Level
 	timer                      scheduler.CancelFunc
+	timerAt                    time.Time // when timer fires
 	sched                      *scheduler.TimerScheduler
 	// writeBy is the latest deadline of the commands waiting for the next write:
 	// the write may take until then, since someone still waits for it.
@@ -125,11 +126,11 @@ func (g *grain) ReceiveDefault(ctx cluster.GrainContext) {
 		// Nobody waits for the expiry: it runs on its own deadline.
 		tctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
 		defer cancel()
-		if err := g.apply(tctx, ctx, func(it *Item) (bool, error) {
-			return it.Expire(g.deps.Now()) > 0, nil
-		}); err != nil {
+		if err := g.apply(tctx, ctx, hold, func(*Item) (bool, error) { return false, nil }); err != nil {
 			g.retryLoad()
+			return
 		}
+		g.armTimer()
 	}
 }
 
@@ -138,38 +139,59 @@ func (g *grain) Reserve(req *inventorypb.ReserveRequest, _ func(*inventorypb.Sto
 	if req.TtlMs > 0 {
 		ttl = time.Duration(req.TtlMs) * time.Millisecond
 	}
-	return g.serve(req, gctx, func(it *Item) (bool, error) {
+	return g.serve(req, gctx, hold, func(it *Item) (bool, error) {
 		return it.Reserve(req.OrderId, req.Quantity, g.deps.Now(), ttl)
 	})
 }
 
 func (g *grain) Commit(req *inventorypb.CommitRequest, _ func(*inventorypb.StockLevel), _ func(error), gctx cluster.GrainContext) error {
-	return g.serve(req, gctx, func(it *Item) (bool, error) { return it.Commit(req.OrderId) })
+	return g.serve(req, gctx, fact, func(it *Item) (bool, error) { return it.Commit(req.OrderId) })
 }
 
 func (g *grain) Release(req *inventorypb.ReleaseRequest, _ func(*inventorypb.StockLevel), _ func(error), gctx cluster.GrainContext) error {
-	return g.serve(req, gctx, func(it *Item) (bool, error) { return it.Release(req.OrderId) })
+	return g.serve(req, gctx, hold, func(it *Item) (bool, error) { return it.Release(req.OrderId) })
 }
 
 func (g *grain) Return(req *inventorypb.ReturnRequest, _ func(*inventorypb.StockLevel), _ func(error), gctx cluster.GrainContext) error {
-	return g.serve(req, gctx, func(it *Item) (bool, error) { return it.Return(req.OrderId) })
+	return g.serve(req, gctx, fact, func(it *Item) (bool, error) { return it.Return(req.OrderId) })
 }
 
 func (g *grain) Receive(req *inventorypb.ReceiveRequest, _ func(*inventorypb.StockLevel), _ func(error), gctx cluster.GrainContext) error {
 	if req.RequestId == "" {
 		return reasonpb.ErrInvalid("receive needs a request id")
 	}
-	return g.serve(req, gctx, func(it *Item) (bool, error) { return it.Receive(req.RequestId, req.Quantity) })
+	return g.serve(req, gctx, fact, func(it *Item) (bool, error) { return it.Receive(req.RequestId, req.Quantity) })
 }
 
 func (g *grain) Level(req *inventorypb.LevelRequest, _ func(*inventorypb.StockLevel), _ func(error), gctx cluster.GrainContext) error {
-	return g.serve(req, gctx, func(*Item) (bool, error) { return false, nil })
+	return g.serve(req, gctx, fact, func(*Item) (bool, error) { return false, nil })
 }
+
+// durability says whether a command's change must be durable before its answer.
+type durability bool
+
+const (
+	// fact: a receipt, a sale, a return. It is answered once a write that
+	// covers it has committed, as is a read of a state with such a change not
+	// yet durable.
+	fact durability = true
+	// hold: a reservation, a release, an expiry. A hold is not a fact, so it is
+	// answered at once and written only with the next write a fact starts (or
+	// not at all). A crash may drop a hold that was answered, or bring back one
+	// that was released: neither sells a unit. A dropped reservation makes its
+	// order's commit find it missing, and the saga reserves again from what is
+	// available then (a committing order is durable before its first commit).
+	// A released one that comes back holds its units until it expires. Every
+	// sale is a fact, checked against the stock the grain holds when it runs, so
+	// no unit is sold twice, whatever holds a crash dropped. A flash sale's
+	// checkout then costs its hot SKU one durable write (the sale), not two.
+	hold durability = false
+)
 
 // serve applies one request's command under the caller's deadline. A command whose
 // caller has already given up is not applied: under a backlog (a flash sale) the
 // grain spends no work, and no write, on answers nobody reads.
-func (g *grain) serve(req call.Deadlined, gctx cluster.GrainContext, cmd func(*Item) (bool, error)) error {
+func (g *grain) serve(req call.Deadlined, gctx cluster.GrainContext, d durability, cmd func(*Item) (bool, error)) error {
 	ctx, cancel := call.Serve(req, g.deps.Calls.CallTimeout())
 	defer cancel()
 	if err := ctx.Err(); err != nil {
@@ -178,26 +200,34 @@ func (g *grain) serve(req call.Deadlined, gctx cluster.GrainContext, cmd func(*I
 	if dl, ok := ctx.Deadline(); ok && dl.After(g.writeBy) {
 		g.writeBy = dl
 	}
-	return g.apply(ctx, gctx, cmd)
+	return g.apply(ctx, gctx, d, cmd)
 }
 
 // apply runs one command on the in-memory item (expiring what is due first) and
-// hands its answer to the write pipeline, which sends it once everything the
-// command observed is durable; ctx bounds a load. The generated code answers a
-// returned error at once: only a failure to load returns one.
-func (g *grain) apply(ctx context.Context, gctx cluster.GrainContext, cmd func(*Item) (bool, error)) error {
+// answers it: a hold at once, a fact through the write pipeline, which sends the
+// answer once everything the command observed is durable; ctx bounds a load. The
+// generated code answers a returned error at once: only a failure to load returns
+// one.
+func (g *grain) apply(ctx context.Context, gctx cluster.GrainContext, d durability, cmd func(*Item) (bool, error)) error {
 	if g.item == nil {
 		if err := g.load(ctx); err != nil {
 			return grainerr.Unexpected(g.log, fmt.Errorf("inventory %s: load: %w", g.sku, err))
 		}
 	}
-	expired := g.item.Expire(g.deps.Now()) > 0
+	g.item.Expire(g.deps.Now()) // holds: written with the next fact, if at all
 	changed, err := cmd(g.item)
 	var reply any = g.levelProto()
 	if err != nil {
 		reply = g.toGrainError(err)
 	}
-	if g.writes.Submit(gctx, changed || expired, reply) {
+	if d == hold {
+		g.writes.Answer(gctx, reply)
+		if changed {
+			g.armTimer()
+		}
+		return nil
+	}
+	if g.writes.Submit(gctx, changed, reply) {
 		g.startWrite(gctx)
 	}
 	if !g.writes.Pending() {
@@ -214,7 +244,7 @@ func (g *grain) retryLoad() {
 	if g.timer != nil {
 		g.timer()
 	}
-	g.timer = g.sched.SendOnce(reloadRetry, g.self, &expireTick{})
+	g.timer, g.timerAt = g.sched.SendOnce(reloadRetry, g.self, &expireTick{}), time.Now().Add(reloadRetry)
 }
 
 // startWrite writes the current state, fenced on the durable version: in the
@@ -321,20 +351,20 @@ func (g *grain) load(ctx context.Context) error {
 	return nil
 }
 
-// armTimer schedules the grain's next expiry check at its earliest reservation.
+// armTimer schedules the grain's next expiry check at its earliest reservation,
+// unless the check already armed comes no later.
 func (g *grain) armTimer() {
-	if g.timer != nil {
-		g.timer()
-		g.timer = nil
-	}
 	if g.item == nil {
 		return
 	}
 	next, ok := g.item.NextExpiry()
-	if !ok {
+	if !ok || (g.timer != nil && !g.timerAt.After(next)) {
 		return
 	}
-	g.timer = g.sched.SendOnce(max(time.Until(next), time.Millisecond), g.self, &expireTick{})
+	if g.timer != nil {
+		g.timer()
+	}
+	g.timer, g.timerAt = g.sched.SendOnce(max(time.Until(next), time.Millisecond), g.self, &expireTick{}), next
 }
 
 func (g *grain) levelProto() *inventorypb.StockLevel {

@@ -19,6 +19,7 @@ import (
 	"phoneshop/fault"
 	"phoneshop/internal/shoptest"
 	"phoneshop/persistence/sqlite"
+	"phoneshop/persistence/sqlstore"
 	"phoneshop/protos/inventorypb"
 	"phoneshop/protos/reasonpb"
 )
@@ -46,47 +47,44 @@ func (s *failingStore) SaveInventory(ctx context.Context, sku string, v int64, s
 func TestFailedWriteAnswersNoCommandAndReloads(t *testing.T) {
 	for _, groupCommit := range []bool{true, false} {
 		t.Run(fmt.Sprintf("group_commit_%v", groupCommit), func(t *testing.T) {
-			db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			store := &failingStore{Store: db}
-			m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", NewProvider: cluster.NewInMemoryProvider(cluster.NewInMemoryAgent()),
-				IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()},
-				cluster.Deps{Inventory: inventory.Deps{Store: store, ReservationTTL: func() time.Duration { return time.Minute },
-					Now: time.Now, StoreTimeout: 5 * time.Second, GroupCommit: groupCommit, Logger: slog.New(slog.DiscardHandler)}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(m.Stop)
-			inv := inventorypb.GetInventoryGrainClient(m.Cluster(), "sku-f")
+			db, store, inv := startFailing(t, groupCommit)
 			opt := pcluster.WithTimeout(10 * time.Second)
 			if _, err := inv.Receive(&inventorypb.ReceiveRequest{RequestId: "d1", Quantity: 10}, opt); err != nil {
 				t.Fatal(err)
 			}
-
+			// Holds need no write: they are answered while every write fails.
 			store.failing.Store(true)
+			for i := range 20 {
+				_, err := inv.Reserve(&inventorypb.ReserveRequest{OrderId: fmt.Sprintf("o%d", i), Quantity: 1}, opt)
+				if want := i < 10; (err == nil) != want {
+					t.Fatalf("reserve o%d: %v; want it answered at once (ok for the first 10, out of stock after)", i, err)
+				}
+			}
+			if n := store.writes.Load(); n != 1 {
+				t.Fatalf("%d writes after the receipt and 20 reservations; want only the receipt's", n)
+			}
 			var wg sync.WaitGroup
 			var succeeded, unavailable atomic.Int64
-			for i := range 20 {
+			for i := range 10 {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					_, err := inv.Reserve(&inventorypb.ReserveRequest{OrderId: fmt.Sprintf("o%d", i), Quantity: 1}, opt)
+					_, err := inv.Commit(&inventorypb.CommitRequest{OrderId: fmt.Sprintf("o%d", i)}, opt)
 					switch {
 					case err == nil:
 						succeeded.Add(1)
-					case reasonpb.IsUnavailable(err):
+					case reasonpb.IsUnavailable(err), reasonpb.IsNotFound(err):
+						// unavailable: its write failed; not found: it ran after
+						// the reload, which dropped the holds.
 						unavailable.Add(1)
 					default:
-						t.Errorf("reserve: %v", err)
+						t.Errorf("commit: %v", err)
 					}
 				}()
 			}
 			wg.Wait()
-			if succeeded.Load() != 0 || unavailable.Load() != 20 {
-				t.Fatalf("while writes fail: %d reservations succeeded, %d unavailable; want 0 and 20", succeeded.Load(), unavailable.Load())
+			if succeeded.Load() != 0 || unavailable.Load() != 10 {
+				t.Fatalf("while writes fail: %d sales succeeded, %d failed; want 0 and 10", succeeded.Load(), unavailable.Load())
 			}
 
 			store.failing.Store(false)
@@ -94,18 +92,90 @@ func TestFailedWriteAnswersNoCommandAndReloads(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if l.Available != 10 || l.Reserved != 0 || l.Received != 10 {
-				t.Fatalf("after the failed writes: %v; want the durable 10 available, nothing reserved", l)
+			if l.Available != 10 || l.Reserved != 0 || l.Sold != 0 || l.Received != 10 {
+				t.Fatalf("after the failed writes: %v; want the durable 10 available, nothing reserved or sold", l)
 			}
 			if _, err := inv.Reserve(&inventorypb.ReserveRequest{OrderId: "o-after", Quantity: 3}, opt); err != nil {
 				t.Fatalf("reserve after recovery: %v", err)
 			}
+			if _, err := inv.Commit(&inventorypb.CommitRequest{OrderId: "o-after"}, opt); err != nil {
+				t.Fatalf("commit after recovery: %v", err)
+			}
 			snap, err := db.LoadInventory(context.Background(), "sku-f")
 			if err != nil || snap.Version != 2 {
-				t.Fatalf("durable snapshot = v%d, %v; want v2 (receipt, then one reservation)", snap.Version, err)
+				t.Fatalf("durable snapshot = v%d, %v; want v2 (receipt, then one sale)", snap.Version, err)
+			}
+			sales, err := db.InventorySales(context.Background(), "sku-f")
+			if err != nil || len(sales) != 1 || sales["o-after"] != 3 {
+				t.Fatalf("sales = %v, %v; want o-after's 3 units alone", sales, err)
 			}
 		})
 	}
+}
+
+// TestAHoldLostInACrashSellsNothingTwice: a reservation is answered before it is
+// durable. A new activation on the same store (what a crash leaves) does not know
+// it: the units are available again, the order's commit finds its reservation
+// missing, and the stock sold stays within what was received.
+func TestAHoldLostInACrashSellsNothingTwice(t *testing.T) {
+	db, _, inv := startFailing(t, true)
+	opt := pcluster.WithTimeout(10 * time.Second)
+	if _, err := inv.Receive(&inventorypb.ReceiveRequest{RequestId: "d1", Quantity: 2}, opt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inv.Reserve(&inventorypb.ReserveRequest{OrderId: "a", Quantity: 2}, opt); err != nil {
+		t.Fatal(err)
+	}
+
+	// The crash: a second member on the same store, the first one gone.
+	_, _, again := startOn(t, db, true)
+	l, err := again.Level(&inventorypb.LevelRequest{}, opt)
+	if err != nil || l.Available != 2 || l.Reserved != 0 {
+		t.Fatalf("level after the crash = %v, %v; want the 2 units available again (the hold was never written)", l, err)
+	}
+	if _, err := again.Commit(&inventorypb.CommitRequest{OrderId: "a"}, opt); !reasonpb.IsNotFound(err) {
+		t.Fatalf("commit of the lost hold: %v; want not found (the saga reserves again)", err)
+	}
+	if _, err := again.Reserve(&inventorypb.ReserveRequest{OrderId: "b", Quantity: 2}, opt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := again.Commit(&inventorypb.CommitRequest{OrderId: "b"}, opt); err != nil {
+		t.Fatal(err)
+	}
+	// Order a's saga reserves again: nothing is left for it.
+	if _, err := again.Reserve(&inventorypb.ReserveRequest{OrderId: "a", Quantity: 2}, opt); !reasonpb.IsOutOfStock(err) {
+		t.Fatalf("reserve again after b bought the units: %v; want out of stock", err)
+	}
+	sales, err := db.InventorySales(context.Background(), "sku-f")
+	if err != nil || len(sales) != 1 || sales["b"] != 2 {
+		t.Fatalf("sales = %v, %v; want b's 2 units alone", sales, err)
+	}
+}
+
+func startFailing(t *testing.T, groupCommit bool) (*sqlstore.Store, *failingStore, *inventorypb.InventoryGrainClient) {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return startOn(t, db, groupCommit)
+}
+
+// startOn starts a member of its own on db, with a store that fails on demand, and
+// returns the client of its grain sku-f.
+func startOn(t *testing.T, db *sqlstore.Store, groupCommit bool) (*sqlstore.Store, *failingStore, *inventorypb.InventoryGrainClient) {
+	t.Helper()
+	store := &failingStore{Store: db}
+	m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", NewProvider: cluster.NewInMemoryProvider(cluster.NewInMemoryAgent()),
+		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()},
+		cluster.Deps{Inventory: inventory.Deps{Store: store, ReservationTTL: func() time.Duration { return time.Minute },
+			Now: time.Now, StoreTimeout: 5 * time.Second, GroupCommit: groupCommit, Logger: slog.New(slog.DiscardHandler)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	return db, store, inventorypb.GetInventoryGrainClient(m.Cluster(), "sku-f")
 }
 
 // TestSnapshotWithSalesInsideMovesThemToTheLedger: a snapshot written when the

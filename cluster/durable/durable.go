@@ -51,6 +51,13 @@ func (p *Pipeline) Saving() bool { return p.saving }
 // Pending reports whether answers wait for a write that has not started yet.
 func (p *Pipeline) Pending() bool { return len(p.pending) > 0 }
 
+// Answer answers the command being processed at once: its change need not be
+// durable before its answer (a hold a crash may drop), and it did not depend on
+// one that must be. Whatever it changed is written with the next write.
+func (p *Pipeline) Answer(ctx actor.Context, reply any) {
+	answer(ctx, waiter{sender: ctx.Sender(), reply: reply})
+}
+
 // Submit records the outcome of the command being processed (ctx's current
 // message): changed says whether it changed the state, reply is what its sender gets
 // (a response or an error) once what it observed is durable. It reports whether the
