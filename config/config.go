@@ -33,6 +33,13 @@ type Dev struct {
 	HTTP
 	Accounts
 	Mail
+	// DevMail runs the relay and a mailer in the process. Off, the events of
+	// orders and campaigns are still written to the outbox in the transaction that
+	// makes them true, and wait there: what a node does when its mailer runs
+	// elsewhere. make bench turns it off, so that the checkout it measures shares
+	// its cores with the database, not with a mailer (whose send rate mail.txt
+	// measures on its own).
+	DevMail bool `conf:"default:true,env:DEV_MAIL,flag:dev-mail,help:send the shop's e-mail in process as .eml files under <data-dir>/mail (off: events wait in the outbox for a mailer)"`
 	ClusterNet
 	// ConsulAddr, when set, overlays the live settings with Consul KV (dev keeps
 	// in-memory membership).

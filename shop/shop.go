@@ -139,7 +139,9 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	if err := s.startEdge(b, c, cfg.HTTP, true); err != nil {
 		return nil, err
 	}
-	s.startDevMail(b, cfg)
+	if cfg.DevMail {
+		s.startDevMail(b, cfg)
+	}
 	return s, nil
 }
 
