@@ -29,12 +29,26 @@ type Line struct {
 type Cart struct {
 	lines      []Line
 	checkedOut []string
+	// revision counts the changes: an order remembers the revision its lines
+	// came from.
+	revision uint64
 }
 
-// New rebuilds a cart from its persisted lines and checkout history.
-func New(lines []Line, checkedOut []string) *Cart {
-	return &Cart{lines: slices.Clone(lines), checkedOut: slices.Clone(checkedOut)}
+// Checkout is the confirmed order a cart's lines went into, and the revision of
+// the cart they came from.
+type Checkout struct {
+	OrderID  string
+	Revision uint64
 }
+
+// New rebuilds a cart from its persisted lines, checkout history and revision.
+func New(lines []Line, checkedOut []string, revision uint64) *Cart {
+	return &Cart{lines: slices.Clone(lines), checkedOut: slices.Clone(checkedOut), revision: revision}
+}
+
+// Revision counts the cart's changes; 0 for a cart that has none since it was
+// written by a release that did not count them.
+func (c *Cart) Revision() uint64 { return c.revision }
 
 // Lines returns a copy of the lines.
 func (c *Cart) Lines() []Line { return slices.Clone(c.lines) }
@@ -61,6 +75,7 @@ func (c *Cart) SetQuantity(sku string, qty int64, maxPerLine int64) (changed boo
 	default:
 		c.lines[i].Quantity = qty
 	}
+	c.revision++
 	return true, nil
 }
 
@@ -68,6 +83,9 @@ func (c *Cart) SetQuantity(sku string, qty int64, maxPerLine int64) (changed boo
 func (c *Cart) Clear() (changed bool) {
 	changed = len(c.lines) > 0
 	c.lines = nil
+	if changed {
+		c.revision++
+	}
 	return changed
 }
 
@@ -83,5 +101,18 @@ func (c *Cart) CheckedOutInto(orderID string) (changed bool) {
 	if n := len(c.checkedOut); n > checkedOutWindow {
 		c.checkedOut = slices.Clone(c.checkedOut[n-checkedOutWindow:])
 	}
+	c.revision++
 	return true
+}
+
+// Recover empties the cart when its lines went into a confirmed order: the latest
+// order placed from this cart came from the revision the cart holds (or a later
+// one). That is a cart whose emptying was not durable yet when a crash came; the
+// order was, and says so. A cart changed since the order was placed keeps its
+// lines: they are not the ones bought.
+func (c *Cart) Recover(last Checkout) (changed bool) {
+	if last.OrderID == "" || last.Revision == 0 || last.Revision < c.revision || len(c.lines) == 0 {
+		return false
+	}
+	return c.CheckedOutInto(last.OrderID)
 }

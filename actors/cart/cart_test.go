@@ -3,6 +3,7 @@ package cart
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -93,7 +94,7 @@ func TestSetQuantity(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := New(tc.start, []string{"ord-1"})
+			c := New(tc.start, []string{"ord-1"}, 0)
 			changed, err := c.SetQuantity(tc.sku, tc.qty, maxPerLine)
 			if tc.wantErr == nil && err != nil {
 				t.Fatalf("SetQuantity() unexpected error %v", err)
@@ -119,7 +120,7 @@ func TestSetQuantitySequenceKeepsFirstAddedOrder(t *testing.T) {
 		wantChanged bool
 		want        []Line
 	}
-	c := New(nil, nil)
+	c := New(nil, nil, 0)
 	for i, s := range []set{
 		{"a", 1, true, []Line{{"a", 1}}},
 		{"b", 1, true, []Line{{"a", 1}, {"b", 1}}},
@@ -145,7 +146,7 @@ func TestSetQuantitySequenceKeepsFirstAddedOrder(t *testing.T) {
 func TestNewAndAccessorsCopy(t *testing.T) {
 	lines := []Line{{"a", 1}, {"b", 2}}
 	ids := []string{"ord-1"}
-	c := New(lines, ids)
+	c := New(lines, ids, 0)
 
 	lines[0].Quantity = 99
 	ids[0] = "changed"
@@ -175,7 +176,7 @@ func TestClear(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := New(tc.start, []string{"ord-1"})
+			c := New(tc.start, []string{"ord-1"}, 0)
 			if got := c.Clear(); got != tc.wantChanged {
 				t.Fatalf("Clear() = %v, want %v", got, tc.wantChanged)
 			}
@@ -224,7 +225,7 @@ func TestCheckedOutInto(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := New(nil, nil)
+			c := New(nil, nil, 0)
 			for i, o := range tc.ops {
 				for _, l := range o.fill {
 					if _, err := c.SetQuantity(l.SKU, l.Quantity, maxPerLine); err != nil {
@@ -244,7 +245,7 @@ func TestCheckedOutInto(t *testing.T) {
 }
 
 func TestCheckedOutIntoWindow(t *testing.T) {
-	c := New(nil, nil)
+	c := New(nil, nil, 0)
 	var want []string
 	for i := range checkedOutWindow {
 		id := fmt.Sprintf("ord-%d", i)
@@ -297,5 +298,49 @@ func mustSet(t *testing.T, c *Cart, sku string, qty int64) {
 	t.Helper()
 	if _, err := c.SetQuantity(sku, qty, maxPerLine); err != nil {
 		t.Fatalf("SetQuantity(%s, %d) = %v", sku, qty, err)
+	}
+}
+
+// TestRecover: a cart empties itself from the confirmed order placed from its
+// revision (or a later one), and keeps lines changed since.
+func TestRecover(t *testing.T) {
+	filled := func() *Cart {
+		c := New(nil, nil, 0)
+		if _, err := c.SetQuantity("a", 1, 5); err != nil {
+			t.Fatal(err)
+		}
+		return c // revision 1
+	}
+	for _, tc := range []struct {
+		name  string
+		cart  func() *Cart
+		last  Checkout
+		empty bool
+	}{
+		{"placed_from_this_revision", filled, Checkout{OrderID: "o1", Revision: 1}, true},
+		{"no_order", filled, Checkout{}, false},
+		{"order_from_an_older_revision", func() *Cart {
+			c := filled()
+			_, _ = c.SetQuantity("b", 1, 5)
+			return c
+		}, Checkout{OrderID: "o1", Revision: 1}, false},
+		{"order_from_no_revision", func() *Cart { return New([]Line{{SKU: "a", Quantity: 1}}, nil, 0) }, Checkout{OrderID: "o1"}, false},
+		{"already_emptied_into_it", func() *Cart {
+			c := filled()
+			c.CheckedOutInto("o1")
+			return c
+		}, Checkout{OrderID: "o1", Revision: 1}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.cart()
+			before := c.Revision()
+			changed := c.Recover(tc.last)
+			if changed != tc.empty || (len(c.Lines()) == 0) != (tc.empty || len(tc.cart().Lines()) == 0) {
+				t.Fatalf("Recover(%+v) = %v, lines %v", tc.last, changed, c.Lines())
+			}
+			if changed && (c.Revision() != before+1 || !slices.Contains(c.CheckedOut(), tc.last.OrderID)) {
+				t.Fatalf("recovered cart: revision %d (was %d), checked out %v", c.Revision(), before, c.CheckedOut())
+			}
+		})
 	}
 }

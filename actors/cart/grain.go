@@ -28,9 +28,13 @@ const KindName = "Cart"
 
 // Store persists cart snapshots, fenced like every grain snapshot: SaveCart succeeds
 // only when the stored version is expectedVersion, else snapshot.ErrStale.
+//
+// CartCheckedOut returns the account's confirmed order (confirmed, or moved on
+// from there) placed from the highest cart revision, if any.
 type Store interface {
 	LoadCart(ctx context.Context, accountID string) (snapshot.Snapshot, error)
 	SaveCart(ctx context.Context, accountID string, expectedVersion int64, state []byte) error
+	CartCheckedOut(ctx context.Context, accountID string) (Checkout, error)
 }
 
 // Variant is what checkout needs to know of a SKU: what it is and what it costs now.
@@ -65,10 +69,11 @@ type Deps struct {
 	Logger    *slog.Logger
 }
 
-var deps = grainctx.NewSlot[Deps]()
+// deps holds a pointer, so every grain shares one Deps rather than copying it.
+var deps = grainctx.NewSlot[*Deps]()
 
 // Attach makes d the dependencies of the cart grains of system.
-func Attach(system *actor.ActorSystem, d Deps) { deps.Put(system, d) }
+func Attach(system *actor.ActorSystem, d Deps) { deps.Put(system, &d) }
 
 // Kind returns the cluster kind; an idle grain passivates after idle.
 func Kind(idle time.Duration) *cluster.Kind {
@@ -76,22 +81,29 @@ func Kind(idle time.Duration) *cluster.Kind {
 }
 
 type grain struct {
-	deps      Deps
+	deps      *Deps
 	accountID string
-	log       *slog.Logger
 	cart      *Cart // nil until loaded (again)
 	version   int64
+	// emptying is the write of a cart emptied by a checkout, in flight (nil:
+	// none); it reports its outcome once.
+	emptying chan error
+}
+
+// log is the grain's logger, made when something is logged: made at activation and
+// kept, it was a fifth of an idle cart's heap (docs/benchmarks/memory.md).
+func (g *grain) log() *slog.Logger {
+	return g.deps.Logger.With("kind", KindName, "account", g.accountID)
 }
 
 func (g *grain) Init(gctx cluster.GrainContext) {
 	g.deps = deps.Get(gctx.ActorSystem())
 	g.accountID = gctx.Identity()
-	g.log = g.deps.Logger.With("kind", KindName, "account", g.accountID)
 	// The activation loads on its own deadline: no request is being served yet.
 	ctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
 	defer cancel()
 	if err := g.load(ctx); err != nil {
-		g.log.Error("load snapshot failed; will retry on the next command", "err", err)
+		g.log().Error("load snapshot failed; will retry on the next command", "err", err)
 	}
 }
 
@@ -149,7 +161,7 @@ func (g *grain) Checkout(req *cartpb.CheckoutRequest, gctx cluster.GrainContext)
 		}
 		place := &orderpb.PlaceRequest{
 			AccountId: g.accountID, RequestHash: req.RequestHash, Lines: lines,
-			ShippingAddress: req.ShippingAddress, Currency: g.deps.Currency,
+			ShippingAddress: req.ShippingAddress, Currency: g.deps.Currency, CartRevision: g.cart.Revision(),
 			DeadlineUnixMs:   call.Deadline(ctx),
 			HasExpectedTotal: req.HasExpectedTotal, ExpectedTotalCents: req.ExpectedTotalCents,
 		}
@@ -160,7 +172,7 @@ func (g *grain) Checkout(req *cartpb.CheckoutRequest, gctx cluster.GrainContext)
 			if !errors.As(err, &answered) {
 				// No answer (unreachable, no time left): a plain error would cross
 				// the wire as reason UNKNOWN, so say what it is.
-				return nil, grainerr.Unexpected(g.log, fmt.Errorf("order %s: %w", req.OrderId, err))
+				return nil, grainerr.Unexpected(g.log(), fmt.Errorf("order %s: %w", req.OrderId, err))
 			}
 			promos := answered.Metadata["promos"]
 			if reasonpb.IsPriceChanged(answered) && promos != "" && attempt < maxRepricings {
@@ -169,12 +181,8 @@ func (g *grain) Checkout(req *cartpb.CheckoutRequest, gctx cluster.GrainContext)
 			}
 			return nil, answered // the order grain's own answer (out of stock, mismatch, ...)
 		}
-		if view.GetOrder().GetStatus() == string(order.StatusConfirmed) {
-			if _, err := g.apply(ctx, func(c *Cart) (bool, error) { return c.CheckedOutInto(req.OrderId), nil }); err != nil {
-				// The order stands; only the cart could not be emptied. A retry of
-				// the same checkout empties it.
-				g.log.Warn("order confirmed but cart not emptied", "order", req.OrderId, "err", err)
-			}
+		if view.GetOrder().GetStatus() == string(order.StatusConfirmed) && g.cart != nil && g.cart.CheckedOutInto(req.OrderId) {
+			g.empty()
 		}
 		return view, nil
 	}
@@ -199,7 +207,7 @@ func (g *grain) priceLines(ctx context.Context, exclude []string) ([]*orderpb.Or
 	defer cancel()
 	variants, err := g.deps.Catalog.Variants(ctx, skus)
 	if err != nil {
-		return nil, grainerr.Unexpected(g.log, fmt.Errorf("cart %s: price lines: %w", g.accountID, err))
+		return nil, grainerr.Unexpected(g.log(), fmt.Errorf("cart %s: price lines: %w", g.accountID, err))
 	}
 	lines := make([]*orderpb.OrderLine, 0, len(cartLines))
 	toPrice := make([]promo.PriceLine, 0, len(cartLines))
@@ -221,12 +229,60 @@ func (g *grain) priceLines(ctx context.Context, exclude []string) ([]*orderpb.Or
 	return lines, nil
 }
 
+// empty writes the cart a checkout emptied without making the checkout's answer
+// wait for it. The order is durable before that answer, and it records the cart
+// revision its lines came from: if this write is lost (a crash, a failed or
+// fenced write), the durable cart still holds those lines at that revision, and
+// the next load finds the confirmed order placed from it and empties the cart
+// again (Recover). So a shopper never sees bought lines come back to their cart,
+// and the checkout costs one durable write fewer before its answer.
+func (g *grain) empty() {
+	done := make(chan error, 1)
+	g.emptying = done
+	state, err := proto.Marshal(toProto(g.cart))
+	if err != nil {
+		done <- err
+		return
+	}
+	store, id, version, timeout := g.deps.Store, g.accountID, g.version, g.deps.StoreTimeout
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		done <- store.SaveCart(ctx, id, version, state)
+	}()
+}
+
+// settle waits for the write of an emptied cart, if one is in flight: the next
+// write is fenced on the version it makes. A lost one drops the cart, and the
+// reload empties it again from its order.
+func (g *grain) settle(ctx context.Context) error {
+	if g.emptying == nil {
+		return nil
+	}
+	select {
+	case err := <-g.emptying:
+		g.emptying = nil
+		if err != nil {
+			g.log().Warn("emptied cart not written; reloading (the confirmed order empties it again)", "err", err)
+			g.cart = nil
+			return nil
+		}
+		g.version++
+		return nil
+	case <-ctx.Done():
+		return reasonpb.ErrUnavailable("cart %s: the write of the emptied cart is still running", g.accountID)
+	}
+}
+
 // apply runs one command and persists before replying when anything changed; ctx
 // bounds the store calls.
 func (g *grain) apply(ctx context.Context, cmd func(*Cart) (bool, error)) (*cartpb.CartView, error) {
+	if err := g.settle(ctx); err != nil {
+		return nil, err
+	}
 	if g.cart == nil {
 		if err := g.load(ctx); err != nil {
-			return nil, grainerr.Unexpected(g.log, fmt.Errorf("cart %s: load: %w", g.accountID, err))
+			return nil, grainerr.Unexpected(g.log(), fmt.Errorf("cart %s: load: %w", g.accountID, err))
 		}
 	}
 	changed, err := cmd(g.cart)
@@ -236,7 +292,7 @@ func (g *grain) apply(ctx context.Context, cmd func(*Cart) (bool, error)) (*cart
 	if changed {
 		if err := g.save(ctx); err != nil {
 			g.cart = nil
-			return nil, grainerr.Unexpected(g.log, fmt.Errorf("cart %s: save: %w", g.accountID, err))
+			return nil, grainerr.Unexpected(g.log(), fmt.Errorf("cart %s: save: %w", g.accountID, err))
 		}
 	}
 	return viewProto(g.cart), nil
@@ -253,7 +309,23 @@ func (g *grain) load(ctx context.Context) error {
 	if err := proto.Unmarshal(snap.State, &st); err != nil {
 		return fmt.Errorf("decode snapshot v%d: %w", snap.Version, err)
 	}
-	g.cart, g.version = fromProto(&st), snap.Version
+	c := fromProto(&st)
+	if len(c.Lines()) > 0 {
+		last, err := g.deps.Store.CartCheckedOut(ctx, g.accountID)
+		if err != nil {
+			return err
+		}
+		g.cart, g.version = c, snap.Version
+		if c.Recover(last) {
+			g.log().Info("cart emptied again from its confirmed order", "order", last.OrderID, "revision", last.Revision)
+			if err := g.save(ctx); err != nil {
+				g.cart = nil
+				return err
+			}
+		}
+		return nil
+	}
+	g.cart, g.version = c, snap.Version
 	return nil
 }
 
@@ -266,7 +338,7 @@ func (g *grain) save(ctx context.Context) error {
 	defer cancel()
 	if err := g.deps.Store.SaveCart(ctx, g.accountID, g.version, state); err != nil {
 		if errors.Is(err, snapshot.ErrStale) {
-			g.log.Warn("snapshot fenced off: another activation wrote a newer version; reloading", "version", g.version)
+			g.log().Warn("snapshot fenced off: another activation wrote a newer version; reloading", "version", g.version)
 		}
 		return err
 	}
@@ -281,12 +353,12 @@ func (g *grain) toGrainError(err error) error {
 	case errors.Is(err, ErrEmpty):
 		return reasonpb.ErrConflict("%v", err)
 	default:
-		return grainerr.Unexpected(g.log, err)
+		return grainerr.Unexpected(g.log(), err)
 	}
 }
 
 func toProto(c *Cart) *cartpb.CartState {
-	return &cartpb.CartState{Lines: viewProto(c).Lines, CheckedOut: c.CheckedOut()}
+	return &cartpb.CartState{Lines: viewProto(c).Lines, CheckedOut: c.CheckedOut(), Revision: c.Revision()}
 }
 
 func fromProto(st *cartpb.CartState) *Cart {
@@ -294,7 +366,7 @@ func fromProto(st *cartpb.CartState) *Cart {
 	for i, l := range st.Lines {
 		lines[i] = Line{SKU: l.Sku, Quantity: l.Quantity}
 	}
-	return New(lines, st.CheckedOut)
+	return New(lines, st.CheckedOut, st.Revision)
 }
 
 func viewProto(c *Cart) *cartpb.CartView {

@@ -38,6 +38,8 @@ type Row struct {
 	TotalCents int64
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+	// CartRevision is the revision of the cart the order was placed from (0: none).
+	CartRevision uint64
 }
 
 // ListCursor is where a page of an account's order history ends (newest first).
@@ -222,7 +224,7 @@ func (g *grain) Place(req *orderpb.PlaceRequest, _ cluster.GrainContext) (*order
 		expected = &req.ExpectedTotalCents
 	}
 	replay, err := g.order.Place(g.id, req.AccountId, req.RequestHash, req.Currency,
-		linesFromProto(req.Lines), addressFromProto(req.ShippingAddress), expected, g.deps.Now())
+		linesFromProto(req.Lines), addressFromProto(req.ShippingAddress), expected, req.CartRevision, g.deps.Now())
 	if err != nil {
 		return nil, g.toGrainError(err)
 	}
@@ -389,7 +391,8 @@ func (g *grain) save(ctx context.Context, o *Order) error {
 	}
 	sctx, cancel := context.WithTimeout(ctx, g.deps.StoreTimeout)
 	defer cancel()
-	row := Row{ID: o.ID, AccountID: o.AccountID, Status: o.Status, TotalCents: o.TotalCents, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
+	row := Row{ID: o.ID, AccountID: o.AccountID, Status: o.Status, TotalCents: o.TotalCents, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
+		CartRevision: o.CartRevision}
 	var events []outbox.Event
 	if key := eventOf[o.Status]; key != "" {
 		e, err := outbox.New(key, o.ID, eventPayload(o), o.UpdatedAt)
@@ -554,6 +557,7 @@ func toProto(o *Order) *orderpb.OrderState {
 	st := &orderpb.OrderState{
 		Id: o.ID, AccountId: o.AccountID, RequestHash: o.RequestHash, Status: string(o.Status),
 		Currency: o.Currency, TotalCents: o.TotalCents, RejectedSkus: o.RejectedSKUs, RejectedPromos: o.RejectedPromos,
+		CartRevision: o.CartRevision,
 		ShippingAddress: &orderpb.Address{
 			Name: o.Address.Name, Line1: o.Address.Line1, Line2: o.Address.Line2,
 			City: o.Address.City, PostalCode: o.Address.PostalCode, Country: o.Address.Country,
@@ -579,6 +583,7 @@ func fromProto(st *orderpb.OrderState) *Order {
 		ID: st.Id, AccountID: st.AccountId, RequestHash: st.RequestHash, Status: Status(st.Status),
 		Lines: linesFromProto(st.Lines), Address: addressFromProto(st.ShippingAddress),
 		Currency: st.Currency, TotalCents: st.TotalCents, RejectedSKUs: st.RejectedSkus, RejectedPromos: st.RejectedPromos,
+		CartRevision: st.CartRevision,
 	}
 	if st.CreatedAt != nil {
 		o.CreatedAt = st.CreatedAt.AsTime()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"google.golang.org/protobuf/proto"
 
 	"phoneshop/actors/cart"
 	"phoneshop/actors/inventory"
@@ -21,6 +22,7 @@ import (
 	"phoneshop/internal/shoptest"
 	"phoneshop/notify/outbox"
 	"phoneshop/persistence/sqlite"
+	"phoneshop/persistence/sqlstore"
 	"phoneshop/protos/cartpb"
 	"phoneshop/protos/inventorypb"
 	"phoneshop/protos/orderpb"
@@ -112,14 +114,25 @@ func (s *faultyStock) SaveInventory(ctx context.Context, sku string, v int64, st
 	return s.Store.SaveInventory(ctx, sku, v, state, l, sales)
 }
 
-// recordedCarts is the cart store; it records the deadlines of its writes.
+// recordedCarts is the cart store; it records the deadlines of its writes, and
+// fails the writes of emptied carts while loseEmptied is set.
 type recordedCarts struct {
 	cart.Store
-	deadlines *deadlines
+	deadlines   *deadlines
+	loseEmptied atomic.Bool
+	lost        atomic.Int32
 }
 
 func (s *recordedCarts) SaveCart(ctx context.Context, accountID string, version int64, state []byte) error {
 	s.deadlines.record(ctx, "cart")
+	var st cartpb.CartState
+	if err := proto.Unmarshal(state, &st); err != nil {
+		return err
+	}
+	if len(st.Lines) == 0 && s.loseEmptied.Load() {
+		s.lost.Add(1)
+		return fault.Unavailable(errors.New("cart store away"))
+	}
 	return s.Store.SaveCart(ctx, accountID, version, state)
 }
 
@@ -135,7 +148,8 @@ func (oneVariant) Variants(_ context.Context, skus []string) (map[string]cart.Va
 }
 
 type sagaHarness struct {
-	db        order.Store
+	db        *sqlstore.Store
+	carts     *recordedCarts
 	orders    *faultyOrders
 	stock     *faultyStock
 	deadlines *deadlines
@@ -152,7 +166,8 @@ func startSaga(t *testing.T) *sagaHarness {
 	}
 	t.Cleanup(func() { db.Close() })
 	dls := &deadlines{}
-	h := &sagaHarness{db: db, orders: &faultyOrders{Store: db, deadlines: dls}, stock: &faultyStock{Store: db, deadlines: dls}, deadlines: dls}
+	h := &sagaHarness{db: db, orders: &faultyOrders{Store: db, deadlines: dls}, stock: &faultyStock{Store: db, deadlines: dls}, deadlines: dls,
+		carts: &recordedCarts{Store: db, deadlines: dls}}
 	log := shoptest.Logger()
 	m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", NewProvider: cluster.NewInMemoryProvider(cluster.NewInMemoryAgent()),
 		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: log},
@@ -160,7 +175,7 @@ func startSaga(t *testing.T) *sagaHarness {
 			Inventory: inventory.Deps{Store: h.stock, ReservationTTL: func() time.Duration { return time.Minute },
 				Now: time.Now, StoreTimeout: 5 * time.Second, GroupCommit: true, Logger: log},
 			Order: order.Deps{Store: h.orders, Calls: call.DefaultPolicy(), Now: time.Now, StoreTimeout: 5 * time.Second, Logger: log},
-			Cart: cart.Deps{Store: &recordedCarts{Store: db, deadlines: dls}, Catalog: oneVariant{},
+			Cart: cart.Deps{Store: h.carts, Catalog: oneVariant{},
 				MaxLineQuantity: func() int64 { return 10 }, Currency: "USD", Calls: call.DefaultPolicy(),
 				StoreTimeout: 5 * time.Second, Logger: log},
 		})
@@ -335,7 +350,9 @@ func TestCheckoutDeadlineBoundsEveryHop(t *testing.T) {
 	if err != nil || view.Order.Status != string(order.StatusConfirmed) {
 		t.Fatalf("checkout = %v, %v; want confirmed", view, err)
 	}
-	for _, kind := range []string{"inventory", "order", "cart"} {
+	// The emptied cart is written after the answer, on a deadline of its own
+	// (actors/cart: empty); the writes the answer waits for end by its deadline.
+	for _, kind := range []string{"inventory", "order"} {
 		t.Run(kind+"_write_ends_by_the_checkouts_deadline", func(t *testing.T) {
 			got, ok := h.deadlines.of(kind)
 			if !ok {
@@ -345,5 +362,64 @@ func TestCheckoutDeadlineBoundsEveryHop(t *testing.T) {
 				t.Fatalf("%s write had deadline %v, want one by the checkout's %v", kind, got, deadline)
 			}
 		})
+	}
+}
+
+// TestALostEmptiedCartEmptiesItselfFromItsOrder: the checkout is answered before
+// the emptied cart is durable. When that write is lost, the cart still holds the
+// bought lines in the store, at the revision the confirmed order was placed from:
+// the cart empties itself again when it loads, and a cart changed since keeps its
+// lines.
+func TestALostEmptiedCartEmptiesItselfFromItsOrder(t *testing.T) {
+	h := startSaga(t)
+	h.stocked(t, "sku-1", 10)
+	shopper := cartpb.GetCartGrainClient(h.c, "acc-1")
+	if _, err := shopper.SetLine(&cartpb.SetLineRequest{Sku: "sku-1", Quantity: 2}, opt); err != nil {
+		t.Fatal(err)
+	}
+	h.carts.loseEmptied.Store(true)
+	addr := &orderpb.Address{Name: "Ann", Line1: "1 Main St", City: "Springfield", PostalCode: "12345", Country: "US"}
+	view, err := shopper.Checkout(&cartpb.CheckoutRequest{OrderId: order.ID("acc-1", "k-lost"), RequestHash: "h", ShippingAddress: addr}, opt)
+	if err != nil || view.Order.Status != string(order.StatusConfirmed) {
+		t.Fatalf("checkout = %v, %v; want confirmed", view, err)
+	}
+	// The shopper's next look notices the lost write; the cart reloads the
+	// bought lines from the store, empties itself from the order, and cannot
+	// write that either while the store is away.
+	if _, err := shopper.Get(&cartpb.GetCartRequest{}, opt); !reasonpb.IsUnavailable(err) {
+		t.Fatalf("cart while its writes fail: %v; want unavailable", err)
+	}
+	if h.carts.lost.Load() != 2 {
+		t.Fatalf("%d emptied carts lost; want 2 (after the checkout, then at the reload)", h.carts.lost.Load())
+	}
+	h.carts.loseEmptied.Store(false)
+	snap, err := h.db.LoadCart(context.Background(), "acc-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st cartpb.CartState
+	if err := proto.Unmarshal(snap.State, &st); err != nil || len(st.Lines) != 1 {
+		t.Fatalf("stored cart = %v, %v; want the bought line still there", &st, err)
+	}
+	// The store is back: the next load empties the cart from its order.
+	got, err := shopper.Get(&cartpb.GetCartRequest{}, opt)
+	if err != nil || len(got.Lines) != 0 {
+		t.Fatalf("cart = %v, %v; want empty", got, err)
+	}
+	// Once it is written, a cart filled again keeps its new lines at every load.
+	if _, err := shopper.SetLine(&cartpb.SetLineRequest{Sku: "sku-1", Quantity: 1}, opt); err != nil {
+		t.Fatal(err)
+	}
+	snap, err = h.db.LoadCart(context.Background(), "acc-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Reset()
+	if err := proto.Unmarshal(snap.State, &st); err != nil || len(st.Lines) != 1 || st.Lines[0].Quantity != 1 || st.Revision < 3 {
+		t.Fatalf("stored cart = %v, %v; want the new line at a later revision", &st, err)
+	}
+	last, err := h.db.CartCheckedOut(context.Background(), "acc-1")
+	if err != nil || last.OrderID != order.ID("acc-1", "k-lost") || last.Revision >= st.Revision {
+		t.Fatalf("last checkout = %+v, %v; want the order, placed from an older revision than %d", last, err, st.Revision)
 	}
 }

@@ -123,6 +123,10 @@ type Order struct {
 	RejectedSKUs []string
 	// RejectedPromos are the campaigns that refused the order's discount.
 	RejectedPromos []string
+	// CartRevision is the revision of the cart the lines came from (0: none). A
+	// cart whose emptying was lost in a crash finds the order placed from its
+	// revision, confirmed, and empties itself again (actors/cart).
+	CartRevision uint64
 }
 
 // DiscountCents is the sum of the lines' discounts.
@@ -176,7 +180,9 @@ func (o *Order) Exists() bool { return o.AccountID != "" }
 //
 // expectedTotal, when set, is the total the shopper was shown: a new order at
 // another total is refused with a *PriceChangedError and nothing changes.
-func (o *Order) Place(id, accountID, requestHash, currency string, lines []Line, addr Address, expectedTotal *int64, now time.Time) (replay bool, err error) {
+// cartRevision is the revision of the cart the lines come from (0: none).
+func (o *Order) Place(id, accountID, requestHash, currency string, lines []Line, addr Address, expectedTotal *int64,
+	cartRevision uint64, now time.Time) (replay bool, err error) {
 	if o.Exists() && o.Status != StatusRejected {
 		if o.AccountID != accountID || o.RequestHash != requestHash {
 			return false, ErrIdempotencyMismatch
@@ -214,7 +220,7 @@ func (o *Order) Place(id, accountID, requestHash, currency string, lines []Line,
 	*o = Order{
 		ID: id, AccountID: accountID, RequestHash: requestHash, Status: StatusPending,
 		Lines: slices.Clone(lines), Address: addr, Currency: currency, TotalCents: total,
-		CreatedAt: created, UpdatedAt: now,
+		CreatedAt: created, UpdatedAt: now, CartRevision: cartRevision,
 	}
 	return false, nil
 }

@@ -214,7 +214,7 @@ var (
 func placed(t *testing.T, lines ...Line) *Order {
 	t.Helper()
 	o := &Order{}
-	replay, err := o.Place(ID(acct, "key-1"), acct, hash, "EUR", lines, addr, nil, t0)
+	replay, err := o.Place(ID(acct, "key-1"), acct, hash, "EUR", lines, addr, nil, 0, t0)
 	if err != nil || replay {
 		t.Fatalf("Place() = %v, %v; want false, nil", replay, err)
 	}
@@ -396,7 +396,7 @@ func TestPlace(t *testing.T) {
 			if tc.hash != "" {
 				h = tc.hash
 			}
-			replay, err := o.Place(id, account, h, "EUR", tc.lines, addr, nil, later)
+			replay, err := o.Place(id, account, h, "EUR", tc.lines, addr, nil, 0, later)
 			if tc.wantErr == nil && err != nil {
 				t.Fatalf("Place() unexpected error %v", err)
 			}
@@ -416,7 +416,7 @@ func TestPlace(t *testing.T) {
 func TestPlaceCopiesLines(t *testing.T) {
 	lines := []Line{lineA}
 	o := &Order{}
-	if _, err := o.Place("id", acct, hash, "EUR", lines, addr, nil, t0); err != nil {
+	if _, err := o.Place("id", acct, hash, "EUR", lines, addr, nil, 0, t0); err != nil {
 		t.Fatalf("Place() = %v", err)
 	}
 	lines[0].Quantity = 99
@@ -866,7 +866,7 @@ func TestRejectedOrderPlacedAgainConfirmsWhenStockIsBack(t *testing.T) {
 	}
 
 	stock.available["B"] = 1
-	replay, err := o.Place(id, acct, hash, "EUR", []Line{lineA, lineB}, addr, nil, t0.Add(time.Hour))
+	replay, err := o.Place(id, acct, hash, "EUR", []Line{lineA, lineB}, addr, nil, 0, t0.Add(time.Hour))
 	if err != nil || replay {
 		t.Fatalf("Place() again = %v, %v; want false, nil", replay, err)
 	}

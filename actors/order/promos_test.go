@@ -322,7 +322,7 @@ func TestPlaceDiscounts(t *testing.T) {
 			o := tc.start(t)
 			start := *o
 			start.Lines = slices.Clone(o.Lines)
-			replay, err := o.Place(id, acct, hash, "EUR", tc.lines, addr, tc.expectedTotal, later)
+			replay, err := o.Place(id, acct, hash, "EUR", tc.lines, addr, tc.expectedTotal, 0, later)
 			assertErr(t, err, tc.wantErr)
 			if errors.Is(tc.wantErr, ErrPriceChanged) {
 				var changed *PriceChangedError

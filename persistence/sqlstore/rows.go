@@ -65,8 +65,8 @@ func newTables(d Dialect) tables {
 		grantsInsert: ledgerInsert(3, grantsLedger),
 		stockLevel: insert(4, "stock_levels", []string{"sku", "available", "reserved", "sold", "received", "updated_at"},
 			d.OnConflict([]string{"sku"}, []string{"available", "reserved", "sold", "received", "updated_at"})),
-		order: insert(5, "orders", []string{"id", "account_id", "status", "total_cents", "created_at", "updated_at"},
-			d.OnConflict([]string{"id"}, []string{"status", "total_cents", "updated_at"})),
+		order: insert(5, "orders", []string{"id", "account_id", "status", "total_cents", "created_at", "updated_at", "cart_revision"},
+			d.OnConflict([]string{"id"}, []string{"status", "total_cents", "updated_at", "cart_revision"})),
 		// The snapshot's fence decides who writes a campaign's listing; the
 		// first version inserts it, every later one replaces all but its birth.
 		promo: insert(6, "promos", promoCols, d.OnConflict([]string{"id"}, append(slices.Clone(promoCols[1:14]), "updated_at"))),

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"phoneshop/account"
+	"phoneshop/actors/cart"
 	"phoneshop/actors/inventory"
 	"phoneshop/actors/order"
 	"phoneshop/actors/snapshot"
@@ -328,6 +329,19 @@ func (s *Store) SaveCart(ctx context.Context, accountID string, expectedVersion 
 	return s.saveFenced(ctx, kindCart, accountID, expectedVersion, state, nil)
 }
 
+// CartCheckedOut implements cart.Store: the account's confirmed order placed from
+// the highest cart revision.
+func (s *Store) CartCheckedOut(ctx context.Context, accountID string) (_ cart.Checkout, err error) {
+	defer s.classify(&err)
+	var c cart.Checkout
+	err = s.reader.QueryRowContext(ctx, `SELECT id, cart_revision FROM orders WHERE account_id = ? AND cart_revision > 0
+		AND status IN `+listedStatuses+` ORDER BY cart_revision DESC LIMIT 1`, accountID).Scan(&c.OrderID, &c.Revision)
+	if errors.Is(err, sql.ErrNoRows) {
+		return cart.Checkout{}, nil
+	}
+	return c, err
+}
+
 // LoadOrder implements order.Store.
 func (s *Store) LoadOrder(ctx context.Context, id string) (_ snapshot.Snapshot, err error) {
 	defer s.classify(&err)
@@ -339,7 +353,7 @@ func (s *Store) LoadOrder(ctx context.Context, id string) (_ snapshot.Snapshot, 
 func (s *Store) SaveOrder(ctx context.Context, expectedVersion int64, state []byte, r order.Row, events []outbox.Event) (err error) {
 	defer s.classify(&err)
 	rows := append([]row{{s.tables.order, []any{r.ID, r.AccountID, string(r.Status), r.TotalCents,
-		r.CreatedAt.UnixMicro(), r.UpdatedAt.UnixMicro()}}}, s.eventRows(events)...)
+		r.CreatedAt.UnixMicro(), r.UpdatedAt.UnixMicro(), r.CartRevision}}}, s.eventRows(events)...)
 	return s.saveFenced(ctx, kindOrder, r.ID, expectedVersion, state, rows)
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"phoneshop/account"
+	"phoneshop/actors/cart"
 	"phoneshop/actors/inventory"
 	"phoneshop/actors/order"
 	"phoneshop/actors/snapshot"
@@ -607,6 +608,27 @@ func Orders(t *testing.T, open Open) {
 	}
 	if diff := cmp.Diff([]string{"ord_cancelling", "ord_committing"}, sorted(unfinished)); diff != "" {
 		t.Fatalf("unfinished (-want +got):\n%s", diff)
+	}
+
+	// A cart finds the confirmed order placed from its highest revision; orders
+	// placed from no cart, rejected or unfinished ones do not count.
+	fromCart := func(id string, status order.Status, rev uint64) {
+		t.Helper()
+		if err := s.SaveOrder(ctx, 0, []byte("x"), order.Row{ID: id, AccountID: "acc_cart", Status: status, CreatedAt: base, UpdatedAt: base,
+			CartRevision: rev}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.CartCheckedOut(ctx, "acc_cart"); err != nil || got != (cart.Checkout{}) {
+		t.Fatalf("no order yet: %+v, %v", got, err)
+	}
+	fromCart("ord_c1", order.StatusConfirmed, 3)
+	fromCart("ord_c2", order.StatusShipped, 7)
+	fromCart("ord_c3", order.StatusRejected, 9)
+	fromCart("ord_c4", order.StatusCommitting, 11)
+	fromCart("ord_c5", order.StatusConfirmed, 0)
+	if got, err := s.CartCheckedOut(ctx, "acc_cart"); err != nil || got != (cart.Checkout{OrderID: "ord_c2", Revision: 7}) {
+		t.Fatalf("last checkout = %+v, %v; want ord_c2 from revision 7", got, err)
 	}
 }
 

@@ -363,7 +363,12 @@ type CartState struct {
 	Lines []*CartLine            `protobuf:"bytes,1,rep,name=lines,proto3" json:"lines,omitempty"`
 	// Orders this cart was emptied into, newest last (bounded window), so a retried
 	// checkout does not empty a cart that was filled again since.
-	CheckedOut    []string `protobuf:"bytes,2,rep,name=checked_out,json=checkedOut,proto3" json:"checked_out,omitempty"`
+	CheckedOut []string `protobuf:"bytes,2,rep,name=checked_out,json=checkedOut,proto3" json:"checked_out,omitempty"`
+	// Counts the cart's changes (0: none since it was first written with lines by
+	// a release that did not count). An order remembers the revision it was
+	// placed from, so a cart whose emptying was not yet durable when a crash came
+	// empties itself again from the order (see actors/cart).
+	Revision      uint64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -412,6 +417,13 @@ func (x *CartState) GetCheckedOut() []string {
 	return nil
 }
 
+func (x *CartState) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 var File_cart_proto protoreflect.FileDescriptor
 
 const file_cart_proto_rawDesc = "" +
@@ -437,11 +449,12 @@ const file_cart_proto_rawDesc = "" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\"5\n" +
 	"\bCartView\x12)\n" +
-	"\x05lines\x18\x01 \x03(\v2\x13.phoneshop.CartLineR\x05lines\"W\n" +
+	"\x05lines\x18\x01 \x03(\v2\x13.phoneshop.CartLineR\x05lines\"s\n" +
 	"\tCartState\x12)\n" +
 	"\x05lines\x18\x01 \x03(\v2\x13.phoneshop.CartLineR\x05lines\x12\x1f\n" +
 	"\vchecked_out\x18\x02 \x03(\tR\n" +
-	"checkedOut2\xf1\x01\n" +
+	"checkedOut\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x04R\brevision2\xf1\x01\n" +
 	"\x04Cart\x125\n" +
 	"\x03Get\x12\x19.phoneshop.GetCartRequest\x1a\x13.phoneshop.CartView\x129\n" +
 	"\aSetLine\x12\x19.phoneshop.SetLineRequest\x1a\x13.phoneshop.CartView\x129\n" +

@@ -213,8 +213,10 @@ type PlaceRequest struct {
 	// expected_total_cents is refused (PRICE_CHANGED) and nothing is reserved.
 	HasExpectedTotal   bool  `protobuf:"varint,7,opt,name=has_expected_total,json=hasExpectedTotal,proto3" json:"has_expected_total,omitempty"`
 	ExpectedTotalCents int64 `protobuf:"varint,8,opt,name=expected_total_cents,json=expectedTotalCents,proto3" json:"expected_total_cents,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The revision of the cart the lines come from (0: not from a cart).
+	CartRevision  uint64 `protobuf:"varint,9,opt,name=cart_revision,json=cartRevision,proto3" json:"cart_revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PlaceRequest) Reset() {
@@ -299,6 +301,13 @@ func (x *PlaceRequest) GetHasExpectedTotal() bool {
 func (x *PlaceRequest) GetExpectedTotalCents() int64 {
 	if x != nil {
 		return x.ExpectedTotalCents
+	}
+	return 0
+}
+
+func (x *PlaceRequest) GetCartRevision() uint64 {
+	if x != nil {
+		return x.CartRevision
 	}
 	return 0
 }
@@ -526,8 +535,10 @@ type OrderState struct {
 	RejectedSkus    []string               `protobuf:"bytes,11,rep,name=rejected_skus,json=rejectedSkus,proto3" json:"rejected_skus,omitempty"`
 	// The campaigns that refused the order's discount (rejected: price changed).
 	RejectedPromos []string `protobuf:"bytes,12,rep,name=rejected_promos,json=rejectedPromos,proto3" json:"rejected_promos,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The revision of the cart the order was placed from (0: none).
+	CartRevision  uint64 `protobuf:"varint,13,opt,name=cart_revision,json=cartRevision,proto3" json:"cart_revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OrderState) Reset() {
@@ -644,6 +655,13 @@ func (x *OrderState) GetRejectedPromos() []string {
 	return nil
 }
 
+func (x *OrderState) GetCartRevision() uint64 {
+	if x != nil {
+		return x.CartRevision
+	}
+	return 0
+}
+
 var File_order_proto protoreflect.FileDescriptor
 
 const file_order_proto_rawDesc = "" +
@@ -664,7 +682,7 @@ const file_order_proto_rawDesc = "" +
 	"\bquantity\x18\x04 \x01(\x03R\bquantity\x12(\n" +
 	"\x10unit_price_cents\x18\x05 \x01(\x03R\x0eunitPriceCents\x12%\n" +
 	"\x0ediscount_cents\x18\x06 \x01(\x03R\rdiscountCents\x12\x19\n" +
-	"\bpromo_id\x18\a \x01(\tR\apromoId\"\xe1\x02\n" +
+	"\bpromo_id\x18\a \x01(\tR\apromoId\"\x86\x03\n" +
 	"\fPlaceRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12!\n" +
@@ -674,7 +692,8 @@ const file_order_proto_rawDesc = "" +
 	"\bcurrency\x18\x05 \x01(\tR\bcurrency\x12(\n" +
 	"\x10deadline_unix_ms\x18\x06 \x01(\x03R\x0edeadlineUnixMs\x12,\n" +
 	"\x12has_expected_total\x18\a \x01(\bR\x10hasExpectedTotal\x120\n" +
-	"\x14expected_total_cents\x18\b \x01(\x03R\x12expectedTotalCents\"Z\n" +
+	"\x14expected_total_cents\x18\b \x01(\x03R\x12expectedTotalCents\x12#\n" +
+	"\rcart_revision\x18\t \x01(\x04R\fcartRevision\"Z\n" +
 	"\x0fGetOrderRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12(\n" +
@@ -687,7 +706,7 @@ const file_order_proto_rawDesc = "" +
 	"\x10deadline_unix_ms\x18\x01 \x01(\x03R\x0edeadlineUnixMs\"T\n" +
 	"\tOrderView\x12+\n" +
 	"\x05order\x18\x01 \x01(\v2\x15.phoneshop.OrderStateR\x05order\x12\x1a\n" +
-	"\breplayed\x18\x02 \x01(\bR\breplayed\"\xe2\x03\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"\x87\x04\n" +
 	"\n" +
 	"OrderState\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
@@ -706,7 +725,8 @@ const file_order_proto_rawDesc = "" +
 	"updated_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12#\n" +
 	"\rrejected_skus\x18\v \x03(\tR\frejectedSkus\x12'\n" +
-	"\x0frejected_promos\x18\f \x03(\tR\x0erejectedPromos2\xdc\x02\n" +
+	"\x0frejected_promos\x18\f \x03(\tR\x0erejectedPromos\x12#\n" +
+	"\rcart_revision\x18\r \x01(\x04R\fcartRevision2\xdc\x02\n" +
 	"\x05Order\x126\n" +
 	"\x05Place\x12\x17.phoneshop.PlaceRequest\x1a\x14.phoneshop.OrderView\x127\n" +
 	"\x03Get\x12\x1a.phoneshop.GetOrderRequest\x1a\x14.phoneshop.OrderView\x127\n" +
