@@ -22,7 +22,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/throttled/throttled/v2"
 
 	"phoneshop/account"
 	"phoneshop/actors/cart"
@@ -518,7 +517,7 @@ func (s *Shop) limits(b *base, cfg config.HTTP) (edge.Limits, error) {
 	if l.TrustedProxies, err = cfg.TrustedProxyPrefixes(); err != nil {
 		return l, err
 	}
-	var rates throttled.GCRAStoreCtx
+	var rates ratelimit.Shared
 	var counters ratelimit.Counters
 	if b.redis != nil {
 		rates, counters = b.redis.RateStore(), b.redis.Counters()

@@ -3,8 +3,6 @@ package redis_test
 import (
 	"testing"
 
-	"github.com/throttled/throttled/v2"
-
 	"phoneshop/persistence/ratelimit"
 	"phoneshop/persistence/ratelimit/ratelimittest"
 	"phoneshop/persistence/redis"
@@ -19,7 +17,7 @@ func TestRateLimitCountersContract(t *testing.T) {
 
 func TestRateStoreContract(t *testing.T) {
 	addr := testAddr(t)
-	ratelimittest.RunRateStore(t, func(t *testing.T) throttled.GCRAStoreCtx {
+	ratelimittest.RunRateStore(t, func(t *testing.T) ratelimit.Shared {
 		return openTestCache(t, addr, redis.Options{}).RateStore()
 	})
 }

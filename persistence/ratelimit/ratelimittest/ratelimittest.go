@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/throttled/throttled/v2"
-
 	"phoneshop/persistence/ratelimit"
 )
 
@@ -98,9 +96,10 @@ func RunCounters(t *testing.T, open func(t *testing.T) ratelimit.Counters) {
 	})
 }
 
-// RunRateStore checks a GCRA store through a ratelimit.Limiter: the burst passes,
-// the next request is refused with a wait, and another key is not affected.
-func RunRateStore(t *testing.T, open func(t *testing.T) throttled.GCRAStoreCtx) {
+// RunRateStore checks a limiter's state through a ratelimit.Limiter: the burst
+// passes, the next request is refused with a wait, and another key is not
+// affected. open returns the shared state, or nil for process memory.
+func RunRateStore(t *testing.T, open func(t *testing.T) ratelimit.Shared) {
 	ctx := context.Background()
 	t.Run("burst_then_refused_with_retry_after", func(t *testing.T) {
 		q := ratelimit.Quota{PerMinute: 6, Burst: 5}
