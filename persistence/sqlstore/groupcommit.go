@@ -60,8 +60,9 @@ type committer struct {
 	ended sync.WaitGroup
 }
 
-// EnableGroupCommit starts batching snapshot writes as cfg says; call it once,
-// before the store is used. Close stops the committer after the writes queued.
+// EnableGroupCommit starts batching snapshot writes as cfg says, and snapshot
+// reads alongside; call it once, before the store is used. Close stops the
+// committer after the writes queued.
 func (s *Store) EnableGroupCommit(cfg GroupCommit) {
 	if cfg.MaxWrites <= 1 {
 		return
@@ -72,6 +73,9 @@ func (s *Store) EnableGroupCommit(cfg GroupCommit) {
 	cfg.Committers = max(cfg.Committers, 1)
 	c := &committer{store: s, cfg: cfg, queue: make(chan *write, cfg.MaxWrites*4), stop: make(chan struct{})}
 	s.committer = c
+	// Snapshot reads are batched the same way (loads.go), as many at once as
+	// batches commit.
+	s.startLoader(cfg.Committers, cfg.Timeout)
 	for range cfg.Committers {
 		c.ended.Add(1)
 		go c.run()

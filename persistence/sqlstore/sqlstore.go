@@ -57,6 +57,7 @@ type Store struct {
 	tables    tables
 	now       func() time.Time
 	committer *committer // nil: every snapshot write commits on its own
+	loader    *loader    // nil: every snapshot read runs on its own
 }
 
 // New returns a store on already-migrated databases; it owns them (Close closes
@@ -75,6 +76,9 @@ func (s *Store) Ping(ctx context.Context) error { return s.writer.PingContext(ct
 func (s *Store) Close() error {
 	if s.committer != nil {
 		s.committer.close()
+	}
+	if s.loader != nil {
+		s.loader.close()
 	}
 	if s.reader == s.writer {
 		return s.writer.Close()
@@ -116,6 +120,9 @@ const (
 )
 
 func (s *Store) loadSnapshot(ctx context.Context, kind, id string) (snapshot.Snapshot, error) {
+	if s.loader != nil {
+		return s.loadBatched(ctx, kind, id)
+	}
 	var snap snapshot.Snapshot
 	err := s.reader.QueryRowContext(ctx,
 		`SELECT version, state FROM grain_snapshots WHERE kind = ? AND id = ?`, kind, id).Scan(&snap.Version, &snap.State)

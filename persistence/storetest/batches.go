@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,6 +197,32 @@ func Batches(t *testing.T, open Open) {
 			if want := map[bool]string{true: "round 0", false: "round 1"}[i == 7]; string(cart.State) != want {
 				t.Fatalf("cart %d = %q, want %q", i, cart.State, want)
 			}
+		}
+	})
+
+	t.Run("loads_side_by_side_each_get_their_own_snapshot", func(t *testing.T) {
+		var wg sync.WaitGroup
+		errs := make(chan error, 2*n)
+		for i := range 2 * n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := fmt.Sprintf("acc_cart%d", i) // carts n.. were never written
+				snap, err := s.LoadCart(ctx, id)
+				switch {
+				case err != nil:
+					errs <- err
+				case i >= n && (snap.Version != 0 || snap.State != nil):
+					errs <- fmt.Errorf("%s was never written, loaded v%d %q", id, snap.Version, snap.State)
+				case i < n && (snap.Version == 0 || !strings.HasPrefix(string(snap.State), "round ")):
+					errs <- fmt.Errorf("%s loaded v%d %q", id, snap.Version, snap.State)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
 		}
 	})
 }
