@@ -130,8 +130,25 @@ func grainScenarios(t *testing.T, members int, options ...shoptest.Option) {
 		if _, err := inv.Reserve(&inventorypb.ReserveRequest{OrderId: "ord_ttl", Quantity: 4, TtlMs: 300}, opts()...); err != nil {
 			t.Fatal(err)
 		}
+		// A hold reaches the store with the next fact: a sale and its return.
+		for _, step := range []func() error{
+			func() error {
+				_, err := inv.Reserve(&inventorypb.ReserveRequest{OrderId: "ord_fact", Quantity: 1}, opts()...)
+				return err
+			},
+			func() error { _, err := inv.Commit(&inventorypb.CommitRequest{OrderId: "ord_fact"}, opts()...); return err },
+			func() error { _, err := inv.Return(&inventorypb.ReturnRequest{OrderId: "ord_fact"}, opts()...); return err },
+		} {
+			if err := step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if vs, err := h.Shop.Store.VariantsBySKU(context.Background(), []string{skus[0]}); err != nil || vs[skus[0]].Available != 6 {
+			t.Fatalf("stored level = %+v, %v; want the hold of 4 in it (6 available)", vs[skus[0]], err)
+		}
 		// Watch the level the grain records in the store, without calling the grain
-		// (a call would expire the reservation itself).
+		// (a call would expire the reservation itself): the timer expires the hold
+		// and writes the level again.
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			vs, err := h.Shop.Store.VariantsBySKU(context.Background(), []string{skus[0]})

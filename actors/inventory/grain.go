@@ -130,6 +130,12 @@ func (g *grain) ReceiveDefault(ctx cluster.GrainContext) {
 			g.retryLoad()
 			return
 		}
+		// Holds reach the store with the writes of facts, and so do the levels
+		// the catalog shows. When expired holds were among them, the level is
+		// written again, so that no stale hold keeps a SKU looking sold out.
+		if g.item.Level() != g.durableLevel && g.writes.Submit(ctx, true, nil) {
+			g.startWrite(ctx)
+		}
 		g.armTimer()
 	}
 }
