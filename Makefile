@@ -55,8 +55,10 @@ fuzz:
 		exit 1; \
 	done
 
-## bench: the flash-sale benchmark against phoneshop dev on MariaDB and Redis; writes
-## docs/benchmarks/flash-sale.{md,json} and group-commit.txt (under 10 minutes)
+## bench: the flash-sale benchmark against phoneshop dev on MariaDB and Redis (and a
+## durable redis-server it starts); writes docs/benchmarks/flash-sale.{md,json},
+## group-commit.txt and mail.txt, and the flash sale's CPU profile to
+## tmp/bench/flash-cpu.pprof (under 10 minutes)
 bench: $(BIN)/consul $(BIN)/mailpit
 	bash bench/run.sh
 

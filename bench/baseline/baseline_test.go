@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"phoneshop/bench/redistest"
 	"phoneshop/internal/dbtest"
 )
 
@@ -27,13 +28,17 @@ type testServer struct {
 	client *http.Client
 }
 
-func newTestServer(t *testing.T) *testServer {
+func newTestServer(t *testing.T, opts ...func(*Config)) *testServer {
 	t.Helper()
 	dsn := dbtest.MySQLDSN(t)
 	addr, prefix := dbtest.Redis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := New(ctx, Config{MySQLDSN: dsn, RedisAddr: addr, RedisPrefix: prefix})
+	cfg := Config{MySQLDSN: dsn, RedisAddr: addr, RedisPrefix: prefix}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -118,11 +123,11 @@ type counts struct {
 
 func (ts *testServer) counts(t *testing.T, sku string) counts {
 	t.Helper()
-	m, r, o, err := ts.Counts(context.Background(), sku)
+	c, err := ts.Counts(context.Background(), sku)
 	if err != nil {
 		t.Fatalf("Counts: %v", err)
 	}
-	return counts{MySQL: m, Redis: r, Orders: o}
+	return counts{MySQL: c.MySQL, Redis: c.Redis[MainRedis], Orders: c.Orders}
 }
 
 // flashSale sends buyers concurrent checkouts of one unit each and counts the
@@ -302,6 +307,44 @@ func TestCheckout(t *testing.T) {
 				t.Errorf("counts after %s checkout (-want +got):\n%s", tt.way, diff)
 			}
 		})
+	}
+}
+
+// TestDurableRedisWay: with a durable Redis configured, its route runs the same
+// Lua checkout against that server alone, and the server says it fsyncs every write.
+func TestDurableRedisWay(t *testing.T) {
+	const sku = "phone-x-128"
+	durable := redistest.Durable(t)
+	ts := newTestServer(t, func(c *Config) { c.DurableRedisAddr = durable })
+	ts.setStock(t, sku, 30)
+	got := ts.flashSale(t, string(DurableRedis), sku, 100)
+	if diff := cmp.Diff(map[int]int{http.StatusCreated: 30, http.StatusConflict: 70}, got); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s", diff)
+	}
+	c, err := ts.Counts(context.Background(), sku)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Counts{MySQL: 30, Redis: map[Redis]int64{MainRedis: 30, DurableRedis: 0}, Orders: 30}
+	if diff := cmp.Diff(want, c); diff != "" {
+		t.Errorf("counts (-want +got):\n%s", diff)
+	}
+	appendOnly, appendFsync, err := ts.RedisPersistence(context.Background(), DurableRedis)
+	if err != nil || appendOnly != "yes" || appendFsync != "always" {
+		t.Errorf("durable Redis persistence: appendonly %q, appendfsync %q, err %v", appendOnly, appendFsync, err)
+	}
+	if pid, err := ts.RedisPID(context.Background(), DurableRedis); err != nil || pid <= 0 {
+		t.Errorf("durable Redis pid %d, err %v", pid, err)
+	}
+}
+
+// TestWithoutDurableRedis: the durable route is not served, and asking about that
+// Redis is an error, not a silent answer about the other one.
+func TestWithoutDurableRedis(t *testing.T) {
+	ts := newTestServer(t)
+	wantError(t, ts.checkout(t, string(DurableRedis), "o-1", "sku-1", 1), http.StatusNotFound, "not_found")
+	if _, _, err := ts.RedisPersistence(context.Background(), DurableRedis); err == nil {
+		t.Error("RedisPersistence of an unconfigured durable Redis: no error")
 	}
 }
 

@@ -82,3 +82,28 @@ func (s *Summary) UnmarshalJSON(data []byte) error {
 	*s = Summary{Elapsed: fromMillis(j.Elapsed), Ops: j.Ops, Total: j.Total}
 	return nil
 }
+
+// sweepPointJSON is SweepPoint with P99 in float milliseconds; the alias keeps the
+// other fields' tags without the methods.
+type sweepPointJSON struct {
+	sweepPointFields
+	P99 float64 `json:"p99_ms"`
+}
+
+type sweepPointFields SweepPoint
+
+// MarshalJSON writes P99 as float milliseconds.
+func (p SweepPoint) MarshalJSON() ([]byte, error) {
+	return json.Marshal(sweepPointJSON{sweepPointFields: sweepPointFields(p), P99: toMillis(p.P99)})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (p *SweepPoint) UnmarshalJSON(data []byte) error {
+	var j sweepPointJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	*p = SweepPoint(j.sweepPointFields)
+	p.P99 = fromMillis(j.P99)
+	return nil
+}

@@ -16,11 +16,37 @@ import (
 // Report is the record of a benchmark: where it ran, what ran, and how the
 // figures compare with the goals.
 type Report struct {
-	Title   string   `json:"title"`
-	Machine Machine  `json:"machine"`
+	Title   string  `json:"title"`
+	Machine Machine `json:"machine"`
+	// Skipped names what this run did not measure, and why: a report never drops a
+	// figure without saying so.
+	Skipped []string `json:"skipped,omitempty"`
 	Runs    []Run    `json:"runs"`
 	Targets []Target `json:"targets"`
-	Notes   []string `json:"notes"`
+	// Sweep is orders/s and p99 of each design at each concurrency.
+	Sweep []SweepPoint `json:"sweep,omitempty"`
+	// CPU, Profile and Costs are what one phase cost the machine.
+	CPU     *CPUUsage       `json:"cpu,omitempty"`
+	Profile *ProfileSummary `json:"profile,omitempty"`
+	Costs   *OrderCosts     `json:"costs,omitempty"`
+	Notes   []string        `json:"notes"`
+}
+
+// SweepPoint is one design's checkout at one concurrency.
+type SweepPoint struct {
+	Design          string        `json:"design"`
+	Concurrency     int           `json:"concurrency"`
+	Orders          int64         `json:"orders"`
+	OrdersPerSecond float64       `json:"orders_per_second"`
+	P99             time.Duration `json:"-"` // in JSON as p99_ms, float milliseconds
+	ChecksOK        bool          `json:"checks_ok"`
+}
+
+// OrderCosts compares what a confirmed order costs in writes and statements, one
+// phase per design; Notes say what the counters include.
+type OrderCosts struct {
+	Phases []OrderCost `json:"phases"`
+	Notes  []string    `json:"notes"`
 }
 
 // Machine describes the host a benchmark ran on; figures mean little without it.
@@ -164,6 +190,14 @@ func (r Report) Markdown() string {
 	}
 	b.WriteString("\n")
 
+	if len(r.Skipped) > 0 {
+		b.WriteString("## Not measured in this run\n\n")
+		for _, sk := range r.Skipped {
+			fmt.Fprintf(&b, "- %s\n", sk)
+		}
+		b.WriteString("\n")
+	}
+
 	if len(r.Targets) > 0 {
 		b.WriteString("## Targets\n\n")
 		b.WriteString("| target | figure | goal | ratio | met |\n")
@@ -186,6 +220,11 @@ func (r Report) Markdown() string {
 		}
 		b.WriteString("\n")
 	}
+
+	writeSweep(&b, r.Sweep)
+	writeCPU(&b, r.CPU)
+	writeProfile(&b, r.Profile)
+	writeCosts(&b, r.Costs)
 
 	if len(r.Runs) > 0 {
 		b.WriteString("## Runs\n\n")
@@ -212,6 +251,179 @@ func (r Report) Markdown() string {
 	}
 	return b.String()
 }
+
+// writeSweep puts every design's orders/s and p99 side by side, one row per
+// concurrency, so the report shows where each design stops scaling.
+func writeSweep(b *strings.Builder, points []SweepPoint) {
+	if len(points) == 0 {
+		return
+	}
+	var designs []string
+	var levels []int
+	at := map[string]map[int]SweepPoint{}
+	for _, p := range points {
+		if at[p.Design] == nil {
+			designs = append(designs, p.Design)
+			at[p.Design] = map[int]SweepPoint{}
+		}
+		if !slices.Contains(levels, p.Concurrency) {
+			levels = append(levels, p.Concurrency)
+		}
+		at[p.Design][p.Concurrency] = p
+	}
+	slices.Sort(levels)
+	b.WriteString("## Where each design bends: orders/s and p99 by concurrent shoppers\n\n")
+	b.WriteString("| shoppers |")
+	for _, d := range designs {
+		fmt.Fprintf(b, " %s orders/s | p99 |", cell(d))
+	}
+	b.WriteString("\n|---:|")
+	b.WriteString(strings.Repeat("---:|---:|", len(designs)))
+	b.WriteString("\n")
+	for _, c := range levels {
+		fmt.Fprintf(b, "| %d |", c)
+		for _, d := range designs {
+			p, ok := at[d][c]
+			switch {
+			case !ok:
+				b.WriteString(" — | — |")
+			default:
+				flag := ""
+				if !p.ChecksOK {
+					flag = " ✗ checks"
+				}
+				fmt.Fprintf(b, " %.0f%s | %s |", p.OrdersPerSecond, flag, ms(p.P99))
+			}
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\nEach cell is a run of its own: fresh shoppers with filled carts (or fresh baseline orders), stock that lasts, closed loop at that many concurrent shoppers; its checks are under Checks.\n\n")
+}
+
+func writeCPU(b *strings.Builder, u *CPUUsage) {
+	if u == nil {
+		return
+	}
+	fmt.Fprintf(b, "## CPU per process: %s (%.1f s)\n\n", cell(u.Phase), u.Seconds)
+	b.WriteString("| process | pid | CPU seconds | cores |\n|---|---:|---:|---:|\n")
+	for _, p := range append(slices.Clone(u.Processes), u.Machine) {
+		pid := "—"
+		if p.PID != 0 {
+			pid = strconv.Itoa(p.PID)
+		}
+		if p.Missing != "" {
+			fmt.Fprintf(b, "| %s | %s | %s | — |\n", cell(p.Name), pid, cell(p.Missing))
+			continue
+		}
+		cores := fmt.Sprintf("%.2f", p.Cores)
+		if p.Name == u.Machine.Name && u.CPUs > 0 {
+			cores += fmt.Sprintf(" of %d", u.CPUs)
+		}
+		fmt.Fprintf(b, "| %s | %s | %.2f | %s |\n", cell(p.Name), pid, p.CPUSeconds, cores)
+	}
+	b.WriteString("\nutime + stime from /proc/<pid>/stat at the first checkout and after the last answer; cores = CPU seconds / wall seconds.\n\n")
+}
+
+// A package group the Markdown lists has at least one of these shares; the JSON
+// has them all.
+const (
+	minPackageFlat = 0.005
+	minPackageCum  = 0.05
+)
+
+func writeProfile(b *strings.Builder, p *ProfileSummary) {
+	if p == nil {
+		return
+	}
+	fmt.Fprintf(b, "## Where the shop's CPU went: %s\n\n", cell(p.Phase))
+	fmt.Fprintf(b, "CPU profile of %.1f s of the phase: %.2f CPU seconds (%.2f cores), written to `%s` (`go tool pprof -top %s`).",
+		p.Seconds, p.CPUSeconds, p.CPUSeconds/max(p.Seconds, 1e-9), p.Path, p.Path)
+	if p.Note != "" {
+		fmt.Fprintf(b, " Note: %s.", p.Note)
+	}
+	b.WriteString(" Flat is the share of the CPU in the function's (or group's) own code, cum in it and everything it called.\n\n")
+	b.WriteString("### By package\n\n| package | flat | cum |\n|---|---:|---:|\n")
+	left := 0
+	for _, s := range p.Packages {
+		if s.Flat < minPackageFlat && s.Cum < minPackageCum {
+			left++
+			continue
+		}
+		fmt.Fprintf(b, "| %s | %s | %s |\n", cell(s.Name), percent(s.Flat), percent(s.Cum))
+	}
+	if left > 0 {
+		fmt.Fprintf(b, "\n%d smaller groups are left out here (all are in the JSON report).\n", left)
+	}
+	b.WriteString("\n### Top functions by flat share\n\n| function | flat | cum |\n|---|---:|---:|\n")
+	for _, s := range p.ByFlat {
+		fmt.Fprintf(b, "| %s | %s | %s |\n", cell(s.Name), percent(s.Flat), percent(s.Cum))
+	}
+	b.WriteString("\n### Top functions by cumulative share\n\n| function | cum | flat |\n|---|---:|---:|\n")
+	for _, s := range p.ByCum {
+		fmt.Fprintf(b, "| %s | %s | %s |\n", cell(s.Name), percent(s.Cum), percent(s.Flat))
+	}
+	b.WriteString("\n")
+}
+
+// writeCosts is one table of counters per confirmed order, a column per design; a
+// counter a design's phase did not read shows as a dash.
+func writeCosts(b *strings.Builder, c *OrderCosts) {
+	if c == nil || len(c.Phases) == 0 {
+		return
+	}
+	type row struct{ name, source string }
+	var rows []row
+	for _, ph := range c.Phases {
+		for _, k := range ph.Counters {
+			if r := (row{k.Name, k.Source}); !slices.Contains(rows, r) {
+				rows = append(rows, r)
+			}
+		}
+	}
+	b.WriteString("## Writes and statements per confirmed order\n\n| counter | source |")
+	for _, ph := range c.Phases {
+		fmt.Fprintf(b, " %s |", cell(ph.Design))
+	}
+	b.WriteString("\n|---|---|" + strings.Repeat("---:|", len(c.Phases)) + "\n| confirmed orders (seconds counted) | loadgen |")
+	for _, ph := range c.Phases {
+		fmt.Fprintf(b, " %d (%.1f s) |", ph.Orders, ph.Seconds)
+	}
+	b.WriteString("\n")
+	for _, r := range rows {
+		fmt.Fprintf(b, "| %s | %s |", cell(r.name), cell(r.source))
+		for _, ph := range c.Phases {
+			if v, ok := ph.PerOrder(r.name); ok {
+				fmt.Fprintf(b, " %.2f |", v)
+			} else {
+				b.WriteString(" — |")
+			}
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\n")
+	for _, ph := range c.Phases {
+		if ph.Note != "" {
+			fmt.Fprintf(b, "- %s: %s\n", ph.Design, ph.Note)
+		}
+	}
+	var missing []string
+	for _, ph := range c.Phases {
+		for _, m := range ph.Missing {
+			if !slices.Contains(missing, m) {
+				missing = append(missing, m)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		fmt.Fprintf(b, "- Not counted, this server has no such counter: %s.\n", strings.Join(missing, ", "))
+	}
+	for _, n := range c.Notes {
+		fmt.Fprintf(b, "- %s\n", n)
+	}
+	b.WriteString("\n")
+}
+
+func percent(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + "%" }
 
 // writeOperations breaks down the runs that mixed several operations.
 func writeOperations(b *strings.Builder, runs []Run) {

@@ -31,3 +31,15 @@ func ensureDatabase(ctx context.Context, dsn string) (string, error) {
 	}
 	return fmt.Sprintf("%s (innodb_flush_log_at_trx_commit=%s)", version, flush), nil
 }
+
+// openStatus opens the one connection loadgen reads the server's status counters
+// through, apart from the baselines' pool so that its statements are never queued
+// behind theirs.
+func openStatus(dsn string) (*sql.DB, error) {
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("status counters: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	return db, nil
+}

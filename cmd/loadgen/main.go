@@ -1,8 +1,12 @@
 // Command loadgen benchmarks a running shop against the limits of its machine, in one
 // run: the HTTP limit of Fiber, the classic one-transaction-per-order checkout and the
-// Redis-then-MySQL checkout (bench/baseline, served in this process), and the shop's
-// own scenarios (bench/scenario) through its HTTP API. It writes a JSON and a Markdown
-// report with the targets of issue "Flash-sale benchmark" and their ratios.
+// Redis-then-MySQL checkout, the latter on the machine's Redis and on a durable one
+// (bench/baseline, served in this process), and the shop's own scenarios
+// (bench/scenario) through its HTTP API; then a concurrency sweep of the flash sale
+// and the classic checkout. Of the flash sale's throughput phase it also reports the
+// CPU of each process, the shop's CPU profile, and the writes and statements per
+// confirmed order (the classic and Redis ways' too). It writes a JSON and a Markdown
+// report with the targets of issue 12 and their ratios.
 //
 //	make bench    # starts phoneshop dev on MariaDB and Redis, runs this, stops it
 package main
@@ -19,7 +23,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,7 +52,19 @@ type Config struct {
 	MemoryCarts   int           `conf:"default:100000,flag:memory-carts,help:cart grains activated for the memory measurement (0: skip it)"`
 	Progress      bool          `conf:"default:true,flag:progress,help:show progress bars on stderr"`
 	Extra         []string      `conf:"flag:extra,help:key=value lines added to the machine description"`
+
+	DurableRedisAddr string `conf:"flag:durable-redis-addr,help:a Redis with appendonly yes and appendfsync always for the durable Redis peer (empty: reported as not measured)"`
+	SweepLevels      []int  `conf:"default:16;64;256;1024,flag:sweep-levels,help:concurrent shoppers of each step of the concurrency sweep, separated by ;"`
+	SweepOrders      int    `conf:"default:2000,flag:sweep-orders,help:orders of each sweep step and design (at least twice its shoppers; 0: no sweep)"`
+	ShopPID          int    `conf:"flag:shop-pid,help:process id of the shop, for its CPU in the flash sale (0: reported as not sampled)"`
+	ShopDebugAddr    string `conf:"flag:shop-debug-addr,help:the shop's PHONESHOP_DEBUG_ADDR (net/http/pprof) for the flash sale's CPU profile (empty: reported as not taken)"`
+	ShopMetricsURL   string `conf:"flag:shop-metrics-url,help:the shop's Prometheus metrics (empty: <shop-url>/metrics, where dev serves them)"`
+	ProfileSeconds   int    `conf:"default:8,flag:profile-seconds,help:longest CPU profile of the flash sale's throughput phase (it ends with the phase)"`
+	ProfileOut       string `conf:"default:tmp/bench/flash-cpu.pprof,flag:profile-out,help:where the raw CPU profile of the flash sale is written"`
 }
+
+// profileTop is how many functions the report lists by flat and by cumulative share.
+const profileTop = 15
 
 func main() {
 	if err := run(); err != nil {
@@ -109,24 +124,37 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (loadgen.Report, err
 		return report, err
 	}
 	report.Machine.Extra["database"] = versions
-	base, err := baseline.New(ctx, baseline.Config{MySQLDSN: cfg.MySQLDSN, RedisAddr: cfg.RedisAddr, RedisPrefix: cfg.RedisPrefix, Logger: log})
-	if err != nil {
-		return report, fmt.Errorf("baseline: %w", err)
-	}
-	defer base.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	base, baseURL, err := startBaseline(ctx, cfg, log)
 	if err != nil {
 		return report, err
 	}
-	go func() { _ = base.App().Listener(ln) }()
-	defer func() { _ = base.App().Shutdown() }()
-	baseURL := "http://" + ln.Addr().String()
+	defer base.Close()
+	if report.Machine.Extra["redis persistence (the shop's and the Redis way's, "+cfg.RedisAddr+")"], err = redisPersistence(ctx, base, baseline.MainRedis); err != nil {
+		return report, err
+	}
+	status, err := openStatus(cfg.MySQLDSN)
+	if err != nil {
+		return report, err
+	}
+	defer status.Close()
 
 	client := loadgen.NewClient(cfg.Concurrency * 2)
 	shop := scenario.Shop{URL: strings.TrimRight(cfg.ShopURL, "/"), Client: client}
 	if shop.Admin, err = login(ctx, shop, cfg.AdminEmail, cfg.AdminPassword); err != nil {
 		return report, err
 	}
+	metrics := meter{client: client, metricsURL: cfg.ShopMetricsURL, status: status}
+	if metrics.metricsURL == "" {
+		metrics.metricsURL = shop.URL + "/metrics"
+	}
+	processes := []loadgen.Process{loadgen.ProcessOf("the shop", cfg.ShopPID), loadgen.FindProcess("mariadbd", "mariadbd", "mysqld")}
+	if pid, err := base.RedisPID(ctx, baseline.MainRedis); err != nil {
+		processes = append(processes, loadgen.Process{Name: "redis-server", Missing: err.Error()})
+	} else {
+		processes = append(processes, loadgen.ProcessOf("redis-server ("+cfg.RedisAddr+")", pid, "redis-server"))
+	}
+	processes = append(processes, loadgen.Self("the load generator (and the baselines' server)"))
+
 	closed := loadgen.Closed{Concurrency: cfg.Concurrency, Duration: cfg.Duration}
 	add := func(name, scen, mode string, stats *loadgen.Stats, checks []loadgen.Check) loadgen.Summary {
 		sum := stats.Summary()
@@ -176,6 +204,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (loadgen.Report, err
 	add("cart churn (add/remove)", "cart", "closed", shop.CartChurn(ctx, users, skus, closed, bar()), nil)
 
 	// 5. Flash sale, throughput phase: the hot phone in every cart, stock that lasts.
+	// What the load costs is measured around the checkouts alone, before the checks
+	// read every order back: the CPU of each process, the shop's CPU profile, and
+	// the writes and statements per confirmed order.
 	hot := skus[0]
 	flashUsers, err := shop.Shoppers(ctx, cfg.FlashShoppers, cfg.Concurrency)
 	if err != nil {
@@ -191,42 +222,96 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (loadgen.Report, err
 	if err != nil {
 		return report, err
 	}
-	flash := shop.Flash(ctx, flashUsers, hot, before, cfg.Concurrency, 0, bar())
+	const flashPhase = "flash sale, throughput phase"
+	counted, err := metrics.read(ctx, true)
+	if err != nil {
+		report.Skipped = append(report.Skipped, fmt.Sprintf("the shop's grain snapshot writes: %v (dev serves /metrics on its API port; else pass --shop-metrics-url)", err))
+		metrics.metricsURL = ""
+		if counted, err = metrics.read(ctx, false); err != nil {
+			return report, err
+		}
+	}
+	var profiler *loadgen.Profiler
+	if cfg.ShopDebugAddr != "" {
+		// Stop ends it at the phase's end; this, on the way out of a failed run.
+		profileCtx, stopProfiling := context.WithCancel(ctx)
+		defer stopProfiling()
+		profiler = loadgen.StartProfiler(profileCtx, client, "http://"+cfg.ShopDebugAddr, cfg.ProfileSeconds)
+	} else {
+		report.Skipped = append(report.Skipped, "the shop's CPU profile: no --shop-debug-addr (start the shop with PHONESHOP_DEBUG_ADDR)")
+	}
+	cpuStart := loadgen.SampleCPU(processes)
+	flash := shop.FlashLoad(ctx, flashUsers, cfg.Concurrency, 0, bar())
+	cpuEnd := loadgen.SampleCPU(processes)
+	loadEnd := time.Now()
+	cpu := loadgen.CPUBetween(flashPhase, cpuStart, cpuEnd)
+	report.CPU = &cpu
+	flashCost, err := metrics.cost(ctx, "flash sale (the shop)", int64(len(flash.Confirmed)), counted, loadEnd)
+	if err != nil {
+		return report, err
+	}
+	report.Costs = &loadgen.OrderCosts{Phases: []loadgen.OrderCost{flashCost}, Notes: costNotes()}
+	if profiler != nil {
+		if err := profileSummary(&report, profiler, loadEnd, cfg.ProfileOut, flashPhase); err != nil {
+			report.Skipped = append(report.Skipped, fmt.Sprintf("the shop's CPU profile: %v", err))
+		}
+	}
+	flash.Checks = shop.CheckSale(ctx, flashUsers, hot, before, flash.Confirmed)
 	flashSum := add("flash sale, throughput (stock lasts)", "flash", "closed", flash.Stats, flash.Checks)
 	shopOrders := float64(len(flash.Confirmed)) / flashSum.Elapsed.Seconds()
 
-	// 6. The baselines' checkouts: the same number of orders at the same concurrency.
-	baseOrders := func(name, path string) (loadgen.Summary, float64, error) {
-		sku := "bench-baseline-" + strings.Trim(path, "/")
-		sku = strings.ReplaceAll(sku, "/", "-")
-		if err := base.SetStock(ctx, sku, int64(cfg.FlashShoppers)); err != nil {
-			return loadgen.Summary{}, 0, err
+	// 6. The baselines' checkouts: the same number of orders at the same
+	// concurrency, and what their orders cost in statements.
+	classic := peer{name: "classic checkout (one MySQL transaction per order)", server: base,
+		url: baseURL + "/baseline/classic/checkout", sku: "bench-baseline-classic"}
+	redisWay := peer{name: "Redis Lua decrement + MySQL insert", server: base,
+		url: baseURL + "/baseline/redis/checkout", sku: "bench-baseline-redis", redis: baseline.MainRedis}
+	peerOrders := func(p peer) (float64, error) {
+		counted, err := metrics.read(ctx, false)
+		if err != nil {
+			return 0, err
 		}
-		var next atomic.Int64
-		stats := loadgen.RunClosed(ctx, loadgen.Closed{Concurrency: cfg.Concurrency, Requests: int64(cfg.FlashShoppers)}, func(int) loadgen.Task {
-			return func(ctx context.Context) loadgen.Outcome {
-				n := next.Add(1)
-				body := fmt.Sprintf(`{"sku":%q,"account_id":"acc_%d","order_id":"ord_%d","quantity":1}`, sku, n, n)
-				return loadgen.Do(ctx, client, "checkout", http.MethodPost, baseURL+path, "", []byte(body), nil)
-			}
-		}, bar())
-		mysqlQty, redisQty, orders, err := base.Counts(ctx, sku)
-		left := mysqlQty // the classic checkout takes stock in MySQL, the Redis way in Redis
-		if strings.Contains(path, "redis") {
-			left = redisQty
+		stats, placed, checks, err := p.checkouts(ctx, client, cfg.Concurrency, int64(cfg.FlashShoppers), bar())
+		if err != nil {
+			return 0, err
 		}
-		checks := []loadgen.Check{{Name: "orders = units taken, no oversell", OK: err == nil && orders == int64(cfg.FlashShoppers)-left && left >= 0,
-			Detail: fmt.Sprintf("%d orders, %d units left, err %v", orders, left, err)}}
-		sum := add(name, "baseline", "closed", stats, checks)
-		return sum, float64(orders) / sum.Elapsed.Seconds(), nil
+		cost, err := metrics.cost(ctx, p.name, placed, counted, time.Now())
+		if err != nil {
+			return 0, err
+		}
+		report.Costs.Phases = append(report.Costs.Phases, cost)
+		sum := add(p.name, "baseline", "closed", stats, checks)
+		return float64(placed) / sum.Elapsed.Seconds(), nil
 	}
-	_, classicOrders, err := baseOrders("classic checkout (one MySQL transaction per order)", "/baseline/classic/checkout")
+	classicOrders, err := peerOrders(classic)
 	if err != nil {
 		return report, err
 	}
-	_, redisOrders, err := baseOrders("Redis Lua decrement + MySQL insert", "/baseline/redis/checkout")
+	redisOrders, err := peerOrders(redisWay)
 	if err != nil {
 		return report, err
+	}
+	// The same Lua checkout against a Redis that fsyncs every write before it
+	// answers: the Redis way made durable, as far as Redis can be.
+	var durableOrders float64
+	durableMeasured := cfg.DurableRedisAddr != ""
+	const durableName = "Redis Lua decrement + MySQL insert, durable Redis (appendfsync always)"
+	if durableMeasured {
+		persistence, err := redisPersistence(ctx, base, baseline.DurableRedis)
+		if err != nil {
+			return report, err
+		}
+		report.Machine.Extra["redis persistence (the durable peer's, "+cfg.DurableRedisAddr+")"] = persistence
+		if durableOrders, err = peerOrders(peer{name: durableName, server: base,
+			url: baseURL + "/baseline/" + string(baseline.DurableRedis) + "/checkout", sku: "bench-baseline-redis-durable",
+			redis: baseline.DurableRedis}); err != nil {
+			return report, err
+		}
+		last := &report.Runs[len(report.Runs)-1]
+		last.Checks = append(last.Checks, loadgen.Check{Name: "Redis fsyncs every write before answering",
+			OK: persistence == durablePersistence, Detail: persistence})
+	} else {
+		report.Skipped = append(report.Skipped, "the durable Redis peer ("+durableName+"): no --durable-redis-addr (make bench starts one)")
 	}
 
 	// 7. Flash sale, sell-out phase: more shoppers than units.
@@ -284,16 +369,33 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (loadgen.Report, err
 	openSum := add(fmt.Sprintf("checkout at half the maximum throughput (%.0f/s)", rate), "flash", "open", open.Stats, open.Checks)
 	report.Runs[len(report.Runs)-1].Rate = rate
 
-	// 9. Targets.
+	// 9. The concurrency sweep of the flash sale and the classic checkout.
+	if cfg.SweepOrders > 0 && len(cfg.SweepLevels) > 0 {
+		points, runs, err := sweep(ctx, cfg, shop, hot, classic, bar)
+		if err != nil {
+			return report, err
+		}
+		report.Sweep = points
+		report.Runs = append(report.Runs, runs...)
+	} else {
+		report.Skipped = append(report.Skipped, "the concurrency sweep: --sweep-orders 0")
+	}
+
+	// 10. Targets.
 	allChecksOK := true
 	for _, r := range report.Runs {
-		for _, c := range r.Checks {
-			allChecksOK = allChecksOK && c.OK
-		}
+		allChecksOK = allChecksOK && checksOK(r.Checks)
 	}
 	p99 := openSum.Ops["checkout"].P99
+	durableTarget := loadgen.Target{Name: "durable flash-sale confirmed orders/s vs durable Redis (appendfsync always)",
+		Figure: "not measured: no --durable-redis-addr", Goal: ">= 1x"}
+	if durableMeasured {
+		durableTarget = ratioTarget(durableTarget.Name, shopOrders, durableOrders, 1, "orders/s")
+	}
 	report.Targets = []loadgen.Target{
-		ratioTarget("durable flash-sale confirmed orders/s vs the classic checkout", shopOrders, classicOrders, 10, "orders/s"),
+		ratioTarget("durable flash-sale confirmed orders/s vs the classic checkout", shopOrders, classicOrders, 4, "orders/s"),
+		ratioTarget("durable flash-sale confirmed orders/s vs Redis Lua decrement + MySQL insert", shopOrders, redisOrders, 1, "orders/s"),
+		durableTarget,
 		ratioTarget("add-to-cart vs the HTTP limit", addToCart.Ops["add_to_cart"].PerSecond, httpLimit.Ops["http_limit"].PerSecond, 0.5, "req/s"),
 		ratioTarget("phone detail reads vs the HTTP limit", detail.Ops["view_product"].PerSecond, httpLimit.Ops["http_limit"].PerSecond, 0.7, "req/s"),
 		{Name: "checkout p99 at half the maximum throughput", Figure: fmt.Sprintf("%.1f ms at %.0f checkouts/s", ms(p99), rate),
@@ -301,26 +403,91 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (loadgen.Report, err
 		{Name: "zero oversell in every run", Figure: fmt.Sprintf("all checks %s", map[bool]string{true: "passed", false: "NOT passed"}[allChecksOK]),
 			Goal: "every check passes", Ratio: 1, Met: allChecksOK},
 	}
-	// 10. Memory per active cart grain, and passivation of idle ones.
+	// 11. Memory per active cart grain, and passivation of idle ones.
 	if cfg.MemoryCarts > 0 {
 		mem, err := measureCartMemory(ctx, cfg.MemoryCarts, 15*time.Second, log)
 		if err != nil {
 			return report, err
 		}
-		returned := mem.HeapActiveMiB - mem.HeapAfterMiB
-		active := mem.HeapActiveMiB - mem.HeapBeforeMiB
-		ok := mem.LeftActive == 0 && returned >= 0.8*active
-		report.Targets = append(report.Targets, loadgen.Target{Name: fmt.Sprintf("memory per active cart grain (%d active)", mem.Activations),
-			Figure: fmt.Sprintf("%.0f bytes per cart; heap %.1f -> %.1f MiB active -> %.1f MiB after %s idle (%d left active)",
-				mem.BytesPerCart, mem.HeapBeforeMiB, mem.HeapActiveMiB, mem.HeapAfterMiB, mem.IdleTimeout, mem.LeftActive),
-			Goal: "reported; idle carts passivate and their memory comes back", Ratio: returned / max(active, 1e-9), Met: ok})
+		report.Targets = append(report.Targets, memoryTarget(mem))
+	} else {
+		report.Skipped = append(report.Skipped, "memory per cart grain: --memory-carts 0")
 	}
 
 	report.Notes = append(report.Notes,
-		fmt.Sprintf("Redis-then-MySQL checkout: %.0f orders/s (the shop: %.1fx). It is fast because Redis is not durable: a crash between the decrement and the insert loses units.", redisOrders, shopOrders/max(redisOrders, 1)),
-		"The shop's checkout answers 201 only after the order, its reservations and the sale are committed to MariaDB (group commit); the classic checkout commits one transaction per order.",
+		"The shop's checkout answers 201 only after the order, its reservations and the sale are committed to MariaDB (group commit, innodb_flush_log_at_trx_commit=1); the classic checkout commits one transaction per order.",
+		"The Redis way takes the stock in Redis and inserts the order row in MySQL: a crash between the two loses units whatever Redis's persistence. "+
+			"On the machine's Redis an acknowledged decrement may also be lost in a crash; the durable peer's Redis fsyncs every write first (appendfsync always).",
 	)
 	return report, nil
+}
+
+// durablePersistence is what a Redis that fsyncs every write reports.
+const durablePersistence = "appendonly yes, appendfsync always"
+
+// Goals of the memory target.
+const (
+	maxBytesPerCart = 2048
+	minGivenBack    = 0.9
+)
+
+// memoryTarget judges the memory measurement against both of its goals. Its ratio
+// is the worse of the two, each as a fraction of its goal, so 1 or more meets both.
+func memoryTarget(mem Memory) loadgen.Target {
+	active := mem.HeapActiveMiB - mem.HeapBeforeMiB
+	givenBack := (mem.HeapActiveMiB - mem.HeapAfterMiB) / max(active, 1e-9)
+	sizeRatio := maxBytesPerCart / max(mem.BytesPerCart, 1e-9)
+	backRatio := givenBack / minGivenBack
+	return loadgen.Target{Name: fmt.Sprintf("memory per active cart grain (%d active)", mem.Activations),
+		Figure: fmt.Sprintf("%.0f bytes per cart; heap %.1f -> %.1f MiB active -> %.1f MiB after %s idle (%d left active): %.0f%% given back",
+			mem.BytesPerCart, mem.HeapBeforeMiB, mem.HeapActiveMiB, mem.HeapAfterMiB, mem.IdleTimeout, mem.LeftActive, 100*givenBack),
+		Goal:   "at most 2 KB per active cart grain at 100,000 carts; at least 90% of the heap they took given back after they passivate",
+		Ratio:  min(sizeRatio, backRatio),
+		Met:    mem.LeftActive == 0 && mem.BytesPerCart <= maxBytesPerCart && givenBack >= minGivenBack,
+		Detail: fmt.Sprintf("ratio: the worse of 2 KB / bytes per cart (%.2f) and share given back / 90%% (%.2f); both must be 1 or more, and every cart must passivate", sizeRatio, backRatio)}
+}
+
+// profileSummary stops the profiler at the phase's end, writes the raw profile to
+// path and puts its summary in the report.
+func profileSummary(report *loadgen.Report, profiler *loadgen.Profiler, phaseEnd time.Time, path, phase string) error {
+	prof, covered, note, err := profiler.Stop(phaseEnd)
+	if err != nil {
+		return err
+	}
+	if err := loadgen.WriteProfile(path, prof); err != nil {
+		return err
+	}
+	summary := loadgen.SummarizeProfile(prof, profileTop)
+	summary.Phase, summary.Path, summary.Note = phase, path, note
+	summary.Seconds = covered.Seconds()
+	report.Profile = &summary
+	return nil
+}
+
+// startBaseline starts the baselines' server and serves it on a loopback port; it
+// returns the server and its base URL.
+func startBaseline(ctx context.Context, cfg Config, log *slog.Logger) (*baseline.Server, string, error) {
+	base, err := baseline.New(ctx, baseline.Config{MySQLDSN: cfg.MySQLDSN, RedisAddr: cfg.RedisAddr, DurableRedisAddr: cfg.DurableRedisAddr,
+		RedisPrefix: cfg.RedisPrefix, Logger: log})
+	if err != nil {
+		return nil, "", fmt.Errorf("baseline: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		base.Close()
+		return nil, "", err
+	}
+	// Close shuts the app down, which ends Listener.
+	go func() { _ = base.App().Listener(ln) }()
+	return base, "http://" + ln.Addr().String(), nil
+}
+
+func redisPersistence(ctx context.Context, base *baseline.Server, name baseline.Redis) (string, error) {
+	appendOnly, appendFsync, err := base.RedisPersistence(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("appendonly %s, appendfsync %s", appendOnly, appendFsync), nil
 }
 
 func ratioTarget(name string, figure, base, goal float64, unit string) loadgen.Target {
