@@ -136,8 +136,14 @@ func grainScenarios(t *testing.T, members int, options ...shoptest.Option) {
 				_, err := inv.Reserve(&inventorypb.ReserveRequest{OrderId: "ord_fact", Quantity: 1}, opts()...)
 				return err
 			},
-			func() error { _, err := inv.Commit(&inventorypb.CommitRequest{OrderId: "ord_fact"}, opts()...); return err },
-			func() error { _, err := inv.Return(&inventorypb.ReturnRequest{OrderId: "ord_fact"}, opts()...); return err },
+			func() error {
+				_, err := inv.Commit(&inventorypb.CommitRequest{OrderId: "ord_fact"}, opts()...)
+				return err
+			},
+			func() error {
+				_, err := inv.Return(&inventorypb.ReturnRequest{OrderId: "ord_fact"}, opts()...)
+				return err
+			},
 		} {
 			if err := step(); err != nil {
 				t.Fatal(err)

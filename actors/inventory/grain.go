@@ -88,11 +88,8 @@ type grain struct {
 	timer                      scheduler.CancelFunc
 	timerAt                    time.Time // when timer fires
 	sched                      *scheduler.TimerScheduler
-	// writeBy is the latest deadline of the commands waiting for the next write:
-	// the write may take until then, since someone still waits for it.
-	writeBy time.Time
-	self    *actor.PID
-	root    *actor.RootContext
+	self                       *actor.PID
+	root                       *actor.RootContext
 }
 
 func (g *grain) Init(gctx cluster.GrainContext) {
@@ -203,9 +200,7 @@ func (g *grain) serve(req call.Deadlined, gctx cluster.GrainContext, d durabilit
 	if err := ctx.Err(); err != nil {
 		return reasonpb.ErrUnavailable("inventory %s: the caller's deadline passed before the command ran", g.sku)
 	}
-	if dl, ok := ctx.Deadline(); ok && dl.After(g.writeBy) {
-		g.writeBy = dl
-	}
+	g.writes.Serve(ctx)
 	return g.apply(ctx, gctx, d, cmd)
 }
 
@@ -236,12 +231,6 @@ func (g *grain) apply(ctx context.Context, gctx cluster.GrainContext, d durabili
 	if g.writes.Submit(gctx, changed, reply) {
 		g.startWrite(gctx)
 	}
-	if !g.writes.Pending() {
-		// Answered (or covered by the write just started): the command's
-		// deadline must not bound a later write it does not wait for, such as
-		// the one the grain's own timer starts.
-		g.writeBy = time.Time{}
-	}
 	return nil
 }
 
@@ -255,37 +244,21 @@ func (g *grain) retryLoad() {
 
 // startWrite writes the current state, fenced on the durable version: in the
 // background with group commit (the answer comes back as durable.Done), inline
-// without.
+// without (durable.Pipeline.Write).
 func (g *grain) startWrite(ctx cluster.GrainContext) {
 	version := g.writes.Begin()
 	state, err := proto.Marshal(toProto(g.item.Snapshot()))
 	level := g.item.Level()
 	sales := g.item.TakeSalesChange()
 	g.writtenLevel = level
-	// The write serves every command it covers: it may take until the last of
-	// their callers gives up (never longer than StoreTimeout). A write nobody
-	// waits for (an expiry) has StoreTimeout alone.
-	writeBy := g.writeBy
-	g.writeBy = time.Time{}
-	write := func() error {
+	if err, done := g.writes.Write(g.root, g.self, g.deps.GroupCommit, g.deps.StoreTimeout, func(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		sctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
-		defer cancel()
-		if !writeBy.IsZero() {
-			var cancelBy context.CancelFunc
-			sctx, cancelBy = context.WithDeadline(sctx, writeBy)
-			defer cancelBy()
-		}
-		return g.deps.Store.SaveInventory(sctx, g.sku, version, state, level, sales)
+		return g.deps.Store.SaveInventory(ctx, g.sku, version, state, level, sales)
+	}); done {
+		g.writeDone(ctx, err)
 	}
-	if !g.deps.GroupCommit {
-		g.writeDone(ctx, write())
-		return
-	}
-	self, root := g.self, g.root
-	go func() { root.Send(self, &durable.Done{Err: write()}) }()
 }
 
 func (g *grain) writeDone(ctx cluster.GrainContext, err error) {
@@ -301,7 +274,6 @@ func (g *grain) writeDone(ctx cluster.GrainContext, err error) {
 			g.log.Warn("snapshot write failed; reloading", "err", err)
 		}
 		g.item = nil
-		g.writeBy = time.Time{}
 		// Reload soon even if no command comes, so due reservations still expire.
 		g.retryLoad()
 		return

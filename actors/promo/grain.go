@@ -88,7 +88,6 @@ type grain struct {
 	created  time.Time
 	updated  time.Time
 	writes   durable.Pipeline
-	writeBy  time.Time
 	timer    scheduler.CancelFunc
 	sched    *scheduler.TimerScheduler
 	self     *actor.PID
@@ -241,9 +240,7 @@ func (g *grain) serve(req call.Deadlined, gctx cluster.GrainContext, cmd command
 	if err := ctx.Err(); err != nil {
 		return reasonpb.ErrUnavailable("promo %s: the caller's deadline passed before the command ran", g.id)
 	}
-	if dl, ok := ctx.Deadline(); ok && dl.After(g.writeBy) {
-		g.writeBy = dl
-	}
+	g.writes.Serve(ctx)
 	return g.apply(ctx, gctx, cmd)
 }
 
@@ -279,12 +276,6 @@ func (g *grain) apply(ctx context.Context, gctx cluster.GrainContext, cmd comman
 	if g.writes.Submit(gctx, changed || settled, reply) {
 		g.startWrite(gctx)
 	}
-	if !g.writes.Pending() {
-		// Answered (or covered by the write just started): the command's
-		// deadline must not bound a later write it does not wait for, such as
-		// the one the grain's own timer starts.
-		g.writeBy = time.Time{}
-	}
 	return nil
 }
 
@@ -315,27 +306,14 @@ func (g *grain) startWrite(ctx cluster.GrainContext) {
 		e, err = outbox.New(outbox.PromoActivated, g.id, ActivatedEvent{PromoID: g.id, ActivatedAt: g.updated}, g.updated)
 		events = append(events, e)
 	}
-	writeBy := g.writeBy
-	g.writeBy = time.Time{}
-	write := func() error {
+	if err, done := g.writes.Write(g.root, g.self, g.deps.GroupCommit, g.deps.StoreTimeout, func(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		sctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
-		defer cancel()
-		if !writeBy.IsZero() {
-			var cancelBy context.CancelFunc
-			sctx, cancelBy = context.WithDeadline(sctx, writeBy)
-			defer cancelBy()
-		}
-		return g.deps.Store.SavePromo(sctx, version, state, listing, grants, events)
+		return g.deps.Store.SavePromo(ctx, version, state, listing, grants, events)
+	}); done {
+		g.writeDone(ctx, err)
 	}
-	if !g.deps.GroupCommit {
-		g.writeDone(ctx, write())
-		return
-	}
-	self, root := g.self, g.root
-	go func() { root.Send(self, &durable.Done{Err: write()}) }()
 }
 
 func (g *grain) writeDone(ctx cluster.GrainContext, err error) {
@@ -346,7 +324,7 @@ func (g *grain) writeDone(ctx cluster.GrainContext, err error) {
 		if errors.Is(err, snapshot.ErrStale) {
 			g.log.Warn("snapshot fenced off: another activation wrote a newer version; reloading", "version", g.writes.Version())
 		}
-		g.campaign, g.loaded, g.writeBy = nil, false, time.Time{}
+		g.campaign, g.loaded = nil, false
 		g.arm(reloadRetry)
 		return
 	}

@@ -12,10 +12,18 @@
 // and reload what is durable.
 //
 // A Pipeline is used from the grain's actor goroutine only; the write itself runs
-// elsewhere and reports back with a Done message (see Grain.Write).
+// elsewhere and reports back with a Done message (see Pipeline.Write).
+//
+// Every grain that writes this way (inventory items, campaigns) goes through the
+// same steps: Serve and Submit (or Answer) for each command, Begin and Write for
+// each write, Finish when it is done. The grain supplies only what its write
+// carries and what a failed write means to it.
 package durable
 
 import (
+	"context"
+	"time"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 )
@@ -35,6 +43,10 @@ type Pipeline struct {
 	dirty    bool // in-memory state has changes no write has taken yet
 	inflight []waiter
 	pending  []waiter
+	// by is the latest deadline of the commands the next write serves: it may
+	// take until then, since someone still waits for it. writeBy is the one of
+	// the write Begin started.
+	by, writeBy time.Time
 }
 
 // Reset starts over from a freshly loaded state at version.
@@ -45,17 +57,31 @@ func (p *Pipeline) Reset(version int64) {
 // Version is the durable version: the one the next write is fenced on.
 func (p *Pipeline) Version() int64 { return p.version }
 
-// Saving reports whether a write is in flight.
-func (p *Pipeline) Saving() bool { return p.saving }
-
 // Pending reports whether answers wait for a write that has not started yet.
 func (p *Pipeline) Pending() bool { return len(p.pending) > 0 }
+
+// Serve records the deadline of the command about to be submitted: the write
+// that covers it may take until the latest deadline of the commands it serves.
+func (p *Pipeline) Serve(ctx context.Context) {
+	if dl, ok := ctx.Deadline(); ok && dl.After(p.by) {
+		p.by = dl
+	}
+}
 
 // Answer answers the command being processed at once: its change need not be
 // durable before its answer (a hold a crash may drop), and it did not depend on
 // one that must be. Whatever it changed is written with the next write.
 func (p *Pipeline) Answer(ctx actor.Context, reply any) {
 	answer(ctx, waiter{sender: ctx.Sender(), reply: reply})
+	p.forgetAnswered()
+}
+
+// forgetAnswered drops the deadlines of answered commands: they must not bound a
+// later write they do not wait for, such as the one the grain's own timer starts.
+func (p *Pipeline) forgetAnswered() {
+	if len(p.pending) == 0 {
+		p.by = time.Time{}
+	}
 }
 
 // Submit records the outcome of the command being processed (ctx's current
@@ -66,6 +92,7 @@ func (p *Pipeline) Submit(ctx actor.Context, changed bool, reply any) (startWrit
 	w := waiter{sender: ctx.Sender(), reply: reply}
 	if !changed && !p.saving && !p.dirty {
 		answer(ctx, w)
+		p.forgetAnswered()
 		return false
 	}
 	p.pending = append(p.pending, w)
@@ -80,7 +107,34 @@ func (p *Pipeline) Submit(ctx actor.Context, changed bool, reply any) (startWrit
 func (p *Pipeline) Begin() (expectedVersion int64) {
 	p.inflight, p.pending = p.pending, nil
 	p.dirty, p.saving = false, true
+	p.writeBy, p.by = p.by, time.Time{}
 	return p.version
+}
+
+// Write runs the write Begin started. save gets a context bounded by timeout and
+// by the latest deadline of the commands the write serves (a write nobody waits
+// for, an expiry, has timeout alone). In the background (group commit) save runs
+// on a goroutine of its own and its outcome comes back to self as a Done message,
+// while the grain goes on taking commands; inline, it runs now and Write returns
+// its outcome (done true), for the grain to Finish at once.
+func (p *Pipeline) Write(root *actor.RootContext, self *actor.PID, background bool, timeout time.Duration,
+	save func(context.Context) error) (err error, done bool) {
+	by := p.writeBy
+	run := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if !by.IsZero() {
+			var cancelBy context.CancelFunc
+			ctx, cancelBy = context.WithDeadline(ctx, by)
+			defer cancelBy()
+		}
+		return save(ctx)
+	}
+	if !background {
+		return run(), true
+	}
+	go func() { root.Send(self, &Done{Err: run()}) }()
+	return nil, false
 }
 
 // Finish handles the end of the write: on success it answers every command the
@@ -95,7 +149,7 @@ func (p *Pipeline) Finish(ctx actor.Context, err error, failure func(error) erro
 		for _, w := range append(p.inflight, p.pending...) {
 			answer(ctx, waiter{sender: w.sender, reply: ferr})
 		}
-		p.inflight, p.pending, p.dirty = nil, nil, false
+		p.inflight, p.pending, p.dirty, p.by = nil, nil, false, time.Time{}
 		return false, true
 	}
 	p.version++
@@ -111,6 +165,7 @@ func (p *Pipeline) Finish(ctx actor.Context, err error, failure func(error) erro
 		answer(ctx, w)
 	}
 	p.pending = nil
+	p.forgetAnswered()
 	return false, false
 }
 
