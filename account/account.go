@@ -90,6 +90,14 @@ type Store interface {
 	UpdateAccount(ctx context.Context, id string, update func(*Account) error) (Account, error)
 }
 
+// SessionAccountStore is a Store that answers both lookups of Authenticate, a
+// session and its account, in one call (persistence/cache holds them as one entry
+// in process). Authenticate uses it when its store has it; its errors are those
+// of SessionByTokenHash and AccountByID.
+type SessionAccountStore interface {
+	SessionAccount(ctx context.Context, tokenHash string) (Session, Account, error)
+}
+
 // SessionPurger deletes the sessions that expired before now, and says how many.
 type SessionPurger interface {
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error)
@@ -274,6 +282,19 @@ func (s *Service) Login(ctx context.Context, email, password string) (token stri
 func (s *Service) Authenticate(ctx context.Context, token string) (Account, error) {
 	if token == "" || len(token) > 128 {
 		return Account{}, ErrSessionNotFound
+	}
+	if both, ok := s.store.(SessionAccountStore); ok {
+		sess, a, err := both.SessionAccount(ctx, HashToken(token))
+		if errors.Is(err, ErrNotFound) {
+			return Account{}, ErrSessionNotFound
+		}
+		if err != nil {
+			return Account{}, err
+		}
+		if !s.now().Before(sess.ExpiresAt) {
+			return Account{}, ErrSessionNotFound
+		}
+		return a, nil
 	}
 	sess, err := s.store.SessionByTokenHash(ctx, HashToken(token))
 	if err != nil {

@@ -48,14 +48,26 @@ type PromoLister interface {
 	PromoMailStats(ctx context.Context, ids []string) (map[string]delivery.CampaignStats, error)
 }
 
+// CatalogViews hold values built from catalog reads in process
+// (persistence/cache.Views): View returns the value held under key for the
+// catalog as it is now, or builds it with build and holds it.
+type CatalogViews interface {
+	View(ctx context.Context, key string, build func(context.Context) (any, error)) (any, error)
+}
+
 // Deps is what the edge needs.
 type Deps struct {
 	Accounts *account.Service
 	// Unsubscribe reads the tokens of unsubscribe links (nil: no link works).
 	Unsubscribe *account.UnsubscribeTokens
 	Catalog     *catalog.Service
-	Orders      OrderLister
-	Promos      PromoLister
+	// PhoneViews and PageViews hold the rendered JSON of phone details and of
+	// catalog pages in process, for as long as the catalog does not change on any
+	// edge (nil: rendered for every request).
+	PhoneViews CatalogViews
+	PageViews  CatalogViews
+	Orders     OrderLister
+	Promos     PromoLister
 	// Campaigns is this process's view of the live campaigns: what prices the
 	// catalog and carts.
 	Campaigns *promo.Board
@@ -86,6 +98,9 @@ type server struct {
 	Deps
 	accounts *account.Service
 	log      *slog.Logger
+	// encodeJSON is the app's JSON encoder, which c.JSON uses: what a view holds
+	// is what c.JSON would send.
+	encodeJSON func(any) ([]byte, error)
 }
 
 func (s *server) now() time.Time {
@@ -114,6 +129,7 @@ func New(d Deps) *fiber.App {
 		WriteTimeout: 15 * time.Second,
 		IdleTimeout:  time.Minute,
 	})
+	s.encodeJSON = app.Config().JSONEncoder
 	app.Use(requestid.New(requestid.Config{Header: headerRequestID}))
 	app.Use(s.observe)
 	app.Use(recover.New())

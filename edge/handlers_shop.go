@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -269,12 +270,36 @@ func (s *server) searchPhones(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	page, err := s.Catalog.Search(c.UserContext(), q)
+	low := s.LowStockThreshold()
+	cursor := "-"
+	if q.After != nil {
+		cursor = catalog.EncodeCursor(*q.After)
+	}
+	key := "search:" + q.Fingerprint() + ":" + strconv.Itoa(q.PageSize) + ":" + cursor + ":" + strconv.FormatInt(low, 10)
+	v, err := s.view(c.UserContext(), s.PageViews, key, func(ctx context.Context) (any, error) {
+		page, err := s.Catalog.Search(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		body, err := s.encodeJSON(s.toSearchResponse(page, low, nil, time.Time{}))
+		return pageView{page: page, body: body}, err
+	})
 	if err != nil {
 		return err
 	}
-	low := s.LowStockThreshold()
+	pv := v.(pageView)
 	campaigns, now := s.Campaigns.Live(), s.now()
+	for _, p := range pv.page.Items {
+		if discounted(campaigns, s.Catalog.VariantsOf(p.ID), p.Brand, now) {
+			return c.JSON(s.toSearchResponse(pv.page, low, campaigns, now))
+		}
+	}
+	return sendJSON(c, pv.body)
+}
+
+// toSearchResponse is a page of the search as API.md has it, priced by campaigns
+// at now.
+func (s *server) toSearchResponse(page catalog.Page, low int64, campaigns []*promo.Campaign, now time.Time) fiber.Map {
 	items := make([]phoneSummaryResponse, len(page.Items))
 	for i, p := range page.Items {
 		items[i] = phoneSummaryResponse{
@@ -284,7 +309,7 @@ func (s *server) searchPhones(c *fiber.Ctx) error {
 			FromSalePriceCents: fromSalePrice(campaigns, s.Catalog.VariantsOf(p.ID), p.Brand, now),
 		}
 	}
-	return c.JSON(fiber.Map{"items": items, "next_page_token": page.Next})
+	return fiber.Map{"items": items, "next_page_token": page.Next}
 }
 
 func (s *server) phone(c *fiber.Ctx) error {
@@ -292,11 +317,28 @@ func (s *server) phone(c *fiber.Ctx) error {
 	if len(id) > 100 {
 		return notFound("phone not found")
 	}
-	p, err := s.Catalog.Phone(c.UserContext(), id)
+	low := s.LowStockThreshold()
+	v, err := s.view(c.UserContext(), s.PhoneViews, "phone:"+id+":"+strconv.FormatInt(low, 10), func(ctx context.Context) (any, error) {
+		p, err := s.Catalog.Phone(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		body, err := s.encodeJSON(toPhoneResponse(p, low, nil, time.Time{}))
+		return phoneView{phone: p, body: body}, err
+	})
 	if err != nil {
 		return err
 	}
-	low := s.LowStockThreshold()
+	pv := v.(phoneView)
+	campaigns, now := s.Campaigns.Live(), s.now()
+	if discounted(campaigns, pv.phone.Variants, pv.phone.Brand, now) {
+		return c.JSON(toPhoneResponse(pv.phone, low, campaigns, now))
+	}
+	return sendJSON(c, pv.body)
+}
+
+// toPhoneResponse is a phone's details as API.md has them, priced by campaigns at now.
+func toPhoneResponse(p catalog.Phone, low int64, campaigns []*promo.Campaign, now time.Time) phoneResponse {
 	resp := phoneResponse{
 		phoneSummaryResponse: phoneSummaryResponse{
 			ID: p.ID, Brand: p.Brand, Model: p.Model, Name: p.Name, ReleaseYear: p.ReleaseYear,
@@ -305,7 +347,6 @@ func (s *server) phone(c *fiber.Ctx) error {
 		Category: p.Category, Specs: p.Specs, Variants: make([]variantResponse, len(p.Variants)),
 	}
 	var best int64
-	campaigns, now := s.Campaigns.Live(), s.now()
 	for i, v := range p.Variants {
 		best = max(best, v.Available)
 		resp.Variants[i] = variantResponse{SKU: v.SKU, StorageGB: v.StorageGB, Color: v.Color, PriceCents: v.PriceCents,
@@ -317,19 +358,39 @@ func (s *server) phone(c *fiber.Ctx) error {
 	}
 	resp.FromSalePriceCents = fromSalePrice(campaigns, p.Variants, p.Brand, now)
 	resp.StockState = string(catalog.StateOf(best, low))
-	return c.JSON(resp)
+	return resp
 }
 
 func (s *server) brands(c *fiber.Ctx) error {
-	bs, err := s.Catalog.Brands(c.UserContext())
+	v, err := s.view(c.UserContext(), s.PageViews, "brands", func(ctx context.Context) (any, error) {
+		bs, err := s.Catalog.Brands(ctx)
+		if err != nil {
+			return nil, err
+		}
+		items := make([]fiber.Map, len(bs))
+		for i, b := range bs {
+			items[i] = fiber.Map{"name": b.Name, "phone_count": b.PhoneCount}
+		}
+		return s.encodeJSON(fiber.Map{"items": items})
+	})
 	if err != nil {
 		return err
 	}
-	items := make([]fiber.Map, len(bs))
-	for i, b := range bs {
-		items[i] = fiber.Map{"name": b.Name, "phone_count": b.PhoneCount}
+	return sendJSON(c, v.([]byte))
+}
+
+// discounted reports whether a live campaign discounts one of variants at now:
+// only then does a response differ from its view.
+func discounted(campaigns []*promo.Campaign, variants []catalog.Variant, brand string, now time.Time) bool {
+	if len(campaigns) == 0 {
+		return false
 	}
-	return c.JSON(fiber.Map{"items": items})
+	for _, v := range variants {
+		if promo.Best(campaigns, v.SKU, brand, now) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // fromSalePrice is the lowest price of variants, each at its campaign's discount,

@@ -290,6 +290,8 @@ type base struct {
 	sessions *cache.Sessions
 	stock    *cache.StockPublisher
 	redis    *redis.Cache // nil: no Redis
+	// phoneViews and pageViews hold the edge's rendered catalog in process.
+	phoneViews, pageViews *cache.Views
 	// campaigns is this process's view of the live campaigns (what prices).
 	campaigns *promo.Board
 	// unsubscribe reads the tokens of unsubscribe links (edges).
@@ -347,6 +349,8 @@ func (s *Shop) openBase(ctx context.Context, dataDir string, shopCfg config.Shop
 	cacheMetrics := cache.NewMetrics(b.registry)
 	var hot cache.Cache
 	var catalogCache *cache.Catalog
+	// The bus tells every process of an invalidation at once (Redis pub/sub).
+	var bus cache.Bus = cache.NewLocalBus()
 	if stores.RedisAddr != "" {
 		tlsConfig, err := redisTLS(stores)
 		if err != nil {
@@ -362,11 +366,14 @@ func (s *Shop) openBase(ctx context.Context, dataDir string, shopCfg config.Shop
 		s.closers = append(s.closers, rc.Close)
 		hot = rc
 		b.redis = rc
+		bus = rc.Bus()
 	} else {
 		hot = cache.NewMemory(0)
 	}
-	catalogCache = cache.NewCatalog(s.Store, hot, cache.CatalogOptions{Metrics: cacheMetrics, Log: s.log})
-	b.sessions = cache.NewSessions(s.Store, hot, cache.SessionsOptions{Metrics: cacheMetrics, Log: s.log})
+	catalogCache = cache.NewCatalog(s.Store, hot, cache.CatalogOptions{Metrics: cacheMetrics, Log: s.log, Bus: bus})
+	b.sessions = cache.NewSessions(s.Store, hot, cache.SessionsOptions{Metrics: cacheMetrics, Log: s.log, Bus: bus})
+	b.phoneViews = cache.NewViews(catalogCache, cache.LocalPhones, cache.DefaultPhoneViews, cacheMetrics)
+	b.pageViews = cache.NewViews(catalogCache, cache.LocalPages, cache.DefaultPageViews, cacheMetrics)
 	s.Catalog = catalog.NewService(catalogCache)
 	var allSKUs []string
 	for _, p := range phones {
@@ -379,7 +386,7 @@ func (s *Shop) openBase(ctx context.Context, dataDir string, shopCfg config.Shop
 	}
 	// Inventory grains publish every committed level; a change of stock state
 	// (in stock, low, out) invalidates the cached catalog.
-	b.stock = cache.NewStockPublisher(hot, live.LowStockThreshold,
+	b.stock = cache.NewStockPublisher(live.LowStockThreshold,
 		func(ctx context.Context) { _ = catalogCache.Invalidate(ctx) }, s.log, cache.WithPublisherMetrics(cacheMetrics))
 	s.closers = append(s.closers, func() error { b.stock.Close(); return nil })
 
@@ -496,6 +503,7 @@ func (s *Shop) startEdge(b *base, c *pcluster.Cluster, cfg config.HTTP, serveMet
 	}
 	s.App = edge.New(edge.Deps{
 		Accounts: s.Accounts, Unsubscribe: b.unsubscribe, Catalog: s.Catalog, Orders: s.Store, Promos: s.Store, Campaigns: b.campaigns,
+		PhoneViews: b.phoneViews, PageViews: b.pageViews,
 		Cluster: c, Calls: b.calls,
 		Ready:             s.ready,
 		MaxLineQuantity:   s.Live.MaxLineQuantity,

@@ -3,6 +3,11 @@
 // the catalog and account stores. The cache only ever makes reads faster: any cache
 // error is treated as a miss and the read is served from the store, so Redis down
 // means slower, never wrong and never failing.
+//
+// In front of the cache, two layers hold the hottest reads in process: one entry
+// per authenticated token (Sessions, with a Bus), and the edge's rendered catalog
+// (Views). A Bus (Redis pub/sub, or in process) carries their invalidations to
+// every process at once.
 package cache
 
 import (

@@ -15,8 +15,12 @@ const DefaultCatalogTTL = 30 * time.Second
 
 // CatalogOptions tune a Catalog; the zero value is usable.
 type CatalogOptions struct {
-	// TTL bounds how long a cached read is served (DefaultCatalogTTL when zero).
-	TTL     time.Duration
+	// TTL bounds how long a cached read is served after a missed invalidation
+	// (DefaultCatalogTTL when zero), views held in process (Views) included.
+	TTL time.Duration
+	// Bus, when set, tells every process sharing the cache of an invalidation at
+	// once; without it another process sees it within a second.
+	Bus     Bus
 	Metrics *Metrics // nil: no metrics
 	Log     *slog.Logger
 }
@@ -27,11 +31,16 @@ type CatalogOptions struct {
 //
 // Entries live under a catalog generation ("catalog:<gen>:phone:<id>"); Invalidate
 // moves to the next generation, so a change of the catalog or of a phone's stock
-// state is seen at once by every edge sharing the cache.
+// state is seen by every edge sharing the cache: at once when they share a Bus,
+// else within a second (the generation is read at most once a second).
 type Catalog struct {
 	inner catalog.Store
 	rt    *readThrough
-	ttl   time.Duration
+	bus   Bus // nil: none
+	// storedTTL is how long an entry lives in the cache: the TTL less viewTTL,
+	// the life of a view built from it in process, so that together they stay
+	// within the TTL.
+	storedTTL, viewTTL time.Duration
 }
 
 var _ catalog.Store = (*Catalog)(nil)
@@ -41,11 +50,29 @@ func NewCatalog(inner catalog.Store, c Cache, opts CatalogOptions) *Catalog {
 	if opts.TTL <= 0 {
 		opts.TTL = DefaultCatalogTTL
 	}
-	return &Catalog{inner: inner, rt: newReadThrough(c, "catalog", opts.Metrics, opts.Log), ttl: opts.TTL}
+	viewTTL := min(DefaultViewTTL, opts.TTL/2)
+	cat := &Catalog{inner: inner, rt: newReadThrough(c, "catalog", opts.Metrics, opts.Log), bus: opts.Bus,
+		storedTTL: opts.TTL - viewTTL, viewTTL: viewTTL}
+	if opts.Bus != nil {
+		opts.Bus.Subscribe(TopicCatalog, func(string) { cat.rt.forgetGen() })
+	}
+	return cat
 }
 
-// Invalidate makes every later read go to the store once.
-func (c *Catalog) Invalidate(ctx context.Context) error { return c.rt.invalidate(ctx) }
+// Invalidate makes every later read go to the store once, in every process
+// sharing the cache.
+func (c *Catalog) Invalidate(ctx context.Context) error {
+	if err := c.rt.invalidate(ctx); err != nil {
+		return err
+	}
+	if c.bus != nil {
+		if err := c.bus.Announce(ctx, TopicCatalog, ""); err != nil {
+			// The others read the generation again within a second anyway.
+			c.rt.cacheFailed("publish", err)
+		}
+	}
+	return nil
+}
 
 // SearchPhones implements catalog.Store.
 func (c *Catalog) SearchPhones(ctx context.Context, q catalog.Query) ([]catalog.Summary, error) {
@@ -54,7 +81,7 @@ func (c *Catalog) SearchPhones(ctx context.Context, q catalog.Query) ([]catalog.
 		cursor = catalog.EncodeCursor(*q.After)
 	}
 	key := "search:" + q.Fingerprint() + ":" + strconv.Itoa(q.PageSize) + ":" + cursor
-	return cachedRead(ctx, c.rt, key, jsonCodec[[]catalog.Summary](c.ttl), func(ctx context.Context) ([]catalog.Summary, error) {
+	return cachedRead(ctx, c.rt, key, jsonCodec[[]catalog.Summary](c.storedTTL), func(ctx context.Context) ([]catalog.Summary, error) {
 		return c.inner.SearchPhones(ctx, q)
 	})
 }
@@ -68,7 +95,7 @@ func (c *Catalog) Phone(ctx context.Context, id string) (catalog.Phone, error) {
 			err := json.Unmarshal(b, &e)
 			return fromPhoneEntry(e), err
 		},
-		ttl: func(catalog.Phone) time.Duration { return c.ttl },
+		ttl: func(catalog.Phone) time.Duration { return c.storedTTL },
 	}
 	return cachedRead(ctx, c.rt, "phone:"+id, codec, func(ctx context.Context) (catalog.Phone, error) {
 		return c.inner.Phone(ctx, id)
@@ -77,7 +104,7 @@ func (c *Catalog) Phone(ctx context.Context, id string) (catalog.Phone, error) {
 
 // Brands implements catalog.Store.
 func (c *Catalog) Brands(ctx context.Context) ([]catalog.Brand, error) {
-	return cachedRead(ctx, c.rt, "brands", jsonCodec[[]catalog.Brand](c.ttl), c.inner.Brands)
+	return cachedRead(ctx, c.rt, "brands", jsonCodec[[]catalog.Brand](c.storedTTL), c.inner.Brands)
 }
 
 // VariantsBySKU implements catalog.Store; it is not cached because orders are

@@ -171,23 +171,3 @@ func (failingCache) Set(context.Context, string, []byte, time.Duration) error {
 }
 func (failingCache) Delete(context.Context, ...string) error     { return errCacheDown }
 func (failingCache) Incr(context.Context, string) (int64, error) { return 0, errCacheDown }
-
-// stuckCache blocks every call until its context ends, as a hung server does.
-type stuckCache struct{}
-
-func (stuckCache) Get(ctx context.Context, _ string) ([]byte, bool, error) {
-	<-ctx.Done()
-	return nil, false, ctx.Err()
-}
-func (stuckCache) Set(ctx context.Context, _ string, _ []byte, _ time.Duration) error {
-	<-ctx.Done()
-	return ctx.Err()
-}
-func (stuckCache) Delete(ctx context.Context, _ ...string) error {
-	<-ctx.Done()
-	return ctx.Err()
-}
-func (stuckCache) Incr(ctx context.Context, _ string) (int64, error) {
-	<-ctx.Done()
-	return 0, ctx.Err()
-}

@@ -30,12 +30,23 @@ func (c *countingCache) Get(ctx context.Context, key string) ([]byte, bool, erro
 // requests returns phoneshop_cache_requests_total for one cache and result.
 func requests(t *testing.T, reg *prometheus.Registry, cacheName, result string) float64 {
 	t.Helper()
+	return counter(t, reg, "phoneshop_cache_requests_total", cacheName, result)
+}
+
+// localRequests returns phoneshop_cache_local_requests_total for one layer and result.
+func localRequests(t *testing.T, reg *prometheus.Registry, layer, result string) float64 {
+	t.Helper()
+	return counter(t, reg, "phoneshop_cache_local_requests_total", layer, result)
+}
+
+func counter(t *testing.T, reg *prometheus.Registry, name, cacheName, result string) float64 {
+	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range families {
-		if f.GetName() != "phoneshop_cache_requests_total" {
+		if f.GetName() != name {
 			continue
 		}
 		for _, m := range f.GetMetric() {
@@ -48,7 +59,7 @@ func requests(t *testing.T, reg *prometheus.Registry, cacheName, result string) 
 			}
 		}
 	}
-	t.Fatalf("no phoneshop_cache_requests_total{cache=%q,result=%q}", cacheName, result)
+	t.Fatalf("no %s{cache=%q,result=%q}", name, cacheName, result)
 	return 0
 }
 

@@ -10,6 +10,7 @@ import (
 // every user may take one optionally.
 type Metrics struct {
 	requests       *prometheus.CounterVec
+	local          *prometheus.CounterVec
 	degraded       prometheus.Gauge
 	publishDropped prometheus.Counter
 }
@@ -19,6 +20,19 @@ const (
 	resultHit   = "hit"
 	resultMiss  = "miss"
 	resultError = "error"
+	// resultBypass: an in-process layer could not be trusted (its invalidations
+	// could go unheard) and the read went to the layer below.
+	resultBypass = "bypass"
+)
+
+// The labels of the in-process layers' reads.
+const (
+	// LocalSession is the in-process layer of authentication (Sessions).
+	LocalSession = "session"
+	// LocalPhones and LocalPages are the edge's views of phone details and of
+	// catalog pages (Views).
+	LocalPhones = "phone_view"
+	LocalPages  = "page_view"
 )
 
 // NewMetrics registers the cache series on reg (nil: not registered). Registering
@@ -28,12 +42,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "phoneshop_cache_requests_total",
-			Help: "Cached reads by cache (catalog, session) and result (hit, miss, error: served from the store).",
+			Help: "Cached reads by cache (catalog, session) and result (hit, miss, error: served from the store), behind the in-process layers (phoneshop_cache_local_requests_total).",
 		}, []string{"cache", "result"}),
 		degraded: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "phoneshop_cache_degraded",
 			Help: "1 while the cache server is unreachable and reads go to the store.",
 		}),
+		local: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phoneshop_cache_local_requests_total",
+			Help: "Reads of the in-process layers in front of the cache by layer (session, phone_view, page_view) and result (hit; miss: read through the cache; bypass: not trusted while its invalidations could go unheard, read through the cache).",
+		}, []string{"cache", "result"}),
 		publishDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "phoneshop_cache_publish_dropped_total",
 			Help: "Stock level updates dropped because the publisher's queue was full.",
@@ -41,12 +59,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		m.requests = register(reg, m.requests)
+		m.local = register(reg, m.local)
 		m.degraded = register(reg, m.degraded)
 		m.publishDropped = register(reg, m.publishDropped)
 	}
 	for _, c := range []string{"catalog", "session"} {
 		for _, r := range []string{resultHit, resultMiss, resultError} {
 			m.requests.WithLabelValues(c, r)
+		}
+	}
+	for _, c := range []string{LocalSession, LocalPhones, LocalPages} {
+		for _, r := range []string{resultHit, resultMiss, resultBypass} {
+			m.local.WithLabelValues(c, r)
 		}
 	}
 	return m
@@ -83,6 +107,13 @@ func (m *Metrics) request(cache, result string) {
 		return
 	}
 	m.requests.WithLabelValues(cache, result).Inc()
+}
+
+func (m *Metrics) localRead(layer, result string) {
+	if m == nil {
+		return
+	}
+	m.local.WithLabelValues(layer, result).Inc()
 }
 
 func (m *Metrics) dropped() {

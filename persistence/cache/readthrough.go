@@ -24,29 +24,50 @@ type readThrough struct {
 	flights singleflight.Group
 
 	// The generation is read from the cache at most once per genTTL: it changes
-	// only on an invalidation, which this process sees at once when it makes it
-	// and other processes within genTTL. Without this, every hit costs two round
-	// trips to Redis instead of one.
+	// only on an invalidation, which this process sees at once when it makes it,
+	// at once when a Bus tells it (forgetGen), and otherwise within genTTL.
+	// Without this, every hit costs two round trips to Redis instead of one.
 	genMu  sync.Mutex
 	gen    string
 	genAt  time.Time
 	genTTL time.Duration
+	// genEpoch counts the generations this process learnt by itself (its own
+	// invalidations, the bus's messages): a generation read from the cache before
+	// one of them is not kept, since it may be the older one.
+	genEpoch uint64
 }
 
-// defaultGenTTL bounds how late an invalidation made by another process is seen.
+// defaultGenTTL bounds how late an invalidation made by another process is seen
+// when no Bus tells this one.
 const defaultGenTTL = time.Second
 
-func (r *readThrough) localGen() (string, bool) {
+func (r *readThrough) localGen() (gen string, fresh bool, epoch uint64) {
 	r.genMu.Lock()
 	defer r.genMu.Unlock()
-	return r.gen, r.gen != "" && time.Since(r.genAt) < r.genTTL
+	return r.gen, r.gen != "" && time.Since(r.genAt) < r.genTTL, r.genEpoch
 }
 
+// setLocalGen keeps gen as the generation this process learnt ("" to read it again).
 func (r *readThrough) setLocalGen(gen string) {
 	r.genMu.Lock()
 	r.gen, r.genAt = gen, time.Now()
+	r.genEpoch++
 	r.genMu.Unlock()
 }
+
+// keepReadGen keeps gen, read from the cache, unless the process learnt another
+// generation since epoch.
+func (r *readThrough) keepReadGen(gen string, epoch uint64) {
+	r.genMu.Lock()
+	if r.genEpoch == epoch {
+		r.gen, r.genAt = gen, time.Now()
+	}
+	r.genMu.Unlock()
+}
+
+// forgetGen makes the next read ask the cache for the generation: another process
+// moved it.
+func (r *readThrough) forgetGen() { r.setLocalGen("") }
 
 func newReadThrough(c Cache, name string, m *Metrics, log *slog.Logger) *readThrough {
 	if log == nil {
@@ -57,7 +78,8 @@ func newReadThrough(c Cache, name string, m *Metrics, log *slog.Logger) *readThr
 
 // prefix returns "<name>:<generation>:" for keys of the current generation.
 func (r *readThrough) prefix(ctx context.Context) (string, error) {
-	if gen, ok := r.localGen(); ok {
+	gen, fresh, epoch := r.localGen()
+	if fresh {
 		return r.name + ":" + gen + ":", nil
 	}
 	b, ok, err := r.cache.Get(ctx, r.genKey)
@@ -81,7 +103,7 @@ func (r *readThrough) prefix(ctx context.Context) (string, error) {
 		}
 		b = v.([]byte)
 	}
-	r.setLocalGen(string(b))
+	r.keepReadGen(string(b), epoch)
 	return r.name + ":" + string(b) + ":", nil
 }
 

@@ -14,25 +14,25 @@ import (
 // are dropped.
 const StockQueueSize = 1024
 
-// stockWriteTimeout bounds one update's cache write and state-change hook.
-const stockWriteTimeout = 2 * time.Second
+// stockChangeTimeout bounds one update's state-change hook.
+const stockChangeTimeout = 2 * time.Second
 
-// StockStateTTL bounds how long a published state lives without a new update, so
-// that a dropped update cannot leave a wrong state behind for good; a missing key
-// means "ask the catalog".
-const StockStateTTL = 5 * time.Minute
-
-// StockKey is the cache key of a SKU's stock state.
-func StockKey(sku string) string { return "stock:" + sku }
-
-// StockPublisher records each SKU's stock state ("in_stock", "low_stock",
-// "out_of_stock") in the cache for hot reads, as inventory grains change levels,
-// and reports when a SKU's state changed (the shop invalidates the catalog then).
+// StockPublisher watches each SKU's stock state ("in_stock", "low_stock",
+// "out_of_stock") as inventory grains change levels, and reports when a SKU's
+// state changed (the shop invalidates the catalog then, on every edge).
+//
+// It used to write every level's state to the cache as "stock:<sku>" for hot
+// reads, but nothing ever read those keys, and no read would be cheaper for them:
+// a phone's details and a catalog page are served whole from a view held in
+// process (Views), which a state change replaces through the catalog's
+// generation, while reading the keys would cost a round trip per variant per
+// request. So it no longer writes them, which also takes a cache write off every
+// reservation and sale.
+//
 // Publish never blocks the grain: updates wait in a bounded queue and are dropped,
-// and counted, when it is full. A dropped update only delays the published state
-// until the SKU's next change, and the catalog TTL bounds how stale a page gets.
+// and counted, when it is full. A dropped update only delays a state change until
+// the SKU's next one, and the catalog TTL bounds how stale a page gets.
 type StockPublisher struct {
-	cache         Cache
 	threshold     func() int64
 	onStateChange func(ctx context.Context)
 	log           *slog.Logger
@@ -57,15 +57,15 @@ func WithPublisherMetrics(m *Metrics) PublisherOption {
 	return func(p *StockPublisher) { p.metrics = m }
 }
 
-// NewStockPublisher starts a publisher writing to c. lowStockThreshold is read for
-// every update, so a configuration change applies at once; onStateChange (may be
-// nil) is called when a SKU's state differs before and after an update. Close stops it.
-func NewStockPublisher(c Cache, lowStockThreshold func() int64, onStateChange func(ctx context.Context), log *slog.Logger, opts ...PublisherOption) *StockPublisher {
+// NewStockPublisher starts a publisher. lowStockThreshold is read for every
+// update, so a configuration change applies at once; onStateChange (may be nil)
+// is called when a SKU's state differs before and after an update. Close stops it.
+func NewStockPublisher(lowStockThreshold func() int64, onStateChange func(ctx context.Context), log *slog.Logger, opts ...PublisherOption) *StockPublisher {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &StockPublisher{
-		cache: c, threshold: lowStockThreshold, onStateChange: onStateChange, log: log,
+		threshold: lowStockThreshold, onStateChange: onStateChange, log: log,
 		updates: make(chan stockUpdate, StockQueueSize),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -104,7 +104,7 @@ func (p *StockPublisher) run() {
 	go func() {
 		select {
 		case <-p.stop:
-			cancel() // unblocks a cache write stuck on a dead server
+			cancel() // unblocks a hook stuck on a dead server
 		case <-ctx.Done():
 		}
 	}()
@@ -119,14 +119,13 @@ func (p *StockPublisher) run() {
 }
 
 func (p *StockPublisher) apply(ctx context.Context, u stockUpdate) {
-	ctx, cancel := context.WithTimeout(ctx, stockWriteTimeout)
-	defer cancel()
 	threshold := p.threshold()
 	before, after := catalog.StateOf(u.before.Available, threshold), catalog.StateOf(u.after.Available, threshold)
-	if err := p.cache.Set(ctx, StockKey(u.sku), []byte(after), StockStateTTL); err != nil && ctx.Err() == nil {
-		p.log.Debug("stock state not cached", "sku", u.sku, "err", err)
+	if before == after || p.onStateChange == nil {
+		return
 	}
-	if before != after && p.onStateChange != nil {
-		p.onStateChange(ctx)
-	}
+	ctx, cancel := context.WithTimeout(ctx, stockChangeTimeout)
+	defer cancel()
+	p.log.Debug("stock state changed", "sku", u.sku, "from", before, "to", after)
+	p.onStateChange(ctx)
 }

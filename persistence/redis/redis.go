@@ -5,7 +5,8 @@
 // no network, and probes the server again about once a second. When the server is
 // back, OnRecover runs before the cache is used again, so that nothing cached
 // before or during the outage (a session logged out meanwhile, a catalog changed
-// meanwhile) is served after it.
+// meanwhile) is served after it. Its Bus carries invalidations between the shop's
+// processes over pub/sub, for what they hold in process.
 package redis
 
 import (
@@ -74,6 +75,7 @@ type Cache struct {
 	probes     sync.WaitGroup
 
 	mu       sync.Mutex
+	bus      *Bus // nil until Bus is called
 	closed   bool
 	degraded bool
 	probing  bool
@@ -186,11 +188,15 @@ func (c *Cache) Degraded() bool {
 	return c.degraded
 }
 
-// Close stops probing and closes the connections.
+// Close stops probing and the bus, and closes the connections.
 func (c *Cache) Close() error {
 	c.mu.Lock()
 	c.closed = true
+	bus := c.bus
 	c.mu.Unlock()
+	if bus != nil {
+		bus.close()
+	}
 	c.stopProbes()
 	c.probes.Wait()
 	return c.client.Close()
