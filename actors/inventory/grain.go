@@ -247,7 +247,7 @@ func (g *grain) retryLoad() {
 // without (durable.Pipeline.Write).
 func (g *grain) startWrite(ctx cluster.GrainContext) {
 	version := g.writes.Begin()
-	state, err := proto.Marshal(toProto(g.item.Snapshot()))
+	state, err := proto.Marshal(toProto(g.item.Record()))
 	level := g.item.Level()
 	sales := g.item.TakeSalesChange()
 	g.writtenLevel = level
