@@ -1,6 +1,6 @@
 // Package cluster assembles protoactor-go members of the shop: an actor system that
 // logs through the shop's slog logger, remote on a loopback or advertised address,
-// disthash identity lookup, the grain kinds (cart, inventory, order) with their
+// disthash placement (placement.go), the grain kinds (cart, inventory, order) with their
 // dependencies attached, and a membership provider (in-memory for dev and tests).
 package cluster
 
@@ -123,7 +123,7 @@ func (m *Member) join() error {
 	promo.Attach(system, m.deps.Promo)
 
 	remoteCfg := remote.Configure(m.cfg.Host, m.cfg.Port)
-	clusterCfg := pcluster.Configure(Name, provider, disthash.New(), remoteCfg,
+	clusterCfg := pcluster.Configure(Name, provider, newPlacementLookup(), remoteCfg,
 		pcluster.WithRequestTimeout(m.cfg.RequestTimeout),
 		pcluster.WithKinds(
 			cart.Kind(m.cfg.IdleTimeout),

@@ -91,7 +91,7 @@ type grain struct {
 }
 
 // log is the grain's logger, made when something is logged: made at activation and
-// kept, it was a fifth of an idle cart's heap (docs/benchmarks/memory.md).
+// kept, it was about 210 B of an idle cart's heap (docs/benchmarks/memory.md).
 func (g *grain) log() *slog.Logger {
 	return g.deps.Logger.With("kind", KindName, "account", g.accountID)
 }
