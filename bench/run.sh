@@ -46,7 +46,7 @@ stop_started() {
 }
 trap stop_started EXIT
 
-echo "== group commit: durable reservations on one hot SKU, grants on one campaign (go test -bench)"
+echo "== group commit: durable sales on one hot SKU, grants on one campaign (go test -bench)"
 go test -run '^$' -bench 'HotSKU|CampaignGrants' -benchtime 5000x -v ./shop/ 2>&1 | grep -E '^(Benchmark|    bench_test)' | tee docs/benchmarks/group-commit.txt
 
 echo "== mail: a campaign to 10,000 shoppers, launch to the last mail in Mailpit (go test -bench)"
@@ -85,7 +85,7 @@ echo "== phoneshop dev on MariaDB and Redis, port $port, pprof on $debug_addr (l
 # flash sale's CPU profile to loadgen. The shop runs as a node does: every order's
 # event is written to the outbox in its transaction, and the mail is a mailer's work
 # (measured above, mail.txt), not done on the 2 cores the checkouts are measured on
-# (PHONESHOP_DEV_MAIL=false).
+# (PHONESHOP_DEV_MAIL=false; BENCH_DEV_MAIL=true runs dev's in-process mailer too).
 PHONESHOP_MYSQL_DSN="${mysql_base}phoneshop_bench_${run}" \
 PHONESHOP_REDIS_ADDR="$redis_addr" PHONESHOP_REDIS_PREFIX="phoneshop_bench_${run}:" \
 PHONESHOP_HTTP_ADDR="127.0.0.1:$port" PHONESHOP_DATA_DIR="tmp/bench/data" \
@@ -94,7 +94,7 @@ PHONESHOP_PASSWORD_MEMORY_KIB=1024 PHONESHOP_PASSWORD_ITERATIONS=1 \
 PHONESHOP_RATE_REGISTER_PER_MIN=1000000 PHONESHOP_RATE_REGISTER_BURST=1000000 \
 PHONESHOP_RATE_LOGIN_PER_MIN=1000000 PHONESHOP_RATE_LOGIN_BURST=1000000 \
 PHONESHOP_RATE_CHECKOUT_PER_MIN=1000000 PHONESHOP_RATE_CHECKOUT_BURST=1000000 \
-PHONESHOP_RESERVATION_TTL=10s PHONESHOP_LOG_LEVEL=warn PHONESHOP_DEBUG_ADDR="$debug_addr" PHONESHOP_DEV_MAIL=false \
+PHONESHOP_RESERVATION_TTL=10s PHONESHOP_LOG_LEVEL=warn PHONESHOP_DEBUG_ADDR="$debug_addr" PHONESHOP_DEV_MAIL="${BENCH_DEV_MAIL:-false}" \
 	bin/phoneshop dev > tmp/bench/shop.log 2>&1 &
 shop=$!
 started+=("$shop")
@@ -109,7 +109,7 @@ echo "== loadgen"
 bin/loadgen --shop-url "http://127.0.0.1:$port" \
 	--mysql-dsn "${mysql_base}phoneshop_bench_baseline_${run}" --redis-addr "$redis_addr" --redis-prefix "phoneshop_bench_baseline_${run}:" \
 	--extra "redis=$(redis-cli -h "${redis_addr%:*}" -p "${redis_addr##*:}" info server 2>/dev/null | grep -m1 redis_version | tr -d '\r' || echo unknown)" \
-	--extra "shop=phoneshop dev, 1 member, MariaDB + Redis, group commit on, mail left to a mailer (PHONESHOP_DEV_MAIL=false)" --flash-shoppers 6000 \
+	--extra "shop=phoneshop dev, 1 member, MariaDB + Redis, group commit on, PHONESHOP_DEV_MAIL=${BENCH_DEV_MAIL:-false}" --flash-shoppers 6000 \
 	--shop-pid "$shop" --shop-debug-addr "$debug_addr" --profile-out tmp/bench/flash-cpu.pprof \
 	"${durable_args[@]}" \
 	--out docs/benchmarks/flash-sale ${LOADGEN_ARGS:-}
