@@ -166,6 +166,13 @@ func startFailing(t *testing.T, groupCommit bool) (*sqlstore.Store, *failingStor
 	}
 	t.Cleanup(func() { db.Close() })
 	store := &failingStore{Store: db}
+	return db, store, startMember(t, store, groupCommit, "sku-f")
+}
+
+// startMember starts a member whose inventory grains use store, and returns the
+// client of the grain sku.
+func startMember(t *testing.T, store inventory.Store, groupCommit bool, sku string) *inventorypb.InventoryGrainClient {
+	t.Helper()
 	m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", NewProvider: cluster.NewInMemoryProvider(cluster.NewInMemoryAgent()),
 		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()},
 		cluster.Deps{Inventory: inventory.Deps{Store: store, ReservationTTL: func() time.Duration { return time.Minute },
@@ -174,7 +181,7 @@ func startFailing(t *testing.T, groupCommit bool) (*sqlstore.Store, *failingStor
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Stop)
-	return db, store, inventorypb.GetInventoryGrainClient(m.Cluster(), "sku-f")
+	return inventorypb.GetInventoryGrainClient(m.Cluster(), sku)
 }
 
 // TestSnapshotWithSalesInsideMovesThemToTheLedger: a snapshot written when the
@@ -194,15 +201,7 @@ func TestSnapshotWithSalesInsideMovesThemToTheLedger(t *testing.T) {
 	if err := db.SaveInventory(context.Background(), "sku-old", 0, state, inventory.Level{Available: 7, Sold: 3, Received: 10}, inventory.SalesChange{}); err != nil {
 		t.Fatal(err)
 	}
-	m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", NewProvider: cluster.NewInMemoryProvider(cluster.NewInMemoryAgent()),
-		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()},
-		cluster.Deps{Inventory: inventory.Deps{Store: db, ReservationTTL: func() time.Duration { return time.Minute },
-			Now: time.Now, StoreTimeout: 5 * time.Second, GroupCommit: true, Logger: slog.New(slog.DiscardHandler)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Stop)
-	inv := inventorypb.GetInventoryGrainClient(m.Cluster(), "sku-old")
+	inv := startMember(t, db, true, "sku-old")
 	opt := pcluster.WithTimeout(10 * time.Second)
 	// The old sales are known: returning one works and is idempotent.
 	for range 2 {
