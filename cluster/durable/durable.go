@@ -57,9 +57,6 @@ func (p *Pipeline) Reset(version int64) {
 // Version is the durable version: the one the next write is fenced on.
 func (p *Pipeline) Version() int64 { return p.version }
 
-// Pending reports whether answers wait for a write that has not started yet.
-func (p *Pipeline) Pending() bool { return len(p.pending) > 0 }
-
 // Serve records the deadline of the command about to be submitted: the write
 // that covers it may take until the latest deadline of the commands it serves.
 func (p *Pipeline) Serve(ctx context.Context) {
