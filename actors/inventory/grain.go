@@ -251,7 +251,7 @@ func (g *grain) startWrite(ctx cluster.GrainContext) {
 	level := g.item.Level()
 	sales := g.item.TakeSalesChange()
 	g.writtenLevel = level
-	if err, done := g.writes.Write(g.root, g.self, g.deps.GroupCommit, g.deps.StoreTimeout, func(ctx context.Context) error {
+	if done, err := g.writes.Write(g.root, g.self, g.deps.GroupCommit, g.deps.StoreTimeout, func(ctx context.Context) error {
 		if err != nil {
 			return err
 		}

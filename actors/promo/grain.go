@@ -306,7 +306,7 @@ func (g *grain) startWrite(ctx cluster.GrainContext) {
 		e, err = outbox.New(outbox.PromoActivated, g.id, ActivatedEvent{PromoID: g.id, ActivatedAt: g.updated}, g.updated)
 		events = append(events, e)
 	}
-	if err, done := g.writes.Write(g.root, g.self, g.deps.GroupCommit, g.deps.StoreTimeout, func(ctx context.Context) error {
+	if done, err := g.writes.Write(g.root, g.self, g.deps.GroupCommit, g.deps.StoreTimeout, func(ctx context.Context) error {
 		if err != nil {
 			return err
 		}

@@ -115,7 +115,7 @@ func (p *Pipeline) Begin() (expectedVersion int64) {
 // while the grain goes on taking commands; inline, it runs now and Write returns
 // its outcome (done true), for the grain to Finish at once.
 func (p *Pipeline) Write(root *actor.RootContext, self *actor.PID, background bool, timeout time.Duration,
-	save func(context.Context) error) (err error, done bool) {
+	save func(context.Context) error) (done bool, err error) {
 	by := p.writeBy
 	run := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -128,10 +128,10 @@ func (p *Pipeline) Write(root *actor.RootContext, self *actor.PID, background bo
 		return save(ctx)
 	}
 	if !background {
-		return run(), true
+		return true, run()
 	}
 	go func() { root.Send(self, &Done{Err: run()}) }()
-	return nil, false
+	return false, nil
 }
 
 // Finish handles the end of the write: on success it answers every command the
