@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/recover"
@@ -25,7 +25,7 @@ import (
 	"phoneshop/actors/order"
 	"phoneshop/actors/promo"
 	"phoneshop/catalog"
-	"phoneshop/cluster/call"
+	"phoneshop/grain/call"
 	"phoneshop/notify/delivery"
 	"phoneshop/protos/promopb"
 )
@@ -73,7 +73,7 @@ type Deps struct {
 	Campaigns *promo.Board
 	// Now is the clock campaigns are read by (time.Now when nil).
 	Now     func() time.Time
-	Cluster *pcluster.Cluster
+	Cluster *cluster.Cluster
 	Calls   call.Policy
 	// Ready reports the parts that cannot serve now (empty when ready).
 	Ready func(ctx context.Context) []string

@@ -9,15 +9,15 @@ import (
 	"strings"
 	"time"
 
-	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
 
 	"phoneshop/account"
 	"phoneshop/actors/promo"
 	"phoneshop/catalog"
-	"phoneshop/cluster/call"
 	"phoneshop/fault"
+	"phoneshop/grain/call"
 	"phoneshop/protos/reasonpb"
 )
 
@@ -131,7 +131,7 @@ func toAPIError(err error) (*apiError, bool) {
 			return &apiError{Status: d.status, Code: d.code, Message: publicMessage(err)}, true
 		}
 	}
-	var ge *pcluster.GrainErrorResponse
+	var ge *cluster.GrainErrorResponse
 	if errors.As(err, &ge) {
 		if m, ok := grainReasons[ge.Reason]; ok {
 			if m.code == codeInternal {

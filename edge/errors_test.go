@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"phoneshop/cluster/call"
+	"phoneshop/grain/call"
 	"phoneshop/protos/reasonpb"
 )
 

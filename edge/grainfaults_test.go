@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster"
 
 	"phoneshop/actors/cart"
 	"phoneshop/actors/snapshot"
-	"phoneshop/cluster/call"
 	"phoneshop/fault"
+	"phoneshop/grain/call"
 	"phoneshop/internal/shoptest"
 	"phoneshop/protos/cartpb"
 	"phoneshop/protos/reasonpb"
@@ -46,7 +46,7 @@ func (s *faultyCarts) LoadCart(ctx context.Context, accountID string) (snapshot.
 
 // withFaultyCarts puts a faultyCarts in front of the store of the cart grains the
 // shop activates from now on. The dependencies of a kind are attached per actor
-// system (cluster/grainctx), and every activation reads them in Init.
+// system (grain/grainctx), and every activation reads them in Init.
 func withFaultyCarts(t *testing.T, h *shoptest.Harness) *faultyCarts {
 	t.Helper()
 	if len(h.Shop.Members) != 1 {
@@ -88,8 +88,8 @@ func TestGrainStoreFailuresOverHTTP(t *testing.T) {
 			carts.fail(me.ID, tc.err)
 
 			_, err := cartpb.GetCartGrainClient(h.Shop.Members[0].Cluster(), me.ID).
-				Get(&cartpb.GetCartRequest{}, pcluster.WithTimeout(5*time.Second))
-			if got := pcluster.Reason(err); got != tc.wantReason.String() {
+				Get(&cartpb.GetCartRequest{}, cluster.WithTimeout(5*time.Second))
+			if got := cluster.Reason(err); got != tc.wantReason.String() {
 				t.Fatalf("grain answer = %v, want reason %s", err, tc.wantReason)
 			}
 			r := do(t, h, shoptest.Request{Method: "GET", Path: "/api/v1/cart", Token: token})

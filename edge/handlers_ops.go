@@ -10,7 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	dto "github.com/prometheus/client_model/go"
 
-	"phoneshop/cluster"
+	"phoneshop/cluster/member"
 	"phoneshop/cluster/memberinfo"
 	"phoneshop/protos/opspb"
 )
@@ -92,8 +92,8 @@ func (s *server) clusterView(c *fiber.Ctx) error {
 
 	members := s.queryMembers(ctx)
 
-	resp := clusterResponse{Members: members, Totals: make(map[string]int64, len(cluster.Kinds)), ObservedAt: time.Now().UTC()}
-	for name := range cluster.Kinds {
+	resp := clusterResponse{Members: members, Totals: make(map[string]int64, len(member.Kinds)), ObservedAt: time.Now().UTC()}
+	for name := range member.Kinds {
 		resp.Totals[name] = 0
 	}
 	for _, m := range members {
@@ -172,7 +172,7 @@ func fromMemberInfo(r *memberResponse, info *opspb.MemberInfo) {
 // members leave them out of their answers.
 func apiKinds(kinds []string) []string {
 	out := make([]string, 0, len(kinds))
-	for api, kind := range cluster.Kinds {
+	for api, kind := range member.Kinds {
 		if slices.Contains(kinds, kind) {
 			out = append(out, api)
 		}

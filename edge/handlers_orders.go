@@ -11,14 +11,14 @@ import (
 	"time"
 	"unicode/utf8"
 
-	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
 
 	"phoneshop/actors/order"
 	"phoneshop/actors/promo"
 	"phoneshop/catalog"
-	"phoneshop/cluster/call"
+	"phoneshop/grain/call"
 	"phoneshop/protos/cartpb"
 	"phoneshop/protos/inventorypb"
 	"phoneshop/protos/orderpb"
@@ -69,7 +69,7 @@ func (s *server) knownSKU(c *fiber.Ctx) (string, error) {
 
 func (s *server) getCart(c *fiber.Ctx) error {
 	client := s.cartClient(c)
-	view, err := call.Do(c.UserContext(), s.Calls, "cart", "Get", func(o ...pcluster.GrainCallOption) (*cartpb.CartView, error) {
+	view, err := call.Do(c.UserContext(), s.Calls, "cart", "Get", func(o ...cluster.GrainCallOption) (*cartpb.CartView, error) {
 		return client.Get(&cartpb.GetCartRequest{DeadlineUnixMs: call.Deadline(c.UserContext())}, o...)
 	})
 	if err != nil {
@@ -109,7 +109,7 @@ func (s *server) removeCartItem(c *fiber.Ctx) error {
 
 func (s *server) setLine(c *fiber.Ctx, sku string, qty int64) error {
 	client := s.cartClient(c)
-	view, err := call.Do(c.UserContext(), s.Calls, "cart", "SetLine", func(o ...pcluster.GrainCallOption) (*cartpb.CartView, error) {
+	view, err := call.Do(c.UserContext(), s.Calls, "cart", "SetLine", func(o ...cluster.GrainCallOption) (*cartpb.CartView, error) {
 		return client.SetLine(&cartpb.SetLineRequest{Sku: sku, Quantity: qty, DeadlineUnixMs: call.Deadline(c.UserContext())}, o...)
 	})
 	if err != nil {
@@ -120,7 +120,7 @@ func (s *server) setLine(c *fiber.Ctx, sku string, qty int64) error {
 
 func (s *server) clearCart(c *fiber.Ctx) error {
 	client := s.cartClient(c)
-	_, err := call.Do(c.UserContext(), s.Calls, "cart", "Clear", func(o ...pcluster.GrainCallOption) (*cartpb.CartView, error) {
+	_, err := call.Do(c.UserContext(), s.Calls, "cart", "Clear", func(o ...cluster.GrainCallOption) (*cartpb.CartView, error) {
 		return client.Clear(&cartpb.ClearCartRequest{DeadlineUnixMs: call.Deadline(c.UserContext())}, o...)
 	})
 	if err != nil {
@@ -265,7 +265,7 @@ func (s *server) checkout(c *fiber.Ctx) (err error) {
 		checkout.HasExpectedTotal, checkout.ExpectedTotalCents = true, *req.ExpectedTotalCents
 	}
 	client := s.cartClient(c)
-	view, err := call.Do(c.UserContext(), s.Calls, "cart", "Checkout", func(o ...pcluster.GrainCallOption) (*orderpb.OrderView, error) {
+	view, err := call.Do(c.UserContext(), s.Calls, "cart", "Checkout", func(o ...cluster.GrainCallOption) (*orderpb.OrderView, error) {
 		return client.Checkout(checkout, o...)
 	})
 	if err != nil {
@@ -284,7 +284,7 @@ func (s *server) getOrder(c *fiber.Ctx) error {
 		return notFound("order not found")
 	}
 	client := orderpb.GetOrderGrainClient(s.Cluster, id)
-	view, err := call.Do(c.UserContext(), s.Calls, "order", "Get", func(o ...pcluster.GrainCallOption) (*orderpb.OrderView, error) {
+	view, err := call.Do(c.UserContext(), s.Calls, "order", "Get", func(o ...cluster.GrainCallOption) (*orderpb.OrderView, error) {
 		return client.Get(&orderpb.GetOrderRequest{AccountId: caller(c).ID, DeadlineUnixMs: call.Deadline(c.UserContext())}, o...)
 	})
 	if err != nil {
@@ -305,7 +305,7 @@ func (s *server) deliverOrder(c *fiber.Ctx) error {
 	return s.orderCommand(c, "Deliver", "", (*orderpb.OrderGrainClient).Deliver)
 }
 
-type orderMethod func(*orderpb.OrderGrainClient, *orderpb.OrderCommand, ...pcluster.GrainCallOption) (*orderpb.OrderView, error)
+type orderMethod func(*orderpb.OrderGrainClient, *orderpb.OrderCommand, ...cluster.GrainCallOption) (*orderpb.OrderView, error)
 
 // orderCommand sends a lifecycle command; accountID is empty for operators, who may
 // act on any order.
@@ -315,7 +315,7 @@ func (s *server) orderCommand(c *fiber.Ctx, name, accountID string, method order
 		return notFound("order not found")
 	}
 	client := orderpb.GetOrderGrainClient(s.Cluster, id)
-	view, err := call.Do(c.UserContext(), s.Calls, "order", name, func(o ...pcluster.GrainCallOption) (*orderpb.OrderView, error) {
+	view, err := call.Do(c.UserContext(), s.Calls, "order", name, func(o ...cluster.GrainCallOption) (*orderpb.OrderView, error) {
 		return method(client, &orderpb.OrderCommand{AccountId: accountID, DeadlineUnixMs: call.Deadline(c.UserContext())}, o...)
 	})
 	if err != nil {
@@ -416,7 +416,7 @@ func (s *server) stockLevel(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return s.inventoryCall(c, sku, "Level", func(cl *inventorypb.InventoryGrainClient, o []pcluster.GrainCallOption) (*inventorypb.StockLevel, error) {
+	return s.inventoryCall(c, sku, "Level", func(cl *inventorypb.InventoryGrainClient, o []cluster.GrainCallOption) (*inventorypb.StockLevel, error) {
 		return cl.Level(&inventorypb.LevelRequest{DeadlineUnixMs: call.Deadline(c.UserContext())}, o...)
 	})
 }
@@ -449,14 +449,14 @@ func (s *server) receiveStock(c *fiber.Ctx) error {
 		receipt = "receipt-key:" + key
 	}
 	receive := &inventorypb.ReceiveRequest{RequestId: receipt, Quantity: *req.Received, DeadlineUnixMs: call.Deadline(c.UserContext())}
-	return s.inventoryCall(c, sku, "Receive", func(cl *inventorypb.InventoryGrainClient, o []pcluster.GrainCallOption) (*inventorypb.StockLevel, error) {
+	return s.inventoryCall(c, sku, "Receive", func(cl *inventorypb.InventoryGrainClient, o []cluster.GrainCallOption) (*inventorypb.StockLevel, error) {
 		return cl.Receive(receive, o...)
 	})
 }
 
-func (s *server) inventoryCall(c *fiber.Ctx, sku, method string, f func(*inventorypb.InventoryGrainClient, []pcluster.GrainCallOption) (*inventorypb.StockLevel, error)) error {
+func (s *server) inventoryCall(c *fiber.Ctx, sku, method string, f func(*inventorypb.InventoryGrainClient, []cluster.GrainCallOption) (*inventorypb.StockLevel, error)) error {
 	client := inventorypb.GetInventoryGrainClient(s.Cluster, sku)
-	l, err := call.Do(c.UserContext(), s.Calls, "inventory", method, func(o ...pcluster.GrainCallOption) (*inventorypb.StockLevel, error) {
+	l, err := call.Do(c.UserContext(), s.Calls, "inventory", method, func(o ...cluster.GrainCallOption) (*inventorypb.StockLevel, error) {
 		return f(client, o)
 	})
 	if err != nil {

@@ -11,12 +11,12 @@ import (
 	"strings"
 	"time"
 
-	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/gofiber/fiber/v2"
 
 	"phoneshop/actors/promo"
 	"phoneshop/catalog"
-	"phoneshop/cluster/call"
+	"phoneshop/grain/call"
 	"phoneshop/protos/promopb"
 )
 
@@ -231,7 +231,7 @@ func (s *server) createPromo(c *fiber.Ctx) error {
 	id := newPromoID()
 	client := promopb.GetPromoGrainClient(s.Cluster, id)
 	req := &promopb.CreatePromoRequest{Spec: promo.SpecToProto(spec), DeadlineUnixMs: call.Deadline(c.UserContext())}
-	v, err := call.Do(c.UserContext(), s.Calls, "promo", "Create", func(o ...pcluster.GrainCallOption) (*promopb.PromoView, error) {
+	v, err := call.Do(c.UserContext(), s.Calls, "promo", "Create", func(o ...cluster.GrainCallOption) (*promopb.PromoView, error) {
 		return client.Create(req, o...)
 	})
 	if err != nil {
@@ -251,7 +251,7 @@ func promoID(c *fiber.Ctx) (string, error) {
 }
 
 func (s *server) getPromo(c *fiber.Ctx) error {
-	return s.promoCall(c, "Get", func(cl *promopb.PromoGrainClient, dl int64, o []pcluster.GrainCallOption) (*promopb.PromoView, error) {
+	return s.promoCall(c, "Get", func(cl *promopb.PromoGrainClient, dl int64, o []cluster.GrainCallOption) (*promopb.PromoView, error) {
 		return cl.Get(&promopb.GetPromoRequest{DeadlineUnixMs: dl}, o...)
 	})
 }
@@ -269,13 +269,13 @@ func (s *server) editPromo(c *fiber.Ctx) error {
 		return badRequest("an edit must name at least one field to change")
 	}
 	patch := &promopb.PromoPatch{Spec: promo.SpecToProto(spec), Fields: fields}
-	return s.promoCall(c, "Edit", func(cl *promopb.PromoGrainClient, dl int64, o []pcluster.GrainCallOption) (*promopb.PromoView, error) {
+	return s.promoCall(c, "Edit", func(cl *promopb.PromoGrainClient, dl int64, o []cluster.GrainCallOption) (*promopb.PromoView, error) {
 		return cl.Edit(&promopb.EditPromoRequest{Patch: patch, DeadlineUnixMs: dl}, o...)
 	})
 }
 
 // promoMove is one of launch, pause and end.
-type promoMove func(*promopb.PromoGrainClient, *promopb.PromoCommand, ...pcluster.GrainCallOption) (*promopb.PromoView, error)
+type promoMove func(*promopb.PromoGrainClient, *promopb.PromoCommand, ...cluster.GrainCallOption) (*promopb.PromoView, error)
 
 func (s *server) movePromo(name string, move promoMove) fiber.Handler {
 	return func(c *fiber.Ctx) error {
@@ -286,19 +286,19 @@ func (s *server) movePromo(name string, move promoMove) fiber.Handler {
 				return err
 			}
 		}
-		return s.promoCall(c, name, func(cl *promopb.PromoGrainClient, dl int64, o []pcluster.GrainCallOption) (*promopb.PromoView, error) {
+		return s.promoCall(c, name, func(cl *promopb.PromoGrainClient, dl int64, o []cluster.GrainCallOption) (*promopb.PromoView, error) {
 			return move(cl, &promopb.PromoCommand{DeadlineUnixMs: dl}, o...)
 		})
 	}
 }
 
-func (s *server) promoCall(c *fiber.Ctx, method string, f func(*promopb.PromoGrainClient, int64, []pcluster.GrainCallOption) (*promopb.PromoView, error)) error {
+func (s *server) promoCall(c *fiber.Ctx, method string, f func(*promopb.PromoGrainClient, int64, []cluster.GrainCallOption) (*promopb.PromoView, error)) error {
 	id, err := promoID(c)
 	if err != nil {
 		return err
 	}
 	client := promopb.GetPromoGrainClient(s.Cluster, id)
-	v, err := call.Do(c.UserContext(), s.Calls, "promo", method, func(o ...pcluster.GrainCallOption) (*promopb.PromoView, error) {
+	v, err := call.Do(c.UserContext(), s.Calls, "promo", method, func(o ...cluster.GrainCallOption) (*promopb.PromoView, error) {
 		return f(client, call.Deadline(c.UserContext()), o)
 	})
 	if err != nil {

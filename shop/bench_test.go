@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster"
 
 	"phoneshop/config"
 	"phoneshop/internal/dbtest"
@@ -41,7 +41,7 @@ func BenchmarkHotSKUSales(b *testing.B) {
 		c := h.Shop.Members[0].Cluster()
 		const sku = "bench-hot-sku"
 		inv := inventorypb.GetInventoryGrainClient(c, sku)
-		if _, err := inv.Receive(&inventorypb.ReceiveRequest{RequestId: "bench", Quantity: 1_000_000}, pcluster.WithTimeout(10*time.Second)); err != nil {
+		if _, err := inv.Receive(&inventorypb.ReceiveRequest{RequestId: "bench", Quantity: 1_000_000}, cluster.WithTimeout(10*time.Second)); err != nil {
 			b.Fatal(err)
 		}
 		benchRuns.Store(0)
@@ -53,7 +53,7 @@ func BenchmarkHotSKUSales(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					order := fmt.Sprintf("ord_bench_%s_%d", mode.name, seq.Add(1))
-					opt := pcluster.WithTimeout(30 * time.Second)
+					opt := cluster.WithTimeout(30 * time.Second)
 					if _, err := inv.Reserve(&inventorypb.ReserveRequest{OrderId: order, Quantity: 1}, opt); err != nil {
 						b.Error(err)
 						return
@@ -79,7 +79,7 @@ func BenchmarkHotSKUSales(b *testing.B) {
 					2*benchRuns.Load(), sum, float64(2*benchRuns.Load())/sum, count)
 			}
 		}
-		l, err := inv.Level(&inventorypb.LevelRequest{}, pcluster.WithTimeout(10*time.Second))
+		l, err := inv.Level(&inventorypb.LevelRequest{}, cluster.WithTimeout(10*time.Second))
 		if err != nil || l.Available != 1_000_000 || l.Reserved != 0 || l.Sold != 0 {
 			b.Fatalf("after the benchmark: %v, %v; want every unit back", l, err)
 		}
@@ -133,7 +133,7 @@ func BenchmarkCampaignGrants(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					order := fmt.Sprintf("ord_bench_%s_%d", mode.name, seq.Add(1))
-					opt := pcluster.WithTimeout(30 * time.Second)
+					opt := cluster.WithTimeout(30 * time.Second)
 					if _, err := camp.Grant(&promopb.GrantRequest{OrderId: order, Units: 1}, opt); err != nil {
 						b.Error(err)
 						return
@@ -146,7 +146,7 @@ func BenchmarkCampaignGrants(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "grants/s")
 		})
-		v, err := camp.Get(&promopb.GetPromoRequest{}, pcluster.WithTimeout(10*time.Second))
+		v, err := camp.Get(&promopb.GetPromoRequest{}, cluster.WithTimeout(10*time.Second))
 		if err != nil || v.DiscountedUnits != 0 || v.Orders != 0 {
 			b.Fatalf("after the benchmark: %v, %v; want every grant returned", v, err)
 		}

@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/gofiber/fiber/v2"
 	"github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,12 +29,12 @@ import (
 	"phoneshop/actors/order"
 	"phoneshop/actors/promo"
 	"phoneshop/catalog"
-	"phoneshop/cluster"
-	"phoneshop/cluster/call"
 	"phoneshop/cluster/consul"
+	"phoneshop/cluster/member"
 	"phoneshop/config"
 	"phoneshop/config/consulkv"
 	"phoneshop/edge"
+	"phoneshop/grain/call"
 	"phoneshop/notify/mail"
 	"phoneshop/notify/mailer"
 	"phoneshop/notify/memqueue"
@@ -63,9 +63,9 @@ const storeTimeout = 5 * time.Second
 type Shop struct {
 	App     *fiber.App
 	Store   *sqlstore.Store
-	Members []*cluster.Member
+	Members []*member.Member
 	// Client is the edge's way into the cluster when it hosts no member.
-	Client   *cluster.Client
+	Client   *member.Client
 	Accounts *account.Service
 	// Unsubscribe mints and reads the tokens of unsubscribe links (edges, dev).
 	Unsubscribe *account.UnsubscribeTokens
@@ -109,19 +109,19 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	if err := s.openAccounts(ctx, b, cfg.Accounts); err != nil {
 		return nil, err
 	}
-	agent := cluster.NewInMemoryAgent()
+	agent := member.NewInMemoryAgent()
 	for i := 0; i < max(opts.Members, 1); i++ {
-		var onJoin func(context.Context, *pcluster.Cluster)
+		var onJoin func(context.Context, *cluster.Cluster)
 		if i == 0 { // one member wakes the orders a crash interrupted
-			onJoin = func(ctx context.Context, c *pcluster.Cluster) {
+			onJoin = func(ctx context.Context, c *cluster.Cluster) {
 				var wg sync.WaitGroup
 				defer wg.Wait()
 				wg.Go(func() { s.settleDuePromos(ctx, c, b.calls) })
 				s.resumeUnfinished(ctx, c, b.calls)
 			}
 		}
-		m, err := cluster.StartMember(cluster.Config{
-			Host: cfg.ClusterHost, Port: portFor(cfg.ClusterPort, i), NewProvider: cluster.NewInMemoryProvider(agent),
+		m, err := member.StartMember(member.Config{
+			Host: cfg.ClusterHost, Port: portFor(cfg.ClusterPort, i), NewProvider: member.NewInMemoryProvider(agent),
 			IdleTimeout: cfg.Shop.GrainIdleTimeout, RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log,
 			OnJoin: onJoin,
 		}, s.grainDeps(b, cfg.GroupCommit))
@@ -182,11 +182,11 @@ func StartNode(ctx context.Context, cfg config.Node, log *slog.Logger) (_ *Shop,
 	// Nodes start together and may find a peer not answering yet: each seeds the
 	// initial stock in the background until it is done (the receipts are
 	// idempotent), and after every join wakes the orders a crash interrupted.
-	m, err := cluster.StartMember(cluster.Config{
+	m, err := member.StartMember(member.Config{
 		Host: cfg.ClusterHost, Port: cfg.ClusterPort, Rejoin: true,
-		NewProvider: func() (pcluster.ClusterProvider, error) { return consulProvider(cfg.Consul, log) },
+		NewProvider: func() (cluster.ClusterProvider, error) { return consulProvider(cfg.Consul, log) },
 		IdleTimeout: cfg.Shop.GrainIdleTimeout, RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log,
-		OnJoin: func(ctx context.Context, c *pcluster.Cluster) {
+		OnJoin: func(ctx context.Context, c *cluster.Cluster) {
 			var wg sync.WaitGroup
 			defer wg.Wait()
 			wg.Go(func() { s.settleDuePromos(ctx, c, b.calls) })
@@ -265,8 +265,8 @@ func StartEdge(ctx context.Context, cfg config.Edge, log *slog.Logger) (_ *Shop,
 	if err := s.openAccounts(ctx, b, cfg.Accounts); err != nil {
 		return nil, err
 	}
-	newProvider := func() (pcluster.ClusterProvider, error) { return consulProvider(cfg.Consul, log) }
-	if s.Client, err = cluster.StartClient(cluster.Config{Host: cfg.ClusterHost, Port: cfg.ClusterPort, NewProvider: newProvider,
+	newProvider := func() (cluster.ClusterProvider, error) { return consulProvider(cfg.Consul, log) }
+	if s.Client, err = member.StartClient(member.Config{Host: cfg.ClusterHost, Port: cfg.ClusterPort, NewProvider: newProvider,
 		RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log}); err != nil {
 		return nil, err
 	}
@@ -478,9 +478,9 @@ func (s *Shop) openAccounts(ctx context.Context, b *base, cfg config.Accounts) e
 }
 
 // grainDeps are the dependencies of the grains a member hosts.
-func (s *Shop) grainDeps(b *base, groupCommit bool) cluster.Deps {
+func (s *Shop) grainDeps(b *base, groupCommit bool) member.Deps {
 	live := s.Live
-	return cluster.Deps{
+	return member.Deps{
 		Inventory: inventory.Deps{Store: s.Store, ReservationTTL: live.ReservationTTL,
 			Now: time.Now, StoreTimeout: storeTimeout, Calls: b.calls, GroupCommit: groupCommit, OnLevel: b.stock.Publish, Logger: s.log},
 		Cart: cart.Deps{Store: s.Store, Catalog: cartCatalog{s.Catalog},
@@ -496,7 +496,7 @@ func (s *Shop) grainDeps(b *base, groupCommit bool) cluster.Deps {
 // startEdge builds the HTTP edge calling grains through c; serveMetrics puts
 // /metrics on the API's port (dev only: nodes and edges serve it on the health
 // listener, which the load balancer does not expose).
-func (s *Shop) startEdge(b *base, c *pcluster.Cluster, cfg config.HTTP, serveMetrics bool) error {
+func (s *Shop) startEdge(b *base, c *cluster.Cluster, cfg config.HTTP, serveMetrics bool) error {
 	limits, err := s.limits(b, cfg)
 	if err != nil {
 		return err
@@ -585,7 +585,7 @@ func portFor(base, i int) int {
 // seedRequestID marks the receipt of a variant's initial stock.
 const seedRequestID = "seed:initial-stock"
 
-func (s *Shop) seedStock(ctx context.Context, c *pcluster.Cluster, calls call.Policy) error {
+func (s *Shop) seedStock(ctx context.Context, c *cluster.Cluster, calls call.Policy) error {
 	variants, err := s.Store.UnstockedVariants(ctx)
 	if err != nil {
 		return err
@@ -594,7 +594,7 @@ func (s *Shop) seedStock(ctx context.Context, c *pcluster.Cluster, calls call.Po
 		client := inventorypb.GetInventoryGrainClient(c, v.SKU)
 		cctx, cancel := context.WithTimeout(ctx, calls.CallTimeout())
 		receive := &inventorypb.ReceiveRequest{RequestId: seedRequestID, Quantity: v.InitialStock, DeadlineUnixMs: call.Deadline(cctx)}
-		_, err := call.Do(cctx, calls, "inventory", "Receive", func(o ...pcluster.GrainCallOption) (*inventorypb.StockLevel, error) {
+		_, err := call.Do(cctx, calls, "inventory", "Receive", func(o ...cluster.GrainCallOption) (*inventorypb.StockLevel, error) {
 			return client.Receive(receive, o...)
 		})
 		cancel()
@@ -609,7 +609,7 @@ func (s *Shop) seedStock(ctx context.Context, c *pcluster.Cluster, calls call.Po
 }
 
 // seedStockUntilDone retries seedStock until it succeeds or ctx ends.
-func (s *Shop) seedStockUntilDone(ctx context.Context, c *pcluster.Cluster, calls call.Policy) {
+func (s *Shop) seedStockUntilDone(ctx context.Context, c *cluster.Cluster, calls call.Policy) {
 	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
 		err := s.seedStock(ctx, c, calls)
 		if err == nil || ctx.Err() != nil {
@@ -627,7 +627,7 @@ func (s *Shop) seedStockUntilDone(ctx context.Context, c *pcluster.Cluster, call
 // resumeUnfinished wakes every order whose saga a crash interrupted. It serves no
 // request: each wake-up has a deadline of its own (the grain-call timeout), and
 // what one attempt cannot finish the order grain retries on its own timer.
-func (s *Shop) resumeUnfinished(ctx context.Context, c *pcluster.Cluster, calls call.Policy) {
+func (s *Shop) resumeUnfinished(ctx context.Context, c *cluster.Cluster, calls call.Policy) {
 	lctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	ids, err := s.Store.UnfinishedOrders(lctx)
 	cancel()
@@ -639,7 +639,7 @@ func (s *Shop) resumeUnfinished(ctx context.Context, c *pcluster.Cluster, calls 
 		client := orderpb.GetOrderGrainClient(c, id)
 		rctx, cancel := context.WithTimeout(ctx, calls.CallTimeout())
 		resume := &orderpb.ResumeRequest{DeadlineUnixMs: call.Deadline(rctx)}
-		_, err := call.Do(rctx, calls, "order", "Resume", func(o ...pcluster.GrainCallOption) (*orderpb.OrderView, error) {
+		_, err := call.Do(rctx, calls, "order", "Resume", func(o ...cluster.GrainCallOption) (*orderpb.OrderView, error) {
 			return client.Resume(resume, o...)
 		})
 		cancel()
@@ -658,7 +658,7 @@ func (s *Shop) resumeUnfinished(ctx context.Context, c *pcluster.Cluster, calls 
 // passivated or its member gone. Reads never depend on it (a status follows the
 // clock), and a woken grain settles on its own; several members may wake the same
 // campaign, which is harmless.
-func (s *Shop) settleDuePromos(ctx context.Context, c *pcluster.Cluster, calls call.Policy) {
+func (s *Shop) settleDuePromos(ctx context.Context, c *cluster.Cluster, calls call.Policy) {
 	t := time.NewTicker(campaignRefresh)
 	defer t.Stop()
 	for {
@@ -680,7 +680,7 @@ func (s *Shop) settleDuePromos(ctx context.Context, c *pcluster.Cluster, calls c
 			client := promopb.GetPromoGrainClient(c, id)
 			wctx, cancel := context.WithTimeout(ctx, calls.CallTimeout())
 			get := &promopb.GetPromoRequest{DeadlineUnixMs: call.Deadline(wctx)}
-			_, err := call.Do(wctx, calls, "promo", "Get", func(o ...pcluster.GrainCallOption) (*promopb.PromoView, error) {
+			_, err := call.Do(wctx, calls, "promo", "Get", func(o ...cluster.GrainCallOption) (*promopb.PromoView, error) {
 				return client.Get(get, o...)
 			})
 			cancel()
@@ -695,10 +695,10 @@ func (s *Shop) settleDuePromos(ctx context.Context, c *pcluster.Cluster, calls c
 // cluster: the sagas a dead member was running would otherwise wait for their
 // shopper to come back (their reservations expire meanwhile, so no stock is lost
 // either way). It returns when ctx ends (the member's incarnation leaves).
-func (s *Shop) resumeWhenMembersLeave(ctx context.Context, c *pcluster.Cluster, calls call.Policy) {
+func (s *Shop) resumeWhenMembersLeave(ctx context.Context, c *cluster.Cluster, calls call.Policy) {
 	left := make(chan struct{}, 1)
 	sub := c.ActorSystem.EventStream.Subscribe(func(ev any) {
-		if t, ok := ev.(*pcluster.ClusterTopology); ok && len(t.Left) > 0 {
+		if t, ok := ev.(*cluster.ClusterTopology); ok && len(t.Left) > 0 {
 			select {
 			case left <- struct{}{}:
 			default: // one wake-up pending covers this one

@@ -13,8 +13,8 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 
 	"phoneshop/actors/snapshot"
-	"phoneshop/cluster/call"
 	"phoneshop/fault"
+	"phoneshop/grain/call"
 	"phoneshop/protos/reasonpb"
 )
 

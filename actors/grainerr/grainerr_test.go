@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"phoneshop/actors/snapshot"
-	"phoneshop/cluster/call"
 	"phoneshop/fault"
+	"phoneshop/grain/call"
 	"phoneshop/protos/reasonpb"
 )
 

@@ -15,9 +15,9 @@ import (
 
 	"phoneshop/actors/grainerr"
 	"phoneshop/actors/snapshot"
-	"phoneshop/cluster/call"
-	"phoneshop/cluster/durable"
-	"phoneshop/cluster/grainctx"
+	"phoneshop/grain/call"
+	"phoneshop/grain/durable"
+	"phoneshop/grain/grainctx"
 	"phoneshop/protos/inventorypb"
 	"phoneshop/protos/reasonpb"
 )

@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster"
 	"google.golang.org/protobuf/proto"
 
 	"phoneshop/actors/inventory"
-	"phoneshop/cluster"
+	"phoneshop/cluster/member"
 	"phoneshop/fault"
 	"phoneshop/internal/shoptest"
 	"phoneshop/persistence/sqlite"
@@ -48,7 +48,7 @@ func TestFailedWriteAnswersNoCommandAndReloads(t *testing.T) {
 	for _, groupCommit := range []bool{true, false} {
 		t.Run(fmt.Sprintf("group_commit_%v", groupCommit), func(t *testing.T) {
 			db, store, inv := startFailing(t, groupCommit)
-			opt := pcluster.WithTimeout(10 * time.Second)
+			opt := cluster.WithTimeout(10 * time.Second)
 			if _, err := inv.Receive(&inventorypb.ReceiveRequest{RequestId: "d1", Quantity: 10}, opt); err != nil {
 				t.Fatal(err)
 			}
@@ -120,7 +120,7 @@ func TestFailedWriteAnswersNoCommandAndReloads(t *testing.T) {
 // missing, and the stock sold stays within what was received.
 func TestAHoldLostInACrashSellsNothingTwice(t *testing.T) {
 	db, store, inv := startFailing(t, true)
-	opt := pcluster.WithTimeout(10 * time.Second)
+	opt := cluster.WithTimeout(10 * time.Second)
 	if _, err := inv.Receive(&inventorypb.ReceiveRequest{RequestId: "d1", Quantity: 2}, opt); err != nil {
 		t.Fatal(err)
 	}
@@ -173,9 +173,9 @@ func startFailing(t *testing.T, groupCommit bool) (*sqlstore.Store, *failingStor
 // client of the grain sku.
 func startMember(t *testing.T, store inventory.Store, groupCommit bool, sku string) *inventorypb.InventoryGrainClient {
 	t.Helper()
-	m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", NewProvider: cluster.NewInMemoryProvider(cluster.NewInMemoryAgent()),
+	m, err := member.StartMember(member.Config{Host: "127.0.0.1", NewProvider: member.NewInMemoryProvider(member.NewInMemoryAgent()),
 		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()},
-		cluster.Deps{Inventory: inventory.Deps{Store: store, ReservationTTL: func() time.Duration { return time.Minute },
+		member.Deps{Inventory: inventory.Deps{Store: store, ReservationTTL: func() time.Duration { return time.Minute },
 			Now: time.Now, StoreTimeout: 5 * time.Second, GroupCommit: groupCommit, Logger: slog.New(slog.DiscardHandler)}})
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +202,7 @@ func TestSnapshotWithSalesInsideMovesThemToTheLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	inv := startMember(t, db, true, "sku-old")
-	opt := pcluster.WithTimeout(10 * time.Second)
+	opt := cluster.WithTimeout(10 * time.Second)
 	// The old sales are known: returning one works and is idempotent.
 	for range 2 {
 		l, err := inv.Return(&inventorypb.ReturnRequest{OrderId: "ord_b"}, opt)

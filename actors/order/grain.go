@@ -17,8 +17,8 @@ import (
 
 	"phoneshop/actors/grainerr"
 	"phoneshop/actors/snapshot"
-	"phoneshop/cluster/call"
-	"phoneshop/cluster/grainctx"
+	"phoneshop/grain/call"
+	"phoneshop/grain/grainctx"
 	"phoneshop/notify/outbox"
 	"phoneshop/protos/inventorypb"
 	"phoneshop/protos/orderpb"

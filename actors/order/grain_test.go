@@ -9,16 +9,16 @@ import (
 	"testing"
 	"time"
 
-	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster"
 	"google.golang.org/protobuf/proto"
 
 	"phoneshop/actors/cart"
 	"phoneshop/actors/inventory"
 	"phoneshop/actors/order"
 	"phoneshop/actors/snapshot"
-	"phoneshop/cluster"
-	"phoneshop/cluster/call"
+	"phoneshop/cluster/member"
 	"phoneshop/fault"
+	"phoneshop/grain/call"
 	"phoneshop/internal/shoptest"
 	"phoneshop/notify/outbox"
 	"phoneshop/persistence/sqlite"
@@ -153,7 +153,7 @@ type sagaHarness struct {
 	orders    *faultyOrders
 	stock     *faultyStock
 	deadlines *deadlines
-	c         *pcluster.Cluster
+	c         *cluster.Cluster
 }
 
 // startSaga starts one member hosting cart, inventory and order grains on SQLite,
@@ -169,9 +169,9 @@ func startSaga(t *testing.T) *sagaHarness {
 	h := &sagaHarness{db: db, orders: &faultyOrders{Store: db, deadlines: dls}, stock: &faultyStock{Store: db, deadlines: dls}, deadlines: dls,
 		carts: &recordedCarts{Store: db, deadlines: dls}}
 	log := shoptest.Logger()
-	m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", NewProvider: cluster.NewInMemoryProvider(cluster.NewInMemoryAgent()),
+	m, err := member.StartMember(member.Config{Host: "127.0.0.1", NewProvider: member.NewInMemoryProvider(member.NewInMemoryAgent()),
 		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: log},
-		cluster.Deps{
+		member.Deps{
 			Inventory: inventory.Deps{Store: h.stock, ReservationTTL: func() time.Duration { return time.Minute },
 				Now: time.Now, StoreTimeout: 5 * time.Second, GroupCommit: true, Logger: log},
 			Order: order.Deps{Store: h.orders, Calls: call.DefaultPolicy(), Now: time.Now, StoreTimeout: 5 * time.Second, Logger: log},
@@ -187,7 +187,7 @@ func startSaga(t *testing.T) *sagaHarness {
 	return h
 }
 
-var opt = pcluster.WithTimeout(5 * time.Second)
+var opt = cluster.WithTimeout(5 * time.Second)
 
 // stocked receives qty units of sku.
 func (h *sagaHarness) stocked(t *testing.T, sku string, qty int64) {

@@ -17,9 +17,9 @@ import (
 
 	"phoneshop/actors/grainerr"
 	"phoneshop/actors/snapshot"
-	"phoneshop/cluster/call"
-	"phoneshop/cluster/durable"
-	"phoneshop/cluster/grainctx"
+	"phoneshop/grain/call"
+	"phoneshop/grain/durable"
+	"phoneshop/grain/grainctx"
 	"phoneshop/notify/outbox"
 	"phoneshop/protos/promopb"
 	"phoneshop/protos/reasonpb"
@@ -56,7 +56,7 @@ type Deps struct {
 	// caller sent no deadline.
 	Calls call.Policy
 	// GroupCommit lets the grain apply commands while a write is in flight (see
-	// cluster/durable): grants of a hot campaign share writes.
+	// grain/durable): grants of a hot campaign share writes.
 	GroupCommit bool
 	Logger      *slog.Logger
 }

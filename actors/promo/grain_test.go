@@ -10,14 +10,14 @@ import (
 	"testing"
 	"time"
 
-	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"phoneshop/actors/promo"
 	"phoneshop/actors/snapshot"
-	"phoneshop/cluster"
+	"phoneshop/cluster/member"
 	"phoneshop/internal/shoptest"
 	"phoneshop/notify/outbox"
 	"phoneshop/protos/promopb"
@@ -217,8 +217,8 @@ func (s *memStore) loadCount() int {
 
 // promoMember is one in-memory cluster member hosting promo grains on a memStore.
 type promoMember struct {
-	m     *cluster.Member
-	c     *pcluster.Cluster
+	m     *member.Member
+	c     *cluster.Cluster
 	store *memStore
 }
 
@@ -227,9 +227,9 @@ type promoMember struct {
 func startPromoMember(t *testing.T, store *memStore, groupCommit bool) *promoMember {
 	t.Helper()
 	log := shoptest.Logger()
-	m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", NewProvider: cluster.NewInMemoryProvider(cluster.NewInMemoryAgent()),
+	m, err := member.StartMember(member.Config{Host: "127.0.0.1", NewProvider: member.NewInMemoryProvider(member.NewInMemoryAgent()),
 		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: log},
-		cluster.Deps{Promo: promo.Deps{Store: store, Now: time.Now, StoreTimeout: 5 * time.Second, GroupCommit: groupCommit, Logger: log}})
+		member.Deps{Promo: promo.Deps{Store: store, Now: time.Now, StoreTimeout: 5 * time.Second, GroupCommit: groupCommit, Logger: log}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func (pm *promoMember) stopGrain(t *testing.T, id string) {
 }
 
 // callOpt is built fresh for each call (see PROTOACTOR.md on shared defaults).
-func callOpt() pcluster.GrainCallOption { return pcluster.WithTimeout(5 * time.Second) }
+func callOpt() cluster.GrainCallOption { return cluster.WithTimeout(5 * time.Second) }
 
 func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -515,7 +515,7 @@ func TestLaunchAfterStartIsActiveAndWritesTheActivationExactlyOnce(t *testing.T)
 			}
 			steps := []struct {
 				name string
-				call func(*promopb.PromoCommand, ...pcluster.GrainCallOption) (*promopb.PromoView, error)
+				call func(*promopb.PromoCommand, ...cluster.GrainCallOption) (*promopb.PromoView, error)
 				want promo.Status
 			}{
 				{"launch", cl.Launch, promo.StatusActive},
@@ -554,7 +554,7 @@ func TestPauseAndEndMoveTheCampaignAndRefuseWhatTheyMayNot(t *testing.T) {
 	}
 	type step struct {
 		name string
-		call func(*promopb.PromoCommand, ...pcluster.GrainCallOption) (*promopb.PromoView, error)
+		call func(*promopb.PromoCommand, ...cluster.GrainCallOption) (*promopb.PromoView, error)
 		want promo.Status // "" : refused with CONFLICT
 	}
 	steps := []step{
@@ -880,7 +880,7 @@ func TestCampaignAndGrantsSurviveReactivation(t *testing.T) {
 	}
 	// It also knows the campaign was activated already: no second activation.
 	writesBefore := len(store.writes())
-	for _, move := range []func(*promopb.PromoCommand, ...pcluster.GrainCallOption) (*promopb.PromoView, error){cl.Pause, cl.Launch} {
+	for _, move := range []func(*promopb.PromoCommand, ...cluster.GrainCallOption) (*promopb.PromoView, error){cl.Pause, cl.Launch} {
 		if _, err := move(&promopb.PromoCommand{}, callOpt()); err != nil {
 			t.Fatalf("pause or launch after reactivation: %v", err)
 		}

@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/hashicorp/consul/api"
 
-	"phoneshop/cluster"
 	"phoneshop/cluster/consul"
+	"phoneshop/cluster/member"
 	"phoneshop/internal/consultest"
 	"phoneshop/internal/shoptest"
 )
@@ -27,7 +27,7 @@ func provider(t *testing.T, agent *consultest.Agent) *consul.Provider {
 	return p
 }
 
-func member(t *testing.T, agent *consultest.Agent) *cluster.Member {
+func startMember(t *testing.T, agent *consultest.Agent) *member.Member {
 	t.Helper()
 	return memberOn(t, agent, 0)
 }
@@ -39,7 +39,7 @@ func passing(t *testing.T, agent *consultest.Agent) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries, _, err := client.Health().Service(cluster.Name, "", true, nil)
+	entries, _, err := client.Health().Service(member.Name, "", true, nil)
 	if err != nil {
 		return nil
 	}
@@ -64,12 +64,12 @@ func eventually(t *testing.T, within time.Duration, what string, ok func() bool)
 
 func TestMemberRegistersWithItsKinds(t *testing.T) {
 	agent := consultest.Start(t)
-	m := member(t, agent)
+	m := startMember(t, agent)
 	eventually(t, 10*time.Second, "the member is registered and passing", func() bool {
 		return slices.Equal(passing(t, agent), []string{m.ID()})
 	})
 	client, _ := api.NewClient(&api.Config{Address: agent.HTTP})
-	entries, _, err := client.Health().Service(cluster.Name, "", true, nil)
+	entries, _, err := client.Health().Service(member.Name, "", true, nil)
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("entries = %v, %v", entries, err)
 	}
@@ -83,7 +83,7 @@ func TestMemberRegistersWithItsKinds(t *testing.T) {
 
 func TestMemberRegistersAgainAfterTheAgentLostItsState(t *testing.T) {
 	agent := consultest.Start(t)
-	m := member(t, agent)
+	m := startMember(t, agent)
 	eventually(t, 10*time.Second, "registered", func() bool { return slices.Equal(passing(t, agent), []string{m.ID()}) })
 	agent.Restart() // a dev agent keeps nothing: the member is unknown to it now
 	eventually(t, 30*time.Second, "registered again after the agent restarted", func() bool {
@@ -93,7 +93,7 @@ func TestMemberRegistersAgainAfterTheAgentLostItsState(t *testing.T) {
 
 func TestMemberLeavesOnStop(t *testing.T) {
 	agent := consultest.Start(t)
-	m := member(t, agent)
+	m := startMember(t, agent)
 	eventually(t, 10*time.Second, "registered", func() bool { return len(passing(t, agent)) == 1 })
 	m.Stop()
 	eventually(t, 10*time.Second, "deregistered on stop", func() bool { return len(passing(t, agent)) == 0 })
@@ -104,7 +104,7 @@ func TestMemberLeavesOnStop(t *testing.T) {
 // panics on a client).
 func TestClientStartsAndStopsCleanly(t *testing.T) {
 	agent := consultest.Start(t)
-	c, err := cluster.StartClient(cluster.Config{Host: "127.0.0.1", NewProvider: func() (pcluster.ClusterProvider, error) { return provider(t, agent), nil },
+	c, err := member.StartClient(member.Config{Host: "127.0.0.1", NewProvider: func() (cluster.ClusterProvider, error) { return provider(t, agent), nil },
 		RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()})
 	if err != nil {
 		t.Fatal(err)
@@ -120,8 +120,8 @@ func TestClientStartsAndStopsCleanly(t *testing.T) {
 func TestClusterTwoMembersSeeEachOther(t *testing.T) {
 	shoptest.SkipUnderRace(t)
 	agent := consultest.Start(t)
-	a, b := member(t, agent), member(t, agent)
-	sees := func(m *cluster.Member, n int) func() bool {
+	a, b := startMember(t, agent), startMember(t, agent)
+	sees := func(m *member.Member, n int) func() bool {
 		return func() bool { return m.Cluster().MemberList.Members().Len() == n }
 	}
 	eventually(t, 15*time.Second, "both members see two members", func() bool { return sees(a, 2)() && sees(b, 2)() })
@@ -138,7 +138,7 @@ func TestClusterDroppedMemberRejoinsUnderANewID(t *testing.T) {
 	agent := consultest.Start(t)
 	port := consultest.FreePort(t)
 	a := memberOn(t, agent, port)
-	b := member(t, agent)
+	b := startMember(t, agent)
 	eventually(t, 15*time.Second, "both registered", func() bool { return len(passing(t, agent)) == 2 })
 	oldID := a.ID()
 
@@ -157,15 +157,15 @@ func TestClusterDroppedMemberRejoinsUnderANewID(t *testing.T) {
 		t.Fatalf("rejoined on %s, want the same port %d", got, port)
 	}
 	eventually(t, 15*time.Second, "the peer sees the rejoined member", func() bool {
-		return slices.ContainsFunc(b.Cluster().MemberList.Members().Members(), func(m *pcluster.Member) bool { return m.Id == a.ID() })
+		return slices.ContainsFunc(b.Cluster().MemberList.Members().Members(), func(m *cluster.Member) bool { return m.Id == a.ID() })
 	})
 }
 
-func memberOn(t *testing.T, agent *consultest.Agent, port int) *cluster.Member {
+func memberOn(t *testing.T, agent *consultest.Agent, port int) *member.Member {
 	t.Helper()
-	m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", Port: port, Rejoin: true,
-		NewProvider: func() (pcluster.ClusterProvider, error) { return provider(t, agent), nil },
-		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()}, cluster.Deps{})
+	m, err := member.StartMember(member.Config{Host: "127.0.0.1", Port: port, Rejoin: true,
+		NewProvider: func() (cluster.ClusterProvider, error) { return provider(t, agent), nil },
+		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()}, member.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func memberOn(t *testing.T, agent *consultest.Agent, port int) *cluster.Member {
 // wait for an answer that never comes.
 func TestMemberStopReturnsWhileTheAgentIsStalled(t *testing.T) {
 	agent := consultest.Start(t)
-	m := member(t, agent)
+	m := startMember(t, agent)
 	eventually(t, 10*time.Second, "registered", func() bool { return len(passing(t, agent)) == 1 })
 	agent.Pause()
 	stopped := make(chan struct{})
@@ -199,12 +199,12 @@ func TestMemberStopReturnsWhileTheAgentIsStalled(t *testing.T) {
 func TestMemberGivesUpOnAStalledAgent(t *testing.T) {
 	agent := consultest.Start(t)
 	logged := &consultest.LogRecorder{}
-	m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", Rejoin: true,
-		NewProvider: func() (pcluster.ClusterProvider, error) {
+	m, err := member.StartMember(member.Config{Host: "127.0.0.1", Rejoin: true,
+		NewProvider: func() (cluster.ClusterProvider, error) {
 			return consul.New(consul.Config{Address: agent.HTTP, TTL: 2 * time.Second, WaitTime: time.Second,
 				Logger: slog.New(slog.NewTextHandler(io.MultiWriter(logged, os.Stderr), nil))})
 		},
-		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()}, cluster.Deps{})
+		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()}, member.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}

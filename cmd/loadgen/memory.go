@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster"
 
 	"phoneshop/config"
 	"phoneshop/protos/cartpb"
@@ -71,7 +71,7 @@ func measureCartMemory(ctx context.Context, carts int, idle time.Duration, log *
 					return
 				}
 				client := cartpb.GetCartGrainClient(member.Cluster(), fmt.Sprintf("acc_memory_%d", i))
-				if _, err := client.Get(&cartpb.GetCartRequest{}, pcluster.WithTimeout(30*time.Second)); err != nil {
+				if _, err := client.Get(&cartpb.GetCartRequest{}, cluster.WithTimeout(30*time.Second)); err != nil {
 					failed.Add(1)
 				}
 			}

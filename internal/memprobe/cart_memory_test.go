@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster"
 
 	"phoneshop/config"
 	"phoneshop/internal/shoptest"
@@ -188,7 +188,7 @@ func measure(b *testing.B, carts, rounds int, idle time.Duration, dir string) re
 }
 
 // activate makes n cart grains active, named prefix0..prefix(n-1), from 64 callers.
-func activate(b *testing.B, c *pcluster.Cluster, prefix string, n int) {
+func activate(b *testing.B, c *cluster.Cluster, prefix string, n int) {
 	var next, failed atomic.Int64
 	var wg sync.WaitGroup
 	for range 64 {
@@ -199,7 +199,7 @@ func activate(b *testing.B, c *pcluster.Cluster, prefix string, n int) {
 					return
 				}
 				client := cartpb.GetCartGrainClient(c, fmt.Sprintf("%s%d", prefix, i))
-				if _, err := client.Get(&cartpb.GetCartRequest{}, pcluster.WithTimeout(30*time.Second)); err != nil {
+				if _, err := client.Get(&cartpb.GetCartRequest{}, cluster.WithTimeout(30*time.Second)); err != nil {
 					failed.Add(1)
 				}
 			}

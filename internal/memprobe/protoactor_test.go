@@ -12,7 +12,7 @@ import (
 	"weak"
 
 	"github.com/asynkron/protoactor-go/actor"
-	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
@@ -143,7 +143,7 @@ func stoppedChildrenReachable(t *testing.T, n int, forget bool) (reachable int, 
 // Children stopping in the order they started leave n/2 distinct PIDs in the n slots.
 // Sending to its own PID once stopped (the process is out of the registry by then,
 // actor_context.go:683) makes the PID drop its cache: none stays reachable. The shop
-// avoids the children set altogether (cluster/placement.go). The test fails when
+// avoids the children set altogether (cluster/member/placement.go). The test fails when
 // protoactor-go stops doing this (placement.go's reasons are then out of date), and
 // when the way around it stops working.
 func TestProtoactorParentKeepsStoppedChildrenReachable(t *testing.T) {
@@ -153,7 +153,7 @@ func TestProtoactorParentKeepsStoppedChildrenReachable(t *testing.T) {
 	t.Logf("of %d stopped children: %d reachable (%d B/child kept) as protoactor leaves them; %d reachable (%d B/child kept) when each sends to its dead self on Stopped",
 		n, upstream, upstreamBytes/n, forgotten, forgottenBytes/n)
 	if upstream == 0 {
-		t.Errorf("protoactor-go no longer keeps stopped children reachable: see whether cluster/placement.go is still needed")
+		t.Errorf("protoactor-go no longer keeps stopped children reachable: see whether cluster/member/placement.go is still needed")
 	}
 	if forgotten != 0 {
 		t.Errorf("%d of %d stopped children still reachable after they sent to their dead selves", forgotten, n)
@@ -211,12 +211,12 @@ type probeGrain struct {
 
 func (g *probeGrain) Receive(ctx actor.Context) {
 	switch ctx.Message().(type) {
-	case *pcluster.ClusterInit:
+	case *cluster.ClusterInit:
 		ctx.SetReceiveTimeout(g.idle)
 	case *actor.ReceiveTimeout:
 		ctx.Poison(ctx.Self())
-	case *pcluster.GrainRequest:
-		ctx.Respond(&pcluster.GrainResponse{})
+	case *cluster.GrainRequest:
+		ctx.Respond(&cluster.GrainResponse{})
 	}
 }
 
@@ -236,7 +236,7 @@ func BenchmarkProtoactorDisthashPassivation(b *testing.B) {
 		system := quietSystem()
 		var mu sync.Mutex
 		grains := make([]weak.Pointer[probeGrain], 0, n)
-		kind := pcluster.NewKind("probe", actor.PropsFromProducer(func() actor.Actor {
+		kind := cluster.NewKind("probe", actor.PropsFromProducer(func() actor.Actor {
 			g := &probeGrain{idle: idle}
 			mu.Lock()
 			grains = append(grains, weak.Make(g))
@@ -244,12 +244,12 @@ func BenchmarkProtoactorDisthashPassivation(b *testing.B) {
 			return g
 		}))
 		provider := test.NewTestProvider(test.NewInMemAgent())
-		c := pcluster.New(system, pcluster.Configure("memprobe", provider, disthash.New(), remote.Configure("127.0.0.1", 0),
-			pcluster.WithKinds(kind)))
+		c := cluster.New(system, cluster.Configure("memprobe", provider, disthash.New(), remote.Configure("127.0.0.1", 0),
+			cluster.WithKinds(kind)))
 		c.StartMember()
 		probe := c.GetClusterKind("probe")
 		call := func(id string) error {
-			_, err := c.Request(id, "probe", &pcluster.GrainRequest{}, pcluster.WithTimeout(30*time.Second))
+			_, err := c.Request(id, "probe", &cluster.GrainRequest{}, cluster.WithTimeout(30*time.Second))
 			return err
 		}
 		if err := call("warm"); err != nil {

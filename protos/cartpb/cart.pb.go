@@ -24,7 +24,7 @@ const (
 
 type GetCartRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	// The caller's deadline, Unix milliseconds; 0 = none (see grain/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,1,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -71,7 +71,7 @@ type SetLineRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Sku      string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
 	Quantity int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
-	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	// The caller's deadline, Unix milliseconds; 0 = none (see grain/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,3,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -130,7 +130,7 @@ func (x *SetLineRequest) GetDeadlineUnixMs() int64 {
 
 type ClearCartRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	// The caller's deadline, Unix milliseconds; 0 = none (see grain/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,1,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -179,7 +179,7 @@ type CheckoutRequest struct {
 	// Hash of the request body; the same order id with another hash is refused.
 	RequestHash     string           `protobuf:"bytes,2,opt,name=request_hash,json=requestHash,proto3" json:"request_hash,omitempty"`
 	ShippingAddress *orderpb.Address `protobuf:"bytes,3,opt,name=shipping_address,json=shippingAddress,proto3" json:"shipping_address,omitempty"`
-	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	// The caller's deadline, Unix milliseconds; 0 = none (see grain/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,4,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
 	// The total the shopper was shown; with has_expected_total, another total at
 	// checkout is refused (PRICE_CHANGED, metadata total_cents).

@@ -29,7 +29,7 @@ type ReserveRequest struct {
 	Quantity int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	// Time to live of the reservation in milliseconds; 0 = the grain's default.
 	TtlMs int64 `protobuf:"varint,3,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
-	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	// The caller's deadline, Unix milliseconds; 0 = none (see grain/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,4,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -96,7 +96,7 @@ func (x *ReserveRequest) GetDeadlineUnixMs() int64 {
 type CommitRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	// The caller's deadline, Unix milliseconds; 0 = none (see grain/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,2,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -149,7 +149,7 @@ func (x *CommitRequest) GetDeadlineUnixMs() int64 {
 type ReleaseRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	// The caller's deadline, Unix milliseconds; 0 = none (see grain/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,2,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -202,7 +202,7 @@ func (x *ReleaseRequest) GetDeadlineUnixMs() int64 {
 type ReturnRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	// The caller's deadline, Unix milliseconds; 0 = none (see grain/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,2,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -256,7 +256,7 @@ type ReceiveRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	Quantity  int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
-	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	// The caller's deadline, Unix milliseconds; 0 = none (see grain/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,3,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -315,7 +315,7 @@ func (x *ReceiveRequest) GetDeadlineUnixMs() int64 {
 
 type LevelRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	// The caller's deadline, Unix milliseconds; 0 = none (see grain/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,1,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache

@@ -207,7 +207,7 @@ type PlaceRequest struct {
 	Lines           []*OrderLine           `protobuf:"bytes,3,rep,name=lines,proto3" json:"lines,omitempty"`
 	ShippingAddress *Address               `protobuf:"bytes,4,opt,name=shipping_address,json=shippingAddress,proto3" json:"shipping_address,omitempty"`
 	Currency        string                 `protobuf:"bytes,5,opt,name=currency,proto3" json:"currency,omitempty"`
-	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	// The caller's deadline, Unix milliseconds; 0 = none (see grain/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,6,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
 	// With has_expected_total, a new order at another total than
 	// expected_total_cents is refused (PRICE_CHANGED) and nothing is reserved.
@@ -317,7 +317,7 @@ func (x *PlaceRequest) GetCartRevision() uint64 {
 type GetOrderRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	AccountId string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
-	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	// The caller's deadline, Unix milliseconds; 0 = none (see grain/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,2,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -370,7 +370,7 @@ func (x *GetOrderRequest) GetDeadlineUnixMs() int64 {
 type OrderCommand struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	AccountId string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
-	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	// The caller's deadline, Unix milliseconds; 0 = none (see grain/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,2,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -423,7 +423,7 @@ func (x *OrderCommand) GetDeadlineUnixMs() int64 {
 // ResumeRequest comes from the shop itself, never from a shopper.
 type ResumeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	// The caller's deadline, Unix milliseconds; 0 = none (see grain/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,1,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache

@@ -193,7 +193,7 @@ func (x *PromoPatch) GetFields() []string {
 type CreatePromoRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Spec  *PromoSpec             `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
-	// The caller's deadline, Unix milliseconds; 0 = none (see cluster/call.Serve).
+	// The caller's deadline, Unix milliseconds; 0 = none (see grain/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,2,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache

@@ -1,4 +1,4 @@
-package cluster_test
+package member_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster"
 
 	"phoneshop/config"
 	"phoneshop/internal/shoptest"
@@ -16,7 +16,7 @@ import (
 
 // TestActivatorForgetsPassivatedGrainsAndKeepsActiveOnes: more than a thousand carts
 // activate, all but a few that keep being called passivate, and the activator makes
-// its map again for those few (cluster/placement.go). The few keep their one
+// its map again for those few (cluster/member/placement.go). The few keep their one
 // activation and their state throughout (a lost entry would activate a second one),
 // and a passivated cart activates again, from its snapshot, when called.
 func TestActivatorForgetsPassivatedGrainsAndKeepsActiveOnes(t *testing.T) {
@@ -29,7 +29,7 @@ func TestActivatorForgetsPassivatedGrainsAndKeepsActiveOnes(t *testing.T) {
 	c := member.Cluster()
 	carts := func() int { return member.ActivationCounts()["cart"] }
 	sku := shoptest.SoldOutSKUs(t, 1)[0]
-	opt := pcluster.WithTimeout(10 * time.Second)
+	opt := cluster.WithTimeout(10 * time.Second)
 	cart := func(i int) *cartpb.CartGrainClient {
 		return cartpb.GetCartGrainClient(c, fmt.Sprintf("acc_placement_%d", i))
 	}

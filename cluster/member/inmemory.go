@@ -1,10 +1,10 @@
-package cluster
+package member
 
 import (
 	"slices"
 	"sync"
 
-	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster"
 )
 
 // InMemoryAgent is the membership that in-process members share (dev, tests): no
@@ -19,7 +19,7 @@ import (
 // gossip loop reads that list without the lock (see leaveAbruptly).
 type InMemoryAgent struct {
 	mu       sync.Mutex
-	members  []*pcluster.Member // registered, in order of joining
+	members  []*cluster.Member // registered, in order of joining
 	watchers []*inMemoryProvider
 }
 
@@ -28,31 +28,31 @@ func NewInMemoryAgent() *InMemoryAgent { return &InMemoryAgent{} }
 
 // NewInMemoryProvider returns a provider for one member or client on agent, once per
 // incarnation.
-func NewInMemoryProvider(agent *InMemoryAgent) func() (pcluster.ClusterProvider, error) {
-	return func() (pcluster.ClusterProvider, error) { return &inMemoryProvider{agent: agent}, nil }
+func NewInMemoryProvider(agent *InMemoryAgent) func() (cluster.ClusterProvider, error) {
+	return func() (cluster.ClusterProvider, error) { return &inMemoryProvider{agent: agent}, nil }
 }
 
-// inMemoryProvider is the pcluster.ClusterProvider of one member or client.
+// inMemoryProvider is the cluster.ClusterProvider of one member or client.
 type inMemoryProvider struct {
 	agent   *InMemoryAgent
-	cluster *pcluster.Cluster
+	cluster *cluster.Cluster
 	id      string // set for a member; empty for a client
 }
 
 // StartMember registers the member; every member on the agent, this one included,
 // learns the new topology before it returns.
-func (p *inMemoryProvider) StartMember(c *pcluster.Cluster) error {
+func (p *inMemoryProvider) StartMember(c *cluster.Cluster) error {
 	host, port, err := c.ActorSystem.GetHostPort()
 	if err != nil {
 		return err
 	}
 	p.cluster, p.id = c, c.ActorSystem.ID
-	p.agent.join(p, &pcluster.Member{Id: p.id, Host: host, Port: int32(port), Kinds: c.GetClusterKinds()})
+	p.agent.join(p, &cluster.Member{Id: p.id, Host: host, Port: int32(port), Kinds: c.GetClusterKinds()})
 	return nil
 }
 
 // StartClient follows the members without registering: a client hosts no grain.
-func (p *inMemoryProvider) StartClient(c *pcluster.Cluster) error {
+func (p *inMemoryProvider) StartClient(c *cluster.Cluster) error {
 	p.cluster = c
 	p.agent.join(p, nil)
 	return nil
@@ -66,7 +66,7 @@ func (p *inMemoryProvider) Shutdown(bool) error {
 	return nil
 }
 
-func (a *InMemoryAgent) join(p *inMemoryProvider, m *pcluster.Member) {
+func (a *InMemoryAgent) join(p *inMemoryProvider, m *cluster.Member) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.watchers = append(a.watchers, p)
@@ -85,7 +85,7 @@ func (a *InMemoryAgent) leave(p *inMemoryProvider) {
 		return // left already, or never started
 	}
 	if p.id != "" {
-		a.members = slices.DeleteFunc(a.members, func(m *pcluster.Member) bool { return m.Id == p.id })
+		a.members = slices.DeleteFunc(a.members, func(m *cluster.Member) bool { return m.Id == p.id })
 	}
 	a.notifyLocked()
 }
@@ -96,10 +96,10 @@ func (a *InMemoryAgent) leave(p *inMemoryProvider) {
 // would drop a live member.
 func (a *InMemoryAgent) notifyLocked() {
 	for _, w := range a.watchers {
-		members := make([]*pcluster.Member, len(a.members))
+		members := make([]*cluster.Member, len(a.members))
 		for i, m := range a.members {
 			// Each member list gets its own copies, as from a real provider.
-			members[i] = &pcluster.Member{Id: m.Id, Host: m.Host, Port: m.Port, Kinds: slices.Clone(m.Kinds)}
+			members[i] = &cluster.Member{Id: m.Id, Host: m.Host, Port: m.Port, Kinds: slices.Clone(m.Kinds)}
 		}
 		w.cluster.MemberList.UpdateClusterTopology(members)
 	}

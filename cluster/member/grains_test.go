@@ -1,4 +1,4 @@
-package cluster_test
+package member_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -43,7 +43,7 @@ func TestClusterActivationsSpreadOverMembers(t *testing.T) {
 	const carts = 90
 	for i := range carts {
 		client := cartpb.GetCartGrainClient(c, fmt.Sprintf("acc_spread_%d", i))
-		if _, err := client.Get(&cartpb.GetCartRequest{}, pcluster.WithTimeout(5*time.Second)); err != nil {
+		if _, err := client.Get(&cartpb.GetCartRequest{}, cluster.WithTimeout(5*time.Second)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -64,8 +64,8 @@ func grainScenarios(t *testing.T, members int, options ...shoptest.Option) {
 	h := shoptest.Start(t, members, options...)
 	// Callers use the last member, so that with several members most grains are remote.
 	c := h.Shop.Members[len(h.Shop.Members)-1].Cluster()
-	opts := func() []pcluster.GrainCallOption {
-		return []pcluster.GrainCallOption{pcluster.WithTimeout(5 * time.Second)}
+	opts := func() []cluster.GrainCallOption {
+		return []cluster.GrainCallOption{cluster.WithTimeout(5 * time.Second)}
 	}
 	skus := shoptest.SoldOutSKUs(t, 2)
 
@@ -188,7 +188,7 @@ func grainScenarios(t *testing.T, members int, options ...shoptest.Option) {
 		if !reasonpb.IsOutOfStock(err) {
 			t.Fatalf("err = %v, want OUT_OF_STOCK", err)
 		}
-		if got := pcluster.FromError(err).Metadata["skus"]; got != skus[1] {
+		if got := cluster.FromError(err).Metadata["skus"]; got != skus[1] {
 			t.Fatalf("short skus = %q, want %q", got, skus[1])
 		}
 		want(t, skus[0], 10, 0, 0, 10)

@@ -1,4 +1,4 @@
-package cluster
+package member
 
 import (
 	"log/slog"
@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/eventstream"
 )
@@ -33,12 +33,12 @@ import (
 //     Here the map is made again, with the grains still active, once it fell to a
 //     quarter of its peak.
 type placementLookup struct {
-	cluster   *pcluster.Cluster
+	cluster   *cluster.Cluster
 	activator *actor.PID
 	sub       *eventstream.Subscription
 
 	mu  sync.RWMutex
-	rdv *pcluster.Rendezvous // of the last topology; replaced, never changed
+	rdv *cluster.Rendezvous // of the last topology; replaced, never changed
 }
 
 // activatorName is disthash's, so that disthash clients and members find ours.
@@ -47,11 +47,11 @@ const activatorName = disthash.PartitionActivatorActorName
 // activationTimeout bounds one ActivationRequest (disthash's figure).
 const activationTimeout = 5 * time.Second
 
-func newPlacementLookup() pcluster.IdentityLookup {
-	return &placementLookup{rdv: pcluster.NewRendezvous()}
+func newPlacementLookup() cluster.IdentityLookup {
+	return &placementLookup{rdv: cluster.NewRendezvous()}
 }
 
-func (l *placementLookup) Setup(c *pcluster.Cluster, _ []string, _ bool) {
+func (l *placementLookup) Setup(c *cluster.Cluster, _ []string, _ bool) {
 	l.cluster = c
 	system := c.ActorSystem
 	activator, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
@@ -63,11 +63,11 @@ func (l *placementLookup) Setup(c *pcluster.Cluster, _ []string, _ bool) {
 	}
 	l.activator = activator
 	l.sub = system.EventStream.Subscribe(func(ev any) {
-		t, ok := ev.(*pcluster.ClusterTopology)
+		t, ok := ev.(*cluster.ClusterTopology)
 		if !ok {
 			return
 		}
-		rdv := pcluster.NewRendezvous()
+		rdv := cluster.NewRendezvous()
 		rdv.UpdateMembers(t.Members)
 		l.mu.Lock()
 		l.rdv = rdv
@@ -78,7 +78,7 @@ func (l *placementLookup) Setup(c *pcluster.Cluster, _ []string, _ bool) {
 
 // Get asks the owner of the identity for the grain's PID; nil when there is no owner
 // or no answer (the caller retries).
-func (l *placementLookup) Get(ci *pcluster.ClusterIdentity) *actor.PID {
+func (l *placementLookup) Get(ci *cluster.ClusterIdentity) *actor.PID {
 	l.mu.RLock()
 	rdv := l.rdv
 	l.mu.RUnlock()
@@ -87,19 +87,19 @@ func (l *placementLookup) Get(ci *pcluster.ClusterIdentity) *actor.PID {
 		return nil
 	}
 	res, err := l.cluster.ActorSystem.Root.RequestFuture(actor.NewPID(owner, activatorName),
-		&pcluster.ActivationRequest{ClusterIdentity: ci}, activationTimeout).Result()
+		&cluster.ActivationRequest{ClusterIdentity: ci}, activationTimeout).Result()
 	if err != nil {
 		return nil
 	}
-	if r, ok := res.(*pcluster.ActivationResponse); ok {
+	if r, ok := res.(*cluster.ActivationResponse); ok {
 		return r.Pid
 	}
 	return nil
 }
 
 // RemovePid tells every member that the activation is gone, as disthash does.
-func (l *placementLookup) RemovePid(ci *pcluster.ClusterIdentity, pid *actor.PID) {
-	l.cluster.MemberList.BroadcastEvent(&pcluster.ActivationTerminated{Pid: pid, ClusterIdentity: ci}, true)
+func (l *placementLookup) RemovePid(ci *cluster.ClusterIdentity, pid *actor.PID) {
+	l.cluster.MemberList.BroadcastEvent(&cluster.ActivationTerminated{Pid: pid, ClusterIdentity: ci}, true)
 }
 
 // Shutdown stops the activator, which first stops every grain it placed.
@@ -118,7 +118,7 @@ type grainStopped struct{ pid *actor.PID }
 func (grainStopped) IgnoreDeadLetterLogging() {}
 
 type placedGrain struct {
-	id  *pcluster.ClusterIdentity
+	id  *cluster.ClusterIdentity
 	pid *actor.PID
 }
 
@@ -127,16 +127,16 @@ type placedGrain struct {
 // the sequence being the registry's "$..." id, so a stopped grain's key is in its
 // PID.
 type placementActor struct {
-	cluster *pcluster.Cluster
+	cluster *cluster.Cluster
 	grains  map[string]placedGrain
 	peak    int // most grains held since grains was made
 	// props are the kinds' props with onStopped and the cluster identity, made once
 	// per kind: disthash copies a kind's props for every activation
-	// (pcluster.WithClusterIdentity), about 320 B of an idle cart's 1.9 KB.
+	// (cluster.WithClusterIdentity), about 320 B of an idle cart's 1.9 KB.
 	props map[string]*actor.Props
 	// spawning is the identity of the grain being spawned, which the props' OnInit
 	// gives the grain: protoactor runs OnInit within the spawn (actor/props.go:56).
-	spawning *pcluster.ClusterIdentity
+	spawning *cluster.ClusterIdentity
 	// onStopped is every grain's receiver middleware that tells the activator when
 	// the grain stopped, as a child's Terminated tells its parent, even if the
 	// grain's own Stopped panics.
@@ -159,27 +159,27 @@ func (p *placementActor) Receive(ctx actor.Context) {
 				next(c, env)
 			}
 		}
-	case *pcluster.ActivationRequest:
+	case *cluster.ActivationRequest:
 		p.activate(ctx, m)
 	case grainStopped:
 		p.stopped(m.pid)
-	case *pcluster.ClusterTopology:
+	case *cluster.ClusterTopology:
 		p.topology(ctx, m)
 	case *actor.Stopping:
 		p.stopAll(ctx)
 	}
 }
 
-func (p *placementActor) activate(ctx actor.Context, req *pcluster.ActivationRequest) {
+func (p *placementActor) activate(ctx actor.Context, req *cluster.ActivationRequest) {
 	key := req.ClusterIdentity.AsKey()
 	if g, ok := p.grains[key]; ok {
-		ctx.Respond(&pcluster.ActivationResponse{Pid: g.pid})
+		ctx.Respond(&cluster.ActivationResponse{Pid: g.pid})
 		return
 	}
 	kind, ok := p.cluster.TryGetClusterKind(req.ClusterIdentity.Kind)
 	if !ok {
 		ctx.Logger().Error("activation of an unknown kind", slog.String("kind", req.ClusterIdentity.Kind))
-		ctx.Respond(&pcluster.ActivationResponse{Failed: true})
+		ctx.Respond(&cluster.ActivationResponse{Failed: true})
 		return
 	}
 	props := p.props[kind.Kind]
@@ -193,24 +193,24 @@ func (p *placementActor) activate(ctx actor.Context, req *pcluster.ActivationReq
 	p.spawning = nil
 	if err != nil {
 		ctx.Logger().Error("activation failed", slog.String("key", key), slog.Any("error", err))
-		ctx.Respond(&pcluster.ActivationResponse{Failed: true})
+		ctx.Respond(&cluster.ActivationResponse{Failed: true})
 		return
 	}
 	kind.Inc()
 	p.grains[key] = placedGrain{id: req.ClusterIdentity, pid: pid}
 	p.peak = max(p.peak, len(p.grains))
-	ctx.Respond(&pcluster.ActivationResponse{Pid: pid})
+	ctx.Respond(&cluster.ActivationResponse{Pid: pid})
 }
 
 // setIdentity gives the grain being spawned its cluster identity, as
-// pcluster.WithClusterIdentity does.
+// cluster.WithClusterIdentity does.
 func (p *placementActor) setIdentity(c actor.Context) {
 	ci := p.spawning
 	if ci == nil { // not spawned by activate: the identity is in the PID's id
 		kind, identity, _ := strings.Cut(keyOf(c.Self()), "/")
-		ci = pcluster.NewClusterIdentity(identity, kind)
+		ci = cluster.NewClusterIdentity(identity, kind)
 	}
-	pcluster.SetClusterIdentity(c, ci)
+	cluster.SetClusterIdentity(c, ci)
 }
 
 // keyOf is the key of the grain a PID of ours names ("" for any other PID).
@@ -235,7 +235,7 @@ func (p *placementActor) stopped(pid *actor.PID) {
 	if kind, ok := p.cluster.TryGetClusterKind(g.id.Kind); ok {
 		kind.Dec()
 	}
-	p.cluster.MemberList.BroadcastEvent(&pcluster.ActivationTerminated{Pid: pid, ClusterIdentity: g.id}, true)
+	p.cluster.MemberList.BroadcastEvent(&cluster.ActivationTerminated{Pid: pid, ClusterIdentity: g.id}, true)
 	if p.peak >= shrinkFloor && len(p.grains) <= p.peak/4 {
 		// A Go map keeps the memory of its peak size: make it again for those left.
 		grains := make(map[string]placedGrain, len(p.grains))
@@ -248,8 +248,8 @@ func (p *placementActor) stopped(pid *actor.PID) {
 
 // topology stops the grains that another member owns now; they activate there on
 // their next call.
-func (p *placementActor) topology(ctx actor.Context, t *pcluster.ClusterTopology) {
-	rdv := pcluster.NewRendezvous()
+func (p *placementActor) topology(ctx actor.Context, t *cluster.ClusterTopology) {
+	rdv := cluster.NewRendezvous()
 	rdv.UpdateMembers(t.Members)
 	self := p.cluster.ActorSystem.Address()
 	for _, g := range p.grains {

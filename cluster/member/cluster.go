@@ -1,8 +1,8 @@
-// Package cluster assembles protoactor-go members of the shop: an actor system that
+// Package member assembles protoactor-go members of the shop: an actor system that
 // logs through the shop's slog logger, remote on a loopback or advertised address,
 // disthash placement (placement.go), the grain kinds (cart, inventory, order) with their
 // dependencies attached, and a membership provider (in-memory for dev and tests).
-package cluster
+package member
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
 
@@ -49,19 +49,19 @@ type Config struct {
 	Port int
 	// NewProvider makes the provider that finds the other members, once per
 	// incarnation of a member (a member that rejoins needs a fresh one).
-	NewProvider func() (pcluster.ClusterProvider, error)
+	NewProvider func() (cluster.ClusterProvider, error)
 	// IdleTimeout passivates grains that received nothing for this long.
 	IdleTimeout time.Duration
 	// RequestTimeout is protoactor's default for calls made without options.
 	RequestTimeout time.Duration
 	// Rejoin makes a member that may have been dropped by its peers leave and join
 	// again under a new id (a node). Off, the member stays as it is: a process that
-	// holds on to its *pcluster.Cluster (dev's edge) keeps working with it.
+	// holds on to its *cluster.Cluster (dev's edge) keeps working with it.
 	Rejoin bool
 	// OnJoin, when set, runs in its own goroutine each time the member has joined
 	// (at start and after every rejoin). Its ctx ends when that incarnation leaves
 	// or the member stops, and the member waits for it to return before leaving.
-	OnJoin func(ctx context.Context, c *pcluster.Cluster)
+	OnJoin func(ctx context.Context, c *cluster.Cluster)
 	Logger *slog.Logger
 }
 
@@ -82,8 +82,8 @@ type Member struct {
 
 	mu       sync.RWMutex
 	system   *actor.ActorSystem
-	cluster  *pcluster.Cluster
-	provider pcluster.ClusterProvider
+	cluster  *cluster.Cluster
+	provider cluster.ClusterProvider
 	rejoins  int
 
 	// endHooks ends the current incarnation's OnJoin; hooks waits for it.
@@ -123,16 +123,16 @@ func (m *Member) join() error {
 	promo.Attach(system, m.deps.Promo)
 
 	remoteCfg := remote.Configure(m.cfg.Host, m.cfg.Port)
-	clusterCfg := pcluster.Configure(Name, provider, newPlacementLookup(), remoteCfg,
-		pcluster.WithRequestTimeout(m.cfg.RequestTimeout),
-		pcluster.WithKinds(
+	clusterCfg := cluster.Configure(Name, provider, newPlacementLookup(), remoteCfg,
+		cluster.WithRequestTimeout(m.cfg.RequestTimeout),
+		cluster.WithKinds(
 			cart.Kind(m.cfg.IdleTimeout),
 			inventory.Kind(m.cfg.IdleTimeout),
 			order.Kind(m.cfg.IdleTimeout),
 			promo.Kind(m.cfg.IdleTimeout),
 		),
 	)
-	c := pcluster.New(system, clusterCfg)
+	c := cluster.New(system, clusterCfg)
 	if err := startMember(c); err != nil {
 		// The remote may be listening already: release the port for the next try.
 		leaveAbruptly(c)
@@ -208,7 +208,7 @@ func (m *Member) supervise() {
 // says why, or returns "" when the member stops. Dropped: the provider says so
 // (Evictable), or the member finds its own id among the members that left, or on
 // its block list (peers gossip the ids they block).
-func (m *Member) untilDropped(c *pcluster.Cluster, provider pcluster.ClusterProvider) string {
+func (m *Member) untilDropped(c *cluster.Cluster, provider cluster.ClusterProvider) string {
 	var evicted <-chan struct{}
 	if ev, ok := provider.(Evictable); ok {
 		evicted = ev.Evicted()
@@ -216,8 +216,8 @@ func (m *Member) untilDropped(c *pcluster.Cluster, provider pcluster.ClusterProv
 	self := c.ActorSystem.ID
 	left := make(chan struct{}, 1)
 	sub := c.ActorSystem.EventStream.Subscribe(func(ev any) {
-		if t, ok := ev.(*pcluster.ClusterTopology); ok &&
-			slices.ContainsFunc(t.Left, func(l *pcluster.Member) bool { return l.Id == self }) {
+		if t, ok := ev.(*cluster.ClusterTopology); ok &&
+			slices.ContainsFunc(t.Left, func(l *cluster.Member) bool { return l.Id == self }) {
 			select {
 			case left <- struct{}{}:
 			default:
@@ -268,7 +268,7 @@ func (m *Member) untilDropped(c *pcluster.Cluster, provider pcluster.ClusterProv
 // gossip loop reads it: an unlocked read inside protoactor that no order on the
 // leaving side can prevent, which is why those tests skip under the race detector
 // (shoptest.SkipUnderRace).
-func leaveAbruptly(c *pcluster.Cluster) {
+func leaveAbruptly(c *cluster.Cluster) {
 	// A start that failed half-way left some parts nil inside protoactor, where
 	// their Shutdown panics: each step is tried on its own.
 	step := func(name string, f func()) {
@@ -301,10 +301,10 @@ func newSystem(logger *slog.Logger) *actor.ActorSystem {
 }
 
 // startMember turns protoactor's panics at start (a port taken, say) into errors.
-func startMember(c *pcluster.Cluster) (err error) {
+func startMember(c *cluster.Cluster) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("cluster: start member: %v", r)
+			err = fmt.Errorf("member: start: %v", r)
 		}
 	}()
 	c.StartMember()
@@ -312,7 +312,7 @@ func startMember(c *pcluster.Cluster) (err error) {
 }
 
 // Cluster is the member's current incarnation (it changes when the member rejoins).
-func (m *Member) Cluster() *pcluster.Cluster {
+func (m *Member) Cluster() *cluster.Cluster {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return m.cluster
@@ -356,7 +356,7 @@ func (m *Member) Stop() {
 func (m *Member) ActivationCounts() map[string]int { return activationCounts(m.Cluster()) }
 
 // activationCounts counts the grains of each kind active on the member c is.
-func activationCounts(c *pcluster.Cluster) map[string]int {
+func activationCounts(c *cluster.Cluster) map[string]int {
 	out := make(map[string]int, len(Kinds))
 	if c == nil {
 		return out
@@ -372,7 +372,7 @@ func activationCounts(c *pcluster.Cluster) map[string]int {
 // Client is a cluster client: it calls grains and hosts none (the edge).
 type Client struct {
 	System  *actor.ActorSystem
-	Cluster *pcluster.Cluster
+	Cluster *cluster.Cluster
 	once    sync.Once
 }
 
@@ -383,18 +383,18 @@ func StartClient(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	system := newSystem(cfg.Logger)
-	c := pcluster.New(system, pcluster.Configure(Name, provider, disthash.New(), remote.Configure(cfg.Host, cfg.Port),
-		pcluster.WithRequestTimeout(cfg.RequestTimeout)))
+	c := cluster.New(system, cluster.Configure(Name, provider, disthash.New(), remote.Configure(cfg.Host, cfg.Port),
+		cluster.WithRequestTimeout(cfg.RequestTimeout)))
 	if err := startClient(c); err != nil {
 		return nil, err
 	}
 	return &Client{System: system, Cluster: c}, nil
 }
 
-func startClient(c *pcluster.Cluster) (err error) {
+func startClient(c *cluster.Cluster) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("cluster: start client: %v", r)
+			err = fmt.Errorf("member: start client: %v", r)
 		}
 	}()
 	c.StartClient()

@@ -1,4 +1,4 @@
-package cluster
+package member
 
 import (
 	"maps"
@@ -7,7 +7,7 @@ import (
 	"slices"
 
 	"github.com/asynkron/protoactor-go/actor"
-	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"phoneshop/cluster/memberinfo"
@@ -17,12 +17,12 @@ import (
 // spawnMemberInfo starts the memberinfo actor of one incarnation of a member (the
 // actor system and cluster it just started), which tells the ops dashboard, through
 // the edge, what the member hosts.
-func spawnMemberInfo(system *actor.ActorSystem, c *pcluster.Cluster) error {
+func spawnMemberInfo(system *actor.ActorSystem, c *cluster.Cluster) error {
 	return memberinfo.Spawn(system, describeMember(system, c))
 }
 
 // describeMember returns the memberinfo answer of the member made of system and c.
-func describeMember(system *actor.ActorSystem, c *pcluster.Cluster) func() *opspb.MemberInfo {
+func describeMember(system *actor.ActorSystem, c *cluster.Cluster) func() *opspb.MemberInfo {
 	started := timestamppb.Now()
 	return func() *opspb.MemberInfo {
 		activations := make(map[string]int64, len(Kinds))

@@ -1,20 +1,20 @@
-package cluster_test
+package member_test
 
 import (
 	"slices"
 	"testing"
 	"time"
 
-	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster"
 
-	"phoneshop/cluster"
+	"phoneshop/cluster/member"
 	"phoneshop/internal/shoptest"
 )
 
-func inMemoryMember(t *testing.T, agent *cluster.InMemoryAgent) *cluster.Member {
+func inMemoryMember(t *testing.T, agent *member.InMemoryAgent) *member.Member {
 	t.Helper()
-	m, err := cluster.StartMember(cluster.Config{Host: "127.0.0.1", NewProvider: cluster.NewInMemoryProvider(agent),
-		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()}, cluster.Deps{})
+	m, err := member.StartMember(member.Config{Host: "127.0.0.1", NewProvider: member.NewInMemoryProvider(agent),
+		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()}, member.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +22,7 @@ func inMemoryMember(t *testing.T, agent *cluster.InMemoryAgent) *cluster.Member 
 	return m
 }
 
-func memberIDs(c *pcluster.Cluster) []string {
+func memberIDs(c *cluster.Cluster) []string {
 	var ids []string
 	for _, m := range c.MemberList.Members().Members() {
 		ids = append(ids, m.Id)
@@ -37,7 +37,7 @@ func memberIDs(c *pcluster.Cluster) []string {
 // Run under -race, the detector also watches the stops themselves.
 func TestMemberStopLeavesItsOwnBlockListAlone(t *testing.T) {
 	for range 3 {
-		m := inMemoryMember(t, cluster.NewInMemoryAgent())
+		m := inMemoryMember(t, member.NewInMemoryAgent())
 		c := m.Cluster()
 		m.Stop()
 		if n := c.Remote.BlockList().Len(); n != 0 {
@@ -53,7 +53,7 @@ func TestMemberStopLeavesItsOwnBlockListAlone(t *testing.T) {
 // that a member left; the member that left hears of no later change.
 func TestClusterInMemoryMembersLearnOfADeparture(t *testing.T) {
 	shoptest.SkipUnderRace(t)
-	agent := cluster.NewInMemoryAgent()
+	agent := member.NewInMemoryAgent()
 	a, b := inMemoryMember(t, agent), inMemoryMember(t, agent)
 	both := []string{a.ID(), b.ID()}
 	slices.Sort(both)
