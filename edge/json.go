@@ -3,7 +3,7 @@ package edge
 import (
 	"github.com/gofiber/fiber/v2"
 
-	"phoneshop/internal/strictjson"
+	"phoneshop/edge/strictjson"
 )
 
 // decodeStrict reads the request body into v (strictjson's rules); every failure is a

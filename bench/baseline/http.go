@@ -12,7 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	goredis "github.com/redis/go-redis/v9"
 
-	"phoneshop/internal/strictjson"
+	"phoneshop/edge/strictjson"
 )
 
 // httpOKBody is the whole answer of GET /baseline/http, built once so that route
@@ -291,7 +291,7 @@ func fiberErrorCode(status int) string {
 }
 
 // decodeStrict reads the request body into v with the shop's edge's rules
-// (internal/strictjson), so both pay the same decoding cost.
+// (edge/strictjson), so both pay the same decoding cost.
 func decodeStrict(c *fiber.Ctx, v any) error {
 	if err := strictjson.Decode(c.Get(fiber.HeaderContentType), c.Body(), v); err != nil {
 		return badRequest(err.Error())

@@ -6,7 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"phoneshop/internal/strictjson"
+	"phoneshop/edge/strictjson"
 )
 
 type address struct {
