@@ -36,9 +36,10 @@ const headerRequestID = "X-Request-Id"
 //go:embed openapi.json
 var openAPI []byte
 
-// OrderLister reads an account's order history (newest first) from the store.
+// OrderLister reads an account's order history (newest first) from the store: a
+// page of up to limit orders after the cursor, with the cursor that continues it.
 type OrderLister interface {
-	ListOrders(ctx context.Context, accountID string, limit int, after *order.ListCursor) ([][]byte, error)
+	ListOrders(ctx context.Context, accountID string, limit int, after *order.ListCursor) (order.HistoryPage, error)
 }
 
 // PromoLister reads the campaign listing (newest first) and the campaigns' e-mail

@@ -13,157 +13,12 @@ import (
 
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/utils"
 
 	"phoneshop/actors/order"
-	"phoneshop/actors/promo"
-	"phoneshop/catalog"
 	"phoneshop/grain/call"
 	"phoneshop/protos/cartpb"
-	"phoneshop/protos/inventorypb"
 	"phoneshop/protos/orderpb"
 )
-
-// --- cart ---
-
-type cartItemResponse struct {
-	SKU            string `json:"sku"`
-	PhoneID        string `json:"phone_id"`
-	Name           string `json:"name"`
-	Quantity       int64  `json:"quantity"`
-	UnitPriceCents int64  `json:"unit_price_cents"`
-	// LineTotalCents is the line at list price; DiscountCents its discount from
-	// the campaign PromoID.
-	LineTotalCents int64  `json:"line_total_cents"`
-	DiscountCents  int64  `json:"discount_cents"`
-	PromoID        string `json:"promo_id,omitempty"`
-}
-
-type cartResponse struct {
-	Items         []cartItemResponse `json:"items"`
-	SubtotalCents int64              `json:"subtotal_cents"`
-	DiscountCents int64              `json:"discount_cents"`
-	TotalCents    int64              `json:"total_cents"`
-	Currency      string             `json:"currency"`
-}
-
-func (s *server) cartClient(c *fiber.Ctx) *cartpb.CartGrainClient {
-	return cartpb.GetCartGrainClient(s.Cluster, caller(c).ID)
-}
-
-// knownSKU answers 404 for a SKU the catalog does not sell.
-func (s *server) knownSKU(c *fiber.Ctx) (string, error) {
-	sku := c.Params("sku")
-	if sku == "" || len(sku) > 100 {
-		return "", notFound("no such sku")
-	}
-	vs, err := s.Catalog.Variants(c.UserContext(), []string{sku})
-	if err != nil {
-		return "", err
-	}
-	if _, ok := vs[sku]; !ok {
-		return "", notFound("no such sku: " + sku)
-	}
-	return sku, nil
-}
-
-func (s *server) getCart(c *fiber.Ctx) error {
-	client := s.cartClient(c)
-	view, err := call.Do(c.UserContext(), s.Calls, "cart", "Get", func(o ...cluster.GrainCallOption) (*cartpb.CartView, error) {
-		return client.Get(&cartpb.GetCartRequest{DeadlineUnixMs: call.Deadline(c.UserContext())}, o...)
-	})
-	if err != nil {
-		return err
-	}
-	return s.renderCart(c, view)
-}
-
-func (s *server) setCartItem(c *fiber.Ctx) error {
-	sku, err := s.knownSKU(c)
-	if err != nil {
-		return err
-	}
-	var req struct {
-		Quantity *int64 `json:"quantity"`
-	}
-	if err := decodeStrict(c, &req); err != nil {
-		return err
-	}
-	if req.Quantity == nil {
-		return badRequest("quantity is required")
-	}
-	if maxQ := s.MaxLineQuantity(); *req.Quantity < 0 || *req.Quantity > maxQ {
-		return &apiError{Status: http.StatusBadRequest, Code: codeInvalidRequest,
-			Message: "quantity must be from 0 to the per-line maximum", Details: map[string]any{"max_quantity": maxQ}}
-	}
-	return s.setLine(c, sku, *req.Quantity)
-}
-
-func (s *server) removeCartItem(c *fiber.Ctx) error {
-	sku, err := s.knownSKU(c)
-	if err != nil {
-		return err
-	}
-	return s.setLine(c, sku, 0)
-}
-
-func (s *server) setLine(c *fiber.Ctx, sku string, qty int64) error {
-	client := s.cartClient(c)
-	view, err := call.Do(c.UserContext(), s.Calls, "cart", "SetLine", func(o ...cluster.GrainCallOption) (*cartpb.CartView, error) {
-		return client.SetLine(&cartpb.SetLineRequest{Sku: sku, Quantity: qty, DeadlineUnixMs: call.Deadline(c.UserContext())}, o...)
-	})
-	if err != nil {
-		return err
-	}
-	return s.renderCart(c, view)
-}
-
-func (s *server) clearCart(c *fiber.Ctx) error {
-	client := s.cartClient(c)
-	_, err := call.Do(c.UserContext(), s.Calls, "cart", "Clear", func(o ...cluster.GrainCallOption) (*cartpb.CartView, error) {
-		return client.Clear(&cartpb.ClearCartRequest{DeadlineUnixMs: call.Deadline(c.UserContext())}, o...)
-	})
-	if err != nil {
-		return err
-	}
-	return c.SendStatus(http.StatusNoContent)
-}
-
-// renderCart prices the cart's lines at the catalog's current prices and the
-// discounts of the live campaigns, as checkout will (promo.Price).
-func (s *server) renderCart(c *fiber.Ctx, view *cartpb.CartView) error {
-	skus := make([]string, len(view.Lines))
-	for i, l := range view.Lines {
-		skus[i] = l.Sku
-	}
-	variants, err := s.Catalog.Variants(c.UserContext(), skus)
-	if err != nil {
-		return err
-	}
-	resp := cartResponse{Items: []cartItemResponse{}, Currency: catalog.Currency}
-	var toPrice []promo.PriceLine
-	for _, l := range view.Lines {
-		v, ok := variants[l.Sku]
-		if !ok {
-			continue // no longer sold; checkout refuses it too
-		}
-		line := cartItemResponse{SKU: l.Sku, PhoneID: v.PhoneID, Name: v.DisplayName(), Quantity: l.Quantity,
-			UnitPriceCents: v.PriceCents, LineTotalCents: v.PriceCents * l.Quantity}
-		resp.Items = append(resp.Items, line)
-		toPrice = append(toPrice, promo.PriceLine{SKU: l.Sku, Brand: v.Brand, ListCents: v.PriceCents, Quantity: l.Quantity})
-	}
-	for i, p := range promo.Price(s.Campaigns.Live(), toPrice, s.now(), nil) {
-		resp.Items[i].DiscountCents, resp.Items[i].PromoID = p.DiscountCents, p.PromoID
-	}
-	for _, line := range resp.Items {
-		resp.SubtotalCents += line.LineTotalCents
-		resp.DiscountCents += line.DiscountCents
-	}
-	resp.TotalCents = resp.SubtotalCents - resp.DiscountCents
-	return c.JSON(resp)
-}
-
-// --- orders ---
 
 type addressBody struct {
 	Name       string `json:"name"`
@@ -344,32 +199,47 @@ func (s *server) listOrders(c *fiber.Ctx) error {
 			return err
 		}
 	}
-	states, err := s.Orders.ListOrders(c.UserContext(), caller(c).ID, size+1, after)
+	page, err := s.Orders.ListOrders(c.UserContext(), caller(c).ID, size, after)
 	if err != nil {
 		return err
 	}
-	items := make([]orderResponse, 0, len(states))
-	var next string
-	for i, st := range states {
-		o, err := order.Decode(st)
-		if err != nil {
+	items := make([]orderResponse, len(page.Orders))
+	for i, o := range page.Orders {
+		items[i] = toOrderResponseFromDomain(o)
+	}
+	next := ""
+	if page.Next != nil {
+		if next, err = encodeOrderPageToken(*page.Next); err != nil {
 			return err
 		}
-		if i == size {
-			last := items[len(items)-1]
-			if next, err = encodeOrderPageToken(order.ListCursor{CreatedAt: mustParseTime(last.CreatedAt), ID: last.ID}); err != nil {
-				return err
-			}
-			break
-		}
-		items = append(items, toOrderResponseFromDomain(o))
 	}
 	return c.JSON(fiber.Map{"items": items, "next_page_token": next})
 }
 
-func mustParseTime(s string) time.Time {
-	t, _ := time.Parse(time.RFC3339Nano, s)
-	return t
+// encodeOrderPageToken makes the opaque page token that continues an order history
+// after c.
+func encodeOrderPageToken(c order.ListCursor) (string, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		// Only a time outside years 0-9999 fails: an error, since an empty
+		// token would tell the client the history ended here.
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// parseOrderPageToken reads a token made by encodeOrderPageToken. A token whose
+// order id is not of the shape the shop mints was not made by it.
+func parseOrderPageToken(token string) (*order.ListCursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	var c order.ListCursor
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil || !validOrderID(c.ID) {
+		return nil, badRequest("malformed page_token")
+	}
+	return &c, nil
 }
 
 // apiStatus is the status a shopper sees: the saga's inner steps are "pending".
@@ -399,94 +269,4 @@ func toOrderResponseFromDomain(o *order.Order) orderResponse {
 		r.SubtotalCents += l.Subtotal()
 	}
 	return r
-}
-
-// --- ops ---
-
-type stockResponse struct {
-	SKU       string `json:"sku"`
-	Available int64  `json:"available"`
-	Reserved  int64  `json:"reserved"`
-	Sold      int64  `json:"sold"`
-	Received  int64  `json:"received"`
-}
-
-func (s *server) stockLevel(c *fiber.Ctx) error {
-	sku, err := s.knownSKU(c)
-	if err != nil {
-		return err
-	}
-	return s.inventoryCall(c, sku, "Level", func(cl *inventorypb.InventoryGrainClient, o []cluster.GrainCallOption) (*inventorypb.StockLevel, error) {
-		return cl.Level(&inventorypb.LevelRequest{DeadlineUnixMs: call.Deadline(c.UserContext())}, o...)
-	})
-}
-
-// maxReceive bounds one delivery, so that a typo cannot add a billion units.
-const maxReceive = 1_000_000
-
-func (s *server) receiveStock(c *fiber.Ctx) error {
-	sku, err := s.knownSKU(c)
-	if err != nil {
-		return err
-	}
-	var req struct {
-		Received *int64 `json:"received"`
-	}
-	if err := decodeStrict(c, &req); err != nil {
-		return err
-	}
-	if req.Received == nil || *req.Received < 1 || *req.Received > maxReceive {
-		return badRequest("received must be an integer from 1 to 1000000")
-	}
-	// The receipt id makes the grain call idempotent: a retried grain call adds
-	// nothing. A client that may resend the same delivery names it with an
-	// Idempotency-Key; without one, each HTTP request is a delivery of its own.
-	receipt := "receipt:" + utils.UUIDv4()
-	if key := c.Get("Idempotency-Key"); key != "" {
-		if !idempotencyKeyPattern.MatchString(key) {
-			return badRequest("header Idempotency-Key must be 1 to 128 printable ASCII characters")
-		}
-		receipt = "receipt-key:" + key
-	}
-	receive := &inventorypb.ReceiveRequest{RequestId: receipt, Quantity: *req.Received, DeadlineUnixMs: call.Deadline(c.UserContext())}
-	return s.inventoryCall(c, sku, "Receive", func(cl *inventorypb.InventoryGrainClient, o []cluster.GrainCallOption) (*inventorypb.StockLevel, error) {
-		return cl.Receive(receive, o...)
-	})
-}
-
-func (s *server) inventoryCall(c *fiber.Ctx, sku, method string, f func(*inventorypb.InventoryGrainClient, []cluster.GrainCallOption) (*inventorypb.StockLevel, error)) error {
-	client := inventorypb.GetInventoryGrainClient(s.Cluster, sku)
-	l, err := call.Do(c.UserContext(), s.Calls, "inventory", method, func(o ...cluster.GrainCallOption) (*inventorypb.StockLevel, error) {
-		return f(client, o)
-	})
-	if err != nil {
-		return err
-	}
-	return c.JSON(stockResponse{SKU: l.Sku, Available: l.Available, Reserved: l.Reserved, Sold: l.Sold, Received: l.Received})
-}
-
-// encodeOrderPageToken makes the opaque page token that continues an order history
-// after c.
-func encodeOrderPageToken(c order.ListCursor) (string, error) {
-	b, err := json.Marshal(c)
-	if err != nil {
-		// Only a time outside years 0-9999 fails: an error, since an empty
-		// token would tell the client the history ended here.
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-// parseOrderPageToken reads a token made by encodeOrderPageToken. A token whose
-// order id is not of the shape the shop mints was not made by it.
-func parseOrderPageToken(token string) (*order.ListCursor, error) {
-	b, err := base64.RawURLEncoding.DecodeString(token)
-	var c order.ListCursor
-	if err == nil {
-		err = json.Unmarshal(b, &c)
-	}
-	if err != nil || !validOrderID(c.ID) {
-		return nil, badRequest("malformed page_token")
-	}
-	return &c, nil
 }

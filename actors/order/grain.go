@@ -48,6 +48,16 @@ type ListCursor struct {
 	ID        string    `json:"i"`
 }
 
+// HistoryPage is one page of an account's order history, newest first, as the
+// store reads it.
+type HistoryPage struct {
+	Orders []*Order
+	// Next continues the history after the page's last order; nil when no order
+	// follows. It is the listing row's own (created_at, id), the key the history
+	// is ordered by.
+	Next *ListCursor
+}
+
 // Store persists order snapshots, fenced like every grain snapshot: SaveOrder
 // succeeds only when the stored version is expectedVersion, else snapshot.ErrStale
 // and nothing is written. In the same transaction it writes the row and the

@@ -1,7 +1,7 @@
 // Package sqlstore implements every store port of the shop (grain snapshots, catalog,
 // accounts, sessions, order listings) on database/sql. The SQL is portable between
 // SQLite and MySQL/MariaDB; what differs lives in a Dialect supplied by the adapter
-// package (persistence/sqlite, later persistence/mysql) that opens the database.
+// package (persistence/sqlite, persistence/mysql) that opens the database.
 package sqlstore
 
 import (
@@ -368,11 +368,15 @@ func (s *Store) SaveOrder(ctx context.Context, expectedVersion int64, state []by
 // whose checkout is still running or was rejected is not (yet) an order to them.
 const listedStatuses = `('confirmed','cancelling','cancelled','shipped','delivered')`
 
-// ListOrders returns up to limit order snapshots of an account, newest first,
-// starting after the cursor (nil: from the newest).
-func (s *Store) ListOrders(ctx context.Context, accountID string, limit int, after *order.ListCursor) (_ [][]byte, err error) {
+// ListOrders returns a page of an account's order history: up to limit orders,
+// newest first, starting after the cursor (nil: from the newest). The page's Next
+// is the last row's (created_at, id), set only when another order follows.
+func (s *Store) ListOrders(ctx context.Context, accountID string, limit int, after *order.ListCursor) (_ order.HistoryPage, err error) {
 	defer s.classify(&err)
-	q := `SELECT g.state FROM orders o JOIN grain_snapshots g ON g.kind = 'order' AND g.id = o.id
+	if limit < 1 {
+		return order.HistoryPage{}, fmt.Errorf("sqlstore: list orders: limit %d, want at least 1", limit)
+	}
+	q := `SELECT o.id, o.created_at, g.state FROM orders o JOIN grain_snapshots g ON g.kind = 'order' AND g.id = o.id
 		WHERE o.account_id = ? AND o.status IN ` + listedStatuses
 	args := []any{accountID}
 	if after != nil {
@@ -380,22 +384,37 @@ func (s *Store) ListOrders(ctx context.Context, accountID string, limit int, aft
 		q += ` AND (o.created_at < ? OR (o.created_at = ? AND o.id < ?))`
 		args = append(args, c, c, after.ID)
 	}
+	// One row more than the page says whether another page follows.
 	q += ` ORDER BY o.created_at DESC, o.id DESC LIMIT ?`
-	args = append(args, limit)
+	args = append(args, limit+1)
 	rows, err := s.reader.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, err
+		return order.HistoryPage{}, err
 	}
 	defer rows.Close()
-	var out [][]byte
+	var page order.HistoryPage
+	var last order.ListCursor
 	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			return nil, err
+		if len(page.Orders) == limit {
+			page.Next = &last
+			break
 		}
-		out = append(out, b)
+		var created int64
+		var state []byte
+		if err := rows.Scan(&last.ID, &created, &state); err != nil {
+			return order.HistoryPage{}, err
+		}
+		last.CreatedAt = time.UnixMicro(created).UTC()
+		o, err := order.Decode(state)
+		if err != nil {
+			return order.HistoryPage{}, fmt.Errorf("order %s: decode snapshot: %w", last.ID, err)
+		}
+		page.Orders = append(page.Orders, o)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return order.HistoryPage{}, err
+	}
+	return page, nil
 }
 
 // UnfinishedOrders lists the ids of orders whose saga was interrupted (committing or

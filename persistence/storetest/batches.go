@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -84,7 +83,10 @@ func Batches(t *testing.T, open Open) {
 			status := []order.Status{order.StatusCommitting, order.StatusConfirmed}[r]
 			do("order "+id, func() error {
 				o := order.Order{ID: id, AccountID: "acc_batch", Status: status, CreatedAt: now.Add(time.Duration(i) * time.Second), UpdatedAt: now}
-				state, _ := json.Marshal(o)
+				state, err := encodeOrder(o)
+				if err != nil {
+					return err
+				}
 				var events []outbox.Event
 				if status == order.StatusConfirmed {
 					e, err := outbox.New(outbox.OrderConfirmed, id, map[string]string{"order_id": id}, now)
@@ -163,11 +165,7 @@ func Batches(t *testing.T, open Open) {
 			t.Fatal(err)
 		}
 		var confirmed []string
-		for _, st := range page {
-			var o order.Order
-			if err := json.Unmarshal(st, &o); err != nil {
-				t.Fatal(err)
-			}
+		for _, o := range page.Orders {
 			confirmed = append(confirmed, o.ID)
 		}
 		if len(confirmed) != n-1 || slices.Contains(confirmed, "ord_b3") {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"phoneshop/account"
 	"phoneshop/actors/cart"
@@ -25,6 +27,7 @@ import (
 	"phoneshop/catalog"
 	"phoneshop/fault"
 	"phoneshop/persistence/sqlstore"
+	"phoneshop/protos/orderpb"
 )
 
 // Open returns a new, empty, migrated store for one test; the adapter's test closes
@@ -555,19 +558,27 @@ func Catalog(t *testing.T, open Open) {
 	})
 }
 
-// Orders: rows beside snapshots, history newest first with a cursor, unfinished sagas.
+// Orders: rows beside snapshots, history newest first in pages whose cursor is the
+// row's own key, unfinished sagas.
 func Orders(t *testing.T, open Open) {
 	ctx := context.Background()
 	s := open(t)
 	base := time.Now().UTC().Truncate(time.Microsecond)
-	save := func(t *testing.T, id, acc string, status order.Status, created time.Time, version int64) {
+	saveOrder := func(t *testing.T, o order.Order, version int64) {
 		t.Helper()
-		o := order.Order{ID: id, AccountID: acc, Status: status, CreatedAt: created, UpdatedAt: created}
-		state, _ := json.Marshal(o)
-		err := s.SaveOrder(ctx, version, state, order.Row{ID: id, AccountID: acc, Status: status, CreatedAt: created, UpdatedAt: created}, nil)
+		state, err := encodeOrder(o)
 		if err != nil {
 			t.Fatal(err)
 		}
+		err = s.SaveOrder(ctx, version, state, order.Row{ID: o.ID, AccountID: o.AccountID, Status: o.Status, TotalCents: o.TotalCents,
+			CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	save := func(t *testing.T, id, acc string, status order.Status, created time.Time, version int64) {
+		t.Helper()
+		saveOrder(t, order.Order{ID: id, AccountID: acc, Status: status, CreatedAt: created, UpdatedAt: created}, version)
 	}
 	for i := range 5 {
 		save(t, fmt.Sprintf("ord_%d", i), "acc_a", order.StatusConfirmed, base.Add(time.Duration(i)*time.Second), 0)
@@ -579,29 +590,126 @@ func Orders(t *testing.T, open Open) {
 	save(t, "ord_cancelling", "acc_b", order.StatusConfirmed, base, 0)
 	save(t, "ord_cancelling", "acc_b", order.StatusCancelling, base, 1)
 
-	var got []string
-	var after *order.ListCursor
-	for {
-		page, err := s.ListOrders(ctx, "acc_a", 2, after)
+	// walk reads the history of acc page by page, each page after the previous
+	// one's Next, until a page has none.
+	walk := func(t *testing.T, acc string, limit int) (ids []string, pages []order.HistoryPage) {
+		t.Helper()
+		var after *order.ListCursor
+		for range 20 {
+			page, err := s.ListOrders(ctx, acc, limit, after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Orders) > limit {
+				t.Fatalf("limit %d gave a page of %d orders", limit, len(page.Orders))
+			}
+			pages = append(pages, page)
+			for _, o := range page.Orders {
+				ids = append(ids, o.ID)
+			}
+			if page.Next == nil {
+				return ids, pages
+			}
+			after = page.Next
+		}
+		t.Fatalf("the history of %s did not end within 20 pages of %d", acc, limit)
+		return nil, nil
+	}
+	// wantNext fails unless a page's Next is the cursor of its last row.
+	wantNext := func(t *testing.T, page order.HistoryPage, createdAt time.Time, id string) {
+		t.Helper()
+		want := &order.ListCursor{CreatedAt: createdAt, ID: id}
+		if diff := cmp.Diff(want, page.Next); diff != "" {
+			t.Errorf("next cursor (-last row +got):\n%s", diff)
+		}
+	}
+
+	t.Run("history_newest_first_without_rejected_or_unfinished", func(t *testing.T) {
+		got, pages := walk(t, "acc_a", 2)
+		want := []string{"ord_same_time_b", "ord_4", "ord_3", "ord_2", "ord_1", "ord_0"}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("history of acc_a, newest first, without rejected (-want +got):\n%s", diff)
+		}
+		for _, p := range pages[:len(pages)-1] {
+			last := p.Orders[len(p.Orders)-1]
+			wantNext(t, p, last.CreatedAt, last.ID)
+		}
+	})
+
+	t.Run("a_page_that_ends_the_history_at_the_limit_has_no_next", func(t *testing.T) {
+		for _, tc := range []struct {
+			limit int
+			sizes []int
+		}{{1, []int{1, 1, 1, 1, 1, 1}}, {2, []int{2, 2, 2}}, {4, []int{4, 2}}, {6, []int{6}}, {7, []int{6}}} {
+			_, pages := walk(t, "acc_a", tc.limit)
+			sizes := make([]int, len(pages))
+			for i, p := range pages {
+				sizes[i] = len(p.Orders)
+			}
+			if diff := cmp.Diff(tc.sizes, sizes); diff != "" {
+				t.Errorf("6 orders in pages of %d (-want +got page sizes):\n%s", tc.limit, diff)
+			}
+		}
+		if page, err := s.ListOrders(ctx, "acc_none", 3, nil); err != nil || len(page.Orders) != 0 || page.Next != nil {
+			t.Errorf("history of an account without orders = %+v, %v; want an empty page without next", page, err)
+		}
+		if _, err := s.ListOrders(ctx, "acc_a", 0, nil); err == nil {
+			t.Error("a page of 0 orders was served; want an error")
+		}
+	})
+
+	t.Run("ties_on_created_at_are_broken_by_id_across_a_page_boundary", func(t *testing.T) {
+		tie := base.Add(time.Hour)
+		for _, id := range []string{"ord_t2", "ord_t3", "ord_t1"} {
+			save(t, id, "acc_tie", order.StatusConfirmed, tie, 0)
+		}
+		save(t, "ord_t0", "acc_tie", order.StatusConfirmed, tie.Add(-time.Microsecond), 0)
+		got, pages := walk(t, "acc_tie", 2)
+		if diff := cmp.Diff([]string{"ord_t3", "ord_t2", "ord_t1", "ord_t0"}, got); diff != "" {
+			t.Fatalf("history of acc_tie (-want +got):\n%s", diff)
+		}
+		// The first page ends inside the tie: its cursor holds the id that breaks it.
+		wantNext(t, pages[0], tie, "ord_t2")
+	})
+
+	t.Run("the_cursor_is_the_rows_created_at_not_the_snapshots", func(t *testing.T) {
+		// The snapshot keeps the clock's nanoseconds; the row, and the order of the
+		// history, only microseconds. A cursor is the row's key, exactly.
+		older, newer := base.Add(2*time.Hour+1789*time.Nanosecond), base.Add(2*time.Hour+2*time.Microsecond+456*time.Nanosecond)
+		save(t, "ord_n1", "acc_ns", order.StatusConfirmed, older, 0)
+		save(t, "ord_n2", "acc_ns", order.StatusConfirmed, newer, 0)
+		got, pages := walk(t, "acc_ns", 1)
+		if diff := cmp.Diff([]string{"ord_n2", "ord_n1"}, got); diff != "" {
+			t.Fatalf("history of acc_ns (-want +got):\n%s", diff)
+		}
+		if !pages[0].Orders[0].CreatedAt.Equal(newer) {
+			t.Errorf("order created_at = %v, want the snapshot's %v", pages[0].Orders[0].CreatedAt, newer)
+		}
+		wantNext(t, pages[0], newer.Truncate(time.Microsecond), "ord_n2")
+	})
+
+	t.Run("orders_are_read_whole_from_their_snapshots", func(t *testing.T) {
+		want := order.Order{ID: "ord_whole", AccountID: "acc_whole", RequestHash: "hash", Status: order.StatusShipped,
+			Lines: []order.Line{
+				{SKU: "sku-1", PhoneID: "p-1", Name: "Phone 1", Quantity: 2, UnitPriceCents: 500, DiscountCents: 100, PromoID: "promo_1"},
+				{SKU: "sku-2", PhoneID: "p-2", Name: "Phone 2", Quantity: 1, UnitPriceCents: 300},
+			},
+			Address:  order.Address{Name: "Ann", Line1: "1 Main St", Line2: "Flat 2", City: "Springfield", PostalCode: "12345", Country: "US"},
+			Currency: "USD", TotalCents: 1200, CreatedAt: base.Add(3 * time.Hour), UpdatedAt: base.Add(4 * time.Hour), CartRevision: 7,
+		}
+		saveOrder(t, want, 0)
+		page, err := s.ListOrders(ctx, "acc_whole", 10, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, st := range page {
-			var o order.Order
-			if err := json.Unmarshal(st, &o); err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, o.ID)
-			after = &order.ListCursor{CreatedAt: o.CreatedAt, ID: o.ID}
+		if len(page.Orders) != 1 || page.Next != nil {
+			t.Fatalf("page = %d orders, next %v; want the one order and no next", len(page.Orders), page.Next)
 		}
-		if len(page) < 2 {
-			break
+		if diff := cmp.Diff(&want, page.Orders[0]); diff != "" {
+			t.Errorf("listed order (-saved +listed):\n%s", diff)
 		}
-	}
-	want := []string{"ord_same_time_b", "ord_4", "ord_3", "ord_2", "ord_1", "ord_0"}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("history of acc_a, newest first, without rejected (-want +got):\n%s", diff)
-	}
+	})
+
 	unfinished, err := s.UnfinishedOrders(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -664,6 +772,24 @@ func seedOne(t *testing.T, s *sqlstore.Store, sku string) {
 	if _, err := s.SeedCatalog(context.Background(), []catalog.Phone{p}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// encodeOrder is an order's snapshot in the order grain's own encoding (protobuf):
+// the store decodes the snapshots of the history it lists.
+func encodeOrder(o order.Order) ([]byte, error) {
+	st := &orderpb.OrderState{
+		Id: o.ID, AccountId: o.AccountID, RequestHash: o.RequestHash, Status: string(o.Status),
+		Currency: o.Currency, TotalCents: o.TotalCents, RejectedSkus: o.RejectedSKUs, RejectedPromos: o.RejectedPromos,
+		CartRevision: o.CartRevision,
+		ShippingAddress: &orderpb.Address{Name: o.Address.Name, Line1: o.Address.Line1, Line2: o.Address.Line2,
+			City: o.Address.City, PostalCode: o.Address.PostalCode, Country: o.Address.Country},
+		CreatedAt: timestamppb.New(o.CreatedAt), UpdatedAt: timestamppb.New(o.UpdatedAt),
+	}
+	for _, l := range o.Lines {
+		st.Lines = append(st.Lines, &orderpb.OrderLine{Sku: l.SKU, PhoneId: l.PhoneID, Name: l.Name, Quantity: l.Quantity,
+			UnitPriceCents: l.UnitPriceCents, DiscountCents: l.DiscountCents, PromoId: l.PromoID})
+	}
+	return proto.Marshal(st)
 }
 
 // encodeItem and decodeItem stand in for the grain's protobuf codec: the store
