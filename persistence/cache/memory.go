@@ -1,12 +1,13 @@
 package cache
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // DefaultMaxEntries bounds Memory when NewMemory is given no size.
@@ -17,16 +18,24 @@ var ErrNotInteger = errors.New("cache: value is not an integer")
 
 // Memory is the in-process Cache: a least-recently-used map of at most maxEntries
 // keys, each with its own expiry. It is what `phoneshop dev` and tests use.
+//
+// The recency list is golang-lru's simplelru under Memory's own lock, not its
+// locked lru.Cache: Incr reads, adds one and writes back as one step, which
+// lru.Cache's per-call lock cannot give, and a second lock around it would only
+// cost every call. Nor is it golang-lru's expirable LRU: that one has a single
+// TTL for the whole cache, where the port gives every Set its own (and none for
+// ttl <= 0, and Incr keeps the key's), and its cleanup goroutine never ends. So
+// each entry carries its expiry and is dropped when a read finds it past it, as
+// Redis does lazily; until then it counts in Len and towards the bound.
 type Memory struct {
-	mu         sync.Mutex
-	maxEntries int
-	entries    map[string]*list.Element
-	recency    *list.List // front = most recently used
-	now        func() time.Time
+	mu      sync.Mutex
+	entries *simplelru.LRU[string, *memoryEntry]
+	now     func() time.Time
 }
 
+// memoryEntry is held by pointer, so that overwriting a key (Set, Incr) updates
+// it in place without allocating; it is only touched under Memory.mu.
 type memoryEntry struct {
-	key       string
 	value     []byte
 	expiresAt time.Time // zero: never
 }
@@ -37,7 +46,11 @@ func NewMemory(maxEntries int) *Memory {
 	if maxEntries <= 0 {
 		maxEntries = DefaultMaxEntries
 	}
-	return &Memory{maxEntries: maxEntries, entries: make(map[string]*list.Element), recency: list.New(), now: time.Now}
+	entries, err := simplelru.NewLRU[string, *memoryEntry](maxEntries, nil)
+	if err != nil {
+		panic(err) // only for a size <= 0
+	}
+	return &Memory{entries: entries, now: time.Now}
 }
 
 // Get implements Cache.
@@ -68,9 +81,7 @@ func (m *Memory) Delete(_ context.Context, keys ...string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, k := range keys {
-		if el, ok := m.entries[k]; ok {
-			m.remove(el)
-		}
+		m.entries.Remove(k)
 	}
 	return nil
 }
@@ -89,7 +100,7 @@ func (m *Memory) Incr(_ context.Context, key string) (int64, error) {
 		expiresAt = e.expiresAt
 	}
 	n++
-	m.put(key, []byte(strconv.FormatInt(n, 10)), expiresAt)
+	m.put(key, strconv.AppendInt(nil, n, 10), expiresAt)
 	return n, nil
 }
 
@@ -97,39 +108,29 @@ func (m *Memory) Incr(_ context.Context, key string) (int64, error) {
 func (m *Memory) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.entries)
+	return m.entries.Len()
 }
 
-// live returns the unexpired entry of key and marks it used; m.mu is held.
+// live returns the unexpired entry of key and marks it used; an expired one is
+// dropped. m.mu is held.
 func (m *Memory) live(key string) (*memoryEntry, bool) {
-	el, ok := m.entries[key]
+	e, ok := m.entries.Get(key)
 	if !ok {
 		return nil, false
 	}
-	e := el.Value.(*memoryEntry)
 	if !e.expiresAt.IsZero() && !m.now().Before(e.expiresAt) {
-		m.remove(el)
+		m.entries.Remove(key)
 		return nil, false
 	}
-	m.recency.MoveToFront(el)
 	return e, true
 }
 
-// put stores an entry and evicts the least recently used beyond the bound; m.mu is held.
+// put stores value under key and marks it used; a new key evicts the least
+// recently used beyond the bound. m.mu is held.
 func (m *Memory) put(key string, value []byte, expiresAt time.Time) {
-	if el, ok := m.entries[key]; ok {
-		e := el.Value.(*memoryEntry)
+	if e, ok := m.entries.Get(key); ok {
 		e.value, e.expiresAt = value, expiresAt
-		m.recency.MoveToFront(el)
 		return
 	}
-	m.entries[key] = m.recency.PushFront(&memoryEntry{key: key, value: value, expiresAt: expiresAt})
-	for len(m.entries) > m.maxEntries {
-		m.remove(m.recency.Back())
-	}
-}
-
-func (m *Memory) remove(el *list.Element) {
-	m.recency.Remove(el)
-	delete(m.entries, el.Value.(*memoryEntry).key)
+	m.entries.Add(key, &memoryEntry{value: value, expiresAt: expiresAt})
 }

@@ -89,7 +89,7 @@ var _ cache.Bus = (*Bus)(nil)
 func (c *Cache) Bus() *Bus {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.bus == nil && !c.closed {
+	if c.bus == nil && !c.closed.Load() {
 		c.bus = startBus(c)
 	}
 	return c.bus

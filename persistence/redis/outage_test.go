@@ -88,22 +88,14 @@ func testOutage(t *testing.T, srv *server, fail, restore func(*server, *testing.
 
 	readPhone := func(t *testing.T) {
 		t.Helper()
-		start := time.Now()
 		p, err := cat.Phone(ctx, "pixel-9")
-		if took := time.Since(start); took > time.Second {
-			t.Fatalf("a phone read took %v; the breaker should keep reads fast", took)
-		}
 		if err != nil || p.ID != "pixel-9" {
 			t.Fatalf("Phone = %+v, %v; want pixel-9", p, err)
 		}
 	}
 	readSession := func(t *testing.T, want account.Session, wantErr error) {
 		t.Helper()
-		start := time.Now()
 		got, err := sessions.SessionByTokenHash(ctx, want.TokenHash)
-		if took := time.Since(start); took > time.Second {
-			t.Fatalf("a session lookup took %v; the breaker should keep lookups fast", took)
-		}
 		if wantErr != nil {
 			if !errors.Is(err, wantErr) {
 				t.Fatalf("SessionByTokenHash(%s) = %+v, %v; want %v", want.TokenHash, got, err, wantErr)
@@ -128,11 +120,20 @@ func testOutage(t *testing.T, srv *server, fail, restore func(*server, *testing.
 		t.Fatalf("store reads with the server up: phones %d, sessions %d; want 1 and 2", n, s)
 	}
 
-	// 2. Outage: everything works from the store, fast, and the logout sticks.
+	// 2. Outage: everything works from the store, and the logout sticks. The
+	// first failed call opens the breaker; from then on the cache answers
+	// cache.ErrUnavailable itself, without waiting for the server: that is what
+	// keeps reads fast.
 	fail(srv, t)
+	if !eventually(10*time.Second, func() bool { readPhone(t); return rc.Degraded() }) {
+		t.Fatal("the breaker did not open within 10s of the server going away")
+	}
 	for range 20 {
 		readPhone(t)
 		readSession(t, stays, nil)
+		if _, _, err := rc.Get(ctx, "any-key"); !errors.Is(err, cache.ErrUnavailable) {
+			t.Fatalf("Get during the outage, the breaker open: %v; want cache.ErrUnavailable, answered without the server", err)
+		}
 	}
 	if err := sessions.DeleteSession(ctx, loggedOut.TokenHash); err != nil {
 		t.Fatalf("logout during the outage: %v", err)
@@ -145,21 +146,22 @@ func testOutage(t *testing.T, srv *server, fail, restore func(*server, *testing.
 		t.Fatalf("phoneshop_cache_degraded = %v during the outage, want 1", g)
 	}
 
-	// 3. Server back: within 10s the cache serves reads again.
+	// 3. Server back: the cache serves reads again (the breaker probes once a
+	// second; 10s is only the limit of the wait).
 	restore(srv, t)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	servedFromCache := func() bool {
 		readPhone(t)
 		before := phones.phones.Load()
 		readPhone(t)
 		readPhone(t)
-		if phones.phones.Load() == before && gauge(t, reg, "phoneshop_cache_degraded") == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cache not used again 10s after the server came back (degraded gauge %v)", gauge(t, reg, "phoneshop_cache_degraded"))
-		}
-		time.Sleep(50 * time.Millisecond)
+		return phones.phones.Load() == before && gauge(t, reg, "phoneshop_cache_degraded") == 0
+	}
+	if !eventually(10*time.Second, servedFromCache) {
+		t.Fatalf("cache not used again 10s after the server came back (degraded gauge %v, Degraded %v)",
+			gauge(t, reg, "phoneshop_cache_degraded"), rc.Degraded())
+	}
+	if rc.Degraded() {
+		t.Fatal("Degraded() after the recovery, while the gauge says 0")
 	}
 	if recovered.Load() < 1 {
 		t.Fatal("OnRecover was not called")
@@ -222,12 +224,8 @@ func (s *server) start(t *testing.T) {
 	}
 	s.cmd = cmd
 	s.mu.Unlock()
-	deadline := time.Now().Add(10 * time.Second)
-	for !answersPing(s.addr) {
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s did not answer PING within 10s; its output:\n%s", s.addr, s.output)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !eventually(10*time.Second, func() bool { return answersPing(s.addr) }) {
+		t.Fatalf("redis-server on %s did not answer PING within 10s; its output:\n%s", s.addr, s.output)
 	}
 }
 
@@ -271,6 +269,20 @@ func (s *server) stop() {
 	_ = s.cmd.Process.Kill() // SIGKILL ends a stopped process too
 	_ = s.cmd.Wait()         // "signal: killed" is the expected exit
 	s.cmd = nil
+}
+
+// eventually polls cond until it holds and reports whether it did within d. The
+// tests wait on what must happen, never a fixed time: d is only how long they
+// give up after, generous for a loaded machine.
+func eventually(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
 }
 
 func answersPing(addr string) bool {

@@ -1,25 +1,29 @@
 // Package redis is the production cache.Cache, on Redis. Every key is prefixed, so
 // that several shops (or tests) share one server, and every call has short
-// timeouts. A circuit breaker keeps an unreachable server from slowing the shop:
-// after a connection failure the cache answers cache.ErrUnavailable at once, with
-// no network, and probes the server again about once a second. When the server is
-// back, OnRecover runs before the cache is used again, so that nothing cached
-// before or during the outage (a session logged out meanwhile, a catalog changed
-// meanwhile) is served after it. Its Bus carries invalidations between the shop's
-// processes over pub/sub, for what they hold in process.
+// timeouts. A circuit breaker (github.com/sony/gobreaker) keeps an unreachable
+// server from slowing the shop: after a connection failure the cache answers
+// cache.ErrUnavailable at once, with no network, and probes the server again
+// about once a second. When the server is back, OnRecover runs before the cache
+// is used again, so that nothing cached before or during the outage (a session
+// logged out meanwhile, a catalog changed meanwhile) is served after it. Its Bus
+// carries invalidations between the shop's processes over pub/sub, for what they
+// hold in process.
 package redis
 
 import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+	"github.com/sony/gobreaker/v2"
 
 	"phoneshop/persistence/cache"
 )
@@ -49,7 +53,7 @@ type Options struct {
 	PoolSize int
 
 	// RetryAfter is how long the breaker skips Redis after a failure before it
-	// probes again (DefaultRetryAfter when zero).
+	// probes again (DefaultRetryAfter when zero): gobreaker's Timeout.
 	RetryAfter time.Duration
 
 	Log     *slog.Logger
@@ -68,19 +72,27 @@ type Cache struct {
 	prefix string
 	opts   Options
 	log    *slog.Logger
-	now    func() time.Time
+
+	// breaker is github.com/sony/gobreaker (newBreaker maps its settings).
+	breaker *gobreaker.CircuitBreaker[struct{}]
+	// degraded is true from the breaker's opening to its closing again (kept
+	// by its OnStateChange): a call reads it instead of taking the breaker's
+	// lock while Redis is down, and only the probe is let through half-open.
+	degraded atomic.Bool
+	closed   atomic.Bool // written under mu
+	probing  atomic.Bool
+	// lastFailure is the last error the breaker counted, for the log line.
+	lastFailure atomic.Pointer[error]
+	// recoveryFailures counts failed calls of OnRecover, so that a probe can
+	// tell whether one of its recovery's calls failed.
+	recoveryFailures atomic.Uint64
 
 	stopProbes context.CancelFunc
 	probeCtx   context.Context
 	probes     sync.WaitGroup
 
-	mu       sync.Mutex
-	bus      *Bus // nil until Bus is called
-	closed   bool
-	degraded bool
-	probing  bool
-	retryAt  time.Time
-	failures uint64 // failures seen, so that a recovery can tell whether one interrupted it
+	mu  sync.Mutex
+	bus *Bus // nil until Bus is called
 }
 
 var _ cache.Cache = (*Cache)(nil)
@@ -124,8 +136,10 @@ func Open(addr, prefix string, opts Options) *Cache {
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 	})
 	probeCtx, stop := context.WithCancel(context.Background())
-	return &Cache{client: client, addr: addr, prefix: prefix, opts: opts, log: log, now: time.Now,
+	c := &Cache{client: client, addr: addr, prefix: prefix, opts: opts, log: log,
 		probeCtx: probeCtx, stopProbes: stop}
+	c.breaker = c.newBreaker()
+	return c
 }
 
 // Get implements cache.Cache.
@@ -180,18 +194,14 @@ func (c *Cache) Incr(ctx context.Context, key string) (int64, error) {
 	return n, err
 }
 
-// Degraded reports whether the breaker is open: the server failed and reads go
-// to the store.
-func (c *Cache) Degraded() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.degraded
-}
+// Degraded reports whether the breaker is open or half-open: the server failed
+// and reads go to the store until a probe finds it back.
+func (c *Cache) Degraded() bool { return c.degraded.Load() }
 
 // Close stops probing and the bus, and closes the connections.
 func (c *Cache) Close() error {
 	c.mu.Lock()
-	c.closed = true
+	c.closed.Store(true)
 	bus := c.bus
 	c.mu.Unlock()
 	if bus != nil {
@@ -202,40 +212,124 @@ func (c *Cache) Close() error {
 	return c.client.Close()
 }
 
+// Sentinels that gobreaker excludes (IsExcluded): neither a success nor a failure.
+var (
+	// errCallerGaveUp: the call failed after its caller's ctx ended; that says
+	// nothing about the server. The caller sees the call's own error.
+	errCallerGaveUp = errors.New("redis: the caller gave up")
+	// errNotSent: the breaker let a call in, but the cache was degraded by then
+	// (see do); it was not sent. The caller sees cache.ErrUnavailable.
+	errNotSent = errors.New("redis: not sent, the cache is degraded")
+)
+
+// newBreaker maps the cache's breaker onto gobreaker:
+//
+//   - it opens on the first failure (ReadyToTrip at one consecutive failure;
+//     Interval 0 never clears the counts, which only that one matters to);
+//   - it stays open RetryAfter (Timeout), then is half-open;
+//   - half-open, it lets one request through (MaxRequests 1), and that request
+//     is always the cache's probe (tryRecover: PING, then OnRecover), never a
+//     caller's: do answers callers from the degraded flag, kept by
+//     OnStateChange, without asking the breaker, so that nothing cached before
+//     or during the outage is served before OnRecover ran;
+//   - a failure is what isOutage says (IsSuccessful): the server gone, or
+//     answering "cannot serve you now"; a miss (redis.Nil) or an answer about one
+//     key (WRONGTYPE, not an integer) is a success; a call whose caller gave up
+//     is neither (IsExcluded).
+func (c *Cache) newBreaker() *gobreaker.CircuitBreaker[struct{}] {
+	return gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        "redis " + c.addr,
+		MaxRequests: 1,
+		Interval:    0,
+		Timeout:     c.opts.RetryAfter,
+		ReadyToTrip: func(counts gobreaker.Counts) bool { return counts.ConsecutiveFailures >= 1 },
+		IsSuccessful: func(err error) bool {
+			if !isOutage(err) {
+				return true
+			}
+			failure := err                // a copy, so that only a failure allocates
+			c.lastFailure.Store(&failure) // for the log line of the trip, in OnStateChange
+			return false
+		},
+		IsExcluded: func(err error) bool {
+			return err == errCallerGaveUp || err == errNotSent
+		},
+		OnStateChange: c.stateChanged,
+	})
+}
+
+// stateChanged is the breaker's OnStateChange; it runs under the breaker's lock,
+// so it must not call the breaker.
+func (c *Cache) stateChanged(_ string, from, to gobreaker.State) {
+	switch {
+	case from == gobreaker.StateClosed && to == gobreaker.StateOpen:
+		c.degraded.Store(true)
+		if c.closed.Load() {
+			return // a call in flight when Close came
+		}
+		c.opts.Metrics.SetDegraded(true)
+		var err error
+		if last := c.lastFailure.Load(); last != nil {
+			err = *last
+		}
+		c.log.Warn("redis unreachable: reads fall back to the store", "addr", c.addr, "err", err)
+	case to == gobreaker.StateClosed:
+		c.degraded.Store(false)
+		c.opts.Metrics.SetDegraded(false)
+		c.log.Info("redis back", "addr", c.addr)
+	}
+	// Open -> half-open and half-open -> open (a probe failed): still degraded.
+}
+
 // do runs one call through the breaker.
 func (c *Cache) do(ctx context.Context, call func(context.Context) error) error {
-	if !c.allow(ctx) {
-		return cache.ErrUnavailable
+	if c.degraded.Load() || c.closed.Load() {
+		return c.doDegraded(ctx, call)
 	}
-	err := call(ctx)
-	if err != nil && c.isOutage(ctx, err) {
-		c.markDown(err)
+	var err error
+	_, verdict := c.breaker.Execute(func() (struct{}, error) {
+		if c.degraded.Load() {
+			// The breaker opened since the check above, and may even be
+			// half-open already, this call being its one request: only the
+			// probe may be that. Excluded, the call frees the request for it.
+			err = cache.ErrUnavailable
+			return struct{}{}, errNotSent
+		}
+		err = call(ctx)
+		if err != nil && ctx.Err() != nil {
+			return struct{}{}, errCallerGaveUp
+		}
+		return struct{}{}, err
+	})
+	if verdict == gobreaker.ErrOpenState || verdict == gobreaker.ErrTooManyRequests {
+		return cache.ErrUnavailable
 	}
 	return err
 }
 
-// allow says whether a call may go to the server, and starts a probe when one is due.
-func (c *Cache) allow(ctx context.Context) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return false
+// doDegraded answers a call while the breaker is not closed: cache.ErrUnavailable
+// at once, starting a probe when one is due; but the calls of OnRecover (ctx from
+// cache.WithBreakerBypass) go to the server, around the breaker, whose one
+// half-open request is the probe running them, and a failure of theirs fails it.
+func (c *Cache) doDegraded(ctx context.Context, call func(context.Context) error) error {
+	if c.closed.Load() {
+		return cache.ErrUnavailable
 	}
-	if !c.degraded || cache.BypassesBreaker(ctx) {
-		return true
+	if !cache.BypassesBreaker(ctx) {
+		c.startProbe()
+		return cache.ErrUnavailable
 	}
-	if !c.probing && !c.now().Before(c.retryAt) {
-		c.probing = true
-		c.probes.Add(1)
-		go c.probe()
+	err := call(ctx)
+	if isOutage(err) { // the recovery's own deadline passing included
+		c.recoveryFailures.Add(1)
 	}
-	return false
+	return err
 }
 
 // isOutage tells a server that is gone or unfit from an answer about one key.
-func (c *Cache) isOutage(ctx context.Context, err error) bool {
-	if ctx.Err() != nil && !cache.BypassesBreaker(ctx) {
-		return false // the caller gave up; that says nothing about the server
+func isOutage(err error) bool {
+	if err == nil || errors.Is(err, goredis.Nil) {
+		return false // a miss is an answer
 	}
 	var reply goredis.Error
 	if errors.As(err, &reply) {
@@ -251,47 +345,52 @@ func (c *Cache) isOutage(ctx context.Context, err error) bool {
 	return true
 }
 
-func (c *Cache) markDown(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.failures++
-	c.retryAt = c.now().Add(c.opts.RetryAfter)
-	if c.degraded || c.closed {
+// startProbe starts the probe when the breaker is half-open and none runs.
+func (c *Cache) startProbe() {
+	if c.probing.Load() || c.breaker.State() != gobreaker.StateHalfOpen {
 		return
 	}
-	c.degraded = true
-	c.opts.Metrics.SetDegraded(true)
-	c.log.Warn("redis unreachable: reads fall back to the store", "addr", c.addr, "err", err)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed.Load() || !c.probing.CompareAndSwap(false, true) {
+		return
+	}
+	c.probes.Add(1)
+	go c.probe()
 }
 
-// probe pings the server; when it answers, runs OnRecover and, if nothing failed
-// meanwhile, closes the breaker.
+// probe runs tryRecover as the half-open breaker's one request: its success
+// closes the breaker, its failure opens it for another RetryAfter.
 func (c *Cache) probe() {
 	defer c.probes.Done()
+	defer c.probing.Store(false)
+	_, _ = c.breaker.Execute(c.tryRecover)
+}
+
+// tryRecover pings the server; when it answers, runs OnRecover, and fails if any
+// of OnRecover's calls did. Its errors are formatted with %v, not wrapped: a
+// reply error of PING must count as a failure whatever isOutage makes of it.
+func (c *Cache) tryRecover() (struct{}, error) {
 	ctx, cancel := context.WithTimeout(c.probeCtx, c.opts.DialTimeout+c.opts.ReadTimeout+c.opts.WriteTimeout)
 	err := c.client.Ping(ctx).Err()
 	cancel()
-
-	c.mu.Lock()
-	failuresBefore := c.failures
-	c.mu.Unlock()
-	if err == nil && c.opts.OnRecover != nil {
+	if err != nil {
+		return struct{}{}, fmt.Errorf("redis: probe: %v", err)
+	}
+	if c.opts.OnRecover != nil {
+		failuresBefore := c.recoveryFailures.Load()
 		ctx, cancel := context.WithTimeout(cache.WithBreakerBypass(c.probeCtx), recoverTimeout)
+		defer cancel()
 		c.opts.OnRecover(ctx)
-		if ctx.Err() != nil {
-			err = ctx.Err()
+		if err := ctx.Err(); err != nil {
+			return struct{}{}, fmt.Errorf("redis: recovery: %v", err)
 		}
-		cancel()
+		if c.recoveryFailures.Load() != failuresBefore {
+			return struct{}{}, errors.New("redis: recovery: a call failed")
+		}
 	}
-
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.probing = false
-	if err != nil || c.failures != failuresBefore || c.closed {
-		c.retryAt = c.now().Add(c.opts.RetryAfter)
-		return
+	if c.closed.Load() {
+		return struct{}{}, errors.New("redis: closed")
 	}
-	c.degraded = false
-	c.opts.Metrics.SetDegraded(false)
-	c.log.Info("redis back", "addr", c.addr)
+	return struct{}{}, nil
 }
