@@ -91,8 +91,13 @@ type Deps struct {
 	// it on their health listener instead, which the load balancer does not expose.
 	ServeMetrics bool
 	Registry     *prometheus.Registry
-	Metrics      *Metrics
-	Logger       *slog.Logger
+	// Metrics count the edge's HTTP requests, GrainCalls the process's grain calls:
+	// the ops dashboard shows both. CacheDegraded says whether hot reads go to the
+	// store because the cache server is unreachable (nil: never).
+	Metrics       *Metrics
+	GrainCalls    *call.Metrics
+	CacheDegraded func() bool
+	Logger        *slog.Logger
 }
 
 type server struct {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	dto "github.com/prometheus/client_model/go"
 
 	"phoneshop/cluster/member"
 	"phoneshop/cluster/memberinfo"
@@ -181,44 +180,12 @@ func apiKinds(kinds []string) []string {
 	return out
 }
 
-// readCounters fills e from the edge's Prometheus registry and reports whether the
-// cache is degraded (phoneshop_cache_degraded, set by persistence/redis).
+// readCounters fills e from the edge's own counts and reports whether the cache is
+// degraded.
 func (s *server) readCounters(e *edgeResponse) (cacheDegraded bool) {
-	e.Checkouts = map[string]int64{}
-	families, err := s.Registry.Gather()
-	if err != nil {
-		// Gather returns what it could read beside the error.
-		s.log.Warn("ops: reading metrics", "err", err)
+	s.Metrics.counts(e)
+	if s.GrainCalls != nil {
+		e.GrainCallsTotal = s.GrainCalls.Total()
 	}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			switch f.GetName() {
-			case "phoneshop_http_requests_total":
-				if dashboardRoutes[label(m, "route")] {
-					continue
-				}
-				n := int64(m.GetCounter().GetValue())
-				e.RequestsTotal += n
-				if strings.HasPrefix(label(m, "status"), "5") {
-					e.ServerErrorsTotal += n
-				}
-			case "phoneshop_http_checkouts_total":
-				e.Checkouts[label(m, "outcome")] += int64(m.GetCounter().GetValue())
-			case "phoneshop_grain_calls_total":
-				e.GrainCallsTotal += int64(m.GetCounter().GetValue())
-			case "phoneshop_cache_degraded":
-				cacheDegraded = cacheDegraded || m.GetGauge().GetValue() > 0
-			}
-		}
-	}
-	return cacheDegraded
-}
-
-func label(m *dto.Metric, name string) string {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name {
-			return l.GetValue()
-		}
-	}
-	return ""
+	return s.CacheDegraded != nil && s.CacheDegraded()
 }

@@ -3,28 +3,32 @@ package edge
 import (
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// Metrics are the shop's Prometheus instruments, on a registry of its own (never
-// the global one, which protoactor's default provider would also grab).
+// Metrics are the edge's HTTP instruments: Prometheus series for /metrics, and the
+// typed counts the ops dashboard shows (Counts). The grain calls, orders and store
+// batches are counted by the packages that make them (grain/call, actors/order,
+// persistence/sqlstore).
 type Metrics struct {
-	requests                 *prometheus.CounterVec
-	latency                  *prometheus.HistogramVec
-	grainCalls               *prometheus.CounterVec
-	grainLatency             *prometheus.HistogramVec
-	orders                   *prometheus.CounterVec
-	checkouts                *prometheus.CounterVec
-	batchWrites              prometheus.Histogram
-	batchLatency             prometheus.Histogram
-	batchErrors, batchSplits prometheus.Counter
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	checkouts *prometheus.CounterVec
+
+	// What the dashboard shows, kept beside the series rather than read back out of
+	// the registry by name.
+	served, serverErrors atomic.Int64
+	mu                   sync.Mutex
+	outcomes             map[string]int64
 }
 
-// NewMetrics registers the shop's instruments and the Go/process collectors on reg.
-func NewMetrics(reg *prometheus.Registry) *Metrics {
+// NewMetrics registers the edge's instruments on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "phoneshop_http_requests_total", Help: "HTTP requests by method, route and status.",
@@ -33,73 +37,32 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "phoneshop_http_request_duration_seconds", Help: "HTTP request latency by method and route.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"method", "route"}),
-		grainCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "phoneshop_grain_calls_total", Help: "Grain calls by kind, method and outcome (ok or the error reason).",
-		}, []string{"kind", "method", "outcome"}),
-		grainLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "phoneshop_grain_call_duration_seconds", Help: "Grain call latency by kind.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
-		}, []string{"kind"}),
-		orders: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "phoneshop_orders_total", Help: "Checkouts by outcome: confirmed, out_of_stock, failed.",
-		}, []string{"outcome"}),
 		checkouts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "phoneshop_http_checkouts_total",
 			Help: "Checkout requests answered by this edge, by outcome: confirmed, replayed, or the API error code.",
 		}, []string{"outcome"}),
+		outcomes: map[string]int64{},
 	}
 	// The outcomes the ops dashboard shows exist from the start, at 0.
 	for _, outcome := range []string{checkoutConfirmed, checkoutReplayed, codeOutOfStock} {
 		m.checkouts.WithLabelValues(outcome)
+		m.outcomes[outcome] = 0
 	}
-	m.batchWrites = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "phoneshop_store_batch_writes", Help: "Grain snapshot writes carried by one group-commit transaction.",
-		Buckets: prometheus.ExponentialBuckets(1, 2, 10),
-	})
-	m.batchLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "phoneshop_store_batch_duration_seconds", Help: "Duration of one group-commit transaction.",
-		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
-	})
-	m.batchErrors = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "phoneshop_store_batch_failures_total", Help: "Group-commit transactions that failed (every write in them failed).",
-	})
-	m.batchSplits = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "phoneshop_store_batch_splits_total",
-		Help: "Group-commit transactions a fence split: another activation had moved a grain on, so the batch was written a write at a time.",
-	})
-	reg.MustRegister(m.requests, m.latency, m.grainCalls, m.grainLatency, m.orders, m.checkouts, m.batchWrites, m.batchLatency, m.batchErrors, m.batchSplits,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(m.requests, m.latency, m.checkouts)
 	return m
 }
 
 func (m *Metrics) observeRequest(method, route string, status int, elapsed time.Duration) {
-	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	code := strconv.Itoa(status)
+	m.requests.WithLabelValues(method, route, code).Inc()
 	m.latency.WithLabelValues(method, route).Observe(elapsed.Seconds())
-}
-
-// ObserveGrainCall is a call.Policy's Observe hook.
-func (m *Metrics) ObserveGrainCall(kind, method string, elapsed time.Duration, err error) {
-	outcome := "ok"
-	if err != nil {
-		outcome = grainOutcome(err)
-	}
-	m.grainCalls.WithLabelValues(kind, method, outcome).Inc()
-	m.grainLatency.WithLabelValues(kind).Observe(elapsed.Seconds())
-}
-
-// ObserveBatch is told how a group-commit transaction went (sqlstore.GroupCommit's
-// Observe hook): split says a fence refused a write and the batch was written a
-// write at a time.
-func (m *Metrics) ObserveBatch(writes int, elapsed time.Duration, split bool, err error) {
-	if err != nil {
-		m.batchErrors.Inc()
+	if dashboardRoutes[route] {
 		return
 	}
-	if split {
-		m.batchSplits.Inc()
+	m.served.Add(1)
+	if strings.HasPrefix(code, "5") {
+		m.serverErrors.Add(1)
 	}
-	m.batchWrites.Observe(float64(writes))
-	m.batchLatency.Observe(elapsed.Seconds())
 }
 
 // Checkout outcomes that are not errors.
@@ -109,23 +72,36 @@ const (
 )
 
 // observeCheckout counts the answer to a checkout request. It is counted at the
-// edge, unlike ObserveOrder, which counts on the member hosting the order grain:
-// a cluster edge hosts none.
+// edge, unlike the orders series, which counts on the member hosting the order
+// grain: a cluster edge hosts none.
 func (m *Metrics) observeCheckout(status int, err error) {
 	outcome := checkoutConfirmed
 	switch {
 	case err != nil:
-		outcome = grainOutcome(err)
+		outcome = GrainOutcome(err)
 	case status == http.StatusOK:
 		outcome = checkoutReplayed
 	}
 	m.checkouts.WithLabelValues(outcome).Inc()
+	m.mu.Lock()
+	m.outcomes[outcome]++
+	m.mu.Unlock()
 }
 
-// ObserveOrder counts a checkout's outcome.
-func (m *Metrics) ObserveOrder(outcome string) { m.orders.WithLabelValues(outcome).Inc() }
+// counts fills e with what this edge served, apart from the dashboard's own routes.
+func (m *Metrics) counts(e *edgeResponse) {
+	e.RequestsTotal, e.ServerErrorsTotal = m.served.Load(), m.serverErrors.Load()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e.Checkouts = make(map[string]int64, len(m.outcomes))
+	for outcome, n := range m.outcomes {
+		e.Checkouts[outcome] = n
+	}
+}
 
-func grainOutcome(err error) string {
+// GrainOutcome names a failed grain call by the API error code its answer would
+// carry: the grain-call series (call.NewMetrics) and the checkouts read alike.
+func GrainOutcome(err error) string {
 	if ae, _ := toAPIError(err); ae != nil {
 		return ae.Code
 	}

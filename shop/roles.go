@@ -1,0 +1,257 @@
+package shop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+
+	"github.com/asynkron/protoactor-go/cluster"
+
+	"phoneshop/account"
+	"phoneshop/cluster/member"
+	"phoneshop/config"
+	"phoneshop/notify/mail"
+	"phoneshop/notify/mailer"
+	"phoneshop/notify/memqueue"
+	"phoneshop/notify/queue"
+	"phoneshop/notify/rabbitmq"
+	"phoneshop/notify/relay"
+	"phoneshop/persistence/mysql"
+)
+
+// Each role assembles the parts it runs (parts.go), in the order they depend on
+// each other:
+//
+//	            store  catalog seed  live  hot reads  campaigns  grains  accounts  HTTP  mail
+//	dev           x        x          x       x          x         x        x       x     x (files)
+//	node          x        x          x       x          x         x                      relay
+//	edge          x      waits        x       x          x                  x       x
+//	mailer        x                   x                                                   x (SMTP)
+//
+// Nodes own the data their grains write: they seed the catalog and the initial
+// stock, and commit in groups. An edge serves the catalog the nodes seeded, and
+// hosts no grain.
+
+// StartDev starts every role in one process, on the embedded defaults unless
+// stores are configured: members on the in-memory membership agent, and the edge.
+func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logger) (_ *Shop, err error) {
+	s := newShop(log)
+	defer s.closeOnError(&err)
+	if err := s.openStore(ctx, cfg.DataDir, cfg.Stores, cfg.GroupCommit); err != nil {
+		return nil, err
+	}
+	if err := s.seedCatalog(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.followLive(cfg.Shop, cfg.ConsulAddr); err != nil {
+		return nil, err
+	}
+	s.useGrainCalls()
+	hot, err := s.openHotReads(ctx, cfg.Stores)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.openCatalog(ctx, hot); err != nil {
+		return nil, err
+	}
+	if err := s.openCampaigns(ctx); err != nil {
+		return nil, err
+	}
+	if cfg.Accounts.UnsubscribeSecret == "" {
+		if cfg.Accounts.UnsubscribeSecret, err = devSecret(filepath.Join(cfg.DataDir, "unsubscribe.secret")); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.openAccounts(ctx, hot, cfg.Accounts); err != nil {
+		return nil, err
+	}
+	deps := s.grainDeps(hot, cfg.GroupCommit)
+	agent := member.NewInMemoryAgent()
+	for i := 0; i < max(opts.Members, 1); i++ {
+		var onJoin func(context.Context, *cluster.Cluster)
+		if i == 0 { // one member wakes the orders a crash interrupted
+			onJoin = func(ctx context.Context, c *cluster.Cluster) {
+				var wg sync.WaitGroup
+				defer wg.Wait()
+				wg.Go(func() { s.settleDuePromos(ctx, c) })
+				s.resumeUnfinished(ctx, c)
+			}
+		}
+		m, err := member.StartMember(member.Config{
+			Host: cfg.ClusterHost, Port: portFor(cfg.ClusterPort, i), NewProvider: member.NewInMemoryProvider(agent),
+			IdleTimeout: cfg.Shop.GrainIdleTimeout, RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log,
+			OnJoin: onJoin,
+		}, deps)
+		if err != nil {
+			return nil, err
+		}
+		s.Members = append(s.Members, m)
+	}
+	c := s.Members[0].Cluster()
+	// The edge serves from the start: the initial stock is received first.
+	if err := s.seedStock(ctx, c); err != nil {
+		return nil, fmt.Errorf("seed stock: %w", err)
+	}
+	if err := s.startEdge(hot, c, cfg.HTTP, true); err != nil {
+		return nil, err
+	}
+	if cfg.DevMail {
+		s.startDevMail(cfg)
+	}
+	return s, nil
+}
+
+// devMailPrefetch is how many mails of one queue dev handles at once.
+const devMailPrefetch = 4
+
+// startDevMail runs dev's mail pipeline in the process: the outbox relay publishes
+// to the in-process queue, and the mailer writes every mail as a .eml file under
+// <data-dir>/mail/ (named by its Message-ID).
+func (s *Shop) startDevMail(cfg config.Dev) {
+	// A few mails at a time: dev shares its cores with the shop it serves, and the
+	// mail of a sale must not take them from its checkouts.
+	broker := memqueue.New(memqueue.Config{Prefetch: devMailPrefetch, Logger: s.log})
+	broker.Declare(queue.MailBindings...)
+	files := mail.NewFiles(filepath.Join(cfg.DataDir, "mail")).Unsynced()
+	m := mailer.New(s.Store, files, mailer.Config{From: cfg.MailFrom, PublicURL: cfg.PublicURL,
+		Unsubscribe: s.Unsubscribe, SendPerSec: s.Live.MailSendPerSec, Logger: s.log})
+	r := relay.New(s.Store, broker, relay.Config{Logger: s.log})
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { r.Run(ctx) })
+	wg.Go(func() { broker.Run(ctx, queue.MailBindings, m.Handle) })
+	s.closers = append(s.closers, func() error { stop(); wg.Wait(); return nil })
+}
+
+// StartNode starts a cluster member hosting the grains; members find each other
+// through Consul, and Consul KV overlays the live settings.
+func StartNode(ctx context.Context, cfg config.Node, log *slog.Logger) (_ *Shop, err error) {
+	s := newShop(log)
+	defer s.closeOnError(&err)
+	if err := s.openStore(ctx, "", cfg.Stores, cfg.GroupCommit); err != nil {
+		return nil, err
+	}
+	if err := s.seedCatalog(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.followLive(cfg.Shop, cfg.ConsulAddr); err != nil {
+		return nil, err
+	}
+	s.useGrainCalls()
+	hot, err := s.openHotReads(ctx, cfg.Stores)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.openCatalog(ctx, hot); err != nil {
+		return nil, err
+	}
+	if err := s.openCampaigns(ctx); err != nil {
+		return nil, err
+	}
+	// Nodes start together and may find a peer not answering yet: each seeds the
+	// initial stock in the background until it is done (the receipts are
+	// idempotent), and after every join wakes the orders a crash interrupted.
+	m, err := member.StartMember(member.Config{
+		Host: cfg.ClusterHost, Port: cfg.ClusterPort, Rejoin: true,
+		NewProvider: func() (cluster.ClusterProvider, error) { return consulProvider(cfg.Consul, log) },
+		IdleTimeout: cfg.Shop.GrainIdleTimeout, RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log,
+		OnJoin: func(ctx context.Context, c *cluster.Cluster) {
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			wg.Go(func() { s.settleDuePromos(ctx, c) })
+			s.seedStockUntilDone(ctx, c)
+			s.resumeUnfinished(ctx, c)
+			s.resumeWhenMembersLeave(ctx, c)
+		},
+	}, s.grainDeps(hot, cfg.GroupCommit))
+	if err != nil {
+		return nil, err
+	}
+	s.Members = append(s.Members, m)
+	s.startRelay(rabbitmq.NewPublisher(rabbitmq.Config{URL: cfg.RabbitMQURL, Logger: log}))
+	return s, nil
+}
+
+// startRelay publishes the outbox through pub until the shop closes. Every node
+// runs one; they share the outbox by leases.
+func (s *Shop) startRelay(pub *rabbitmq.Publisher) {
+	r := relay.New(s.Store, pub, relay.Config{Logger: s.log})
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	s.closers = append(s.closers, func() error { stop(); <-done; return pub.Close() })
+}
+
+// StartEdge starts the HTTP edge as a cluster client that hosts no grain.
+func StartEdge(ctx context.Context, cfg config.Edge, log *slog.Logger) (_ *Shop, err error) {
+	s := newShop(log)
+	defer s.closeOnError(&err)
+	if err := s.openStore(ctx, "", cfg.Stores, false); err != nil {
+		return nil, err
+	}
+	if err := s.followLive(cfg.Shop, cfg.ConsulAddr); err != nil {
+		return nil, err
+	}
+	s.useGrainCalls()
+	hot, err := s.openHotReads(ctx, cfg.Stores)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.waitForCatalog(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.openCatalog(ctx, hot); err != nil {
+		return nil, err
+	}
+	if err := s.openCampaigns(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.openAccounts(ctx, hot, cfg.Accounts); err != nil {
+		return nil, err
+	}
+	newProvider := func() (cluster.ClusterProvider, error) { return consulProvider(cfg.Consul, log) }
+	if s.Client, err = member.StartClient(member.Config{Host: cfg.ClusterHost, Port: cfg.ClusterPort, NewProvider: newProvider,
+		RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log}); err != nil {
+		return nil, err
+	}
+	if err := s.startEdge(hot, s.Client.Cluster, cfg.HTTP, false); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// StartMailer starts a mailer: it consumes the mail queues of RabbitMQ (campaign
+// activations to fan out, campaign mail, order mail) and sends through SMTP.
+func StartMailer(ctx context.Context, cfg config.Mailer, log *slog.Logger) (_ *Shop, err error) {
+	s := newShop(log)
+	s.mailerOnly = true
+	defer s.closeOnError(&err)
+	if s.Store, err = mysql.Open(ctx, cfg.MySQLDSN); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	tokens, err := account.NewUnsubscribeTokens(cfg.UnsubscribeSecret)
+	if err != nil {
+		return nil, err
+	}
+	sender := mail.NewSMTP(mail.SMTPConfig{Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUser,
+		Password: cfg.SMTPPassword, TLSPolicy: cfg.SMTPTLSPolicy, Timeout: cfg.SMTPTimeout})
+	if err := s.followLive(cfg.Shop, cfg.ConsulAddr); err != nil {
+		return nil, err
+	}
+	m := mailer.New(s.Store, sender, mailer.Config{From: cfg.MailFrom, PublicURL: cfg.PublicURL, Unsubscribe: tokens,
+		SendPerSec: s.Live.MailSendPerSec, Logger: log})
+	consumer := rabbitmq.NewConsumer(rabbitmq.ConsumerConfig{URL: cfg.RabbitMQURL, Bindings: queue.MailBindings,
+		Prefetch: cfg.MailPrefetch, DeliveryLimit: cfg.MailDeliveryLimit, Logger: log})
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- consumer.Run(runCtx, m.Handle) }()
+	s.closers = append(s.closers, func() error {
+		stop()
+		err := <-done
+		return errors.Join(err, sender.Close())
+	})
+	return s, nil
+}
