@@ -12,7 +12,6 @@ import (
 // Sentinel errors of the cart domain.
 var (
 	ErrInvalidQuantity = errors.New("cart: quantity out of range")
-	ErrEmpty           = errors.New("cart: cart is empty")
 )
 
 // checkedOutWindow is how many order ids a cart remembers having been emptied into.

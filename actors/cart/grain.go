@@ -350,8 +350,6 @@ func (g *grain) toGrainError(err error) error {
 	switch {
 	case errors.Is(err, ErrInvalidQuantity):
 		return reasonpb.ErrInvalid("%v", err)
-	case errors.Is(err, ErrEmpty):
-		return reasonpb.ErrConflict("%v", err)
 	default:
 		return grainerr.Unexpected(g.log(), err)
 	}

@@ -139,9 +139,6 @@ func (g *grain) ReceiveDefault(ctx cluster.GrainContext) {
 
 func (g *grain) Reserve(req *inventorypb.ReserveRequest, _ func(*inventorypb.StockLevel), _ func(error), gctx cluster.GrainContext) error {
 	ttl := g.deps.ReservationTTL()
-	if req.TtlMs > 0 {
-		ttl = time.Duration(req.TtlMs) * time.Millisecond
-	}
 	return g.serve(req, gctx, hold, func(it *Item) (bool, error) {
 		return it.Reserve(req.OrderId, req.Quantity, g.deps.Now(), ttl)
 	})

@@ -17,8 +17,8 @@ import (
 	"phoneshop/bench/loadgen"
 )
 
-// Shop is a running shop reached over HTTP.
-type Shop struct {
+// Remote is a running shop reached over HTTP: the load generator's client of it.
+type Remote struct {
 	URL    string
 	Client *http.Client
 	// Admin is a token of an ops or admin account (restock, stock levels).
@@ -39,7 +39,7 @@ var (
 
 // Shoppers registers and logs in n accounts, concurrency at a time; this is set-up,
 // outside any measured clock.
-func (s Shop) Shoppers(ctx context.Context, n, concurrency int) ([]Shopper, error) {
+func (s Remote) Shoppers(ctx context.Context, n, concurrency int) ([]Shopper, error) {
 	out := make([]Shopper, n)
 	var next atomic.Int64
 	var firstErr error
@@ -69,7 +69,7 @@ func (s Shop) Shoppers(ctx context.Context, n, concurrency int) ([]Shopper, erro
 	return out, firstErr
 }
 
-func (s Shop) register(ctx context.Context, email string) (Shopper, error) {
+func (s Remote) register(ctx context.Context, email string) (Shopper, error) {
 	const password = "bench password 1"
 	body, _ := json.Marshal(map[string]string{"email": email, "password": password, "name": "Bench Shopper"})
 	o := loadgen.Do(ctx, s.Client, "register", http.MethodPost, s.URL+"/api/v1/accounts", "", body, nil)
@@ -91,13 +91,13 @@ func (s Shop) register(ctx context.Context, email string) (Shopper, error) {
 }
 
 // PutCartItem sets a cart line.
-func (s Shop) PutCartItem(ctx context.Context, token, sku string, qty int) loadgen.Outcome {
+func (s Remote) PutCartItem(ctx context.Context, token, sku string, qty int) loadgen.Outcome {
 	body, _ := json.Marshal(map[string]int{"quantity": qty})
 	return loadgen.Do(ctx, s.Client, "add_to_cart", http.MethodPut, s.URL+"/api/v1/cart/items/"+sku, token, body, nil)
 }
 
 // Checkout checks the cart out under key; it returns the order id on a 201.
-func (s Shop) Checkout(ctx context.Context, token, key string) (loadgen.Outcome, string) {
+func (s Remote) Checkout(ctx context.Context, token, key string) (loadgen.Outcome, string) {
 	body := []byte(`{"shipping_address":{"name":"Bench Shopper","line1":"1 Main Street","city":"Springfield","postal_code":"12345","country":"US"}}`)
 	o, resp := loadgen.DoBody(ctx, s.Client, "checkout", http.MethodPost, s.URL+"/api/v1/orders", token, body,
 		map[string]string{"Idempotency-Key": key})
@@ -117,7 +117,7 @@ type Level struct {
 }
 
 // StockLevel reads a SKU's level.
-func (s Shop) StockLevel(ctx context.Context, sku string) (Level, error) {
+func (s Remote) StockLevel(ctx context.Context, sku string) (Level, error) {
 	o, body := loadgen.DoBody(ctx, s.Client, "level", http.MethodGet, s.URL+"/api/v1/ops/inventory/"+sku, s.Admin, nil, nil)
 	if o.Err != nil || o.Status != http.StatusOK {
 		return Level{}, fmt.Errorf("level %s: %d %s %v", sku, o.Status, o.Code, o.Err)
@@ -133,7 +133,7 @@ func (s Shop) StockLevel(ctx context.Context, sku string) (Level, error) {
 }
 
 // Restock receives n units of sku.
-func (s Shop) Restock(ctx context.Context, sku string, n int64) error {
+func (s Remote) Restock(ctx context.Context, sku string, n int64) error {
 	body, _ := json.Marshal(map[string]int64{"received": n})
 	o := loadgen.Do(ctx, s.Client, "restock", http.MethodPut, s.URL+"/api/v1/ops/inventory/"+sku, s.Admin, body, nil)
 	if o.Err != nil || o.Status != http.StatusOK {
@@ -143,7 +143,7 @@ func (s Shop) Restock(ctx context.Context, sku string, n int64) error {
 }
 
 // Catalog lists phone ids and SKUs with stock, for the browse mix.
-func (s Shop) Catalog(ctx context.Context) (phones, skus []string, err error) {
+func (s Remote) Catalog(ctx context.Context) (phones, skus []string, err error) {
 	o, body := loadgen.DoBody(ctx, s.Client, "index", http.MethodGet, s.URL+"/api/v1/phones?page_size=100&in_stock=true", "", nil, nil)
 	if o.Err != nil || o.Status != http.StatusOK {
 		return nil, nil, fmt.Errorf("catalog: %d %v", o.Status, o.Err)
@@ -181,7 +181,7 @@ func (s Shop) Catalog(ctx context.Context) (phones, skus []string, err error) {
 // Browse runs the Online Boutique task mix (view product 10, view cart 3, add to
 // cart 2, index 1, checkout 1) with shoppers as the users, closed loop. Checkout,
 // as in Online Boutique, adds an item first (op "add_and_checkout").
-func (s Shop) Browse(ctx context.Context, shoppers []Shopper, cfg loadgen.Closed, progress loadgen.Progress) (*loadgen.Stats, error) {
+func (s Remote) Browse(ctx context.Context, shoppers []Shopper, cfg loadgen.Closed, progress loadgen.Progress) (*loadgen.Stats, error) {
 	phones, skus, err := s.Catalog(ctx)
 	if err != nil {
 		return nil, err
@@ -240,7 +240,7 @@ func (s Shop) Browse(ctx context.Context, shoppers []Shopper, cfg loadgen.Closed
 }
 
 // CartChurn adds and removes lines over the shoppers' carts, closed loop.
-func (s Shop) CartChurn(ctx context.Context, shoppers []Shopper, skus []string, cfg loadgen.Closed, progress loadgen.Progress) *loadgen.Stats {
+func (s Remote) CartChurn(ctx context.Context, shoppers []Shopper, skus []string, cfg loadgen.Closed, progress loadgen.Progress) *loadgen.Stats {
 	return loadgen.RunClosed(ctx, cfg, func(worker int) loadgen.Task {
 		rng := rand.New(rand.NewPCG(uint64(worker), uint64(runID)+1))
 		return func(ctx context.Context) loadgen.Outcome {
@@ -263,7 +263,7 @@ type FlashResult struct {
 }
 
 // PrepareFlash fills every shopper's cart with qty of sku (before the clock starts).
-func (s Shop) PrepareFlash(ctx context.Context, shoppers []Shopper, sku string, concurrency int) error {
+func (s Remote) PrepareFlash(ctx context.Context, shoppers []Shopper, sku string, concurrency int) error {
 	var next atomic.Int64
 	var failed atomic.Value
 	var wg sync.WaitGroup
@@ -294,7 +294,7 @@ func (s Shop) PrepareFlash(ctx context.Context, shoppers []Shopper, sku string, 
 // time (closed loop) or at rate per second (open loop, when rate > 0), and checks
 // the sale: confirmed orders never exceed the units, every 201 order is readable,
 // the SKU's level is conserved and nothing stays reserved.
-func (s Shop) Flash(ctx context.Context, shoppers []Shopper, sku string, unitsBefore Level, concurrency int, rate float64, progress loadgen.Progress) FlashResult {
+func (s Remote) Flash(ctx context.Context, shoppers []Shopper, sku string, unitsBefore Level, concurrency int, rate float64, progress loadgen.Progress) FlashResult {
 	res := s.FlashLoad(ctx, shoppers, concurrency, rate, progress)
 	res.Checks = s.CheckSale(ctx, shoppers, sku, unitsBefore, res.Confirmed)
 	return res
@@ -303,7 +303,7 @@ func (s Shop) Flash(ctx context.Context, shoppers []Shopper, sku string, unitsBe
 // FlashLoad is Flash without its checks: the checkouts alone, so that a caller can
 // measure what the load cost (CPU, writes, statements) before the checks' own reads
 // run. CheckSale checks it afterwards.
-func (s Shop) FlashLoad(ctx context.Context, shoppers []Shopper, concurrency int, rate float64, progress loadgen.Progress) FlashResult {
+func (s Remote) FlashLoad(ctx context.Context, shoppers []Shopper, concurrency int, rate float64, progress loadgen.Progress) FlashResult {
 	res := FlashResult{Confirmed: map[int]string{}}
 	var mu sync.Mutex
 	task := func(i int) loadgen.Task {
@@ -340,7 +340,7 @@ func (s Shop) FlashLoad(ctx context.Context, shoppers []Shopper, concurrency int
 // level is conserved, units sold equal the confirmed orders and never exceed the
 // units offered, and nothing stays reserved (it waits for the reservations of
 // failed checkouts to expire).
-func (s Shop) CheckSale(ctx context.Context, shoppers []Shopper, sku string, before Level, confirmed map[int]string) []loadgen.Check {
+func (s Remote) CheckSale(ctx context.Context, shoppers []Shopper, sku string, before Level, confirmed map[int]string) []loadgen.Check {
 	var checks []loadgen.Check
 	unreadable := 0
 	for i, id := range confirmed {

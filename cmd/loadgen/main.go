@@ -139,7 +139,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (loadgen.Report, err
 	defer status.Close()
 
 	client := loadgen.NewClient(cfg.Concurrency * 2)
-	shop := scenario.Shop{URL: strings.TrimRight(cfg.ShopURL, "/"), Client: client}
+	shop := scenario.Remote{URL: strings.TrimRight(cfg.ShopURL, "/"), Client: client}
 	if shop.Admin, err = login(ctx, shop, cfg.AdminEmail, cfg.AdminPassword); err != nil {
 		return report, err
 	}
@@ -498,7 +498,7 @@ func ratioTarget(name string, figure, base, goal float64, unit string) loadgen.T
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func login(ctx context.Context, shop scenario.Shop, email, password string) (string, error) {
+func login(ctx context.Context, shop scenario.Remote, email, password string) (string, error) {
 	body := fmt.Sprintf(`{"email":%q,"password":%q}`, email, password)
 	o, resp := loadgen.DoBody(ctx, shop.Client, "login", http.MethodPost, shop.URL+"/api/v1/sessions", "", []byte(body), nil)
 	if o.Err != nil || o.Status != http.StatusCreated {

@@ -16,7 +16,7 @@ import (
 // concurrent shoppers: with one wave only, the figure would be that of a single
 // burst, not of the closed loop. It returns the table's points and the runs with
 // their checks.
-func sweep(ctx context.Context, cfg Config, shop scenario.Shop, hot string, classic peer, progress func() loadgen.Progress) ([]loadgen.SweepPoint, []loadgen.Run, error) {
+func sweep(ctx context.Context, cfg Config, shop scenario.Remote, hot string, classic peer, progress func() loadgen.Progress) ([]loadgen.SweepPoint, []loadgen.Run, error) {
 	var points []loadgen.SweepPoint
 	var runs []loadgen.Run
 	for _, shoppers := range cfg.SweepLevels {

@@ -27,8 +27,6 @@ type ReserveRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	OrderId  string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	Quantity int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
-	// Time to live of the reservation in milliseconds; 0 = the grain's default.
-	TtlMs int64 `protobuf:"varint,3,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
 	// The caller's deadline, Unix milliseconds; 0 = none (see grain/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,4,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
 	unknownFields  protoimpl.UnknownFields
@@ -75,13 +73,6 @@ func (x *ReserveRequest) GetOrderId() string {
 func (x *ReserveRequest) GetQuantity() int64 {
 	if x != nil {
 		return x.Quantity
-	}
-	return 0
-}
-
-func (x *ReserveRequest) GetTtlMs() int64 {
-	if x != nil {
-		return x.TtlMs
 	}
 	return 0
 }
@@ -657,12 +648,11 @@ var File_inventory_proto protoreflect.FileDescriptor
 
 const file_inventory_proto_rawDesc = "" +
 	"\n" +
-	"\x0finventory.proto\x12\tphoneshop\x1a\x1fgoogle/protobuf/timestamp.proto\x1a2protobuf/protoc-gen-go-grain/options/options.proto\"\x88\x01\n" +
+	"\x0finventory.proto\x12\tphoneshop\x1a\x1fgoogle/protobuf/timestamp.proto\x1a2protobuf/protoc-gen-go-grain/options/options.proto\"\x7f\n" +
 	"\x0eReserveRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1a\n" +
-	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12\x15\n" +
-	"\x06ttl_ms\x18\x03 \x01(\x03R\x05ttlMs\x12(\n" +
-	"\x10deadline_unix_ms\x18\x04 \x01(\x03R\x0edeadlineUnixMs\"T\n" +
+	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12(\n" +
+	"\x10deadline_unix_ms\x18\x04 \x01(\x03R\x0edeadlineUnixMsJ\x04\b\x03\x10\x04R\x06ttl_ms\"T\n" +
 	"\rCommitRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12(\n" +
 	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"U\n" +
