@@ -6,7 +6,7 @@ CHROMIUM := /usr/bin/chromium
 PROTOACTOR_VERSION := v0.0.0-20240822202345-3c0e61ca19c9
 PROTOBUF_VERSION := $(shell $(GO) list -m -f '{{.Version}}' google.golang.org/protobuf)
 
-.PHONY: run build test test-short lint proto bench tools clean cluster cluster-down chromium fuzz
+.PHONY: run build test test-with-servers test-short lint proto bench tools clean cluster cluster-down chromium fuzz
 
 ## run: build and start the whole shop in one process on embedded defaults (:8080, data in ./data)
 run: build
@@ -21,8 +21,17 @@ build:
 ## cluster tests (TestCluster*: several protoactor members in one process race inside
 ## protoactor-go, and the real-process cluster tests gain nothing from a second run)
 ## and the load tests at the shipped hashing cost (TestShipped*: the detector makes
-## argon2id 8x slower); see internal/shoptest.SkipUnderRace and SkipShippedUnderRace
+## argon2id 8x slower); see internal/shoptest.SkipUnderRace and SkipShippedUnderRace.
+## Both passes run inside one scripts/testservices.sh: it uses the MariaDB, Redis and
+## RabbitMQ that answer at the tests' addresses, and starts a private one (from Debian's
+## packages, installed with apt-get when missing) in tmp/testservices/ for each that does
+## not, stopped and deleted at the end
 test: $(BIN)/consul $(BIN)/mailpit $(CHROMIUM)
+	bash scripts/testservices.sh -- $(MAKE) --no-print-directory test-with-servers
+
+## test-with-servers: the two passes of `make test`, against servers that already run
+## (the tests' addresses: PHONESHOP_TEST_MYSQL_DSN, _REDIS_ADDR, _RABBITMQ_URL)
+test-with-servers:
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -timeout 30m -run '^(TestCluster|TestShipped)' ./...
 
