@@ -75,18 +75,6 @@ func (it *Item) TakeSalesChange() SalesChange {
 	return c
 }
 
-// MarkUnwritten records sales that are in the item but not yet in the stored
-// ledger (a snapshot of the time when sales lived in it), so the next write
-// stores them.
-func (it *Item) MarkUnwritten(sales map[string]int64) {
-	for id, q := range sales {
-		if it.unwritten.Added == nil {
-			it.unwritten.Added = make(map[string]int64)
-		}
-		it.unwritten.Added[id] = q
-	}
-}
-
 // Level is a read-only view of an item's counters.
 type Level struct {
 	Available, Reserved, Sold, Received int64

@@ -61,9 +61,12 @@ func Open(ctx context.Context, dsn string) (*sqlstore.Store, error) {
 // processes of a cluster start together on one database.
 const migrateLock = "phoneshop:migrate"
 
-// migrate applies the embedded migrations under a MySQL named lock (goose has no
-// session locker for MySQL).
-func migrate(ctx context.Context, db *sql.DB) error {
+func migrate(ctx context.Context, db *sql.DB) error { return migrateTo(ctx, db, 0) }
+
+// migrateTo applies the migrations up to version (0: all of them), the SQL files of
+// this engine and the Go migrations every engine shares, under a MySQL named lock
+// (goose has no session locker for MySQL).
+func migrateTo(ctx context.Context, db *sql.DB, version int64) error {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return err
@@ -78,9 +81,13 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if err != nil {
 		return err
 	}
-	provider, err := goose.NewProvider(goose.DialectMySQL, db, sub)
-	if err == nil {
+	provider, err := goose.NewProvider(goose.DialectMySQL, db, sub, goose.WithGoMigrations(sqlstore.GoMigrations()...))
+	switch {
+	case err != nil:
+	case version == 0:
 		_, err = provider.Up(ctx)
+	default:
+		_, err = provider.UpTo(ctx, version)
 	}
 	if err != nil {
 		return fmt.Errorf("mysql: migrate: %w", err)

@@ -2,6 +2,7 @@ package mysql_test
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 
 	"phoneshop/internal/dbtest"
@@ -15,6 +16,25 @@ import (
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) *sqlstore.Store {
 		s, err := mysql.Open(context.Background(), dbtest.MySQLDSN(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func TestPreLedgerSnapshotsMoveToTheLedger(t *testing.T) {
+	dsn := dbtest.MySQLDSN(t)
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	storetest.PreLedgerSnapshots(t, db, func(ctx context.Context, version int64) error {
+		return mysql.MigrateTo(ctx, db, version)
+	}, func() *sqlstore.Store {
+		s, err := mysql.Open(context.Background(), dsn)
 		if err != nil {
 			t.Fatal(err)
 		}

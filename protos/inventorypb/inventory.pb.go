@@ -433,7 +433,11 @@ type InventoryState struct {
 	Reserved     int64                  `protobuf:"varint,3,opt,name=reserved,proto3" json:"reserved,omitempty"`
 	Sold         int64                  `protobuf:"varint,4,opt,name=sold,proto3" json:"sold,omitempty"`
 	Reservations []*Reservation         `protobuf:"bytes,5,rep,name=reservations,proto3" json:"reservations,omitempty"`
-	// Units sold per order, kept so that commits and returns stay idempotent.
+	// Units sold per order, in snapshots written before the sales ledger had a table
+	// of its own (migration 2). Never written since; the stores' migration 8 moves
+	// what it holds to the ledger (inventory.SplitSnapshotSales reads it).
+	//
+	// Deprecated: Marked as deprecated in inventory.proto.
 	Sales map[string]int64 `protobuf:"bytes,6,rep,name=sales,proto3" json:"sales,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// The most recent receipt request ids, oldest first (bounded window). Written
 	// beside receipts so that a member still running the previous release keeps
@@ -511,6 +515,7 @@ func (x *InventoryState) GetReservations() []*Reservation {
 	return nil
 }
 
+// Deprecated: Marked as deprecated in inventory.proto.
 func (x *InventoryState) GetSales() map[string]int64 {
 	if x != nil {
 		return x.Sales
@@ -675,14 +680,14 @@ const file_inventory_proto_rawDesc = "" +
 	"\tavailable\x18\x02 \x01(\x03R\tavailable\x12\x1a\n" +
 	"\breserved\x18\x03 \x01(\x03R\breserved\x12\x12\n" +
 	"\x04sold\x18\x04 \x01(\x03R\x04sold\x12\x1a\n" +
-	"\breceived\x18\x05 \x01(\x03R\breceived\"\x85\x03\n" +
+	"\breceived\x18\x05 \x01(\x03R\breceived\"\x89\x03\n" +
 	"\x0eInventoryState\x12\x1a\n" +
 	"\breceived\x18\x01 \x01(\x03R\breceived\x12\x1c\n" +
 	"\tavailable\x18\x02 \x01(\x03R\tavailable\x12\x1a\n" +
 	"\breserved\x18\x03 \x01(\x03R\breserved\x12\x12\n" +
 	"\x04sold\x18\x04 \x01(\x03R\x04sold\x12:\n" +
-	"\freservations\x18\x05 \x03(\v2\x16.phoneshop.ReservationR\freservations\x12:\n" +
-	"\x05sales\x18\x06 \x03(\v2$.phoneshop.InventoryState.SalesEntryR\x05sales\x12'\n" +
+	"\freservations\x18\x05 \x03(\v2\x16.phoneshop.ReservationR\freservations\x12>\n" +
+	"\x05sales\x18\x06 \x03(\v2$.phoneshop.InventoryState.SalesEntryB\x02\x18\x01R\x05sales\x12'\n" +
 	"\x0frecent_receipts\x18\a \x03(\tR\x0erecentReceipts\x12.\n" +
 	"\breceipts\x18\b \x03(\v2\x12.phoneshop.ReceiptR\breceipts\x1a8\n" +
 	"\n" +

@@ -1,0 +1,4 @@
+package sqlite
+
+// MigrateTo lets the tests stop the migrations at a version.
+var MigrateTo = migrateTo
