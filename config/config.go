@@ -222,40 +222,10 @@ type Shop struct {
 	LoginLockoutMax      time.Duration `conf:"default:15m,env:LOGIN_LOCKOUT_MAX,flag:login-lockout-max,help:longest lock-out"`
 }
 
-// rates are the rate-limit settings by their live keys.
-func (s Shop) rates() map[string]int {
-	return map[string]int{
-		KeyRateRegisterPerMin: s.RateRegisterPerMin, KeyRateRegisterBurst: s.RateRegisterBurst,
-		KeyRateLoginPerMin: s.RateLoginPerMin, KeyRateLoginBurst: s.RateLoginBurst,
-		KeyRateCheckoutPerMin: s.RateCheckoutPerMin, KeyRateCheckoutBurst: s.RateCheckoutBurst,
-	}
-}
-
-// Validate checks values that have a valid range.
+// Validate checks values that have a valid range: the live settings by the table
+// that also checks their updates (liveSettings, liveRelations).
 func (s Shop) Validate() error {
-	var errs []error
-	if s.ReservationTTL < time.Second {
-		errs = append(errs, fmt.Errorf("reservation TTL %s is under 1s", s.ReservationTTL))
-	}
-	if s.MaxLineQuantity < 1 || s.MaxLineQuantity > 1000 {
-		errs = append(errs, fmt.Errorf("max line quantity %d is not in 1..1000", s.MaxLineQuantity))
-	}
-	if s.LowStockThreshold < 0 {
-		errs = append(errs, fmt.Errorf("low stock threshold %d is negative", s.LowStockThreshold))
-	}
-	if s.GrainCallTimeout < 10*time.Millisecond {
-		errs = append(errs, fmt.Errorf("grain call timeout %s is under 10ms", s.GrainCallTimeout))
-	}
-	for key, v := range s.rates() {
-		errs = append(errs, checkRate(key, v))
-	}
-	errs = append(errs, checkSendRate(s.MailSendPerSec))
-	errs = append(errs, checkLockout(s.LoginLockoutFailures, s.LoginLockout, s.LoginLockoutMax))
-	// A grain's reservation timer only fires while the grain is active.
-	if s.GrainIdleTimeout <= s.ReservationTTL {
-		errs = append(errs, fmt.Errorf("grain idle timeout %s must exceed the reservation TTL %s", s.GrainIdleTimeout, s.ReservationTTL))
-	}
-	return errors.Join(errs...)
+	return validateLive(s)
 }
 
 // Validate checks the dev configuration.

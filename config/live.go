@@ -1,7 +1,10 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -12,20 +15,10 @@ import (
 // them on the values from defaults, environment and flags). Readers call its
 // getters at every use, so a change applies at once, without a restart.
 type Live struct {
-	idleTimeout      time.Duration // fixed at start: grain kinds are configured once
-	reservationTTL   atomic.Int64
-	maxLineQuantity  atomic.Int64
-	lowStock         atomic.Int64
-	grainCallTimeout atomic.Int64
-	maintenance      atomic.Bool
-	mailSendPerSec   atomic.Int64
-	rates            map[string]*atomic.Int64 // by key: the rate limits
-	lockout          atomic.Pointer[lockout]
-}
-
-type lockout struct {
-	failures    int
-	first, last time.Duration
+	// shop is the current value of every setting: each Set swaps in a new one, so a
+	// reader sees settings that were checked together (the lock-out and its max).
+	// GrainIdleTimeout stays as it was at start: grain kinds are configured once.
+	shop atomic.Pointer[Shop]
 }
 
 // The keys of the live settings: each setting's environment name without the
@@ -49,194 +42,279 @@ const (
 	KeyLoginLockoutMax      = "login_lockout_max"
 )
 
+// liveSetting is one live setting: where it sits in Shop and the range of its
+// values, the one rule that start-up validation (Shop.Validate) and live updates
+// (Live.Set) both apply.
+type liveSetting struct {
+	key string
+	// field points at the setting in s: a *time.Duration, *int64, *int or *bool.
+	field func(s *Shop) any
+	// min and max bound the value, both included (nanoseconds for a duration;
+	// unused for a bool). noMax: the setting has no upper bound of its own.
+	min, max int64
+	// minMeans says what the least value does, when it is special ("no pacing").
+	minMeans string
+}
+
+const noMax = math.MaxInt64
+
+// liveSettings is the table of the live settings and their ranges.
+var liveSettings = []liveSetting{
+	// Also under the grain idle timeout (liveRelations).
+	{key: KeyReservationTTL, field: func(s *Shop) any { return &s.ReservationTTL }, min: int64(time.Second), max: noMax},
+	{key: KeyMaxLineQuantity, field: func(s *Shop) any { return &s.MaxLineQuantity }, min: 1, max: 1000},
+	{key: KeyLowStockThreshold, field: func(s *Shop) any { return &s.LowStockThreshold }, min: 0, max: 1_000_000},
+	{key: KeyGrainCallTimeout, field: func(s *Shop) any { return &s.GrainCallTimeout }, min: int64(10 * time.Millisecond), max: int64(time.Minute)},
+	{key: KeyMaintenanceMode, field: func(s *Shop) any { return &s.MaintenanceMode }},
+	{key: KeyMailSendPerSec, field: func(s *Shop) any { return &s.MailSendPerSec }, min: 0, max: 100_000, minMeans: "no pacing"},
+	{key: KeyLoginLockoutFailures, field: func(s *Shop) any { return &s.LoginLockoutFailures }, min: 1, max: 1000},
+	// Also the lock-out at most its max (liveRelations).
+	{key: KeyLoginLockout, field: func(s *Shop) any { return &s.LoginLockout }, min: int64(time.Second), max: int64(24 * time.Hour)},
+	{key: KeyLoginLockoutMax, field: func(s *Shop) any { return &s.LoginLockoutMax }, min: int64(time.Second), max: int64(24 * time.Hour)},
+	{key: KeyRateRegisterPerMin, field: func(s *Shop) any { return &s.RateRegisterPerMin }, min: 1, max: 1_000_000},
+	{key: KeyRateRegisterBurst, field: func(s *Shop) any { return &s.RateRegisterBurst }, min: 1, max: 1_000_000},
+	{key: KeyRateLoginPerMin, field: func(s *Shop) any { return &s.RateLoginPerMin }, min: 1, max: 1_000_000},
+	{key: KeyRateLoginBurst, field: func(s *Shop) any { return &s.RateLoginBurst }, min: 1, max: 1_000_000},
+	{key: KeyRateCheckoutPerMin, field: func(s *Shop) any { return &s.RateCheckoutPerMin }, min: 1, max: 1_000_000},
+	{key: KeyRateCheckoutBurst, field: func(s *Shop) any { return &s.RateCheckoutBurst }, min: 1, max: 1_000_000},
+}
+
+// liveRelation is a rule between settings, checked with the range of each of them.
+type liveRelation struct {
+	keys []string // the live settings it binds
+	// check says what is wrong with s, naming each setting by name(key).
+	check func(s Shop, name func(key string) string) error
+}
+
+// keyGrainIdleTimeout names the grain idle timeout, not a live setting, in messages.
+const keyGrainIdleTimeout = "grain_idle_timeout"
+
+var liveRelations = []liveRelation{
+	{keys: []string{KeyReservationTTL}, check: func(s Shop, name func(string) string) error {
+		if s.ReservationTTL >= s.GrainIdleTimeout {
+			return fmt.Errorf("%s (%s) must be under %s (%s): a grain's reservation timer only fires while the grain is active",
+				name(KeyReservationTTL), shortDuration(s.ReservationTTL), name(keyGrainIdleTimeout), shortDuration(s.GrainIdleTimeout))
+		}
+		return nil
+	}},
+	{keys: []string{KeyLoginLockout, KeyLoginLockoutMax}, check: func(s Shop, name func(string) string) error {
+		if s.LoginLockout > s.LoginLockoutMax {
+			return fmt.Errorf("%s (%s) must not exceed %s (%s)",
+				name(KeyLoginLockout), shortDuration(s.LoginLockout), name(KeyLoginLockoutMax), shortDuration(s.LoginLockoutMax))
+		}
+		return nil
+	}},
+}
+
 // LiveKeys lists every live setting's key.
-var LiveKeys = []string{KeyReservationTTL, KeyMaxLineQuantity, KeyLowStockThreshold, KeyGrainCallTimeout, KeyMaintenanceMode, KeyMailSendPerSec,
-	KeyLoginLockoutFailures, KeyLoginLockout, KeyLoginLockoutMax,
-	KeyRateRegisterPerMin, KeyRateRegisterBurst, KeyRateLoginPerMin, KeyRateLoginBurst, KeyRateCheckoutPerMin, KeyRateCheckoutBurst}
-
-// checkRate is the one rule of a rate-limit setting.
-func checkRate(key string, v int) error {
-	if v < 1 || v > 1_000_000 {
-		return fmt.Errorf("%s=%d: want an integer from 1 to 1000000", key, v)
+var LiveKeys = func() []string {
+	keys := make([]string, len(liveSettings))
+	for i, ls := range liveSettings {
+		keys[i] = ls.key
 	}
-	return nil
+	return keys
+}()
+
+func findLiveSetting(key string) (liveSetting, bool) {
+	for _, ls := range liveSettings {
+		if ls.key == key {
+			return ls, true
+		}
+	}
+	return liveSetting{}, false
 }
 
-// checkSendRate is the one rule of the mail send rate.
-func checkSendRate(v int) error {
-	if v < 0 || v > 100_000 {
-		return fmt.Errorf("%s=%d: want an integer from 0 (no pacing) to 100000", KeyMailSendPerSec, v)
+// envName names a setting in the messages of start-up validation: by its
+// environment variable (PHONESHOP_MAX_LINE_QUANTITY).
+func envName(key string) string { return Prefix + "_" + strings.ToUpper(key) }
+
+// liveName names a setting in the messages of a live update: by its key, as in
+// Consul KV (max_line_quantity).
+func liveName(key string) string { return key }
+
+// want says which values the setting takes, as the end of an error message.
+func (ls liveSetting) want() string {
+	from := func(v string) string {
+		if ls.minMeans != "" {
+			return v + " (" + ls.minMeans + ")"
+		}
+		return v
 	}
-	return nil
+	switch ls.field(&Shop{}).(type) {
+	case *bool:
+		return "want true or false"
+	case *time.Duration:
+		if ls.max == noMax {
+			return "want a duration of at least " + from(shortDuration(time.Duration(ls.min)))
+		}
+		return fmt.Sprintf("want a duration from %s to %s", from(shortDuration(time.Duration(ls.min))), shortDuration(time.Duration(ls.max)))
+	default:
+		if ls.max == noMax {
+			return fmt.Sprintf("want an integer of at least %s", from(strconv.FormatInt(ls.min, 10)))
+		}
+		return fmt.Sprintf("want an integer from %s to %d", from(strconv.FormatInt(ls.min, 10)), ls.max)
+	}
 }
 
-// checkLockout is the one rule of the failed-login lock-out settings.
-func checkLockout(failures int, first, last time.Duration) error {
-	if failures < 1 || failures > 1000 || first < time.Second || last < first || last > 24*time.Hour {
-		return fmt.Errorf("login lock-out after %d failures for %s up to %s: want 1 to 1000 failures and 1s <= lock-out <= max <= 24h",
-			failures, first, last)
+// inRange reports whether the setting's value in s is within its range.
+func (ls liveSetting) inRange(s *Shop) bool {
+	var v int64
+	switch p := ls.field(s).(type) {
+	case *bool:
+		return true
+	case *time.Duration:
+		v = int64(*p)
+	case *int64:
+		v = *p
+	case *int:
+		v = int64(*p)
 	}
-	return nil
+	return ls.min <= v && v <= ls.max
 }
 
-// NewLive starts the live settings at s (already validated).
-func NewLive(s Shop) *Live {
-	l := &Live{idleTimeout: s.GrainIdleTimeout}
-	l.reservationTTL.Store(int64(s.ReservationTTL))
-	l.maxLineQuantity.Store(s.MaxLineQuantity)
-	l.lowStock.Store(s.LowStockThreshold)
-	l.grainCallTimeout.Store(int64(s.GrainCallTimeout))
-	l.maintenance.Store(s.MaintenanceMode)
-	l.mailSendPerSec.Store(int64(s.MailSendPerSec))
-	l.rates = map[string]*atomic.Int64{}
-	for key, v := range s.rates() {
-		l.rates[key] = new(atomic.Int64)
-		l.rates[key].Store(int64(v))
+// parse sets the setting in s from its text form.
+func (ls liveSetting) parse(s *Shop, value string) error {
+	var err error
+	switch p := ls.field(s).(type) {
+	case *bool:
+		*p, err = strconv.ParseBool(value)
+	case *time.Duration:
+		*p, err = time.ParseDuration(value)
+	case *int64:
+		*p, err = strconv.ParseInt(value, 10, 64)
+	case *int:
+		*p, err = strconv.Atoi(value)
 	}
-	l.lockout.Store(&lockout{failures: s.LoginLockoutFailures, first: s.LoginLockout, last: s.LoginLockoutMax})
-	return l
+	return err
 }
 
-// Rate is a rate-limit setting (one of the Key*PerMin and Key*Burst keys).
-func (l *Live) Rate(key string) int { return int(l.rates[key].Load()) }
-
-// LoginLockout is the failed-login lock-out: failures in a row, first lock, longest lock.
-func (l *Live) LoginLockout() (failures int, first, last time.Duration) {
-	lo := l.lockout.Load()
-	return lo.failures, lo.first, lo.last
-}
-
-// ReservationTTL is how long checkout holds stock.
-func (l *Live) ReservationTTL() time.Duration { return time.Duration(l.reservationTTL.Load()) }
-
-// MaxLineQuantity is the most units of one SKU per cart line.
-func (l *Live) MaxLineQuantity() int64 { return l.maxLineQuantity.Load() }
-
-// LowStockThreshold is the level at or below which a SKU shows low_stock.
-func (l *Live) LowStockThreshold() int64 { return l.lowStock.Load() }
-
-// GrainCallTimeout bounds one grain-to-grain call.
-func (l *Live) GrainCallTimeout() time.Duration { return time.Duration(l.grainCallTimeout.Load()) }
-
-// MaintenanceMode reports whether the shop refuses changes (read-only).
-func (l *Live) MaintenanceMode() bool { return l.maintenance.Load() }
-
-// MailSendPerSec is the most e-mails a mailer sends per second (0: no pacing).
-func (l *Live) MailSendPerSec() int { return int(l.mailSendPerSec.Load()) }
-
-// Value renders a setting's current value in the form Set accepts.
-func (l *Live) Value(key string) string {
-	switch key {
-	case KeyReservationTTL:
-		return l.ReservationTTL().String()
-	case KeyMaxLineQuantity:
-		return strconv.FormatInt(l.MaxLineQuantity(), 10)
-	case KeyLowStockThreshold:
-		return strconv.FormatInt(l.LowStockThreshold(), 10)
-	case KeyGrainCallTimeout:
-		return l.GrainCallTimeout().String()
-	case KeyMaintenanceMode:
-		return strconv.FormatBool(l.MaintenanceMode())
-	case KeyMailSendPerSec:
-		return strconv.Itoa(l.MailSendPerSec())
-	case KeyLoginLockoutFailures:
-		return strconv.Itoa(l.lockout.Load().failures)
-	case KeyLoginLockout:
-		return l.lockout.Load().first.String()
-	case KeyLoginLockoutMax:
-		return l.lockout.Load().last.String()
-	}
-	if r, ok := l.rates[key]; ok {
-		return strconv.FormatInt(r.Load(), 10)
+// format renders the setting's value in s in the form parse reads.
+func (ls liveSetting) format(s *Shop) string {
+	switch p := ls.field(s).(type) {
+	case *bool:
+		return strconv.FormatBool(*p)
+	case *time.Duration:
+		return p.String()
+	case *int64:
+		return strconv.FormatInt(*p, 10)
+	case *int:
+		return strconv.Itoa(*p)
 	}
 	return ""
 }
 
-// Set validates value for key and applies it; an invalid value changes nothing and
-// says why.
-func (l *Live) Set(key, value string) error {
-	value = strings.TrimSpace(value)
-	switch key {
-	case KeyReservationTTL:
-		d, err := time.ParseDuration(value)
-		if err != nil || d < time.Second || d >= l.idleTimeout {
-			return fmt.Errorf("%s=%q: want a duration from 1s up to the grain idle timeout %s", key, value, l.idleTimeout)
+// relationsOf lists the relations that bind key.
+func relationsOf(key string) []liveRelation {
+	var out []liveRelation
+	for _, r := range liveRelations {
+		if slices.Contains(r.keys, key) {
+			out = append(out, r)
 		}
-		l.reservationTTL.Store(int64(d))
-	case KeyMaxLineQuantity:
-		n, err := strconv.ParseInt(value, 10, 64)
-		if err != nil || n < 1 || n > 1000 {
-			return fmt.Errorf("%s=%q: want an integer from 1 to 1000", key, value)
-		}
-		l.maxLineQuantity.Store(n)
-	case KeyLowStockThreshold:
-		n, err := strconv.ParseInt(value, 10, 64)
-		if err != nil || n < 0 || n > 1_000_000 {
-			return fmt.Errorf("%s=%q: want an integer from 0 to 1000000", key, value)
-		}
-		l.lowStock.Store(n)
-	case KeyGrainCallTimeout:
-		d, err := time.ParseDuration(value)
-		if err != nil || d < 10*time.Millisecond || d > time.Minute {
-			return fmt.Errorf("%s=%q: want a duration from 10ms to 1m", key, value)
-		}
-		l.grainCallTimeout.Store(int64(d))
-	case KeyMaintenanceMode:
-		b, err := strconv.ParseBool(value)
-		if err != nil {
-			return fmt.Errorf("%s=%q: want true or false", key, value)
-		}
-		l.maintenance.Store(b)
-	case KeyMailSendPerSec:
-		n, err := strconv.Atoi(value)
-		if err != nil {
-			return fmt.Errorf("%s=%q: want an integer from 0 (no pacing) to 100000", key, value)
-		}
-		if err := checkSendRate(n); err != nil {
-			return err
-		}
-		l.mailSendPerSec.Store(int64(n))
-	case KeyLoginLockoutFailures, KeyLoginLockout, KeyLoginLockoutMax:
-		return l.setLockout(key, value)
-	default:
-		r, ok := l.rates[key]
-		if !ok {
-			return fmt.Errorf("%s: not a live setting", key)
-		}
-		n, err := strconv.Atoi(value)
-		if err != nil {
-			return fmt.Errorf("%s=%q: want an integer from 1 to 1000000", key, value)
-		}
-		if err := checkRate(key, n); err != nil {
-			return err
-		}
-		r.Store(int64(n))
 	}
-	return nil
+	return out
 }
 
-// setLockout changes one of the lock-out settings; the three are checked together.
-func (l *Live) setLockout(key, value string) error {
+// validateLive checks every live setting of s at start, as Live.Set checks an update:
+// each against its range, then each relation whose settings are all in range.
+func validateLive(s Shop) error {
+	var errs []error
+	outOfRange := map[string]bool{}
+	for _, ls := range liveSettings {
+		if !ls.inRange(&s) {
+			errs = append(errs, fmt.Errorf("%s=%s: %s", envName(ls.key), ls.format(&s), ls.want()))
+			outOfRange[ls.key] = true
+		}
+	}
+	for _, r := range liveRelations {
+		if !slices.ContainsFunc(r.keys, func(key string) bool { return outOfRange[key] }) {
+			errs = append(errs, r.check(s, envName))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// NewLive starts the live settings at s (already validated).
+func NewLive(s Shop) *Live {
+	l := &Live{}
+	l.shop.Store(&s)
+	return l
+}
+
+// Rate is a rate-limit setting (one of the Key*PerMin and Key*Burst keys).
+func (l *Live) Rate(key string) int {
+	ls, _ := findLiveSetting(key)
+	return *ls.field(l.shop.Load()).(*int)
+}
+
+// LoginLockout is the failed-login lock-out: failures in a row, first lock, longest lock.
+func (l *Live) LoginLockout() (failures int, first, last time.Duration) {
+	s := l.shop.Load()
+	return s.LoginLockoutFailures, s.LoginLockout, s.LoginLockoutMax
+}
+
+// ReservationTTL is how long checkout holds stock.
+func (l *Live) ReservationTTL() time.Duration { return l.shop.Load().ReservationTTL }
+
+// MaxLineQuantity is the most units of one SKU per cart line.
+func (l *Live) MaxLineQuantity() int64 { return l.shop.Load().MaxLineQuantity }
+
+// LowStockThreshold is the level at or below which a SKU shows low_stock.
+func (l *Live) LowStockThreshold() int64 { return l.shop.Load().LowStockThreshold }
+
+// GrainCallTimeout bounds one grain-to-grain call.
+func (l *Live) GrainCallTimeout() time.Duration { return l.shop.Load().GrainCallTimeout }
+
+// MaintenanceMode reports whether the shop refuses changes (read-only).
+func (l *Live) MaintenanceMode() bool { return l.shop.Load().MaintenanceMode }
+
+// MailSendPerSec is the most e-mails a mailer sends per second (0: no pacing).
+func (l *Live) MailSendPerSec() int { return l.shop.Load().MailSendPerSec }
+
+// Value renders a setting's current value in the form Set accepts ("" for a key
+// that is not a live setting).
+func (l *Live) Value(key string) string {
+	ls, ok := findLiveSetting(key)
+	if !ok {
+		return ""
+	}
+	return ls.format(l.shop.Load())
+}
+
+// Set validates value for key and applies it; an invalid value changes nothing and
+// says why. The value is checked as Shop.Validate checks it at start: against the
+// setting's range and the settings it must agree with.
+func (l *Live) Set(key, value string) error {
+	ls, ok := findLiveSetting(key)
+	if !ok {
+		return fmt.Errorf("%s: not a live setting", key)
+	}
+	value = strings.TrimSpace(value)
 	for {
-		old := l.lockout.Load()
+		old := l.shop.Load()
 		next := *old
-		var err error
-		switch key {
-		case KeyLoginLockoutFailures:
-			next.failures, err = strconv.Atoi(value)
-		case KeyLoginLockout:
-			next.first, err = time.ParseDuration(value)
-		case KeyLoginLockoutMax:
-			next.last, err = time.ParseDuration(value)
+		if err := ls.parse(&next, value); err != nil || !ls.inRange(&next) {
+			return fmt.Errorf("%s=%q: %s", key, value, ls.want())
 		}
-		if err != nil {
-			return fmt.Errorf("%s=%q: %w", key, value, err)
+		for _, r := range relationsOf(key) {
+			if err := r.check(next, liveName); err != nil {
+				return fmt.Errorf("%s=%q: %w", key, value, err)
+			}
 		}
-		if err := checkLockout(next.failures, next.first, next.last); err != nil {
-			return fmt.Errorf("%s=%q: %w", key, value, err)
-		}
-		if l.lockout.CompareAndSwap(old, &next) {
+		if l.shop.CompareAndSwap(old, &next) {
 			return nil
 		}
 	}
+}
+
+// shortDuration renders d without the zero units that Duration.String adds
+// (1m rather than 1m0s).
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
