@@ -17,6 +17,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/hashicorp/consul/api"
+
+	"phoneshop/cluster/consul/blocking"
 )
 
 // Config says how the provider talks to Consul.
@@ -261,50 +263,36 @@ func isUnknownCheck(err error) bool {
 func (p *Provider) watchLoop(ctx context.Context) {
 	defer p.wg.Done()
 	t := topology{grace: p.cfg.TTL}
-	var index uint64
-	for ctx.Err() == nil {
-		wait := p.cfg.WaitTime
-		if left := t.graceLeft(time.Now()); left > 0 {
-			// Wake when the grace ends, even if nothing changes in Consul.
-			wait = min(wait, left+10*time.Millisecond)
-		}
-		// Consul may hold a blocking query up to wait/16 beyond its wait.
-		queryCtx, cancel := context.WithTimeout(ctx, wait+wait/16+p.cfg.CallTimeout)
-		opts := (&api.QueryOptions{WaitIndex: index, WaitTime: wait}).WithContext(queryCtx)
-		entries, meta, err := p.client.Health().Service(p.name, "", true, opts)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return
+	blocking.Loop[[]*api.ServiceEntry]{
+		Query: func(opts *api.QueryOptions) ([]*api.ServiceEntry, *api.QueryMeta, error) {
+			return p.client.Health().Service(p.name, "", true, opts)
+		},
+		Answer: func(entries []*api.ServiceEntry) bool {
+			members, changed := t.observe(toMembers(entries), time.Now())
+			if !changed {
+				return true
 			}
-			p.cfg.Logger.Warn("consul: watching members failed; retrying", "err", err)
-			index = 0
-			t.interrupted()
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
+			if p.id != "" && !slices.ContainsFunc(members, func(m *cluster.Member) bool { return m.Id == p.id }) {
+				p.evict("Consul no longer reports it healthy")
+				return false
 			}
-			continue
-		}
-		// An index that goes backwards means Consul's state was reset (an agent
-		// restarted): start over rather than block on a future index.
-		if meta.LastIndex < index {
-			index = 0
-			t.interrupted()
-			continue
-		}
-		index = meta.LastIndex
-		members, changed := t.observe(toMembers(entries), time.Now())
-		if !changed {
-			continue
-		}
-		if p.id != "" && !slices.ContainsFunc(members, func(m *cluster.Member) bool { return m.Id == p.id }) {
-			p.evict("Consul no longer reports it healthy")
-			return
-		}
-		p.cluster.MemberList.UpdateClusterTopology(members)
-	}
+			p.cluster.MemberList.UpdateClusterTopology(members)
+			return true
+		},
+		Failed: func(err error) { p.cfg.Logger.Warn("consul: watching members failed; retrying", "err", err) },
+		// An interrupted watch, or an index that went backwards (an agent that
+		// restarted), may mean an agent that has not heard from every member again yet.
+		Reset: t.interrupted,
+		Wait:  p.cfg.WaitTime,
+		Wake: func() time.Duration {
+			if left := t.graceLeft(time.Now()); left > 0 {
+				// Wake when the grace ends, even if nothing changes in Consul.
+				return left + 10*time.Millisecond
+			}
+			return 0
+		},
+		Slack: p.cfg.CallTimeout,
+	}.Run(ctx)
 }
 
 // topology decides which members to hand to protoactor from what Consul reports.

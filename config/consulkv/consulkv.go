@@ -14,17 +14,12 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"phoneshop/cluster/consul/blocking"
 	"phoneshop/config"
 )
 
 // Prefix is where the shop's settings live in Consul KV.
 const Prefix = "phoneshop/config/"
-
-// answerSlack is how much longer than its wait (and Consul's jitter of up to a
-// sixteenth of it) a blocking query may go unanswered before the watcher gives it up
-// and asks again: a stalled agent, or a dead host behind a half-open connection,
-// never answers, and the settings would silently stop following KV.
-const answerSlack = 5 * time.Second
 
 // Watcher keeps live in step with Consul KV.
 type Watcher struct {
@@ -33,7 +28,7 @@ type Watcher struct {
 	// absent from KV means.
 	Defaults config.Shop
 	Live     *config.Live
-	// WaitTime bounds one blocking query.
+	// WaitTime bounds one blocking query (blocking.DefaultWait when 0).
 	WaitTime time.Duration
 	Logger   *slog.Logger
 }
@@ -45,33 +40,7 @@ func (w *Watcher) Run(ctx context.Context) {
 	defaults := config.NewLive(w.Defaults)
 	applied := map[string]string{} // the raw value last acted on, per key
 	warnedUnknown := map[string]bool{}
-	wait := w.WaitTime
-	if wait <= 0 {
-		wait = 10 * time.Second
-	}
-	var index uint64
-	for ctx.Err() == nil {
-		queryCtx, cancel := context.WithTimeout(ctx, wait+wait/16+answerSlack)
-		pairs, meta, err := w.KV.List(Prefix, (&api.QueryOptions{WaitIndex: index, WaitTime: wait}).WithContext(queryCtx))
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			w.Logger.Warn("config: reading Consul KV failed; keeping the current settings", "err", err)
-			index = 0
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		if meta.LastIndex < index { // Consul's state was reset: read everything again
-			index = 0
-			continue
-		}
-		index = meta.LastIndex
+	apply := func(pairs api.KVPairs) bool {
 		present := map[string]string{}
 		for _, p := range pairs {
 			key := strings.TrimPrefix(p.Key, Prefix)
@@ -103,5 +72,14 @@ func (w *Watcher) Run(ctx context.Context) {
 			}
 			w.Logger.Info("config: applied", "key", key, "value", raw, "from", source)
 		}
+		return true
 	}
+	blocking.Loop[api.KVPairs]{
+		Query:  func(opts *api.QueryOptions) (api.KVPairs, *api.QueryMeta, error) { return w.KV.List(Prefix, opts) },
+		Answer: apply,
+		Failed: func(err error) {
+			w.Logger.Warn("config: reading Consul KV failed; keeping the current settings", "err", err)
+		},
+		Wait: w.WaitTime,
+	}.Run(ctx)
 }

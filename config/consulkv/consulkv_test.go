@@ -16,6 +16,23 @@ import (
 	"phoneshop/internal/shoptest"
 )
 
+// patience bounds every wait of these tests. It is generous for a loaded machine:
+// what each wait catches is a change never applied or a stalled agent never given up
+// on, and only makes such a test fail later.
+const patience = 30 * time.Second
+
+// eventually waits until ok holds, failing the test after patience.
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", patience, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func TestWatcherFollowsConsulKV(t *testing.T) {
 	agent := consultest.Start(t)
 	client, err := api.NewClient(&api.Config{Address: agent.HTTP})
@@ -41,29 +58,19 @@ func TestWatcherFollowsConsulKV(t *testing.T) {
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 
-	eventually := func(what string, ok func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("not within 5s: %s", what)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	eventually("the value present at start is applied", func() bool { return live.LowStockThreshold() == 9 })
+	eventually(t, "the value present at start is applied", func() bool { return live.LowStockThreshold() == 9 })
 	put(config.KeyMaxLineQuantity, "2")
-	eventually("a change is applied", func() bool { return live.MaxLineQuantity() == 2 })
+	eventually(t, "a change is applied", func() bool { return live.MaxLineQuantity() == 2 })
 	put(config.KeyMaxLineQuantity, "zero")
 	put(config.KeyMaintenanceMode, "true") // a later change proves the bad one was read
-	eventually("maintenance mode applied", live.MaintenanceMode)
+	eventually(t, "maintenance mode applied", live.MaintenanceMode)
 	if got := live.MaxLineQuantity(); got != 2 {
 		t.Fatalf("an invalid value replaced the last good one: %d", got)
 	}
 	if _, err := kv.Delete(consulkv.Prefix+config.KeyMaxLineQuantity, nil); err != nil {
 		t.Fatal(err)
 	}
-	eventually("a deleted key goes back to its default", func() bool { return live.MaxLineQuantity() == 5 })
+	eventually(t, "a deleted key goes back to its default", func() bool { return live.MaxLineQuantity() == 5 })
 }
 
 // TestWatcherGivesUpOnAStalledAgent: a frozen agent (SIGSTOP: the connection stays
@@ -88,24 +95,14 @@ func TestWatcherGivesUpOnAStalledAgent(t *testing.T) {
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 
-	eventually := func(within time.Duration, what string, ok func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(within)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("not within %s: %s", within, what)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
 	const gaveUp = "config: reading Consul KV failed"
 	// The defaults applied: the watcher has read KV and is now in a blocking query.
-	eventually(5*time.Second, "the first read", func() bool { return logged.Has("from=default") })
+	eventually(t, "the first read", func() bool { return logged.Has("from=default") })
 	agent.Pause()
-	eventually(15*time.Second, "with the agent stalled, the watcher logs "+gaveUp, func() bool { return logged.Has(gaveUp) })
+	eventually(t, "with the agent stalled, the watcher logs "+gaveUp, func() bool { return logged.Has(gaveUp) })
 	agent.Resume()
 	if _, err := kv.Put(&api.KVPair{Key: consulkv.Prefix + config.KeyMaxLineQuantity, Value: []byte("3")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	eventually(10*time.Second, "a change after the agent is back is applied", func() bool { return live.MaxLineQuantity() == 3 })
+	eventually(t, "a change after the agent is back is applied", func() bool { return live.MaxLineQuantity() == 3 })
 }
