@@ -18,10 +18,11 @@ build:
 	$(GO) build -o $(BIN)/shopctl ./cmd/shopctl
 
 ## test: every test (what CI runs): all with the race detector, then without it the
-## cluster tests (TestCluster*: several protoactor members in one process race inside
-## protoactor-go, and the real-process cluster tests gain nothing from a second run)
-## and the load tests at the shipped hashing cost (TestShipped*: the detector makes
-## argon2id 8x slower); see internal/shoptest.SkipUnderRace and SkipShippedUnderRace.
+## multi-member tests (TestCluster*, marked by shoptest.MultiMember: several
+## protoactor members in one process race inside protoactor-go) and the load tests at
+## the shipped hashing cost (TestShipped*, marked by shoptest.ShippedCost: the
+## detector makes argon2id 8x slower). The marks skip under -race and fail a test
+## named otherwise. The real-process cluster tests (cmd/phoneshop) run under -race.
 ## Both passes run inside one scripts/testservices.sh: it uses the MariaDB, Redis and
 ## RabbitMQ that answer at the tests' addresses, and starts a private one (from Debian's
 ## packages, installed with apt-get when missing) in tmp/testservices/ for each that does

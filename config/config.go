@@ -28,7 +28,7 @@ type Dev struct {
 
 	DataDir string `conf:"default:./data,env:DATA_DIR,flag:data-dir,help:directory of the SQLite store"`
 	Logging
-	Shop Shop
+	Settings Settings
 	Stores
 	HTTP
 	Accounts
@@ -52,7 +52,7 @@ type Node struct {
 	Args conf.Args
 
 	Logging
-	Shop Shop
+	Settings Settings
 	Stores
 	Broker
 	ClusterNet
@@ -69,7 +69,7 @@ type Edge struct {
 	Args conf.Args
 
 	Logging
-	Shop Shop
+	Settings Settings
 	Stores
 	HTTP
 	Accounts
@@ -86,9 +86,9 @@ type Mailer struct {
 	Args conf.Args
 
 	Logging
-	// Shop holds the live settings a mailer follows (the send rate), overlaid
+	// Settings are the live settings a mailer follows (the send rate), overlaid
 	// from Consul KV when ConsulAddr is set.
-	Shop       Shop
+	Settings   Settings
 	ConsulAddr string `conf:"env:CONSUL_ADDR,flag:consul-addr,help:host:port of a Consul agent whose KV under phoneshop/config/ overlays the live settings (unset: env and flags only)"`
 	// MySQLDSN is the shop's store: deliveries, accounts, campaigns, the outbox.
 	MySQLDSN string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of the shop's MySQL/MariaDB (required)"`
@@ -193,9 +193,9 @@ type Consul struct {
 	ConsulCallTimeout     time.Duration `conf:"default:5s,env:CONSUL_CALL_TIMEOUT,flag:consul-call-timeout,help:deadline of one call to the Consul agent (a blocking query: its wait plus this), so a stalled agent cannot hang a member"`
 }
 
-// Shop holds the business settings every role shares. All but GrainIdleTimeout are
+// Settings are the business settings every role shares. All but GrainIdleTimeout are
 // live (see Live): they can change while the shop runs.
-type Shop struct {
+type Settings struct {
 	ReservationTTL    time.Duration `conf:"default:1m,env:RESERVATION_TTL,flag:reservation-ttl,help:how long checkout holds stock before it returns to available"`
 	MaxLineQuantity   int64         `conf:"default:5,env:MAX_LINE_QUANTITY,flag:max-line-quantity,help:most units of one SKU per cart line"`
 	LowStockThreshold int64         `conf:"default:5,env:LOW_STOCK_THRESHOLD,flag:low-stock-threshold,help:at or below this many units a SKU shows low_stock"`
@@ -224,18 +224,18 @@ type Shop struct {
 
 // Validate checks values that have a valid range: the live settings by the table
 // that also checks their updates (liveSettings, liveRelations).
-func (s Shop) Validate() error {
+func (s Settings) Validate() error {
 	return validateLive(s)
 }
 
 // Validate checks the dev configuration.
 func (d Dev) Validate() error {
-	return errors.Join(d.Shop.Validate(), d.Stores.validate(), d.HTTP.validate(), d.Accounts.validate())
+	return errors.Join(d.Settings.Validate(), d.Stores.validate(), d.HTTP.validate(), d.Accounts.validate())
 }
 
 // Validate checks the node configuration.
 func (n Node) Validate() error {
-	return errors.Join(n.Shop.Validate(), n.Stores.validate(), n.Stores.requireMySQL())
+	return errors.Join(n.Settings.Validate(), n.Stores.validate(), n.Stores.requireMySQL())
 }
 
 // Validate checks the mailer configuration.
@@ -255,7 +255,7 @@ func (m Mailer) Validate() error {
 	if m.MySQLDSN == "" {
 		errs = append(errs, errors.New("PHONESHOP_MYSQL_DSN is required: the mailer reads and records in the shop's store"))
 	}
-	return errors.Join(append(errs, m.Shop.Validate())...)
+	return errors.Join(append(errs, m.Settings.Validate())...)
 }
 
 // Validate checks the edge configuration.
@@ -265,7 +265,7 @@ func (e Edge) Validate() error {
 		// Every edge must read the links every other edge and mailer signs.
 		secret = errors.New("PHONESHOP_UNSUBSCRIBE_SECRET is required: the same secret of at least 32 characters on every edge")
 	}
-	return errors.Join(e.Shop.Validate(), e.Stores.validate(), e.Stores.requireMySQL(), e.HTTP.validate(), e.Accounts.validate(), secret)
+	return errors.Join(e.Settings.Validate(), e.Stores.validate(), e.Stores.requireMySQL(), e.HTTP.validate(), e.Accounts.validate(), secret)
 }
 
 func (s Stores) validate() error {

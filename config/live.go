@@ -18,7 +18,7 @@ type Live struct {
 	// shop is the current value of every setting: each Set swaps in a new one, so a
 	// reader sees settings that were checked together (the lock-out and its max).
 	// GrainIdleTimeout stays as it was at start: grain kinds are configured once.
-	shop atomic.Pointer[Shop]
+	shop atomic.Pointer[Settings]
 }
 
 // The keys of the live settings: each setting's environment name without the
@@ -42,13 +42,13 @@ const (
 	KeyLoginLockoutMax      = "login_lockout_max"
 )
 
-// liveSetting is one live setting: where it sits in Shop and the range of its
-// values, the one rule that start-up validation (Shop.Validate) and live updates
+// liveSetting is one live setting: where it sits in Settings and the range of its
+// values, the one rule that start-up validation (Settings.Validate) and live updates
 // (Live.Set) both apply.
 type liveSetting struct {
 	key string
 	// field points at the setting in s: a *time.Duration, *int64, *int or *bool.
-	field func(s *Shop) any
+	field func(s *Settings) any
 	// min and max bound the value, both included (nanoseconds for a duration;
 	// unused for a bool). noMax: the setting has no upper bound of its own.
 	min, max int64
@@ -61,43 +61,43 @@ const noMax = math.MaxInt64
 // liveSettings is the table of the live settings and their ranges.
 var liveSettings = []liveSetting{
 	// Also under the grain idle timeout (liveRelations).
-	{key: KeyReservationTTL, field: func(s *Shop) any { return &s.ReservationTTL }, min: int64(time.Second), max: noMax},
-	{key: KeyMaxLineQuantity, field: func(s *Shop) any { return &s.MaxLineQuantity }, min: 1, max: 1000},
-	{key: KeyLowStockThreshold, field: func(s *Shop) any { return &s.LowStockThreshold }, min: 0, max: 1_000_000},
-	{key: KeyGrainCallTimeout, field: func(s *Shop) any { return &s.GrainCallTimeout }, min: int64(10 * time.Millisecond), max: int64(time.Minute)},
-	{key: KeyMaintenanceMode, field: func(s *Shop) any { return &s.MaintenanceMode }},
-	{key: KeyMailSendPerSec, field: func(s *Shop) any { return &s.MailSendPerSec }, min: 0, max: 100_000, minMeans: "no pacing"},
-	{key: KeyLoginLockoutFailures, field: func(s *Shop) any { return &s.LoginLockoutFailures }, min: 1, max: 1000},
+	{key: KeyReservationTTL, field: func(s *Settings) any { return &s.ReservationTTL }, min: int64(time.Second), max: noMax},
+	{key: KeyMaxLineQuantity, field: func(s *Settings) any { return &s.MaxLineQuantity }, min: 1, max: 1000},
+	{key: KeyLowStockThreshold, field: func(s *Settings) any { return &s.LowStockThreshold }, min: 0, max: 1_000_000},
+	{key: KeyGrainCallTimeout, field: func(s *Settings) any { return &s.GrainCallTimeout }, min: int64(10 * time.Millisecond), max: int64(time.Minute)},
+	{key: KeyMaintenanceMode, field: func(s *Settings) any { return &s.MaintenanceMode }},
+	{key: KeyMailSendPerSec, field: func(s *Settings) any { return &s.MailSendPerSec }, min: 0, max: 100_000, minMeans: "no pacing"},
+	{key: KeyLoginLockoutFailures, field: func(s *Settings) any { return &s.LoginLockoutFailures }, min: 1, max: 1000},
 	// Also the lock-out at most its max (liveRelations).
-	{key: KeyLoginLockout, field: func(s *Shop) any { return &s.LoginLockout }, min: int64(time.Second), max: int64(24 * time.Hour)},
-	{key: KeyLoginLockoutMax, field: func(s *Shop) any { return &s.LoginLockoutMax }, min: int64(time.Second), max: int64(24 * time.Hour)},
-	{key: KeyRateRegisterPerMin, field: func(s *Shop) any { return &s.RateRegisterPerMin }, min: 1, max: 1_000_000},
-	{key: KeyRateRegisterBurst, field: func(s *Shop) any { return &s.RateRegisterBurst }, min: 1, max: 1_000_000},
-	{key: KeyRateLoginPerMin, field: func(s *Shop) any { return &s.RateLoginPerMin }, min: 1, max: 1_000_000},
-	{key: KeyRateLoginBurst, field: func(s *Shop) any { return &s.RateLoginBurst }, min: 1, max: 1_000_000},
-	{key: KeyRateCheckoutPerMin, field: func(s *Shop) any { return &s.RateCheckoutPerMin }, min: 1, max: 1_000_000},
-	{key: KeyRateCheckoutBurst, field: func(s *Shop) any { return &s.RateCheckoutBurst }, min: 1, max: 1_000_000},
+	{key: KeyLoginLockout, field: func(s *Settings) any { return &s.LoginLockout }, min: int64(time.Second), max: int64(24 * time.Hour)},
+	{key: KeyLoginLockoutMax, field: func(s *Settings) any { return &s.LoginLockoutMax }, min: int64(time.Second), max: int64(24 * time.Hour)},
+	{key: KeyRateRegisterPerMin, field: func(s *Settings) any { return &s.RateRegisterPerMin }, min: 1, max: 1_000_000},
+	{key: KeyRateRegisterBurst, field: func(s *Settings) any { return &s.RateRegisterBurst }, min: 1, max: 1_000_000},
+	{key: KeyRateLoginPerMin, field: func(s *Settings) any { return &s.RateLoginPerMin }, min: 1, max: 1_000_000},
+	{key: KeyRateLoginBurst, field: func(s *Settings) any { return &s.RateLoginBurst }, min: 1, max: 1_000_000},
+	{key: KeyRateCheckoutPerMin, field: func(s *Settings) any { return &s.RateCheckoutPerMin }, min: 1, max: 1_000_000},
+	{key: KeyRateCheckoutBurst, field: func(s *Settings) any { return &s.RateCheckoutBurst }, min: 1, max: 1_000_000},
 }
 
 // liveRelation is a rule between settings, checked with the range of each of them.
 type liveRelation struct {
 	keys []string // the live settings it binds
 	// check says what is wrong with s, naming each setting by name(key).
-	check func(s Shop, name func(key string) string) error
+	check func(s Settings, name func(key string) string) error
 }
 
 // keyGrainIdleTimeout names the grain idle timeout, not a live setting, in messages.
 const keyGrainIdleTimeout = "grain_idle_timeout"
 
 var liveRelations = []liveRelation{
-	{keys: []string{KeyReservationTTL}, check: func(s Shop, name func(string) string) error {
+	{keys: []string{KeyReservationTTL}, check: func(s Settings, name func(string) string) error {
 		if s.ReservationTTL >= s.GrainIdleTimeout {
 			return fmt.Errorf("%s (%s) must be under %s (%s): a grain's reservation timer only fires while the grain is active",
 				name(KeyReservationTTL), shortDuration(s.ReservationTTL), name(keyGrainIdleTimeout), shortDuration(s.GrainIdleTimeout))
 		}
 		return nil
 	}},
-	{keys: []string{KeyLoginLockout, KeyLoginLockoutMax}, check: func(s Shop, name func(string) string) error {
+	{keys: []string{KeyLoginLockout, KeyLoginLockoutMax}, check: func(s Settings, name func(string) string) error {
 		if s.LoginLockout > s.LoginLockoutMax {
 			return fmt.Errorf("%s (%s) must not exceed %s (%s)",
 				name(KeyLoginLockout), shortDuration(s.LoginLockout), name(KeyLoginLockoutMax), shortDuration(s.LoginLockoutMax))
@@ -140,7 +140,7 @@ func (ls liveSetting) want() string {
 		}
 		return v
 	}
-	switch ls.field(&Shop{}).(type) {
+	switch ls.field(&Settings{}).(type) {
 	case *bool:
 		return "want true or false"
 	case *time.Duration:
@@ -157,7 +157,7 @@ func (ls liveSetting) want() string {
 }
 
 // inRange reports whether the setting's value in s is within its range.
-func (ls liveSetting) inRange(s *Shop) bool {
+func (ls liveSetting) inRange(s *Settings) bool {
 	var v int64
 	switch p := ls.field(s).(type) {
 	case *bool:
@@ -173,7 +173,7 @@ func (ls liveSetting) inRange(s *Shop) bool {
 }
 
 // parse sets the setting in s from its text form.
-func (ls liveSetting) parse(s *Shop, value string) error {
+func (ls liveSetting) parse(s *Settings, value string) error {
 	var err error
 	switch p := ls.field(s).(type) {
 	case *bool:
@@ -189,7 +189,7 @@ func (ls liveSetting) parse(s *Shop, value string) error {
 }
 
 // format renders the setting's value in s in the form parse reads.
-func (ls liveSetting) format(s *Shop) string {
+func (ls liveSetting) format(s *Settings) string {
 	switch p := ls.field(s).(type) {
 	case *bool:
 		return strconv.FormatBool(*p)
@@ -216,7 +216,7 @@ func relationsOf(key string) []liveRelation {
 
 // validateLive checks every live setting of s at start, as Live.Set checks an update:
 // each against its range, then each relation whose settings are all in range.
-func validateLive(s Shop) error {
+func validateLive(s Settings) error {
 	var errs []error
 	outOfRange := map[string]bool{}
 	for _, ls := range liveSettings {
@@ -234,7 +234,7 @@ func validateLive(s Shop) error {
 }
 
 // NewLive starts the live settings at s (already validated).
-func NewLive(s Shop) *Live {
+func NewLive(s Settings) *Live {
 	l := &Live{}
 	l.shop.Store(&s)
 	return l
@@ -281,7 +281,7 @@ func (l *Live) Value(key string) string {
 }
 
 // Set validates value for key and applies it; an invalid value changes nothing and
-// says why. The value is checked as Shop.Validate checks it at start: against the
+// says why. The value is checked as Settings.Validate checks it at start: against the
 // setting's range and the settings it must agree with.
 func (l *Live) Set(key, value string) error {
 	ls, ok := findLiveSetting(key)

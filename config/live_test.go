@@ -14,7 +14,7 @@ func TestDefaultsAreValidLiveValues(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the shipped defaults: %v", err)
 	}
-	l := NewLive(cfg.Shop)
+	l := NewLive(cfg.Settings)
 	for _, key := range LiveKeys {
 		if l.Value(key) == "" {
 			t.Errorf("live setting %s has no value", key)
@@ -26,7 +26,7 @@ func TestDefaultsAreValidLiveValues(t *testing.T) {
 }
 
 func TestLiveSet(t *testing.T) {
-	base := Shop{ReservationTTL: time.Minute, MaxLineQuantity: 5, LowStockThreshold: 5, GrainCallTimeout: 5 * time.Second, GrainIdleTimeout: 5 * time.Minute,
+	base := Settings{ReservationTTL: time.Minute, MaxLineQuantity: 5, LowStockThreshold: 5, GrainCallTimeout: 5 * time.Second, GrainIdleTimeout: 5 * time.Minute,
 		RateRegisterPerMin: 300, RateRegisterBurst: 300, RateLoginPerMin: 600, RateLoginBurst: 300, RateCheckoutPerMin: 1200, RateCheckoutBurst: 400,
 		LoginLockoutFailures: 10, LoginLockout: time.Minute, LoginLockoutMax: 15 * time.Minute}
 	tests := []struct {
@@ -118,7 +118,7 @@ func boundProbes(t *testing.T) []probe {
 	var out []probe
 	for _, ls := range liveSettings {
 		render := func(v int64) string { return strconv.FormatInt(v, 10) }
-		switch ls.field(&Shop{}).(type) {
+		switch ls.field(&Settings{}).(type) {
 		case *bool:
 			out = append(out, probe{ls.key, "true", true}, probe{ls.key, "false", true}, probe{ls.key, "maybe", false})
 			continue
@@ -161,7 +161,7 @@ func TestLiveRangesAreOneRule(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the base: %v", err)
 			}
-			live := NewLive(cfg.Shop)
+			live := NewLive(cfg.Settings)
 			liveErr := live.Set(pr.key, pr.value)
 
 			t.Setenv(envName(pr.key), pr.value)
@@ -183,7 +183,7 @@ func TestLiveRangesAreOneRule(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			liveErr := NewLive(cfg.Shop).Set(pr.key, pr.value)
+			liveErr := NewLive(cfg.Settings).Set(pr.key, pr.value)
 			t.Setenv(envName(pr.key), pr.value)
 			_, _, startErr := ParseDev(nil)
 			if startErr == nil || liveErr == nil {
@@ -197,7 +197,7 @@ func TestLiveRangesAreOneRule(t *testing.T) {
 func mustParse(t *testing.T, key, value string) string {
 	t.Helper()
 	ls, _ := findLiveSetting(key)
-	var s Shop
+	var s Settings
 	if err := ls.parse(&s, value); err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestLiveErrorsNameTheSetting(t *testing.T) {
 	if want := "PHONESHOP_GRAIN_CALL_TIMEOUT=2m0s: want a duration from 10ms to 1m"; err == nil || err.Error() != want {
 		t.Errorf("at start: %v, want %q", err, want)
 	}
-	cfg := Shop{ReservationTTL: time.Minute, MaxLineQuantity: 5, GrainCallTimeout: 5 * time.Second, GrainIdleTimeout: 5 * time.Minute,
+	cfg := Settings{ReservationTTL: time.Minute, MaxLineQuantity: 5, GrainCallTimeout: 5 * time.Second, GrainIdleTimeout: 5 * time.Minute,
 		RateRegisterPerMin: 1, RateRegisterBurst: 1, RateLoginPerMin: 1, RateLoginBurst: 1, RateCheckoutPerMin: 1, RateCheckoutBurst: 1,
 		LoginLockoutFailures: 1, LoginLockout: time.Minute, LoginLockoutMax: time.Hour}
 	l := NewLive(cfg)

@@ -106,7 +106,7 @@ func (a *answers) check(t *testing.T, phase string) {
 // hashing cost and limits. Every answer is the success, or 429/503 with a
 // Retry-After after which a retry succeeds; none is a 500.
 func TestShippedBurst(t *testing.T) {
-	shoptest.SkipShippedUnderRace(t)
+	shoptest.ShippedCost(t)
 	for _, tc := range []struct {
 		name   string
 		stores shoptest.Option
@@ -183,7 +183,7 @@ func TestShippedBurst(t *testing.T) {
 // hashing runs in a pool, not once per request (1,000 hashes at once would want
 // about 19 GB).
 func TestShippedHostileLogins(t *testing.T) {
-	shoptest.SkipShippedUnderRace(t)
+	shoptest.ShippedCost(t)
 	h := shoptest.Start(t, 1, shoptest.AtShippedCost)
 	const attackers = 1000
 	// Warm the pool's estimate of a hash with one login, then measure from here.
@@ -342,7 +342,7 @@ func wantRateLimited(t *testing.T, r shoptest.Response, wait time.Duration) {
 func TestFailedLoginLockout(t *testing.T) {
 	h := shoptest.Start(t, 1)
 	shipped, _, _ := config.ParseDev(nil)
-	failures, first := shipped.Shop.LoginLockoutFailures, shipped.Shop.LoginLockout
+	failures, first := shipped.Settings.LoginLockoutFailures, shipped.Settings.LoginLockout
 
 	t.Run("ten_failures_lock_that_address_only", func(t *testing.T) {
 		_, email := h.Shopper()
@@ -384,7 +384,7 @@ func TestFailedLoginLockout(t *testing.T) {
 func TestRateLimitPerAddress(t *testing.T) {
 	const burst = 3
 	tight := func(c *config.Dev) {
-		c.Shop.RateRegisterPerMin, c.Shop.RateRegisterBurst = 1, burst
+		c.Settings.RateRegisterPerMin, c.Settings.RateRegisterBurst = 1, burst
 	}
 	register := func(t *testing.T, h *shoptest.Harness, xff string) shoptest.Response {
 		t.Helper()
@@ -421,8 +421,8 @@ func TestRateLimitPerAddress(t *testing.T) {
 	})
 	t.Run("checkout_and_login_have_limits_of_their_own", func(t *testing.T) {
 		h := shoptest.Start(t, 1, func(c *config.Dev) {
-			c.Shop.RateLoginPerMin, c.Shop.RateLoginBurst = 1, burst
-			c.Shop.RateCheckoutPerMin, c.Shop.RateCheckoutBurst = 1, 1
+			c.Settings.RateLoginPerMin, c.Settings.RateLoginBurst = 1, burst
+			c.Settings.RateCheckoutPerMin, c.Settings.RateCheckoutBurst = 1, 1
 		})
 		token, email := h.Shopper() // one login of the burst
 		for range burst - 1 {

@@ -14,7 +14,7 @@ import (
 func TestCart(t *testing.T) {
 	h := shoptest.Start(t, 1)
 	seed := loadSeed(t)
-	maxQty := h.Config.Shop.MaxLineQuantity
+	maxQty := h.Config.Settings.MaxLineQuantity
 	pixel := seed.variant(t, "google-pixel-8-128-obsidian")
 	iphone := seed.variant(t, seed.byID["apple-iphone-16"].Variants[0].SKU)
 	ann, _ := h.Shopper()

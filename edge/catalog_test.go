@@ -20,7 +20,7 @@ import (
 func TestCatalog(t *testing.T) {
 	h := shoptest.Start(t, 1)
 	seed := loadSeed(t)
-	low := h.Config.Shop.LowStockThreshold
+	low := h.Config.Settings.LowStockThreshold
 
 	search := func(t *testing.T, q url.Values) shoptest.Response {
 		t.Helper()
@@ -351,7 +351,7 @@ func TestCatalog(t *testing.T) {
 		for n := 0; ; n++ {
 			filled := false
 			for _, v := range target.Variants {
-				if qty := min(remaining[v.SKU], h.Config.Shop.MaxLineQuantity); qty > 0 {
+				if qty := min(remaining[v.SKU], h.Config.Settings.MaxLineQuantity); qty > 0 {
 					putItem(t, h, shopper, v.SKU, qty)
 					remaining[v.SKU] -= qty
 					filled = true

@@ -75,6 +75,9 @@ type Deps struct {
 	// Now is the clock campaigns are read by (time.Now when nil).
 	Now     func() time.Time
 	Cluster *cluster.Cluster
+	// Members lists the cluster's members (member.Client.Members or
+	// member.Member.Members: never MemberList.Members, which reads without a lock).
+	Members func() []*cluster.Member
 	Calls   call.Policy
 	// Ready reports the parts that cannot serve now (empty when ready).
 	Ready func(ctx context.Context) []string

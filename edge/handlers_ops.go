@@ -118,7 +118,7 @@ func (s *server) clusterView(c *fiber.Ctx) error {
 // queryMembers asks every member the edge knows of to describe itself, all at once,
 // and returns them sorted by id.
 func (s *server) queryMembers(ctx context.Context) []memberResponse {
-	listed := s.Cluster.MemberList.Members().Members()
+	listed := s.Members()
 	out := make([]memberResponse, len(listed))
 	var wg sync.WaitGroup
 	for i, m := range listed {

@@ -18,7 +18,7 @@ import (
 // process, so it runs in `make test`'s pass without -race (persistence/redis's
 // TestBus covers the same revocations under it).
 func TestClusterTwoEdgesOverOneRedis(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+	shoptest.MultiMember(t)
 	dsn := dbtest.MySQLDSN(t)
 	addr, prefix := dbtest.Redis(t)
 	shared := func(c *config.Dev) { c.MySQLDSN, c.RedisAddr, c.RedisPrefix = dsn, addr, prefix }

@@ -220,7 +220,7 @@ func TestOpsClusterView(t *testing.T) {
 // TestClusterOpsView: with three members every member answers, and the view adds
 // up to what the members themselves count.
 func TestClusterOpsView(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+	shoptest.MultiMember(t)
 	h := shoptest.Start(t, 3)
 	admin := h.Admin()
 	const carts = 12

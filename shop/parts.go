@@ -121,7 +121,7 @@ func seedSKUs() ([]string, error) {
 
 // followLive makes the process's live settings from shopCfg and, when consulAddr is
 // set, keeps them following Consul KV until the shop closes.
-func (s *Shop) followLive(shopCfg config.Shop, consulAddr string) error {
+func (s *Shop) followLive(shopCfg config.Settings, consulAddr string) error {
 	s.Live = config.NewLive(shopCfg)
 	if consulAddr == "" {
 		return nil
@@ -287,10 +287,10 @@ func (s *Shop) grainDeps(hot *hotReads, groupCommit bool) member.Deps {
 	}
 }
 
-// startEdge builds the HTTP edge calling grains through c; serveMetrics puts
-// /metrics on the API's port (dev only: nodes and edges serve it on the health
-// listener, which the load balancer does not expose).
-func (s *Shop) startEdge(hot *hotReads, c *cluster.Cluster, cfg config.HTTP, serveMetrics bool) error {
+// startEdge builds the HTTP edge calling grains through c, whose members are
+// members(). serveMetrics puts /metrics on the API's port (dev only: nodes and
+// edges serve it on the health listener, which the load balancer does not expose).
+func (s *Shop) startEdge(hot *hotReads, c *cluster.Cluster, members func() []*cluster.Member, cfg config.HTTP, serveMetrics bool) error {
 	limits, err := s.limits(hot, cfg)
 	if err != nil {
 		return err
@@ -301,7 +301,7 @@ func (s *Shop) startEdge(hot *hotReads, c *cluster.Cluster, cfg config.HTTP, ser
 	s.App = edge.New(edge.Deps{
 		Accounts: s.Accounts, Unsubscribe: s.Unsubscribe, Catalog: s.Catalog, Orders: s.Store, Promos: s.Store, Campaigns: s.campaigns,
 		PhoneViews: views(cache.LocalPhones, cache.DefaultPhoneViews), PageViews: views(cache.LocalPages, cache.DefaultPageViews),
-		Cluster: c, Calls: s.calls,
+		Cluster: c, Members: members, Calls: s.calls,
 		Ready:             s.ready,
 		MaxLineQuantity:   s.Live.MaxLineQuantity,
 		LowStockThreshold: s.Live.LowStockThreshold,

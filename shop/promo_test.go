@@ -19,7 +19,7 @@ func TestCappedCampaign(t *testing.T) { cappedCampaign(t, 1) }
 // TestClusterCappedCampaign is the same race on 3 members: carts, orders, the SKU
 // and the campaign live on different members.
 func TestClusterCappedCampaign(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+	shoptest.MultiMember(t)
 	cappedCampaign(t, 3)
 }
 

@@ -46,7 +46,7 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	if err := s.seedCatalog(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.followLive(cfg.Shop, cfg.ConsulAddr); err != nil {
+	if err := s.followLive(cfg.Settings, cfg.ConsulAddr); err != nil {
 		return nil, err
 	}
 	s.useGrainCalls()
@@ -82,7 +82,7 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 		}
 		m, err := member.StartMember(member.Config{
 			Host: cfg.ClusterHost, Port: portFor(cfg.ClusterPort, i), NewProvider: member.NewInMemoryProvider(agent),
-			IdleTimeout: cfg.Shop.GrainIdleTimeout, RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log,
+			IdleTimeout: cfg.Settings.GrainIdleTimeout, RequestTimeout: cfg.Settings.GrainCallTimeout, Logger: log,
 			OnJoin: onJoin,
 		}, deps)
 		if err != nil {
@@ -95,7 +95,7 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	if err := s.seedStock(ctx, c); err != nil {
 		return nil, fmt.Errorf("seed stock: %w", err)
 	}
-	if err := s.startEdge(hot, c, cfg.HTTP, true); err != nil {
+	if err := s.startEdge(hot, c, s.Members[0].Members, cfg.HTTP, true); err != nil {
 		return nil, err
 	}
 	if cfg.DevMail {
@@ -137,7 +137,7 @@ func StartNode(ctx context.Context, cfg config.Node, log *slog.Logger) (_ *Shop,
 	if err := s.seedCatalog(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.followLive(cfg.Shop, cfg.ConsulAddr); err != nil {
+	if err := s.followLive(cfg.Settings, cfg.ConsulAddr); err != nil {
 		return nil, err
 	}
 	s.useGrainCalls()
@@ -157,7 +157,7 @@ func StartNode(ctx context.Context, cfg config.Node, log *slog.Logger) (_ *Shop,
 	m, err := member.StartMember(member.Config{
 		Host: cfg.ClusterHost, Port: cfg.ClusterPort, Rejoin: true,
 		NewProvider: func() (cluster.ClusterProvider, error) { return consulProvider(cfg.Consul, log) },
-		IdleTimeout: cfg.Shop.GrainIdleTimeout, RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log,
+		IdleTimeout: cfg.Settings.GrainIdleTimeout, RequestTimeout: cfg.Settings.GrainCallTimeout, Logger: log,
 		OnJoin: func(ctx context.Context, c *cluster.Cluster) {
 			var wg sync.WaitGroup
 			defer wg.Wait()
@@ -192,7 +192,7 @@ func StartEdge(ctx context.Context, cfg config.Edge, log *slog.Logger) (_ *Shop,
 	if err := s.openStore(ctx, "", cfg.Stores, false); err != nil {
 		return nil, err
 	}
-	if err := s.followLive(cfg.Shop, cfg.ConsulAddr); err != nil {
+	if err := s.followLive(cfg.Settings, cfg.ConsulAddr); err != nil {
 		return nil, err
 	}
 	s.useGrainCalls()
@@ -214,10 +214,10 @@ func StartEdge(ctx context.Context, cfg config.Edge, log *slog.Logger) (_ *Shop,
 	}
 	newProvider := func() (cluster.ClusterProvider, error) { return consulProvider(cfg.Consul, log) }
 	if s.Client, err = member.StartClient(member.Config{Host: cfg.ClusterHost, Port: cfg.ClusterPort, NewProvider: newProvider,
-		RequestTimeout: cfg.Shop.GrainCallTimeout, Logger: log}); err != nil {
+		RequestTimeout: cfg.Settings.GrainCallTimeout, Logger: log}); err != nil {
 		return nil, err
 	}
-	if err := s.startEdge(hot, s.Client.Cluster, cfg.HTTP, false); err != nil {
+	if err := s.startEdge(hot, s.Client.Cluster, s.Client.Members, cfg.HTTP, false); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -238,7 +238,7 @@ func StartMailer(ctx context.Context, cfg config.Mailer, log *slog.Logger) (_ *S
 	}
 	sender := mail.NewSMTP(mail.SMTPConfig{Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUser,
 		Password: cfg.SMTPPassword, TLSPolicy: cfg.SMTPTLSPolicy, Timeout: cfg.SMTPTimeout})
-	if err := s.followLive(cfg.Shop, cfg.ConsulAddr); err != nil {
+	if err := s.followLive(cfg.Settings, cfg.ConsulAddr); err != nil {
 		return nil, err
 	}
 	m := mailer.New(s.Store, sender, mailer.Config{From: cfg.MailFrom, PublicURL: cfg.PublicURL, Unsubscribe: tokens,

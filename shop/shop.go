@@ -118,7 +118,7 @@ func (s *Shop) ready(ctx context.Context) []string {
 	case s.mailerOnly:
 	case s.Client != nil:
 		// An edge serves once it knows a member to send grain calls to.
-		if s.Client.Cluster.MemberList.Members().Len() == 0 {
+		if len(s.Client.Members()) == 0 {
 			failing = append(failing, "cluster")
 		}
 	case len(s.Members) == 0:

@@ -30,7 +30,7 @@ func TestFlashSaleOnMariaDBAndRedis(t *testing.T) {
 // TestClusterFlashSale is the same sale on a shop of 3 cluster members, so carts,
 // orders and the hot SKU live on different members.
 func TestClusterFlashSale(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+	shoptest.MultiMember(t)
 	flashSale(t, 3)
 }
 

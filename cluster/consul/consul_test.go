@@ -125,11 +125,11 @@ func TestClientStartsAndStopsCleanly(t *testing.T) {
 // TestClusterTwoMembersSeeEachOther: members find each other through Consul, and
 // a member that stops is dropped from the others' view.
 func TestClusterTwoMembersSeeEachOther(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+	shoptest.MultiMember(t)
 	agent := consultest.Start(t)
 	a, b := startMember(t, agent), startMember(t, agent)
 	sees := func(m *member.Member, n int) func() bool {
-		return func() bool { return m.Cluster().MemberList.Members().Len() == n }
+		return func() bool { return len(m.Members()) == n }
 	}
 	eventually(t, "both members see two members", func() bool { return sees(a, 2)() && sees(b, 2)() })
 	b.Stop()
@@ -141,7 +141,7 @@ func TestClusterTwoMembersSeeEachOther(t *testing.T) {
 // protoactor member list never lets that id back in. It leaves and joins again under
 // a new id, on the same fixed port, and the peer takes the new id in.
 func TestClusterDroppedMemberRejoinsUnderANewID(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+	shoptest.MultiMember(t)
 	agent := consultest.Start(t)
 	port := consultest.FreePort(t)
 	a := memberOn(t, agent, port)
@@ -164,7 +164,7 @@ func TestClusterDroppedMemberRejoinsUnderANewID(t *testing.T) {
 		t.Fatalf("rejoined on %s, want the same port %d", got, port)
 	}
 	eventually(t, "the peer sees the rejoined member", func() bool {
-		return slices.ContainsFunc(b.Cluster().MemberList.Members().Members(), func(m *cluster.Member) bool { return m.Id == a.ID() })
+		return slices.ContainsFunc(b.Members(), func(m *cluster.Member) bool { return m.Id == a.ID() })
 	})
 }
 

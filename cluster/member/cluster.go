@@ -84,6 +84,7 @@ type Member struct {
 	system   *actor.ActorSystem
 	cluster  *cluster.Cluster
 	provider cluster.ClusterProvider
+	topology *topology
 	rejoins  int
 
 	// endHooks ends the current incarnation's OnJoin; hooks waits for it.
@@ -133,6 +134,7 @@ func (m *Member) join() error {
 		),
 	)
 	c := cluster.New(system, clusterCfg)
+	topology := followTopology(system)
 	if err := startMember(c); err != nil {
 		// The remote may be listening already: release the port for the next try.
 		leaveAbruptly(c)
@@ -144,7 +146,7 @@ func (m *Member) join() error {
 	}
 	ctx, endHooks := context.WithCancel(context.Background())
 	m.mu.Lock()
-	m.system, m.cluster, m.provider, m.endHooks = system, c, provider, endHooks
+	m.system, m.cluster, m.provider, m.topology, m.endHooks = system, c, provider, topology, endHooks
 	m.mu.Unlock()
 	if m.cfg.OnJoin != nil {
 		m.hooks.Add(1)
@@ -206,40 +208,51 @@ func (m *Member) supervise() {
 
 // untilDropped waits until the incarnation c may have been dropped by its peers and
 // says why, or returns "" when the member stops. Dropped: the provider says so
-// (Evictable), or the member finds its own id among the members that left, or on
-// its block list (peers gossip the ids they block).
+// (Evictable), or the member finds its own id among the members that left, or a
+// peer gossips that it blocks the member's id.
+//
+// Both are read from the events that carry them, never from protoactor's block
+// list: BlockList.IsBlocked reads it without the lock its writers take, and
+// gossip from peers writes it at any time (a data race the detector reported when
+// this polled it).
 func (m *Member) untilDropped(c *cluster.Cluster, provider cluster.ClusterProvider) string {
 	var evicted <-chan struct{}
 	if ev, ok := provider.(Evictable); ok {
 		evicted = ev.Evicted()
 	}
 	self := c.ActorSystem.ID
-	left := make(chan struct{}, 1)
+	left, blocked := make(chan struct{}, 1), make(chan struct{}, 1)
+	signal := func(ch chan struct{}) {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 	sub := c.ActorSystem.EventStream.Subscribe(func(ev any) {
-		if t, ok := ev.(*cluster.ClusterTopology); ok &&
-			slices.ContainsFunc(t.Left, func(l *cluster.Member) bool { return l.Id == self }) {
-			select {
-			case left <- struct{}{}:
-			default:
+		switch t := ev.(type) {
+		case *cluster.ClusterTopology:
+			if slices.ContainsFunc(t.Left, func(l *cluster.Member) bool { return l.Id == self }) {
+				signal(left)
+			}
+		case *cluster.GossipUpdate:
+			// A peer's view of the topology, with the ids it blocks (what
+			// protoactor adds to this member's own block list).
+			var topology cluster.ClusterTopology
+			if t.Key == cluster.TopologyKey && t.Value.UnmarshalTo(&topology) == nil && slices.Contains(topology.Blocked, self) {
+				signal(blocked)
 			}
 		}
 	})
 	defer c.ActorSystem.EventStream.Unsubscribe(sub)
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-m.stopping:
-			return ""
-		case <-evicted:
-			return "the membership provider says its peers may have dropped it"
-		case <-left:
-			return "it is among the members that left"
-		case <-tick.C:
-			if c.Remote.BlockList().IsBlocked(self) {
-				return "it is on its own block list"
-			}
-		}
+	select {
+	case <-m.stopping:
+		return ""
+	case <-evicted:
+		return "the membership provider says its peers may have dropped it"
+	case <-left:
+		return "it is among the members that left"
+	case <-blocked:
+		return "a peer blocks it"
 	}
 }
 
@@ -267,7 +280,7 @@ func (m *Member) untilDropped(c *cluster.Cluster, provider cluster.ClusterProvid
 // process, the departure still writes each peer's block list while that peer's
 // gossip loop reads it: an unlocked read inside protoactor that no order on the
 // leaving side can prevent, which is why those tests skip under the race detector
-// (shoptest.SkipUnderRace).
+// (shoptest.MultiMember).
 func leaveAbruptly(c *cluster.Cluster) {
 	// A start that failed half-way left some parts nil inside protoactor, where
 	// their Shutdown panics: each step is tried on its own.
@@ -325,6 +338,13 @@ func (m *Member) System() *actor.ActorSystem {
 	return m.system
 }
 
+// Members are the cluster's members as the current incarnation last learned them.
+func (m *Member) Members() []*cluster.Member {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.topology.list()
+}
+
 // Rejoins counts how often the member rejoined under a new id.
 func (m *Member) Rejoins() int {
 	m.mu.RLock()
@@ -371,10 +391,14 @@ func activationCounts(c *cluster.Cluster) map[string]int {
 
 // Client is a cluster client: it calls grains and hosts none (the edge).
 type Client struct {
-	System  *actor.ActorSystem
-	Cluster *cluster.Cluster
-	once    sync.Once
+	System   *actor.ActorSystem
+	Cluster  *cluster.Cluster
+	topology *topology
+	once     sync.Once
 }
+
+// Members are the cluster's members as the client last learned them.
+func (cl *Client) Members() []*cluster.Member { return cl.topology.list() }
 
 // StartClient joins the cluster as a client.
 func StartClient(cfg Config) (*Client, error) {
@@ -385,10 +409,11 @@ func StartClient(cfg Config) (*Client, error) {
 	system := newSystem(cfg.Logger)
 	c := cluster.New(system, cluster.Configure(Name, provider, disthash.New(), remote.Configure(cfg.Host, cfg.Port),
 		cluster.WithRequestTimeout(cfg.RequestTimeout)))
+	topology := followTopology(system)
 	if err := startClient(c); err != nil {
 		return nil, err
 	}
-	return &Client{System: system, Cluster: c}, nil
+	return &Client{System: system, Cluster: c, topology: topology}, nil
 }
 
 func startClient(c *cluster.Cluster) (err error) {

@@ -31,13 +31,13 @@ func TestGrainsWithoutGroupCommit(t *testing.T) {
 // TestClusterGrains runs them on three members, where callers and grains sit on
 // different members and every call crosses the wire.
 func TestClusterGrains(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+	shoptest.MultiMember(t)
 	grainScenarios(t, 3)
 }
 
 // TestClusterActivationsSpreadOverMembers: identities are placed on every member.
 func TestClusterActivationsSpreadOverMembers(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+	shoptest.MultiMember(t)
 	h := shoptest.Start(t, 3)
 	c := h.Shop.Members[0].Cluster()
 	const carts = 90

@@ -22,9 +22,9 @@ func inMemoryMember(t *testing.T, agent *member.InMemoryAgent) *member.Member {
 	return m
 }
 
-func memberIDs(c *cluster.Cluster) []string {
+func memberIDs(members []*cluster.Member) []string {
 	var ids []string
-	for _, m := range c.MemberList.Members().Members() {
+	for _, m := range members {
 		ids = append(ids, m.Id)
 	}
 	slices.Sort(ids)
@@ -43,7 +43,7 @@ func TestMemberStopLeavesItsOwnBlockListAlone(t *testing.T) {
 		if n := c.Remote.BlockList().Len(); n != 0 {
 			t.Fatalf("the stopped member's block list holds %d ids, want none", n)
 		}
-		if got := memberIDs(c); !slices.Equal(got, []string{c.ActorSystem.ID}) {
+		if got := memberIDs(m.Members()); !slices.Equal(got, []string{c.ActorSystem.ID}) {
 			t.Fatalf("the stopped member's own view changed to %v", got)
 		}
 	}
@@ -52,24 +52,23 @@ func TestMemberStopLeavesItsOwnBlockListAlone(t *testing.T) {
 // TestClusterInMemoryMembersLearnOfADeparture: the members that stay learn at once
 // that a member left; the member that left hears of no later change.
 func TestClusterInMemoryMembersLearnOfADeparture(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+	shoptest.MultiMember(t)
 	agent := member.NewInMemoryAgent()
 	a, b := inMemoryMember(t, agent), inMemoryMember(t, agent)
 	both := []string{a.ID(), b.ID()}
 	slices.Sort(both)
-	if got := memberIDs(a.Cluster()); !slices.Equal(got, both) {
+	if got := memberIDs(a.Members()); !slices.Equal(got, both) {
 		t.Fatalf("a sees %v, want %v", got, both)
 	}
-	ca := a.Cluster()
 	a.Stop()
-	if got := memberIDs(b.Cluster()); !slices.Equal(got, []string{b.ID()}) {
+	if got := memberIDs(b.Members()); !slices.Equal(got, []string{b.ID()}) {
 		t.Fatalf("after a left, b sees %v, want only itself", got)
 	}
 	c := inMemoryMember(t, agent)
-	if got := memberIDs(ca); !slices.Equal(got, both) {
+	if got := memberIDs(a.Members()); !slices.Equal(got, both) {
 		t.Fatalf("after c joined, the stopped a sees %v; want its view as it left, %v", got, both)
 	}
-	if got := memberIDs(c.Cluster()); len(got) != 2 || slices.Contains(got, a.ID()) {
+	if got := memberIDs(c.Members()); len(got) != 2 || slices.Contains(got, a.ID()) {
 		t.Fatalf("c sees %v, want b and itself", got)
 	}
 }

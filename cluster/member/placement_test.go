@@ -22,8 +22,8 @@ import (
 func TestActivatorForgetsPassivatedGrainsAndKeepsActiveOnes(t *testing.T) {
 	const idle = 8 * time.Second // outlasts the activations under the race detector
 	h := shoptest.Start(t, 1, func(c *config.Dev) {
-		c.Shop.ReservationTTL = time.Second
-		c.Shop.GrainIdleTimeout = idle
+		c.Settings.ReservationTTL = time.Second
+		c.Settings.GrainIdleTimeout = idle
 	})
 	member := h.Shop.Members[0]
 	c := member.Cluster()

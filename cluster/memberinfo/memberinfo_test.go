@@ -167,9 +167,9 @@ func TestQueryHonoursCancel(t *testing.T) {
 }
 
 // TestClusterQueryOverRemote: a round trip between two actor systems over gRPC.
-// Two remotes in one process race inside protoactor-go (see shoptest.SkipUnderRace).
+// Two remotes in one process race inside protoactor-go (see shoptest.MultiMember).
 func TestClusterQueryOverRemote(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+	shoptest.MultiMember(t)
 	member, edge := startSystem(t), startSystem(t)
 	if member.Address() == edge.Address() {
 		t.Fatalf("both systems on %s", member.Address())

@@ -187,13 +187,10 @@ func servePprof(t *testing.T) string {
 	return srv.Listener.Addr().String()
 }
 
-// TestClusterCartMemoryIsMeasuredAndComesBack: the memory measurement activates the
-// carts, sees them all active, and sees idle ones passivate and free their heap.
-// Thousands of passivations race inside protoactor-go at shutdown (disthash's
-// placement actor reads the member list while the provider rewrites it), so this
-// runs in make test's pass without -race.
-func TestClusterCartMemoryIsMeasuredAndComesBack(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+// TestCartMemoryIsMeasuredAndComesBack: the memory measurement activates the carts,
+// sees them all active, and sees idle ones passivate and free their heap. Its shop
+// has one member, so it runs under the race detector like any other test.
+func TestCartMemoryIsMeasuredAndComesBack(t *testing.T) {
 	m, err := measureCartMemory(context.Background(), 3000, 2*time.Second, shoptest.Logger())
 	if err != nil {
 		t.Fatal(err)

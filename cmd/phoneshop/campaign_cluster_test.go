@@ -9,11 +9,10 @@ import (
 	"phoneshop/internal/shoptest"
 )
 
-// TestClusterCampaignShowsOnEveryEdge: a launch, a pause and an end made through
+// TestCampaignShowsOnEveryEdge: a launch, a pause and an end made through
 // one edge show in the phone details of every edge within 2 seconds (issue 10).
 // Each edge is its own process with its own view of the live campaigns.
-func TestClusterCampaignShowsOnEveryEdge(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+func TestCampaignShowsOnEveryEdge(t *testing.T) {
 	c := startCluster(t, clusterSpec{Nodes: 1, Edges: 2, Env: []string{"PHONESHOP_CONSUL_TTL=3s"}})
 	first := c.Edge(0)
 	admin := c.Admin(first)

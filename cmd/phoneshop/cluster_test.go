@@ -21,10 +21,9 @@ import (
 // phoneshop binary, a real Consul agent, MariaDB and Redis (clusterharness_test.go).
 // Faults are injected with signals; the test restarts what it kills.
 
-// TestClusterSpreadsOrdersOverNodes: 1,000 orders through one edge land on all
+// TestOrdersSpreadOverNodes: 1,000 orders through one edge land on all
 // three nodes, each hosting at least 20% of the order grains.
-func TestClusterSpreadsOrdersOverNodes(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+func TestOrdersSpreadOverNodes(t *testing.T) {
 	// Grains stay active for the whole test, so activations count every order.
 	c := startCluster(t, clusterSpec{Nodes: 3, Edges: 1, Env: []string{"PHONESHOP_CONSUL_TTL=3s", "PHONESHOP_GRAIN_IDLE_TIMEOUT=10m"}})
 	h := c.Edge(0)
@@ -93,7 +92,7 @@ func TestClusterSpreadsOrdersOverNodes(t *testing.T) {
 	c.RequireNoExits()
 }
 
-// TestClusterKill9UnderLoadLosesNothing kills one of three nodes with SIGKILL in the
+// TestKill9UnderLoadLosesNothing kills one of three nodes with SIGKILL in the
 // middle of a checkout load that goes on for 10s more. The other nodes take over
 // its grains from their snapshots: a client's retry of every checkout (same
 // Idempotency-Key) gets the same order, or for one left unanswered its order or a
@@ -101,8 +100,7 @@ func TestClusterSpreadsOrdersOverNodes(t *testing.T) {
 // every 201 order exists, confirmed, with its lines; per SKU available + reserved +
 // sold = received and sold is exactly what confirmed orders hold. The node then
 // restarts on its port and rejoins.
-func TestClusterKill9UnderLoadLosesNothing(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+func TestKill9UnderLoadLosesNothing(t *testing.T) {
 	c := startCluster(t, clusterSpec{Nodes: 3, Edges: 1, Env: []string{
 		"PHONESHOP_CONSUL_TTL=3s", "PHONESHOP_RESERVATION_TTL=3s", "PHONESHOP_GRAIN_IDLE_TIMEOUT=2m"}})
 	h := c.Edge(0)
@@ -331,12 +329,11 @@ func TestClusterKill9UnderLoadLosesNothing(t *testing.T) {
 	c.RequireNoExits()
 }
 
-// TestClusterStalledNodeRejoins freezes a node with SIGSTOP for 3x the Consul TTL,
+// TestStalledNodeRejoins freezes a node with SIGSTOP for 3x the Consul TTL,
 // so that the cluster moves on without it, then lets it run again: within 30s
 // Consul has the three nodes passing, the ops endpoint lists them up, and checkouts
 // are served on every node (each one hosts order grains of the checkouts made after).
-func TestClusterStalledNodeRejoins(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+func TestStalledNodeRejoins(t *testing.T) {
 	const ttl = 2 * time.Second
 	c := startCluster(t, clusterSpec{Nodes: 3, Edges: 1, Env: []string{
 		"PHONESHOP_CONSUL_TTL=" + ttl.String(), "PHONESHOP_GRAIN_IDLE_TIMEOUT=10m"}})
@@ -412,11 +409,10 @@ func TestClusterStalledNodeRejoins(t *testing.T) {
 	c.RequireNoExits(victim) // the stalled node may exit for its supervisor to restart it
 }
 
-// TestClusterConsulRestartedWithDataWiped restarts the Consul agent with its state
+// TestConsulRestartedWithDataWiped restarts the Consul agent with its state
 // lost: within 30s every node has registered again and is passing, and checkouts
 // through the edge go on.
-func TestClusterConsulRestartedWithDataWiped(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+func TestConsulRestartedWithDataWiped(t *testing.T) {
 	c := startCluster(t, clusterSpec{Nodes: 3, Edges: 1, Env: []string{"PHONESHOP_CONSUL_TTL=3s", "PHONESHOP_GRAIN_IDLE_TIMEOUT=10m"}})
 	h := c.Edge(0)
 	admin := c.Admin(h)
@@ -442,12 +438,11 @@ func TestClusterConsulRestartedWithDataWiped(t *testing.T) {
 	c.RequireNoExits(c.Nodes...) // a node may exit for its supervisor to restart it
 }
 
-// TestClusterMaxLineQuantityFromConsulKV changes phoneshop/config/max_line_quantity
+// TestMaxLineQuantityFromConsulKV changes phoneshop/config/max_line_quantity
 // in Consul KV: every edge enforces the new maximum within 5s, without a restart;
 // an invalid value is refused and the last good one kept; deleting the key brings
 // back the default.
-func TestClusterMaxLineQuantityFromConsulKV(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+func TestMaxLineQuantityFromConsulKV(t *testing.T) {
 	c := startCluster(t, clusterSpec{Nodes: 3, Edges: 2, Env: []string{"PHONESHOP_CONSUL_TTL=3s"}})
 	sku := shoptest.SoldOutSKUs(t, 1)[0] // a cart line reserves nothing: stock does not matter
 	type edgeClient struct {

@@ -142,12 +142,11 @@ func waitForRecipients(t testing.TB, mp *mailpittest.Server, promoID string, wan
 	}
 }
 
-// TestClusterCampaignMailsEveryOptedInShopperOnce: 2,000 opted in, 200 out; the
+// TestCampaignMailsEveryOptedInShopperOnce: 2,000 opted in, 200 out; the
 // campaign reaches exactly the 2,000, once each, with both unsubscribe headers;
 // the one-click POST of a received mail's link unsubscribes its shopper, and the
 // next campaign does not reach them.
-func TestClusterCampaignMailsEveryOptedInShopperOnce(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+func TestCampaignMailsEveryOptedInShopperOnce(t *testing.T) {
 	c := startCluster(t, clusterSpec{Nodes: 1, Edges: 1, Mailers: 1, Env: []string{"PHONESHOP_CONSUL_TTL=3s"}})
 	in := seedShoppers(t, c, 2000, 200)
 	admin := c.Admin(c.Edge(0))
@@ -190,11 +189,10 @@ func TestClusterCampaignMailsEveryOptedInShopperOnce(t *testing.T) {
 	}
 }
 
-// TestClusterMailerKilledMidCampaignLosesNoMail: kill -9 of the mailer in the
+// TestMailerKilledMidCampaignLosesNoMail: kill -9 of the mailer in the
 // middle of a campaign and a restart: every opted-in shopper has the mail;
 // duplicates are at most the prefetch window.
-func TestClusterMailerKilledMidCampaignLosesNoMail(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+func TestMailerKilledMidCampaignLosesNoMail(t *testing.T) {
 	const prefetch = 32
 	c := startCluster(t, clusterSpec{Nodes: 1, Edges: 1, Mailers: 1,
 		Env: []string{"PHONESHOP_CONSUL_TTL=3s", fmt.Sprintf("PHONESHOP_MAIL_PREFETCH=%d", prefetch)}})
@@ -221,11 +219,10 @@ func TestClusterMailerKilledMidCampaignLosesNoMail(t *testing.T) {
 	}
 }
 
-// TestClusterRelayNodeKilledAfterALaunchStillMails: kill -9 of a node right after a
+// TestRelayNodeKilledAfterALaunchStillMails: kill -9 of a node right after a
 // launch: the campaign still goes out (the other node's relay takes over the
 // outbox when the dead one's leases run out).
-func TestClusterRelayNodeKilledAfterALaunchStillMails(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+func TestRelayNodeKilledAfterALaunchStillMails(t *testing.T) {
 	c := startCluster(t, clusterSpec{Nodes: 2, Edges: 1, Mailers: 1, Env: []string{"PHONESHOP_CONSUL_TTL=3s"}})
 	in := seedShoppers(t, c, 300, 0)
 	admin := c.Admin(c.Edge(0))
@@ -237,10 +234,9 @@ func TestClusterRelayNodeKilledAfterALaunchStillMails(t *testing.T) {
 	}
 }
 
-// TestClusterBrokerDroppingConnectionsLosesNoMail: RabbitMQ closes every
+// TestBrokerDroppingConnectionsLosesNoMail: RabbitMQ closes every
 // connection mid-campaign; relay and mailer reconnect and nothing is lost.
-func TestClusterBrokerDroppingConnectionsLosesNoMail(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+func TestBrokerDroppingConnectionsLosesNoMail(t *testing.T) {
 	c := startCluster(t, clusterSpec{Nodes: 1, Edges: 1, Mailers: 1, Env: []string{"PHONESHOP_CONSUL_TTL=3s"}})
 	in := seedShoppers(t, c, 2000, 0)
 	admin := c.Admin(c.Edge(0))
@@ -259,11 +255,10 @@ func TestClusterBrokerDroppingConnectionsLosesNoMail(t *testing.T) {
 	}
 }
 
-// TestClusterSMTPFaults: a server answering 4xx for a while gets every mail once it
+// TestSMTPFaults: a server answering 4xx for a while gets every mail once it
 // recovers; a 5xx is counted failed and dead-lettered; a malformed message goes to
 // the dead letters without stopping the others.
-func TestClusterSMTPFaults(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+func TestSMTPFaults(t *testing.T) {
 	c := startCluster(t, clusterSpec{Nodes: 1, Edges: 1, Mailers: 1, Env: []string{"PHONESHOP_CONSUL_TTL=3s"}})
 	in := seedShoppers(t, c, 50, 0)
 	admin := c.Admin(c.Edge(0))
@@ -313,10 +308,9 @@ func TestClusterSMTPFaults(t *testing.T) {
 	}
 }
 
-// TestClusterOrderMailsOncePerEvent: each confirmed, cancelled and shipped order
+// TestOrderMailsOncePerEvent: each confirmed, cancelled and shipped order
 // gets exactly one mail of its kind.
-func TestClusterOrderMailsOncePerEvent(t *testing.T) {
-	shoptest.SkipUnderRace(t)
+func TestOrderMailsOncePerEvent(t *testing.T) {
 	c := startCluster(t, clusterSpec{Nodes: 1, Edges: 1, Mailers: 1, Env: []string{"PHONESHOP_CONSUL_TTL=3s"}})
 	h := c.Edge(0)
 	admin := c.Admin(h)

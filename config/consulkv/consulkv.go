@@ -26,7 +26,7 @@ type Watcher struct {
 	KV *api.KV
 	// Defaults are the settings from defaults, environment and flags: what a key
 	// absent from KV means.
-	Defaults config.Shop
+	Defaults config.Settings
 	Live     *config.Live
 	// WaitTime bounds one blocking query (blocking.DefaultWait when 0).
 	WaitTime time.Duration

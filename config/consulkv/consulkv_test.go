@@ -48,7 +48,7 @@ func TestWatcherFollowsConsulKV(t *testing.T) {
 	}
 	// A value present before the shop starts is read at start.
 	put(config.KeyLowStockThreshold, "9")
-	defaults := config.Shop{ReservationTTL: time.Minute, MaxLineQuantity: 5, LowStockThreshold: 5, GrainCallTimeout: 5 * time.Second, GrainIdleTimeout: 5 * time.Minute}
+	defaults := config.Settings{ReservationTTL: time.Minute, MaxLineQuantity: 5, LowStockThreshold: 5, GrainCallTimeout: 5 * time.Second, GrainIdleTimeout: 5 * time.Minute}
 	live := config.NewLive(defaults)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -83,7 +83,7 @@ func TestWatcherGivesUpOnAStalledAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	kv := client.KV()
-	defaults := config.Shop{ReservationTTL: time.Minute, MaxLineQuantity: 5, LowStockThreshold: 5, GrainCallTimeout: 5 * time.Second, GrainIdleTimeout: 5 * time.Minute}
+	defaults := config.Settings{ReservationTTL: time.Minute, MaxLineQuantity: 5, LowStockThreshold: 5, GrainCallTimeout: 5 * time.Second, GrainIdleTimeout: 5 * time.Minute}
 	live := config.NewLive(defaults)
 	logged := &consultest.LogRecorder{}
 	ctx, cancel := context.WithCancel(context.Background())

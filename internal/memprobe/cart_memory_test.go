@@ -94,7 +94,6 @@ func profileDir(tb testing.TB) string {
 //	go test -run '^$' -bench CartMemory -benchtime 1x ./internal/memprobe/
 //	MEMPROBE_CARTS=10000 go test -run '^$' -bench CartMemory -benchtime 1x ./internal/memprobe/
 func BenchmarkCartMemory(b *testing.B) {
-	shoptest.SkipUnderRace(b)
 	carts := envInt(b, "MEMPROBE_CARTS", 100_000)
 	// Every cart must still be active when the active heap is read: the idle timeout
 	// outlasts the activations (100,000 took 4 to 14 s on 2 shared cores).
@@ -135,8 +134,8 @@ type result struct {
 func measure(b *testing.B, carts, rounds int, idle time.Duration, dir string) result {
 	b.StopTimer()
 	h := shoptest.Start(b, 1, func(c *config.Dev) {
-		c.Shop.ReservationTTL = time.Second
-		c.Shop.GrainIdleTimeout = idle
+		c.Settings.ReservationTTL = time.Second
+		c.Settings.GrainIdleTimeout = idle
 	})
 	defer h.Stop()
 	member := h.Shop.Members[0]
