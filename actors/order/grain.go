@@ -395,7 +395,7 @@ func (g *grain) load(ctx context.Context) error {
 // write means another activation owns the order now: drop ours and reload theirs
 // (a failed reload leaves the order unloaded: the next command or retry loads it).
 func (g *grain) save(ctx context.Context, o *Order) error {
-	state, err := proto.Marshal(toProto(o))
+	state, err := Encode(o)
 	if err != nil {
 		return err
 	}
@@ -434,6 +434,9 @@ func Decode(state []byte) (*Order, error) {
 	}
 	return fromProto(&st), nil
 }
+
+// Encode is the stored form of an order, which Decode reads.
+func Encode(o *Order) ([]byte, error) { return proto.Marshal(toProto(o)) }
 
 // FromState converts an order's wire form to the domain's.
 func FromState(st *orderpb.OrderState) *Order { return fromProto(st) }

@@ -83,7 +83,7 @@ func Batches(t *testing.T, open Open) {
 			status := []order.Status{order.StatusCommitting, order.StatusConfirmed}[r]
 			do("order "+id, func() error {
 				o := order.Order{ID: id, AccountID: "acc_batch", Status: status, CreatedAt: now.Add(time.Duration(i) * time.Second), UpdatedAt: now}
-				state, err := encodeOrder(o)
+				state, err := order.Encode(&o)
 				if err != nil {
 					return err
 				}

@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"phoneshop/account"
 	"phoneshop/actors/cart"
@@ -27,7 +25,6 @@ import (
 	"phoneshop/catalog"
 	"phoneshop/fault"
 	"phoneshop/persistence/sqlstore"
-	"phoneshop/protos/orderpb"
 )
 
 // Open returns a new, empty, migrated store for one test; the adapter's test closes
@@ -566,7 +563,7 @@ func Orders(t *testing.T, open Open) {
 	base := time.Now().UTC().Truncate(time.Microsecond)
 	saveOrder := func(t *testing.T, o order.Order, version int64) {
 		t.Helper()
-		state, err := encodeOrder(o)
+		state, err := order.Encode(&o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -772,24 +769,6 @@ func seedOne(t *testing.T, s *sqlstore.Store, sku string) {
 	if _, err := s.SeedCatalog(context.Background(), []catalog.Phone{p}); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// encodeOrder is an order's snapshot in the order grain's own encoding (protobuf):
-// the store decodes the snapshots of the history it lists.
-func encodeOrder(o order.Order) ([]byte, error) {
-	st := &orderpb.OrderState{
-		Id: o.ID, AccountId: o.AccountID, RequestHash: o.RequestHash, Status: string(o.Status),
-		Currency: o.Currency, TotalCents: o.TotalCents, RejectedSkus: o.RejectedSKUs, RejectedPromos: o.RejectedPromos,
-		CartRevision: o.CartRevision,
-		ShippingAddress: &orderpb.Address{Name: o.Address.Name, Line1: o.Address.Line1, Line2: o.Address.Line2,
-			City: o.Address.City, PostalCode: o.Address.PostalCode, Country: o.Address.Country},
-		CreatedAt: timestamppb.New(o.CreatedAt), UpdatedAt: timestamppb.New(o.UpdatedAt),
-	}
-	for _, l := range o.Lines {
-		st.Lines = append(st.Lines, &orderpb.OrderLine{Sku: l.SKU, PhoneId: l.PhoneID, Name: l.Name, Quantity: l.Quantity,
-			UnitPriceCents: l.UnitPriceCents, DiscountCents: l.DiscountCents, PromoId: l.PromoID})
-	}
-	return proto.Marshal(st)
 }
 
 // encodeItem and decodeItem stand in for the grain's protobuf codec: the store
