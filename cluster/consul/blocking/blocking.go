@@ -23,9 +23,9 @@ const (
 	DefaultMinInterval = time.Second
 )
 
-// burst is how many queries may follow each other without waiting: the rate limit
-// only starts when answers keep coming faster than MinInterval (the token bucket
-// with a burst of 2 that Consul's documentation suggests).
+// burst is how many queries may follow early answers without waiting: the rate
+// limit only starts when answers keep coming faster than MinInterval (the token
+// bucket with a burst of 2 that Consul's documentation suggests).
 const burst = 2
 
 // Loop is one blocking query asked again and again. Query and Answer are required;
@@ -59,8 +59,9 @@ type Loop[T any] struct {
 	Slack time.Duration
 	// RetryAfter is the pause after a failed query (DefaultRetryAfter when 0).
 	RetryAfter time.Duration
-	// MinInterval is the rate limit: once the burst is spent, queries start at most
-	// once per MinInterval (DefaultMinInterval when 0).
+	// MinInterval is the rate limit of the queries that follow an early answer:
+	// once the burst is spent, they start at most once per MinInterval
+	// (DefaultMinInterval when 0).
 	MinInterval time.Duration
 }
 
@@ -69,8 +70,14 @@ func (l Loop[T]) Run(ctx context.Context) {
 	l = l.withDefaults()
 	limit := rate.NewLimiter(rate.Every(l.MinInterval), burst)
 	var index, last uint64 // the next query's WaitIndex; the last answer's index
+	// early: the last answer came back before its wait was up (something changed).
+	// Only such queries spend the rate limit's tokens: a query that waited its whole
+	// wait is already as slow as polling gets, and one that follows a change must go
+	// at once, or the change after it (a member deregistered, then registered again
+	// by its own refresh) could come and go unseen.
+	early := false
 	for ctx.Err() == nil {
-		if limit.Wait(ctx) != nil {
+		if early && limit.Wait(ctx) != nil {
 			return // ctx ended, or will before the rate limit lets the next query go
 		}
 		wait := l.Wait
@@ -80,8 +87,10 @@ func (l Loop[T]) Run(ctx context.Context) {
 			}
 		}
 		queryCtx, cancel := context.WithTimeout(ctx, wait+wait/16+l.Slack)
+		asked := time.Now()
 		answer, meta, err := l.Query((&api.QueryOptions{WaitIndex: index, WaitTime: wait}).WithContext(queryCtx))
 		cancel()
+		early = time.Since(asked) < wait
 		if err != nil {
 			if ctx.Err() != nil {
 				return

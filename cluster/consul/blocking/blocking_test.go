@@ -142,10 +142,36 @@ func TestLoopRateLimitsAChurningAnswer(t *testing.T) {
 	l.MinInterval = interval
 	start := time.Now()
 	l.Run(context.Background())
-	// 8 queries, the first 2 at once: at least 6 intervals (a little less for the
-	// rate limiter's rounding).
-	if elapsed, least := time.Since(start), 6*interval-interval/5; elapsed < least {
+	// 8 queries: the first asks at once, the 7 that follow an early answer spend
+	// tokens, 2 from the burst: at least 5 intervals (a little less for the rate
+	// limiter's rounding).
+	if elapsed, least := time.Since(start), 5*interval-interval/5; elapsed < least {
 		t.Errorf("8 churning answers took %v, want at least %v", elapsed, least)
+	}
+}
+
+// TestLoopDoesNotRateLimitQueriesThatWaited: a query that waited its whole wait
+// spends no token, so polling an answer that does not change never meets the rate
+// limit, and the query after a change goes at once.
+func TestLoopDoesNotRateLimitQueriesThatWaited(t *testing.T) {
+	const wait = 5 * time.Millisecond
+	var steps []step
+	for range 6 {
+		steps = append(steps, step{index: 7})
+	}
+	s := &script{steps: steps}
+	l := s.loop()
+	l.Wait, l.MinInterval = wait, time.Hour
+	query := l.Query
+	l.Query = func(opts *api.QueryOptions) (uint64, *api.QueryMeta, error) {
+		time.Sleep(opts.WaitTime) // nothing changed: Consul answers at the end of the wait
+		return query(opts)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l.Run(ctx)
+	if len(s.answered) != len(steps) {
+		t.Fatalf("%d of %d queries that waited their whole wait were answered before the rate limit held the loop (MinInterval 1h)", len(s.answered), len(steps))
 	}
 }
 
