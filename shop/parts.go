@@ -34,6 +34,49 @@ import (
 	"phoneshop/persistence/sqlstore"
 )
 
+// shared says how a role opens the parts that dev, nodes and edges share.
+type shared struct {
+	dataDir    string // SQLite's folder, when stores name no MySQL
+	stores     config.Stores
+	settings   config.Settings
+	consulAddr string // Consul KV overlays the live settings ("": none)
+	// hostsGrains: the role hosts grains, so it seeds the catalog (and commits the
+	// grains' writes in groups when groupCommit); otherwise it waits for the
+	// catalog a node seeds.
+	hostsGrains, groupCommit bool
+}
+
+// openShared opens, in order, the store, the catalog seed (or the wait for it), the
+// live settings, the grain-call policy, the hot reads, the catalog and the live
+// campaigns.
+func (s *Shop) openShared(ctx context.Context, o shared) (*hotReads, error) {
+	if err := s.openStore(ctx, o.dataDir, o.stores, o.hostsGrains && o.groupCommit); err != nil {
+		return nil, err
+	}
+	seed := s.waitForCatalog
+	if o.hostsGrains {
+		seed = s.seedCatalog
+	}
+	if err := seed(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.followLive(o.settings, o.consulAddr); err != nil {
+		return nil, err
+	}
+	s.useGrainCalls()
+	hot, err := s.openHotReads(ctx, o.stores)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.openCatalog(ctx, hot); err != nil {
+		return nil, err
+	}
+	if err := s.openCampaigns(ctx); err != nil {
+		return nil, err
+	}
+	return hot, nil
+}
+
 // openStore opens the store: MySQL/MariaDB when a DSN is set, else SQLite in
 // dataDir, migrated. groupCommit batches the grains' durable writes (a role that
 // hosts grains, when configured).

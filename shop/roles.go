@@ -31,33 +31,19 @@ import (
 //	edge          x      waits        x       x          x                  x       x
 //	mailer        x                   x                                                   x (SMTP)
 //
-// Nodes own the data their grains write: they seed the catalog and the initial
-// stock, and commit in groups. An edge serves the catalog the nodes seeded, and
-// hosts no grain.
+// The first five columns are openShared (parts.go), which dev, nodes and edges
+// run alike. Nodes own the data their grains write: they seed the catalog and the
+// initial stock, and commit in groups. An edge serves the catalog the nodes
+// seeded, and hosts no grain.
 
 // StartDev starts every role in one process, on the embedded defaults unless
 // stores are configured: members on the in-memory membership agent, and the edge.
 func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logger) (_ *Shop, err error) {
 	s := newShop(log)
 	defer s.closeOnError(&err)
-	if err := s.openStore(ctx, cfg.DataDir, cfg.Stores, cfg.GroupCommit); err != nil {
-		return nil, err
-	}
-	if err := s.seedCatalog(ctx); err != nil {
-		return nil, err
-	}
-	if err := s.followLive(cfg.Settings, cfg.ConsulAddr); err != nil {
-		return nil, err
-	}
-	s.useGrainCalls()
-	hot, err := s.openHotReads(ctx, cfg.Stores)
+	hot, err := s.openShared(ctx, shared{dataDir: cfg.DataDir, stores: cfg.Stores, settings: cfg.Settings,
+		consulAddr: cfg.ConsulAddr, hostsGrains: true, groupCommit: cfg.GroupCommit})
 	if err != nil {
-		return nil, err
-	}
-	if err := s.openCatalog(ctx, hot); err != nil {
-		return nil, err
-	}
-	if err := s.openCampaigns(ctx); err != nil {
 		return nil, err
 	}
 	if cfg.Accounts.UnsubscribeSecret == "" {
@@ -131,24 +117,9 @@ func (s *Shop) startDevMail(cfg config.Dev) {
 func StartNode(ctx context.Context, cfg config.Node, log *slog.Logger) (_ *Shop, err error) {
 	s := newShop(log)
 	defer s.closeOnError(&err)
-	if err := s.openStore(ctx, "", cfg.Stores, cfg.GroupCommit); err != nil {
-		return nil, err
-	}
-	if err := s.seedCatalog(ctx); err != nil {
-		return nil, err
-	}
-	if err := s.followLive(cfg.Settings, cfg.ConsulAddr); err != nil {
-		return nil, err
-	}
-	s.useGrainCalls()
-	hot, err := s.openHotReads(ctx, cfg.Stores)
+	hot, err := s.openShared(ctx, shared{stores: cfg.Stores, settings: cfg.Settings, consulAddr: cfg.ConsulAddr,
+		hostsGrains: true, groupCommit: cfg.GroupCommit})
 	if err != nil {
-		return nil, err
-	}
-	if err := s.openCatalog(ctx, hot); err != nil {
-		return nil, err
-	}
-	if err := s.openCampaigns(ctx); err != nil {
 		return nil, err
 	}
 	// Nodes start together and may find a peer not answering yet: each seeds the
@@ -189,24 +160,8 @@ func (s *Shop) startRelay(pub *rabbitmq.Publisher) {
 func StartEdge(ctx context.Context, cfg config.Edge, log *slog.Logger) (_ *Shop, err error) {
 	s := newShop(log)
 	defer s.closeOnError(&err)
-	if err := s.openStore(ctx, "", cfg.Stores, false); err != nil {
-		return nil, err
-	}
-	if err := s.followLive(cfg.Settings, cfg.ConsulAddr); err != nil {
-		return nil, err
-	}
-	s.useGrainCalls()
-	hot, err := s.openHotReads(ctx, cfg.Stores)
+	hot, err := s.openShared(ctx, shared{stores: cfg.Stores, settings: cfg.Settings, consulAddr: cfg.ConsulAddr})
 	if err != nil {
-		return nil, err
-	}
-	if err := s.waitForCatalog(ctx); err != nil {
-		return nil, err
-	}
-	if err := s.openCatalog(ctx, hot); err != nil {
-		return nil, err
-	}
-	if err := s.openCampaigns(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.openAccounts(ctx, hot, cfg.Accounts); err != nil {
