@@ -51,28 +51,10 @@ func passing(t *testing.T, agent *consultest.Agent) []string {
 	return ids
 }
 
-// patience bounds every wait of these tests on Consul and the members. It is
-// generous for a loaded machine: what each wait catches is a state never reached
-// (a member never registered or dropped, a call to a frozen agent never given up),
-// and only makes such a test fail later.
-const patience = 30 * time.Second
-
-// eventually waits until ok holds, failing the test after patience.
-func eventually(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(patience)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", patience, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func TestMemberRegistersWithItsKinds(t *testing.T) {
 	agent := consultest.Start(t)
 	m := startMember(t, agent)
-	eventually(t, "the member is registered and passing", func() bool {
+	consultest.Eventually(t, "the member is registered and passing", func() bool {
 		return slices.Equal(passing(t, agent), []string{m.ID()})
 	})
 	client, _ := api.NewClient(&api.Config{Address: agent.HTTP})
@@ -91,9 +73,9 @@ func TestMemberRegistersWithItsKinds(t *testing.T) {
 func TestMemberRegistersAgainAfterTheAgentLostItsState(t *testing.T) {
 	agent := consultest.Start(t)
 	m := startMember(t, agent)
-	eventually(t, "registered", func() bool { return slices.Equal(passing(t, agent), []string{m.ID()}) })
+	consultest.Eventually(t, "registered", func() bool { return slices.Equal(passing(t, agent), []string{m.ID()}) })
 	agent.Restart() // a dev agent keeps nothing: the member is unknown to it now
-	eventually(t, "registered again after the agent restarted", func() bool {
+	consultest.Eventually(t, "registered again after the agent restarted", func() bool {
 		return slices.Equal(passing(t, agent), []string{m.ID()})
 	})
 }
@@ -101,9 +83,9 @@ func TestMemberRegistersAgainAfterTheAgentLostItsState(t *testing.T) {
 func TestMemberLeavesOnStop(t *testing.T) {
 	agent := consultest.Start(t)
 	m := startMember(t, agent)
-	eventually(t, "registered", func() bool { return len(passing(t, agent)) == 1 })
+	consultest.Eventually(t, "registered", func() bool { return len(passing(t, agent)) == 1 })
 	m.Stop()
-	eventually(t, "deregistered on stop", func() bool { return len(passing(t, agent)) == 0 })
+	consultest.Eventually(t, "deregistered on stop", func() bool { return len(passing(t, agent)) == 0 })
 }
 
 // TestClientStartsAndStopsCleanly: a cluster client (the edge) registers nothing,
@@ -131,9 +113,9 @@ func TestClusterTwoMembersSeeEachOther(t *testing.T) {
 	sees := func(m *member.Member, n int) func() bool {
 		return func() bool { return len(m.Members()) == n }
 	}
-	eventually(t, "both members see two members", func() bool { return sees(a, 2)() && sees(b, 2)() })
+	consultest.Eventually(t, "both members see two members", func() bool { return sees(a, 2)() && sees(b, 2)() })
 	b.Stop()
-	eventually(t, "the remaining member sees one member", sees(a, 1))
+	consultest.Eventually(t, "the remaining member sees one member", sees(a, 1))
 }
 
 // TestClusterDroppedMemberRejoinsUnderANewID: a member that Consul stops reporting
@@ -146,14 +128,14 @@ func TestClusterDroppedMemberRejoinsUnderANewID(t *testing.T) {
 	port := consultest.FreePort(t)
 	a := memberOn(t, agent, port)
 	b := startMember(t, agent)
-	eventually(t, "both registered", func() bool { return len(passing(t, agent)) == 2 })
+	consultest.Eventually(t, "both registered", func() bool { return len(passing(t, agent)) == 2 })
 	oldID := a.ID()
 
 	client, _ := api.NewClient(&api.Config{Address: agent.HTTP})
 	if err := client.Agent().ServiceDeregister(oldID); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the dropped member registered again under a new id", func() bool {
+	consultest.Eventually(t, "the dropped member registered again under a new id", func() bool {
 		ids := passing(t, agent)
 		return len(ids) == 2 && !slices.Contains(ids, oldID) && slices.Contains(ids, a.ID()) && slices.Contains(ids, b.ID())
 	})
@@ -163,7 +145,7 @@ func TestClusterDroppedMemberRejoinsUnderANewID(t *testing.T) {
 	if got := a.Address(); got != fmt.Sprintf("127.0.0.1:%d", port) {
 		t.Fatalf("rejoined on %s, want the same port %d", got, port)
 	}
-	eventually(t, "the peer sees the rejoined member", func() bool {
+	consultest.Eventually(t, "the peer sees the rejoined member", func() bool {
 		return slices.ContainsFunc(b.Members(), func(m *cluster.Member) bool { return m.Id == a.ID() })
 	})
 }
@@ -187,7 +169,7 @@ func memberOn(t *testing.T, agent *consultest.Agent, port int) *member.Member {
 func TestMemberStopReturnsWhileTheAgentIsStalled(t *testing.T) {
 	agent := consultest.Start(t)
 	m := startMember(t, agent)
-	eventually(t, "registered", func() bool { return len(passing(t, agent)) == 1 })
+	consultest.Eventually(t, "registered", func() bool { return len(passing(t, agent)) == 1 })
 	agent.Pause()
 	stopped := make(chan struct{})
 	go func() {
@@ -196,8 +178,8 @@ func TestMemberStopReturnsWhileTheAgentIsStalled(t *testing.T) {
 	}()
 	select {
 	case <-stopped:
-	case <-time.After(patience):
-		t.Fatalf("the member did not stop within %s of a stop with the Consul agent stalled", patience)
+	case <-time.After(consultest.Patience):
+		t.Fatalf("the member did not stop within %s of a stop with the Consul agent stalled", consultest.Patience)
 	}
 }
 
@@ -216,9 +198,9 @@ func TestMemberGivesUpOnAStalledAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Stop)
-	eventually(t, "registered", func() bool { return len(passing(t, agent)) == 1 })
+	consultest.Eventually(t, "registered", func() bool { return len(passing(t, agent)) == 1 })
 	agent.Pause()
 	for _, msg := range []string{"consul: refreshing the member's check failed", "consul: watching members failed"} {
-		eventually(t, "with the agent stalled, the member logs "+msg, func() bool { return logged.Has(msg) })
+		consultest.Eventually(t, "with the agent stalled, the member logs "+msg, func() bool { return logged.Has(msg) })
 	}
 }

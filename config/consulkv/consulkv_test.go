@@ -16,23 +16,6 @@ import (
 	"phoneshop/internal/shoptest"
 )
 
-// patience bounds every wait of these tests. It is generous for a loaded machine:
-// what each wait catches is a change never applied or a stalled agent never given up
-// on, and only makes such a test fail later.
-const patience = 30 * time.Second
-
-// eventually waits until ok holds, failing the test after patience.
-func eventually(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(patience)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", patience, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestWatcherFollowsConsulKV(t *testing.T) {
 	agent := consultest.Start(t)
 	client, err := api.NewClient(&api.Config{Address: agent.HTTP})
@@ -58,19 +41,19 @@ func TestWatcherFollowsConsulKV(t *testing.T) {
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 
-	eventually(t, "the value present at start is applied", func() bool { return live.LowStockThreshold() == 9 })
+	consultest.Eventually(t, "the value present at start is applied", func() bool { return live.LowStockThreshold() == 9 })
 	put(config.KeyMaxLineQuantity, "2")
-	eventually(t, "a change is applied", func() bool { return live.MaxLineQuantity() == 2 })
+	consultest.Eventually(t, "a change is applied", func() bool { return live.MaxLineQuantity() == 2 })
 	put(config.KeyMaxLineQuantity, "zero")
 	put(config.KeyMaintenanceMode, "true") // a later change proves the bad one was read
-	eventually(t, "maintenance mode applied", live.MaintenanceMode)
+	consultest.Eventually(t, "maintenance mode applied", live.MaintenanceMode)
 	if got := live.MaxLineQuantity(); got != 2 {
 		t.Fatalf("an invalid value replaced the last good one: %d", got)
 	}
 	if _, err := kv.Delete(consulkv.Prefix+config.KeyMaxLineQuantity, nil); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a deleted key goes back to its default", func() bool { return live.MaxLineQuantity() == 5 })
+	consultest.Eventually(t, "a deleted key goes back to its default", func() bool { return live.MaxLineQuantity() == 5 })
 }
 
 // TestWatcherGivesUpOnAStalledAgent: a frozen agent (SIGSTOP: the connection stays
@@ -97,12 +80,12 @@ func TestWatcherGivesUpOnAStalledAgent(t *testing.T) {
 
 	const gaveUp = "config: reading Consul KV failed"
 	// The defaults applied: the watcher has read KV and is now in a blocking query.
-	eventually(t, "the first read", func() bool { return logged.Has("from=default") })
+	consultest.Eventually(t, "the first read", func() bool { return logged.Has("from=default") })
 	agent.Pause()
-	eventually(t, "with the agent stalled, the watcher logs "+gaveUp, func() bool { return logged.Has(gaveUp) })
+	consultest.Eventually(t, "with the agent stalled, the watcher logs "+gaveUp, func() bool { return logged.Has(gaveUp) })
 	agent.Resume()
 	if _, err := kv.Put(&api.KVPair{Key: consulkv.Prefix + config.KeyMaxLineQuantity, Value: []byte("3")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a change after the agent is back is applied", func() bool { return live.MaxLineQuantity() == 3 })
+	consultest.Eventually(t, "a change after the agent is back is applied", func() bool { return live.MaxLineQuantity() == 3 })
 }

@@ -121,3 +121,21 @@ func (r *LogRecorder) Has(s string) bool {
 	defer r.mu.Unlock()
 	return strings.Contains(r.buf.String(), s)
 }
+
+// Patience bounds every wait of the tests on Consul. It is generous for a loaded
+// machine: what a wait catches is a state never reached (a member never registered
+// or dropped, a KV change never applied, a call to a frozen agent never given up),
+// and it only makes such a test fail later.
+const Patience = 30 * time.Second
+
+// Eventually waits until ok holds, failing the test after Patience.
+func Eventually(t testing.TB, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(Patience)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", Patience, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
