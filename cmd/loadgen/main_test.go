@@ -60,6 +60,12 @@ func TestShortRunOfEveryScenario(t *testing.T) {
 			}
 		}
 		for op, s := range r.Summary.Ops {
+			if op == loadgen.OpDropped {
+				// Tasks the open loop did not start because MaxInFlight were still
+				// out: the generator's own back-pressure on a machine busy with other
+				// tests, never an answer of the shop (speed is not this test's business).
+				continue
+			}
 			for code, n := range s.ErrorsByCode {
 				switch code {
 				case "out_of_stock", "conflict":
