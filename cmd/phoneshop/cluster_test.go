@@ -216,12 +216,14 @@ func TestKill9UnderLoadLosesNothing(t *testing.T) {
 	slices.Sort(survivors)
 	c.WaitPassing(survivors, time.Now().Add(30*time.Second))
 
-	// A real client retries once with the same Idempotency-Key: every checkout. A
-	// 201 gives the same order again; any other answer becomes an order or a clean
-	// refusal.
+	// A real client retries with the same Idempotency-Key: every checkout, and again
+	// after a 503 (the API's "retry"), which a machine busy with other tests may still
+	// answer while the survivors load the dead node's grains. A 201 gives the same
+	// order again; any other answer becomes an order or a clean refusal within 30 s.
+	retryUntil := time.Now().Add(30 * time.Second)
 	forEach(len(attempts), workers, func(i int) {
 		a := attempts[i]
-		a.retry, a.retryErr = a.post(h)
+		a.retry, _, a.retryErr = a.placeUntil(h, retryUntil)
 	})
 	var failures errorList
 	for _, a := range attempts {
