@@ -53,11 +53,17 @@ func (s *Shop) openShared(ctx context.Context, o shared) (*hotReads, error) {
 	if err := s.openStore(ctx, o.dataDir, o.stores, o.hostsGrains && o.groupCommit); err != nil {
 		return nil, err
 	}
-	seed := s.waitForCatalog
-	if o.hostsGrains {
-		seed = s.seedCatalog
+	phones, err := catalog.Seed()
+	if err != nil {
+		return nil, err
 	}
-	if err := seed(ctx); err != nil {
+	skus := skusOf(phones)
+	if o.hostsGrains {
+		err = s.seedCatalog(ctx, phones)
+	} else {
+		err = s.waitForCatalog(ctx, skus)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if err := s.followLive(o.settings, o.consulAddr); err != nil {
@@ -68,7 +74,7 @@ func (s *Shop) openShared(ctx context.Context, o shared) (*hotReads, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.openCatalog(ctx, hot); err != nil {
+	if err := s.openCatalog(ctx, hot, skus); err != nil {
 		return nil, err
 	}
 	if err := s.openCampaigns(ctx); err != nil {
@@ -102,11 +108,7 @@ func (s *Shop) openStore(ctx context.Context, dataDir string, stores config.Stor
 }
 
 // seedCatalog writes the embedded catalog on the store's first start (dev, nodes).
-func (s *Shop) seedCatalog(ctx context.Context) error {
-	phones, err := catalog.Seed()
-	if err != nil {
-		return err
-	}
+func (s *Shop) seedCatalog(ctx context.Context, phones []catalog.Phone) error {
 	seeded, err := s.Store.SeedCatalog(ctx, phones)
 	if err != nil {
 		return fmt.Errorf("seed catalog: %w", err)
@@ -122,11 +124,7 @@ const catalogPoll = 500 * time.Millisecond
 
 // waitForCatalog returns once the store holds the catalog (an edge: the nodes
 // seed it, and an edge may start before the first node has).
-func (s *Shop) waitForCatalog(ctx context.Context) error {
-	skus, err := seedSKUs()
-	if err != nil {
-		return err
-	}
+func (s *Shop) waitForCatalog(ctx context.Context, skus []string) error {
 	for logged := false; ; {
 		vs, err := s.Store.VariantsBySKU(ctx, skus[:1])
 		if err != nil {
@@ -147,19 +145,15 @@ func (s *Shop) waitForCatalog(ctx context.Context) error {
 	}
 }
 
-// seedSKUs are the SKUs of the embedded catalog.
-func seedSKUs() ([]string, error) {
-	phones, err := catalog.Seed()
-	if err != nil {
-		return nil, err
-	}
+// skusOf are the SKUs of phones.
+func skusOf(phones []catalog.Phone) []string {
 	var skus []string
 	for _, p := range phones {
 		for _, v := range p.Variants {
 			skus = append(skus, v.SKU)
 		}
 	}
-	return skus, nil
+	return skus
 }
 
 // followLive makes the process's live settings from shopCfg and, when consulAddr is
@@ -225,12 +219,8 @@ func (s *Shop) openHotReads(ctx context.Context, stores config.Stores) (*hotRead
 
 // openCatalog is the catalog service over the cached catalog, with every variant
 // of the seed loaded (the prices campaigns apply to).
-func (s *Shop) openCatalog(ctx context.Context, hot *hotReads) error {
+func (s *Shop) openCatalog(ctx context.Context, hot *hotReads, skus []string) error {
 	s.Catalog = catalog.NewService(hot.catalog)
-	skus, err := seedSKUs()
-	if err != nil {
-		return err
-	}
 	if err := s.Catalog.LoadVariants(ctx, skus); err != nil {
 		return fmt.Errorf("load catalog variants: %w", err)
 	}
