@@ -36,6 +36,7 @@ const (
 	codeInternal            = "internal"
 	codeMethodNotAllowed    = "method_not_allowed"
 	codePriceChanged        = "price_changed"
+	codeUnsupportedEncoding = "unsupported_encoding"
 )
 
 // apiError is an error the client is told about as it is.

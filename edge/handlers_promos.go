@@ -94,7 +94,7 @@ func (s *server) toSpec(c *fiber.Ctx, b promoBody) (promo.Spec, []string, error)
 			return spec, nil, badRequest("max_discounted_units must be an integer from 1 to 1000000000, or null for no cap")
 		}
 		spec.MaxDiscountedUnits, fields = *b.MaxDiscountedUnits, append(fields, "max_discounted_units")
-	case isNullMember(c.Body(), "max_discounted_units"):
+	case isNullMember(rawBody(c), "max_discounted_units"):
 		spec.MaxDiscountedUnits, fields = 0, append(fields, "max_discounted_units") // no cap
 	}
 	if b.EmailSubject != nil {
@@ -279,7 +279,7 @@ type promoMove func(*promopb.PromoGrainClient, *promopb.PromoCommand, ...cluster
 
 func (s *server) movePromo(name string, move promoMove) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if len(c.Body()) > 0 {
+		if len(rawBody(c)) > 0 {
 			// No body is needed; one that is sent must be an empty object.
 			var empty struct{}
 			if err := decodeStrict(c, &empty); err != nil {

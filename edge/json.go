@@ -9,7 +9,7 @@ import (
 // decodeStrict reads the request body into v (strictjson's rules); every failure is a
 // 400 that says what was wrong.
 func decodeStrict(c *fiber.Ctx, v any) error {
-	if err := strictjson.Decode(c.Get(fiber.HeaderContentType), c.Body(), v); err != nil {
+	if err := strictjson.Decode(c.Get(fiber.HeaderContentType), rawBody(c), v); err != nil {
 		return badRequest(err.Error())
 	}
 	return nil
