@@ -36,16 +36,22 @@ const headerRequestID = "X-Request-Id"
 //go:embed openapi.json
 var openAPI []byte
 
-// OrderLister reads an account's order history (newest first) from the store: a
-// page of up to limit orders after the cursor, with the cursor that continues it.
+// OrderLister reads orders from the store: an account's order history (newest
+// first), a page of up to limit orders after the cursor with the cursor that
+// continues it; and one order by id (order.ErrNotFound when the id names none), which
+// every order route asks before it calls a grain, so that an id that names nothing
+// costs no activation.
 type OrderLister interface {
 	ListOrders(ctx context.Context, accountID string, limit int, after *order.ListCursor) (order.HistoryPage, error)
+	OrderByID(ctx context.Context, id string) (*order.Order, error)
 }
 
-// PromoLister reads the campaign listing (newest first) and the campaigns' e-mail
-// counts from the store.
+// PromoLister reads the campaign listing (newest first), one campaign's listing
+// (found is false for an id that names none: asked before a campaign's grain is
+// called) and the campaigns' e-mail counts from the store.
 type PromoLister interface {
 	ListPromos(ctx context.Context, q promo.ListQuery) ([]promo.Listing, error)
+	PromoListing(ctx context.Context, id string) (l promo.Listing, found bool, err error)
 	PromoMailStats(ctx context.Context, ids []string) (map[string]delivery.CampaignStats, error)
 }
 

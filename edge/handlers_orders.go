@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"regexp"
 	"strings"
@@ -133,19 +134,29 @@ func (s *server) checkout(c *fiber.Ctx) (err error) {
 	return c.Status(status).JSON(toOrderResponse(view.Order))
 }
 
+// getOrder answers from the store, never from the order's grain: the order as its
+// last durable write left it is what the grain would answer (it answers only after
+// a write), and a read, above all of an id that names nothing, activates no grain.
 func (s *server) getOrder(c *fiber.Ctx) error {
-	id := c.Params("id")
-	if !validOrderID(id) {
-		return notFound("order not found")
-	}
-	client := orderpb.GetOrderGrainClient(s.Cluster, id)
-	view, err := call.Do(c.UserContext(), s.Calls, "order", "Get", func(o ...cluster.GrainCallOption) (*orderpb.OrderView, error) {
-		return client.Get(&orderpb.GetOrderRequest{AccountId: caller(c).ID, DeadlineUnixMs: call.Deadline(c.UserContext())}, o...)
-	})
+	o, err := s.knownOrder(c, caller(c).ID)
 	if err != nil {
 		return err
 	}
-	return c.JSON(toOrderResponse(view.Order))
+	return c.JSON(toOrderResponseFromDomain(o))
+}
+
+// knownOrder reads the order of the route's :id from the store; an id of another
+// shape, one that names no order, or (accountID set) another account's order is 404.
+func (s *server) knownOrder(c *fiber.Ctx, accountID string) (*order.Order, error) {
+	id := c.Params("id")
+	if !validOrderID(id) {
+		return nil, notFound("order not found")
+	}
+	o, err := s.Orders.OrderByID(c.UserContext(), id)
+	if errors.Is(err, order.ErrNotFound) || (err == nil && accountID != "" && o.AccountID != accountID) {
+		return nil, notFound("order not found")
+	}
+	return o, err
 }
 
 func (s *server) cancelOrder(c *fiber.Ctx) error {
@@ -165,11 +176,11 @@ type orderMethod func(*orderpb.OrderGrainClient, *orderpb.OrderCommand, ...clust
 // orderCommand sends a lifecycle command; accountID is empty for operators, who may
 // act on any order.
 func (s *server) orderCommand(c *fiber.Ctx, name, accountID string, method orderMethod) error {
-	id := c.Params("id")
-	if !validOrderID(id) {
-		return notFound("order not found")
+	o, err := s.knownOrder(c, accountID)
+	if err != nil {
+		return err
 	}
-	client := orderpb.GetOrderGrainClient(s.Cluster, id)
+	client := orderpb.GetOrderGrainClient(s.Cluster, o.ID)
 	view, err := call.Do(c.UserContext(), s.Calls, "order", name, func(o ...cluster.GrainCallOption) (*orderpb.OrderView, error) {
 		return method(client, &orderpb.OrderCommand{AccountId: accountID, DeadlineUnixMs: call.Deadline(c.UserContext())}, o...)
 	})

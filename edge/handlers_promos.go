@@ -240,11 +240,19 @@ func (s *server) createPromo(c *fiber.Ctx) error {
 	return c.Status(http.StatusCreated).JSON(promoViewResponse(v))
 }
 
-// promoID reads the :id of a campaign route; a malformed id is a campaign that
-// does not exist.
-func promoID(c *fiber.Ctx) (string, error) {
+// promoID reads the :id of a campaign route. A malformed id, or one the store has no
+// campaign of, is a campaign that does not exist, found so before any grain call:
+// a campaign's listing is written with its every snapshot, from its creation on.
+func (s *server) promoID(c *fiber.Ctx) (string, error) {
 	id := c.Params("id")
 	if !promoIDPattern.MatchString(id) {
+		return "", notFound("promo not found")
+	}
+	_, found, err := s.Promos.PromoListing(c.UserContext(), id)
+	if err != nil {
+		return "", err
+	}
+	if !found {
 		return "", notFound("promo not found")
 	}
 	return id, nil
@@ -293,7 +301,7 @@ func (s *server) movePromo(name string, move promoMove) fiber.Handler {
 }
 
 func (s *server) promoCall(c *fiber.Ctx, method string, f func(*promopb.PromoGrainClient, int64, []cluster.GrainCallOption) (*promopb.PromoView, error)) error {
-	id, err := promoID(c)
+	id, err := s.promoID(c)
 	if err != nil {
 		return err
 	}

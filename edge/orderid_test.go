@@ -1,7 +1,10 @@
 package edge_test
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -22,10 +25,30 @@ func orderActivations(t *testing.T, h *shoptest.Harness, admin string) int64 {
 	return n
 }
 
-// TestOrderIDs checks that the edge answers 404 to an order id of a shape the shop
-// never mints ("ord_" and 24 lower-case hex characters, order.ID) without calling a
-// grain: a junk id would otherwise activate an order grain, which loads from the
-// store, for nothing.
+// orderGrainCalls is the number of grain calls the edge made to order grains, every
+// method and outcome together.
+func orderGrainCalls(t *testing.T, h *shoptest.Harness) float64 {
+	t.Helper()
+	r := do(t, h, shoptest.Request{Method: "GET", Path: "/metrics"})
+	wantOK(t, r, http.StatusOK, nil)
+	var n float64
+	for line := range strings.SplitSeq(string(r.Body), "\n") {
+		if strings.HasPrefix(line, "phoneshop_grain_calls_total{") && strings.Contains(line, `kind="order"`) {
+			f, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			if err != nil {
+				t.Fatalf("metric line %q: %v", line, err)
+			}
+			n += f
+		}
+	}
+	return n
+}
+
+// TestOrderIDs checks that the edge answers 404 to an order id that names no order
+// without calling a grain: an id of a shape the shop never mints ("ord_" and 24
+// lower-case hex characters, order.ID) is refused on sight, and a well-formed one is
+// looked up in the store first. Either would otherwise activate an order grain,
+// which loads from the store and stays for the idle timeout, for nothing.
 func TestOrderIDs(t *testing.T) {
 	h := shoptest.Start(t, 1)
 	admin := h.Admin()
@@ -57,14 +80,45 @@ func TestOrderIDs(t *testing.T) {
 		{"POST", "/api/v1/ops/orders/", "/deliver", admin},
 	}
 
-	t.Run("order_id_of_a_minted_shape_reaches_a_grain", func(t *testing.T) {
+	t.Run("an_order_activates_its_grain", func(t *testing.T) {
 		// The control: without it, activations that never moved would pass the
-		// junk subtest for the wrong reason.
+		// subtests below for the wrong reason.
 		before := orderActivations(t, h, admin)
-		wantError(t, do(t, h, shoptest.Request{Method: "GET", Path: "/api/v1/orders/ord_" + hex24, Token: shopper}),
-			http.StatusNotFound, "not_found")
+		buy(t, h, shopper, "google-pixel-8-128-obsidian", 1, "order-ids-control")
 		if after := orderActivations(t, h, admin); after != before+1 {
-			t.Fatalf("order activations = %d after asking for an unknown well-formed id, want %d+1", after, before)
+			t.Fatalf("order activations = %d after a checkout, want %d+1", after, before)
+		}
+	})
+
+	t.Run("made_up_ids_of_the_minted_shape_404_without_a_grain", func(t *testing.T) {
+		before, calls := orderActivations(t, h, admin), orderGrainCalls(t, h)
+		for i := range 1000 {
+			id := fmt.Sprintf("ord_%024x", rand.Uint64()) // 16 random hex digits after zeros: never minted
+			r := routes[i%len(routes)]
+			path := r.prefix + id + r.suffix
+			if resp := do(t, h, shoptest.Request{Method: r.method, Path: path, Token: r.token}); resp.Status != http.StatusNotFound {
+				t.Fatalf("%s %s: status %d, want 404; body %.200s", r.method, path, resp.Status, resp.Body)
+			}
+		}
+		if after := orderActivations(t, h, admin); after != before {
+			t.Errorf("order activations = %d after 1,000 made-up ids, want %d (unchanged)", after, before)
+		}
+		if after := orderGrainCalls(t, h); after != calls {
+			t.Errorf("order grain calls = %v after 1,000 made-up ids, want %v (none)", after, calls)
+		}
+	})
+
+	t.Run("another_accounts_order_404", func(t *testing.T) {
+		other, _ := h.Shopper()
+		placed := buy(t, h, shopper, "google-pixel-8-128-obsidian", 1, "order-ids-theirs")
+		for _, r := range routes[:2] {
+			wantError(t, do(t, h, shoptest.Request{Method: r.method, Path: r.prefix + placed.ID + r.suffix, Token: other}),
+				http.StatusNotFound, "not_found")
+		}
+		var got orderBody
+		wantOK(t, do(t, h, shoptest.Request{Method: "GET", Path: "/api/v1/orders/" + placed.ID, Token: shopper}), http.StatusOK, &got)
+		if got.Status != "confirmed" {
+			t.Errorf("the order is %q after another account's cancel, want confirmed", got.Status)
 		}
 	})
 
@@ -136,4 +190,45 @@ func TestBodyMemberNamesMatchExactly(t *testing.T) {
 			Body: map[string]string{"email": "exact-names@example.com", "password": "a long enough password", "name": "Ann"}}),
 			http.StatusCreated, nil)
 	})
+}
+
+// TestMadeUpCampaignIDs: a well-formed campaign id that names no campaign is 404 on
+// every campaign route, found so in the store before any promo grain is called.
+func TestMadeUpCampaignIDs(t *testing.T) {
+	h := shoptest.Start(t, 1)
+	admin := h.Admin()
+	grainCalls := func() float64 {
+		t.Helper()
+		r := do(t, h, shoptest.Request{Method: "GET", Path: "/metrics"})
+		wantOK(t, r, http.StatusOK, nil)
+		var n float64
+		for line := range strings.SplitSeq(string(r.Body), "\n") {
+			if strings.HasPrefix(line, "phoneshop_grain_calls_total{") && strings.Contains(line, `kind="promo"`) {
+				f, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+				if err != nil {
+					t.Fatalf("metric line %q: %v", line, err)
+				}
+				n += f
+			}
+		}
+		return n
+	}
+	before := grainCalls()
+	for i := range 200 {
+		id := fmt.Sprintf("promo_%024x", rand.Uint64())
+		req := []shoptest.Request{
+			{Method: "GET", Path: "/api/v1/promos/" + id},
+			{Method: "PATCH", Path: "/api/v1/promos/" + id, Body: map[string]any{"percent_off": 10}},
+			{Method: "POST", Path: "/api/v1/promos/" + id + "/launch"},
+			{Method: "POST", Path: "/api/v1/promos/" + id + "/pause"},
+			{Method: "POST", Path: "/api/v1/promos/" + id + "/end"},
+		}[i%5]
+		req.Token = admin
+		if r := do(t, h, req); r.Status != http.StatusNotFound {
+			t.Fatalf("%s %s: status %d, want 404; body %.200s", req.Method, req.Path, r.Status, r.Body)
+		}
+	}
+	if after := grainCalls(); after != before {
+		t.Errorf("promo grain calls = %v after 200 made-up campaign ids, want %v (none)", after, before)
+	}
 }

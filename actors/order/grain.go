@@ -149,6 +149,11 @@ func Kind(idle time.Duration) *cluster.Kind {
 // attempt (found unfinished at activation, or left so by a failed step).
 type sagaTick struct{}
 
+// stopIfNone stops an activation that found no order: a read or command for an id
+// that names nothing must not keep a grain alive for the idle timeout. It goes
+// through the mailbox, so a Place that arrived meanwhile keeps the grain.
+type stopIfNone struct{}
+
 // The saga's retry backoff: a step that failed is tried again after firstSagaRetry,
 // then twice as long each time, up to maxSagaRetry, until the order rests. Every
 // tick counts as activity, so an unfinished order is not passivated as long as
@@ -208,7 +213,14 @@ func (g *grain) Terminate(cluster.GrainContext) {
 // runs on its own deadline, never on what is left of the request that started the
 // saga.
 func (g *grain) ReceiveDefault(gctx cluster.GrainContext) {
-	if _, ok := gctx.Message().(*sagaTick); !ok {
+	switch gctx.Message().(type) {
+	case *sagaTick:
+	case *stopIfNone:
+		if g.order != nil && !g.order.Exists() {
+			gctx.Poison(g.self)
+		}
+		return
+	default:
 		return
 	}
 	g.retry = nil
@@ -251,10 +263,10 @@ func (g *grain) Place(req *orderpb.PlaceRequest, _ cluster.GrainContext) (*order
 
 // Get reads the order. It never runs the saga: an unfinished order finishes on the
 // grain's own timer, and a read must not wait for inventory grains.
-func (g *grain) Get(req *orderpb.GetOrderRequest, _ cluster.GrainContext) (*orderpb.OrderView, error) {
+func (g *grain) Get(req *orderpb.GetOrderRequest, gctx cluster.GrainContext) (*orderpb.OrderView, error) {
 	ctx, cancel := g.serve(req)
 	defer cancel()
-	if err := g.ensureOwned(ctx, req.AccountId); err != nil {
+	if err := g.ensureOwned(ctx, gctx, req.AccountId); err != nil {
 		return nil, err
 	}
 	return g.view(false)
@@ -275,8 +287,8 @@ func (g *grain) Resume(req *orderpb.ResumeRequest, _ cluster.GrainContext) (*ord
 	return g.view(false)
 }
 
-func (g *grain) Cancel(req *orderpb.OrderCommand, _ cluster.GrainContext) (*orderpb.OrderView, error) {
-	return g.command(req, func(ctx context.Context) error {
+func (g *grain) Cancel(req *orderpb.OrderCommand, gctx cluster.GrainContext) (*orderpb.OrderView, error) {
+	return g.command(req, gctx, func(ctx context.Context) error {
 		if err := g.order.Cancel(ctx, g.save, g.deps.Now); err != nil {
 			return err
 		}
@@ -286,18 +298,18 @@ func (g *grain) Cancel(req *orderpb.OrderCommand, _ cluster.GrainContext) (*orde
 	})
 }
 
-func (g *grain) Ship(req *orderpb.OrderCommand, _ cluster.GrainContext) (*orderpb.OrderView, error) {
-	return g.command(req, func(ctx context.Context) error { return g.order.Ship(ctx, g.save, g.deps.Now) })
+func (g *grain) Ship(req *orderpb.OrderCommand, gctx cluster.GrainContext) (*orderpb.OrderView, error) {
+	return g.command(req, gctx, func(ctx context.Context) error { return g.order.Ship(ctx, g.save, g.deps.Now) })
 }
 
-func (g *grain) Deliver(req *orderpb.OrderCommand, _ cluster.GrainContext) (*orderpb.OrderView, error) {
-	return g.command(req, func(ctx context.Context) error { return g.order.Deliver(ctx, g.save, g.deps.Now) })
+func (g *grain) Deliver(req *orderpb.OrderCommand, gctx cluster.GrainContext) (*orderpb.OrderView, error) {
+	return g.command(req, gctx, func(ctx context.Context) error { return g.order.Deliver(ctx, g.save, g.deps.Now) })
 }
 
-func (g *grain) command(req *orderpb.OrderCommand, cmd func(context.Context) error) (*orderpb.OrderView, error) {
+func (g *grain) command(req *orderpb.OrderCommand, gctx cluster.GrainContext, cmd func(context.Context) error) (*orderpb.OrderView, error) {
 	ctx, cancel := g.serve(req)
 	defer cancel()
-	if err := g.ensureOwned(ctx, req.AccountId); err != nil {
+	if err := g.ensureOwned(ctx, gctx, req.AccountId); err != nil {
 		return nil, err
 	}
 	if err := cmd(ctx); err != nil {
@@ -354,10 +366,14 @@ func (g *grain) settle() {
 }
 
 // ensureOwned loads the order and hides it from any account but its own. A rejected
-// order never existed as far as anyone reading is concerned.
-func (g *grain) ensureOwned(ctx context.Context, accountID string) error {
+// order never existed as far as anyone reading is concerned. An activation that
+// found no order at all stops (stopIfNone).
+func (g *grain) ensureOwned(ctx context.Context, gctx cluster.GrainContext, accountID string) error {
 	if err := g.ensureLoaded(ctx); err != nil {
 		return err
+	}
+	if !g.order.Exists() {
+		gctx.Send(g.self, &stopIfNone{})
 	}
 	if !g.order.Exists() || g.order.Status == StatusRejected || g.order.Status == StatusPending ||
 		(accountID != "" && g.order.AccountID != accountID) {

@@ -3,6 +3,7 @@ package order_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -421,5 +422,49 @@ func TestALostEmptiedCartEmptiesItselfFromItsOrder(t *testing.T) {
 	last, err := h.db.CartCheckedOut(context.Background(), "acc-1")
 	if err != nil || last.OrderID != order.ID("acc-1", "k-lost") || last.Revision >= st.Revision {
 		t.Fatalf("last checkout = %+v, %v; want the order, placed from an older revision than %d", last, err, st.Revision)
+	}
+}
+
+// TestAGrainThatFindsNoOrderStops: a read or command for an id that names no order
+// is answered NOT_FOUND, and the activation it caused stops at once instead of
+// staying for the idle timeout (a minute here).
+func TestAGrainThatFindsNoOrderStops(t *testing.T) {
+	h := startSaga(t)
+	kind := h.c.GetClusterKind(order.KindName)
+	for i := range 20 {
+		client := orderpb.GetOrderGrainClient(h.c, order.ID("acc-1", fmt.Sprintf("made-up-%d", i)))
+		var err error
+		if i%2 == 0 {
+			_, err = client.Get(&orderpb.GetOrderRequest{AccountId: "acc-1"}, opt)
+		} else {
+			_, err = client.Cancel(&orderpb.OrderCommand{AccountId: "acc-1"}, opt)
+		}
+		if !reasonpb.IsNotFound(err) {
+			t.Fatalf("call %d for an order that does not exist = %v, want reason NOT_FOUND", i, err)
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for kind.Count() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d order grains still active 15s after answering NOT_FOUND (idle timeout: a minute)", kind.Count())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// A placed order's grain stays.
+	h.stocked(t, "sku-1", 10)
+	id := order.ID("acc-1", "k-stays")
+	if _, err := orderpb.GetOrderGrainClient(h.c, id).Place(&orderpb.PlaceRequest{
+		AccountId: "acc-1", RequestHash: "h", Currency: "USD",
+		Lines:           []*orderpb.OrderLine{{Sku: "sku-1", Quantity: 1, UnitPriceCents: 100}},
+		ShippingAddress: &orderpb.Address{Name: "Ann", Line1: "1 Main St", City: "Springfield", PostalCode: "12345", Country: "US"},
+	}, opt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := orderpb.GetOrderGrainClient(h.c, id).Get(&orderpb.GetOrderRequest{AccountId: "acc-1"}, opt); err != nil {
+		t.Fatal(err)
+	}
+	if n := kind.Count(); n != 1 {
+		t.Errorf("order grains active after a placed order was read = %d, want 1", n)
 	}
 }

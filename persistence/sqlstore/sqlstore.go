@@ -417,6 +417,29 @@ func (s *Store) ListOrders(ctx context.Context, accountID string, limit int, aft
 	return page, nil
 }
 
+// OrderByID reads one order as its last durable write left it, from the order's
+// listing row and snapshot: what the edge answers an order read with, and how it
+// learns that an id names an order (and whose) before it calls the order's grain.
+// A checkout that is still running before its first write, or was rejected, is no
+// order yet: order.ErrNotFound, as for an id that names nothing.
+func (s *Store) OrderByID(ctx context.Context, id string) (_ *order.Order, err error) {
+	defer s.classify(&err)
+	var state []byte
+	err = s.reader.QueryRowContext(ctx, `SELECT g.state FROM orders o JOIN grain_snapshots g ON g.kind = 'order' AND g.id = o.id
+		WHERE o.id = ? AND o.status NOT IN ('pending','rejected')`, id).Scan(&state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, order.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	o, err := order.Decode(state)
+	if err != nil {
+		return nil, fmt.Errorf("order %s: decode snapshot: %w", id, err)
+	}
+	return o, nil
+}
+
 // UnfinishedOrders lists the ids of orders whose saga was interrupted (committing or
 // cancelling), so that a starting node can resume them.
 func (s *Store) UnfinishedOrders(ctx context.Context) (_ []string, err error) {

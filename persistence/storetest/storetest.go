@@ -102,6 +102,7 @@ func Faults(t *testing.T, open Open) {
 		},
 		"SessionByTokenHash": func(ctx context.Context) error { _, err := s.SessionByTokenHash(ctx, "t"); return err },
 		"ListOrders":         func(ctx context.Context) error { _, err := s.ListOrders(ctx, "a", 10, nil); return err },
+		"OrderByID":          func(ctx context.Context) error { _, err := s.OrderByID(ctx, "a"); return err },
 		"LoadCart":           func(ctx context.Context) error { _, err := s.LoadCart(ctx, "a"); return err },
 		"SaveCart":           func(ctx context.Context) error { return s.SaveCart(ctx, "a", 0, []byte("x")) },
 		"Phone":              func(ctx context.Context) error { _, err := s.Phone(ctx, "p"); return err },
@@ -630,6 +631,27 @@ func Orders(t *testing.T, open Open) {
 		for _, p := range pages[:len(pages)-1] {
 			last := p.Orders[len(p.Orders)-1]
 			wantNext(t, p, last.CreatedAt, last.ID)
+		}
+	})
+
+	t.Run("one_order_by_id_as_last_written_and_none_for_rejected_or_unknown", func(t *testing.T) {
+		for id, want := range map[string]order.Status{"ord_3": order.StatusConfirmed, "ord_same_time_b": order.StatusShipped,
+			"ord_committing": order.StatusCommitting, "ord_cancelling": order.StatusCancelling} {
+			o, err := s.OrderByID(ctx, id)
+			if err != nil {
+				t.Fatalf("order %s: %v", id, err)
+			}
+			if o.ID != id || o.Status != want {
+				t.Errorf("order %s = %s %s, want it %s", id, o.ID, o.Status, want)
+			}
+		}
+		if o, err := s.OrderByID(ctx, "ord_other"); err != nil || o.AccountID != "acc_b" {
+			t.Errorf("order ord_other = %+v, %v; want acc_b's", o, err)
+		}
+		for _, id := range []string{"ord_rejected", "ord_nobody", ""} {
+			if o, err := s.OrderByID(ctx, id); !errors.Is(err, order.ErrNotFound) {
+				t.Errorf("order %q = %+v, %v; want order.ErrNotFound", id, o, err)
+			}
 		}
 	})
 
