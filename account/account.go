@@ -62,6 +62,12 @@ type Account struct {
 	PromoEmails bool
 }
 
+// SameStored reports whether a and b agree on everything an update stores (see
+// Store.UpdateAccount): an update from a to b changes nothing.
+func SameStored(a, b Account) bool {
+	return slices.Equal(a.Roles, b.Roles) && a.PromoEmails == b.PromoEmails
+}
+
 // Has reports whether the account may act in role; admin may act in every role.
 func (a Account) Has(role Role) bool {
 	return slices.Contains(a.Roles, role) || slices.Contains(a.Roles, RoleAdmin)

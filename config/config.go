@@ -149,6 +149,9 @@ type HTTP struct {
 	BodyLimit       int           `conf:"default:65536,env:BODY_LIMIT,flag:body-limit,help:largest request body in bytes"`
 	// TrustedProxies are the load balancers whose X-Forwarded-For names the client.
 	TrustedProxies []string `conf:"env:TRUSTED_PROXIES,flag:trusted-proxies,help:comma-separated addresses or CIDRs of proxies whose X-Forwarded-For is believed (unset: the socket's peer is the client)"`
+	// ClientIPv6Prefix groups IPv6 clients for limits and lock-outs: one host
+	// usually holds a whole /64, so its addresses count as one.
+	ClientIPv6Prefix int `conf:"default:64,env:CLIENT_IPV6_PREFIX,flag:client-ipv6-prefix,help:IPv6 clients in one prefix of this length count as one address for rate limits and lock-outs (IPv4: each address)"`
 }
 
 // Accounts says how logins work and who the first admin is.
@@ -214,12 +217,30 @@ type Settings struct {
 	RateLoginBurst     int `conf:"default:300,env:RATE_LOGIN_BURST,flag:rate-login-burst,help:logins one client address may make at once"`
 	RateCheckoutPerMin int `conf:"default:1200,env:RATE_CHECKOUT_PER_MIN,flag:rate-checkout-per-min,help:checkouts per client address per minute"`
 	RateCheckoutBurst  int `conf:"default:400,env:RATE_CHECKOUT_BURST,flag:rate-checkout-burst,help:checkouts one client address may make at once"`
+	// Requests per account (live): every request a logged-in shopper makes, reads
+	// and writes, counted in each edge's memory (a check costs no round trip; with
+	// several edges an account gets this rate from each). Preference changes (each
+	// one reaches every edge) and one-click unsubscribes (per client address) have
+	// quotas of their own, counted where every edge sees them.
+	RateAccountPerMin      int `conf:"default:600,env:RATE_ACCOUNT_PER_MIN,flag:rate-account-per-min,help:requests per logged-in account per minute (on each edge)"`
+	RateAccountBurst       int `conf:"default:120,env:RATE_ACCOUNT_BURST,flag:rate-account-burst,help:requests one logged-in account may make at once (on each edge)"`
+	RatePreferencesPerMin  int `conf:"default:10,env:RATE_PREFERENCES_PER_MIN,flag:rate-preferences-per-min,help:preference changes per account per minute"`
+	RatePreferencesBurst   int `conf:"default:10,env:RATE_PREFERENCES_BURST,flag:rate-preferences-burst,help:preference changes one account may make at once"`
+	RateUnsubscribePerMin  int `conf:"default:60,env:RATE_UNSUBSCRIBE_PER_MIN,flag:rate-unsubscribe-per-min,help:unsubscribe link requests per client address per minute"`
+	RateUnsubscribeBurst   int `conf:"default:30,env:RATE_UNSUBSCRIBE_BURST,flag:rate-unsubscribe-burst,help:unsubscribe link requests one client address may make at once"`
+	RateLoginAccountPerMin int `conf:"default:6,env:RATE_LOGIN_ACCOUNT_PER_MIN,flag:rate-login-account-per-min,help:logins per minute that an account under attack admits from addresses that never logged in to it"`
 	// Failed logins (live): after so many in a row for one account from one
 	// address, that address waits LoginLockout, doubled at each further failure up
 	// to LoginLockoutMax; a success clears it.
 	LoginLockoutFailures int           `conf:"default:10,env:LOGIN_LOCKOUT_FAILURES,flag:login-lockout-failures,help:failed logins in a row (one account, one address) that lock that address out of the account"`
 	LoginLockout         time.Duration `conf:"default:1m,env:LOGIN_LOCKOUT,flag:login-lockout,help:first lock-out; each further failure doubles it"`
 	LoginLockoutMax      time.Duration `conf:"default:15m,env:LOGIN_LOCKOUT_MAX,flag:login-lockout-max,help:longest lock-out"`
+	// An account under attack from many addresses (live): once it has had
+	// LoginAccountFailures failed logins from anywhere, with no hour between
+	// them, an address (a /64 for IPv6) that never logged in to it gets
+	// RateLoginAccountPerMin tries a minute, shared by all such addresses. An
+	// address the owner logged in from keeps its way in: the owner is never locked out.
+	LoginAccountFailures int `conf:"default:20,env:LOGIN_ACCOUNT_FAILURES,flag:login-account-failures,help:failed logins of one account from any address that put it under attack (see rate-login-account-per-min)"`
 }
 
 // Validate checks values that have a valid range: the live settings by the table
@@ -290,6 +311,9 @@ func (h HTTP) validate() error {
 	}
 	if _, err := h.TrustedProxyPrefixes(); err != nil {
 		errs = append(errs, err)
+	}
+	if h.ClientIPv6Prefix < 32 || h.ClientIPv6Prefix > 128 {
+		errs = append(errs, fmt.Errorf("PHONESHOP_CLIENT_IPV6_PREFIX=%d: want a prefix length from 32 to 128", h.ClientIPv6Prefix))
 	}
 	return errors.Join(errs...)
 }

@@ -31,15 +31,23 @@ const (
 	KeyMaintenanceMode   = "maintenance_mode"
 	KeyMailSendPerSec    = "mail_send_per_sec"
 
-	KeyRateRegisterPerMin   = "rate_register_per_min"
-	KeyRateRegisterBurst    = "rate_register_burst"
-	KeyRateLoginPerMin      = "rate_login_per_min"
-	KeyRateLoginBurst       = "rate_login_burst"
-	KeyRateCheckoutPerMin   = "rate_checkout_per_min"
-	KeyRateCheckoutBurst    = "rate_checkout_burst"
-	KeyLoginLockoutFailures = "login_lockout_failures"
-	KeyLoginLockout         = "login_lockout"
-	KeyLoginLockoutMax      = "login_lockout_max"
+	KeyRateRegisterPerMin     = "rate_register_per_min"
+	KeyRateRegisterBurst      = "rate_register_burst"
+	KeyRateLoginPerMin        = "rate_login_per_min"
+	KeyRateLoginBurst         = "rate_login_burst"
+	KeyRateCheckoutPerMin     = "rate_checkout_per_min"
+	KeyRateCheckoutBurst      = "rate_checkout_burst"
+	KeyRateAccountPerMin      = "rate_account_per_min"
+	KeyRateAccountBurst       = "rate_account_burst"
+	KeyRatePreferencesPerMin  = "rate_preferences_per_min"
+	KeyRatePreferencesBurst   = "rate_preferences_burst"
+	KeyRateUnsubscribePerMin  = "rate_unsubscribe_per_min"
+	KeyRateUnsubscribeBurst   = "rate_unsubscribe_burst"
+	KeyRateLoginAccountPerMin = "rate_login_account_per_min"
+	KeyLoginAccountFailures   = "login_account_failures"
+	KeyLoginLockoutFailures   = "login_lockout_failures"
+	KeyLoginLockout           = "login_lockout"
+	KeyLoginLockoutMax        = "login_lockout_max"
 )
 
 // liveSetting is one live setting: where it sits in Settings and the range of its
@@ -77,6 +85,14 @@ var liveSettings = []liveSetting{
 	{key: KeyRateLoginBurst, field: func(s *Settings) any { return &s.RateLoginBurst }, min: 1, max: 1_000_000},
 	{key: KeyRateCheckoutPerMin, field: func(s *Settings) any { return &s.RateCheckoutPerMin }, min: 1, max: 1_000_000},
 	{key: KeyRateCheckoutBurst, field: func(s *Settings) any { return &s.RateCheckoutBurst }, min: 1, max: 1_000_000},
+	{key: KeyRateAccountPerMin, field: func(s *Settings) any { return &s.RateAccountPerMin }, min: 1, max: 1_000_000},
+	{key: KeyRateAccountBurst, field: func(s *Settings) any { return &s.RateAccountBurst }, min: 1, max: 1_000_000},
+	{key: KeyRatePreferencesPerMin, field: func(s *Settings) any { return &s.RatePreferencesPerMin }, min: 1, max: 1_000_000},
+	{key: KeyRatePreferencesBurst, field: func(s *Settings) any { return &s.RatePreferencesBurst }, min: 1, max: 1_000_000},
+	{key: KeyRateUnsubscribePerMin, field: func(s *Settings) any { return &s.RateUnsubscribePerMin }, min: 1, max: 1_000_000},
+	{key: KeyRateUnsubscribeBurst, field: func(s *Settings) any { return &s.RateUnsubscribeBurst }, min: 1, max: 1_000_000},
+	{key: KeyRateLoginAccountPerMin, field: func(s *Settings) any { return &s.RateLoginAccountPerMin }, min: 1, max: 1_000_000},
+	{key: KeyLoginAccountFailures, field: func(s *Settings) any { return &s.LoginAccountFailures }, min: 1, max: 1_000_000},
 }
 
 // liveRelation is a rule between settings, checked with the range of each of them.
@@ -251,6 +267,10 @@ func (l *Live) LoginLockout() (failures int, first, last time.Duration) {
 	s := l.shop.Load()
 	return s.LoginLockoutFailures, s.LoginLockout, s.LoginLockoutMax
 }
+
+// LoginAccountFailures is how many failed logins of one account, from anywhere,
+// put it under attack (see Settings.LoginAccountFailures).
+func (l *Live) LoginAccountFailures() int { return l.shop.Load().LoginAccountFailures }
 
 // ReservationTTL is how long checkout holds stock.
 func (l *Live) ReservationTTL() time.Duration { return l.shop.Load().ReservationTTL }

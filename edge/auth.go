@@ -23,6 +23,13 @@ func (s *server) authenticate(c *fiber.Ctx) error {
 		return err
 	}
 	c.Locals(localAccount, a)
+	if lim := s.Limits.Account; lim != nil {
+		// Every request of an account counts, reads as much as writes: a
+		// logged-in client cannot make the shop look ids up without end.
+		if ok, wait := lim.Allow(c.UserContext(), a.ID); !ok {
+			return rateLimited(wait, "too many requests from this account; retry after the time in Retry-After")
+		}
+	}
 	return c.Next()
 }
 

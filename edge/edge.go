@@ -170,7 +170,7 @@ func New(d Deps) *fiber.App {
 	v1.Post("/sessions", s.limit(d.Limits.Login), s.login)
 	v1.Delete("/sessions/current", s.authenticate, s.logout)
 	v1.Get("/me", s.authenticate, s.me)
-	v1.Put("/me/preferences", s.authenticate, s.setPreferences)
+	v1.Put("/me/preferences", s.authenticate, s.limitAccount(d.Limits.Preferences), s.setPreferences)
 
 	v1.Get("/phones", s.searchPhones)
 	v1.Get("/phones/:id", s.phone)
@@ -209,8 +209,8 @@ func New(d Deps) *fiber.App {
 	promos.Post("/:id/pause", s.movePromo("Pause", (*promopb.PromoGrainClient).Pause))
 	promos.Post("/:id/end", s.movePromo("End", (*promopb.PromoGrainClient).End))
 
-	app.Get("/u/:token", s.unsubscribeForm)
-	app.Post("/u/:token", s.unsubscribe)
+	app.Get("/u/:token", s.limit(d.Limits.Unsubscribe), s.unsubscribeForm)
+	app.Post("/u/:token", s.limit(d.Limits.Unsubscribe), s.unsubscribe)
 
 	app.Get("/ops", dashboardPage)
 	app.Get("/ops/:file", dashboardAsset)
@@ -258,7 +258,7 @@ func (s *server) bodyLimit(c *fiber.Ctx) error {
 }
 
 // maintenance refuses every change while the shop is read-only, except logging in
-// and out (operators must get in to end it).
+// and out and unsubscribing.
 func (s *server) maintenance(c *fiber.Ctx) error {
 	if s.MaintenanceMode == nil || !s.MaintenanceMode() {
 		return c.Next()
@@ -267,7 +267,9 @@ func (s *server) maintenance(c *fiber.Ctx) error {
 	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
 		return c.Next()
 	}
-	if strings.HasPrefix(c.Path(), "/api/v1/sessions") {
+	// Logging in and out: operators must get in to end maintenance. Unsubscribing:
+	// a mail client's one-click POST (RFC 8058) cannot come back later.
+	if strings.HasPrefix(c.Path(), "/api/v1/sessions") || strings.HasPrefix(c.Path(), "/u/") {
 		return c.Next()
 	}
 	return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, RetryAfter: maintenanceRetryAfter,
@@ -306,9 +308,25 @@ func (s *server) observe(c *fiber.Ctx) error {
 	}
 	elapsed := time.Since(start)
 	s.Metrics.observeRequest(c.Method(), route, status, elapsed)
-	s.log.Info("http", "method", c.Method(), "path", c.Path(), "route", route, "status", status,
+	s.log.Info("http", "method", c.Method(), "path", loggedPath(c), "route", route, "status", status,
 		"duration_ms", float64(elapsed.Microseconds())/1000, "request_id", requestID(c))
 	return nil
+}
+
+// secretPaths are the paths whose last segment is a credential (the tokens of the
+// links the shop mails): logs show the prefix only, so that whoever reads the logs
+// cannot unsubscribe or verify anyone.
+var secretPaths = []string{"/u/", "/verify/"}
+
+// loggedPath is the request's path as logs show it.
+func loggedPath(c *fiber.Ctx) string {
+	p := c.Path()
+	for _, prefix := range secretPaths {
+		if strings.HasPrefix(p, prefix) {
+			return prefix + "-"
+		}
+	}
+	return p
 }
 
 func requestID(c *fiber.Ctx) string {

@@ -191,13 +191,13 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		}
 		switch {
 		case !known:
-			log.Error("request failed", "method", c.Method(), "path", c.Path(),
+			log.Error("request failed", "method", c.Method(), "path", loggedPath(c),
 				"request_id", requestID(c), "err", err)
 		case errors.Is(err, call.ErrUnreachable):
-			log.Warn("a grain did not answer", "method", c.Method(), "path", c.Path(),
+			log.Warn("a grain did not answer", "method", c.Method(), "path", loggedPath(c),
 				"request_id", requestID(c), "err", err)
 		case ae.Status == http.StatusServiceUnavailable && !errors.Is(err, fault.ErrOverloaded):
-			log.Warn("a dependency did not answer in time", "method", c.Method(), "path", c.Path(),
+			log.Warn("a dependency did not answer in time", "method", c.Method(), "path", loggedPath(c),
 				"request_id", requestID(c), "err", err)
 		}
 		return c.Status(ae.Status).JSON(fiber.Map{"error": ae})

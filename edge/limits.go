@@ -31,10 +31,17 @@ type LoginLockouts interface {
 
 // Limits are the edge's defences against bursts and abuse; a nil field is off.
 type Limits struct {
-	Register, Login, Checkout RateLimiter
-	Lockouts                  LoginLockouts
+	// Register, Login, Checkout and Unsubscribe count per client address.
+	Register, Login, Checkout, Unsubscribe RateLimiter
+	// Account counts every request of a logged-in account, Preferences its
+	// changes of preferences; both per account.
+	Account, Preferences RateLimiter
+	Lockouts             LoginLockouts
 	// TrustedProxies are the peers whose X-Forwarded-For names the client.
 	TrustedProxies []netip.Prefix
+	// IPv6Prefix is the prefix length that groups IPv6 clients into one address
+	// (0: 64).
+	IPv6Prefix int
 }
 
 // rateLimited is the 429 of API.md, with the wait in Retry-After.
@@ -54,11 +61,44 @@ func (s *server) limit(lim RateLimiter) fiber.Handler {
 		if lim == nil {
 			return c.Next()
 		}
-		if ok, wait := lim.Allow(c.UserContext(), s.clientAddr(c).String()); !ok {
+		if ok, wait := lim.Allow(c.UserContext(), s.clientKey(c)); !ok {
 			return rateLimited(wait, "too many requests from this address; retry after the time in Retry-After")
 		}
 		return c.Next()
 	}
+}
+
+// limitAccount refuses a request over the caller's quota of lim (after authenticate).
+func (s *server) limitAccount(lim RateLimiter) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if lim == nil {
+			return c.Next()
+		}
+		if ok, wait := lim.Allow(c.UserContext(), caller(c).ID); !ok {
+			return rateLimited(wait, "too many requests from this account; retry after the time in Retry-After")
+		}
+		return c.Next()
+	}
+}
+
+// clientKey is what limits and lock-outs count a client by: its address, or for
+// IPv6 the prefix it is in (a /64 by default). One host or home network usually
+// holds a whole /64 and can send from any address in it, so counting addresses
+// would give it 2^64 quotas.
+func (s *server) clientKey(c *fiber.Ctx) string {
+	a := s.clientAddr(c)
+	if !a.Is6() {
+		return a.String()
+	}
+	bits := s.Limits.IPv6Prefix
+	if bits == 0 {
+		bits = 64
+	}
+	p, err := a.WithZone("").Prefix(bits)
+	if err != nil {
+		return a.String()
+	}
+	return p.String()
 }
 
 // clientAddr is the address a request comes from: the socket's peer, or, when the
@@ -108,7 +148,7 @@ type loginGuard struct {
 
 func (s *server) loginGuard(c *fiber.Ctx, email string) loginGuard {
 	e := strings.ToLower(strings.TrimSpace(email))
-	return loginGuard{s: s, c: c, account: e, addr: s.clientAddr(c).String()}
+	return loginGuard{s: s, c: c, account: e, addr: s.clientKey(c)}
 }
 
 func (g loginGuard) check() error {
@@ -116,7 +156,7 @@ func (g loginGuard) check() error {
 		return nil
 	}
 	if wait := g.s.Limits.Lockouts.Locked(g.c.UserContext(), g.account, g.addr); wait > 0 {
-		return rateLimited(wait, "too many failed logins for this account from this address")
+		return rateLimited(wait, "too many failed logins for this account; retry after the time in Retry-After")
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"phoneshop/config"
 	"phoneshop/internal/shoptest"
 )
 
@@ -88,6 +89,27 @@ func TestUnsubscribe(t *testing.T) {
 		}
 		if !promoEmails(t, token) {
 			t.Error("a bad token unsubscribed the shopper")
+		}
+	})
+
+	t.Run("one_click_works_in_maintenance_mode", func(t *testing.T) {
+		// RFC 8058: the mail client's POST is not tried again later.
+		token, _, link := optedIn(t)
+		if err := h.Shop.Live.Set(config.KeyMaintenanceMode, "true"); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := h.Shop.Live.Set(config.KeyMaintenanceMode, "false"); err != nil {
+				t.Fatal(err)
+			}
+		}()
+		wantError(t, do(t, h, shoptest.Request{Method: "PUT", Path: "/api/v1/me/preferences", Token: token,
+			Body: map[string]bool{"promo_emails": false}}), http.StatusServiceUnavailable, "unavailable")
+		if r := do(t, h, shoptest.Request{Method: "POST", Path: link}); r.Status != http.StatusOK {
+			t.Fatalf("POST %s in maintenance: %d %s", link, r.Status, r.Body)
+		}
+		if promoEmails(t, token) {
+			t.Error("still opted in after the one-click POST in maintenance mode")
 		}
 	})
 

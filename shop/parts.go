@@ -362,28 +362,50 @@ func (s *Shop) limits(hot *hotReads, cfg config.HTTP) (edge.Limits, error) {
 		rates, counters = hot.redis.RateStore(), hot.redis.Counters()
 	}
 	live := s.Live
+	quota := func(perMin, burst string) func() ratelimit.Quota {
+		return func() ratelimit.Quota { return ratelimit.Quota{PerMinute: live.Rate(perMin), Burst: live.Rate(burst)} }
+	}
+	one := func(perMin string) func() ratelimit.Quota {
+		return func() ratelimit.Quota { return ratelimit.Quota{PerMinute: live.Rate(perMin), Burst: 1} }
+	}
+	var loginAccount *ratelimit.Limiter
 	for _, r := range []struct {
-		name          string
-		perMin, burst string
-		into          *edge.RateLimiter
+		name  string
+		quota func() ratelimit.Quota
+		// local counts in this process only: a check on every logged-in request
+		// must not cost a round trip to Redis.
+		local bool
+		into  *edge.RateLimiter
+		typed **ratelimit.Limiter
 	}{
-		{"register", config.KeyRateRegisterPerMin, config.KeyRateRegisterBurst, &l.Register},
-		{"login", config.KeyRateLoginPerMin, config.KeyRateLoginBurst, &l.Login},
-		{"checkout", config.KeyRateCheckoutPerMin, config.KeyRateCheckoutBurst, &l.Checkout},
+		{name: "register", quota: quota(config.KeyRateRegisterPerMin, config.KeyRateRegisterBurst), into: &l.Register},
+		{name: "login", quota: quota(config.KeyRateLoginPerMin, config.KeyRateLoginBurst), into: &l.Login},
+		{name: "checkout", quota: quota(config.KeyRateCheckoutPerMin, config.KeyRateCheckoutBurst), into: &l.Checkout},
+		{name: "account", quota: quota(config.KeyRateAccountPerMin, config.KeyRateAccountBurst), local: true, into: &l.Account},
+		{name: "preferences", quota: quota(config.KeyRatePreferencesPerMin, config.KeyRatePreferencesBurst), into: &l.Preferences},
+		{name: "unsubscribe", quota: quota(config.KeyRateUnsubscribePerMin, config.KeyRateUnsubscribeBurst), into: &l.Unsubscribe},
+		{name: "login-account", quota: one(config.KeyRateLoginAccountPerMin), typed: &loginAccount},
 	} {
-		quota := func() ratelimit.Quota {
-			return ratelimit.Quota{PerMinute: live.Rate(r.perMin), Burst: live.Rate(r.burst)}
+		shared := rates
+		if r.local {
+			shared = nil
 		}
-		lim, err := ratelimit.NewLimiter(r.name, quota, rates, s.log)
+		lim, err := ratelimit.NewLimiter(r.name, r.quota, shared, s.log)
 		if err != nil {
 			return l, fmt.Errorf("rate limit %s: %w", r.name, err)
 		}
-		*r.into = lim
+		if r.into != nil {
+			*r.into = lim
+		}
+		if r.typed != nil {
+			*r.typed = lim
+		}
 	}
 	l.Lockouts = ratelimit.NewLockouts(func() ratelimit.LockoutPolicy {
 		failures, first, last := live.LoginLockout()
-		return ratelimit.LockoutPolicy{Failures: failures, First: first, Max: last}
-	}, counters, s.log)
+		return ratelimit.LockoutPolicy{Failures: failures, First: first, Max: last, AccountFailures: live.LoginAccountFailures()}
+	}, counters, loginAccount, s.log)
+	l.IPv6Prefix = cfg.ClientIPv6Prefix
 	return l, nil
 }
 

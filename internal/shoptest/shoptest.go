@@ -54,6 +54,9 @@ func Start(t testing.TB, members int, opts ...Option) *Harness {
 		"--rate-register-per-min", "1000000", "--rate-register-burst", "1000000",
 		"--rate-login-per-min", "1000000", "--rate-login-burst", "1000000",
 		"--rate-checkout-per-min", "1000000", "--rate-checkout-burst", "1000000",
+		"--rate-account-per-min", "1000000", "--rate-account-burst", "1000000",
+		"--rate-preferences-per-min", "1000000", "--rate-preferences-burst", "1000000",
+		"--rate-unsubscribe-per-min", "1000000", "--rate-unsubscribe-burst", "1000000",
 	})
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -111,6 +114,9 @@ func AtShippedCost(c *config.Dev) {
 	c.Settings.RateRegisterPerMin, c.Settings.RateRegisterBurst = s.RateRegisterPerMin, s.RateRegisterBurst
 	c.Settings.RateLoginPerMin, c.Settings.RateLoginBurst = s.RateLoginPerMin, s.RateLoginBurst
 	c.Settings.RateCheckoutPerMin, c.Settings.RateCheckoutBurst = s.RateCheckoutPerMin, s.RateCheckoutBurst
+	c.Settings.RateAccountPerMin, c.Settings.RateAccountBurst = s.RateAccountPerMin, s.RateAccountBurst
+	c.Settings.RatePreferencesPerMin, c.Settings.RatePreferencesBurst = s.RatePreferencesPerMin, s.RatePreferencesBurst
+	c.Settings.RateUnsubscribePerMin, c.Settings.RateUnsubscribeBurst = s.RateUnsubscribePerMin, s.RateUnsubscribeBurst
 }
 
 // Restart stops the shop and starts it again on the same data directory.

@@ -29,6 +29,7 @@ type fakeBus struct {
 	net       *fakeNetwork
 	handlers  cache.Handlers
 	connected atomic.Bool
+	published atomic.Int64 // messages published through this bus
 }
 
 var errBusDown = errors.New("fake bus: not connected")
@@ -43,6 +44,7 @@ func (n *fakeNetwork) join() *fakeBus {
 }
 
 func (b *fakeBus) Publish(_ context.Context, topic, key string) error {
+	b.published.Add(1)
 	b.handlers.Deliver(topic, key)
 	if !b.connected.Load() {
 		return errBusDown
@@ -133,6 +135,48 @@ func (p *edgePair) wantRefused(t *testing.T, s *cache.Sessions) {
 	if a, err := p.authenticate(t, s); !errors.Is(err, account.ErrSessionNotFound) {
 		t.Fatalf("SessionAccount = %+v, %v; want account.ErrSessionNotFound", a, err)
 	}
+}
+
+// TestAnUpdateThatChangesNothingRevokesNothing: a revocation reaches every process
+// and waits for them, so only an update that changes what the store keeps sends one.
+func TestAnUpdateThatChangesNothingRevokesNothing(t *testing.T) {
+	ctx := context.Background()
+	p := newEdgePair(t, nil)
+	p.wantAccount(t, p.a, account.RoleShopper)
+	set := func(promo bool, roles ...account.Role) {
+		t.Helper()
+		if _, err := p.a.UpdateAccount(ctx, p.account.ID, func(a *account.Account) error {
+			a.PromoEmails = promo
+			if roles != nil {
+				a.Roles = roles
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		name    string
+		promo   bool
+		roles   []account.Role
+		revokes int64
+	}{
+		{"same_preference", false, nil, 0},
+		{"preference_on", true, nil, 1},
+		{"preference_on_again", true, nil, 0},
+		{"same_roles", true, []account.Role{account.RoleShopper}, 0},
+		{"a_role_given", true, []account.Role{account.RoleShopper, account.RoleOps}, 1},
+		{"preference_off", false, nil, 1},
+	}
+	for _, st := range steps {
+		before := p.busA.published.Load()
+		set(st.promo, st.roles...)
+		if got := p.busA.published.Load() - before; got != st.revokes {
+			t.Errorf("%s: %d revocations published, want %d", st.name, got, st.revokes)
+		}
+	}
+	// The last change reached the other process at once.
+	p.wantAccount(t, p.b, account.RoleShopper, account.RoleOps)
 }
 
 func TestSessionsInProcess(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -327,9 +328,24 @@ func (s *Sessions) AccountByEmail(ctx context.Context, email string) (account.Ac
 // that a role taken away stops working at once on this cache (a lookup that read
 // the account just before the update may cache it again, for at most the TTL),
 // then the in-process entries of its sessions in every process.
+//
+// An update that changes nothing the store keeps (the same preference set again)
+// evicts and revokes nothing: a revocation reaches every edge and waits for their
+// acknowledgements, which a client repeating a no-op must not be able to cause.
 func (s *Sessions) UpdateAccount(ctx context.Context, id string, update func(*account.Account) error) (account.Account, error) {
-	a, err := s.inner.UpdateAccount(ctx, id, update)
-	if err != nil {
+	changed := false
+	a, err := s.inner.UpdateAccount(ctx, id, func(a *account.Account) error {
+		before := *a
+		before.Roles = slices.Clone(a.Roles)
+		if err := update(a); err != nil {
+			return err
+		}
+		// The store may run update more than once (compare-and-set): the last
+		// run is the one stored.
+		changed = !account.SameStored(before, *a)
+		return nil
+	})
+	if err != nil || !changed {
 		return a, err
 	}
 	ctx = context.WithoutCancel(ctx)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -28,11 +29,17 @@ type LockoutPolicy struct {
 	First time.Duration
 	// ... up to Max (15m).
 	Max time.Duration
+	// AccountFailures failed logins of one account, from any addresses, with no
+	// accountWindow between them, put the account under attack (20): from then on
+	// an address that never logged in to it is admitted only as the account's
+	// attack limiter allows (a few tries a minute, shared by every such address).
+	// 0: no account-wide throttle.
+	AccountFailures int
 }
 
 // Validate checks that p locks anyone out.
 func (p LockoutPolicy) Validate() error {
-	if p.Failures < 1 || p.Failures > 1000 || p.First < time.Second || p.Max < p.First || p.Max > 24*time.Hour {
+	if p.Failures < 1 || p.Failures > 1000 || p.First < time.Second || p.Max < p.First || p.Max > 24*time.Hour || p.AccountFailures < 0 {
 		return fmt.Errorf("login lockout %d failures, %s up to %s: want 1..1000 failures and 1s <= first <= max <= 24h",
 			p.Failures, p.First, p.Max)
 	}
@@ -55,67 +62,107 @@ func (p LockoutPolicy) lockFor(failures int64) time.Duration {
 // day, so that a slow guesser meets the longest lock.
 const streakWindow = 24 * time.Hour
 
-// Lockouts throttles password guessing per (account, client address): after
-// Failures failed logins in a row, that address gets no answer for the account
-// until the lock ends; each further failure doubles the lock up to Max; a success
-// clears the streak. Another address is not affected, so a guesser cannot lock the
-// owner out.
+// accountWindow is how long an account's failures from all addresses are
+// remembered after the last one: an hour without a failed login ends an attack.
+const accountWindow = time.Hour
+
+// knownFor is how long an address that logged in to an account stays known to it
+// after its last success.
+const knownFor = 90 * 24 * time.Hour
+
+// Lockouts throttles password guessing at two levels.
+//
+// Per (account, client address): after Failures failed logins in a row, that address
+// gets no answer for the account until the lock ends; each further failure doubles
+// the lock up to Max; a success clears the streak. Another address is not affected,
+// so a guesser cannot lock the owner out.
+//
+// Per account, against guessing from many addresses (a botnet, where each address
+// stays under its own lock): once the account has had AccountFailures failed logins
+// from anywhere, every address that never logged in to it shares the attack
+// limiter's few tries a minute, so the whole botnet gets a slow trickle of guesses.
+// An address that logged in to the account before (within knownFor) is not
+// throttled: the owner keeps a way in (OWASP's authentication guidance). The owner
+// on a new address waits between tries, but is never locked out.
 //
 // One counter per (account, address) holds the streak; its time to live, reset at
 // every failure, tells when the last failure was, so a lock needs no second key.
+// One counter per account counts its failures from all addresses, and one per
+// (account, address) marks an address known.
 type Lockouts struct {
 	policy func() LockoutPolicy
 	shared Counters // nil: memory only
 	local  Counters
+	// attack admits the logins of an account under attack from addresses it does
+	// not know, keyed by account (nil: no account-wide throttle).
+	attack *Limiter
 	now    func() time.Time
 	log    *slog.Logger
 }
 
 // NewLockouts returns the lockouts of policy (read at every call: a live setting),
-// counted in shared (nil: process memory only).
-func NewLockouts(policy func() LockoutPolicy, shared Counters, log *slog.Logger) *Lockouts {
+// counted in shared (nil: process memory only). attack is the rate at which an
+// account under attack admits logins from addresses it does not know (nil: none
+// is throttled per account).
+func NewLockouts(policy func() LockoutPolicy, shared Counters, attack *Limiter, log *slog.Logger) *Lockouts {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Lockouts{policy: policy, shared: shared, local: NewMemory(localKeys), now: time.Now, log: log}
+	return &Lockouts{policy: policy, shared: shared, local: NewMemory(localKeys), attack: attack, now: time.Now, log: log}
 }
 
-func lockoutKey(account, addr string) string {
-	sum := sha256.Sum256([]byte(account + "\x00" + addr))
-	return "login-failures:" + hex.EncodeToString(sum[:16])
+func hashedKey(kind string, parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return kind + ":" + hex.EncodeToString(sum[:16])
 }
 
-// Locked returns how long addr stays locked out of account (0: it may try).
+func lockoutKey(account, addr string) string { return hashedKey("login-failures", account, addr) }
+
+func accountFailuresKey(account string) string { return hashedKey("login-account-failures", account) }
+
+func knownKey(account, addr string) string { return hashedKey("login-known", account, addr) }
+
+// Locked returns how long addr must wait before it may try to log in to account
+// (0: it may try now). An account under attack spends one of its tries for an
+// address it does not know on every call that returns 0.
 func (l *Lockouts) Locked(ctx context.Context, account, addr string) time.Duration {
-	key := lockoutKey(account, addr)
-	n, ttl, err := l.get(ctx, key)
-	if err != nil || n == 0 {
+	if n, ttl, err := l.get(ctx, lockoutKey(account, addr)); err == nil && n > 0 {
+		lastFailure := l.now().Add(ttl - streakWindow)
+		if wait := lastFailure.Add(l.policy().lockFor(n)).Sub(l.now()); wait > 0 {
+			return wait
+		}
+	}
+	threshold := l.policy().AccountFailures
+	if l.attack == nil || threshold < 1 {
 		return 0
 	}
-	lastFailure := l.now().Add(ttl - streakWindow)
-	return max(lastFailure.Add(l.policy().lockFor(n)).Sub(l.now()), 0)
+	if n, _, err := l.get(ctx, accountFailuresKey(account)); err != nil || n < int64(threshold) {
+		return 0
+	}
+	if known, _, err := l.get(ctx, knownKey(account, addr)); err == nil && known > 0 {
+		return 0
+	}
+	if ok, wait := l.attack.Allow(ctx, account); !ok {
+		return max(wait, time.Second)
+	}
+	return 0
 }
 
 // Failed counts a failed login of addr on account; it returns the lock it started
-// (0: none yet).
+// for addr (0: none yet).
 func (l *Lockouts) Failed(ctx context.Context, account, addr string) time.Duration {
-	key := lockoutKey(account, addr)
-	var n int64
-	var err error
-	if l.shared != nil {
-		if n, err = l.shared.Incr(ctx, key, streakWindow); err == nil {
-			return l.policy().lockFor(n)
-		}
-		l.log.Debug("shared login-failure counter failed; counting in memory", "err", err)
+	if l.attack != nil {
+		_, _ = l.incr(ctx, accountFailuresKey(account), accountWindow)
 	}
-	if n, err = l.local.Incr(ctx, key, streakWindow); err != nil {
+	n, err := l.incr(ctx, lockoutKey(account, addr), streakWindow)
+	if err != nil {
 		l.log.Error("counting a failed login failed", "err", err)
 		return 0
 	}
 	return l.policy().lockFor(n)
 }
 
-// Succeeded clears the streak of addr on account.
+// Succeeded clears the streak of addr on account, and marks addr known to it.
 func (l *Lockouts) Succeeded(ctx context.Context, account, addr string) {
 	key := lockoutKey(account, addr)
 	if l.shared != nil {
@@ -124,6 +171,23 @@ func (l *Lockouts) Succeeded(ctx context.Context, account, addr string) {
 		}
 	}
 	_ = l.local.Delete(ctx, key)
+	if l.attack != nil {
+		if _, err := l.incr(ctx, knownKey(account, addr), knownFor); err != nil {
+			l.log.Error("marking an address known to an account failed", "err", err)
+		}
+	}
+}
+
+// incr counts in the shared counters, or in memory while they fail.
+func (l *Lockouts) incr(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	if l.shared != nil {
+		n, err := l.shared.Incr(ctx, key, ttl)
+		if err == nil {
+			return n, nil
+		}
+		l.log.Debug("shared login-failure counter failed; counting in memory", "err", err)
+	}
+	return l.local.Incr(ctx, key, ttl)
 }
 
 // get reads the shared counter, or the local one when the shared store fails; the

@@ -60,7 +60,7 @@ func TestLockouts(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			l := ratelimit.NewLockouts(func() ratelimit.LockoutPolicy { return policy }, tc.shared, nil)
+			l := ratelimit.NewLockouts(func() ratelimit.LockoutPolicy { return policy }, tc.shared, nil, nil)
 			for i := 1; i < policy.Failures; i++ {
 				if lock := l.Failed(ctx, "ann@example.com", "10.0.0.1"); lock != 0 {
 					t.Fatalf("failure %d locked for %s", i, lock)
