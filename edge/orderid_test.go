@@ -232,3 +232,25 @@ func TestMadeUpCampaignIDs(t *testing.T) {
 		t.Errorf("promo grain calls = %v after 200 made-up campaign ids, want %v (none)", after, before)
 	}
 }
+
+// TestCampaignTextOnOneLine: a campaign's name and subject go into one-line places
+// (a mail's Subject header): a control character in either is 400 on create and on
+// edit, and changes nothing.
+func TestCampaignTextOnOneLine(t *testing.T) {
+	h := shoptest.Start(t, 1)
+	admin := h.Admin()
+	draft := createPromo(t, h, admin, campaign(10, "google-pixel-8-128-obsidian"))
+	for _, field := range []string{"name", "email_subject"} {
+		for _, bad := range []string{"Sale\r\nBcc: everyone@example.com", "Sale\nnow", "Sale\x00", "Sale\u2028now"} {
+			body := campaign(10, "google-pixel-8-128-obsidian")
+			body[field] = bad
+			wantError(t, do(t, h, shoptest.Request{Method: "POST", Path: "/api/v1/promos", Token: admin, Body: body}),
+				http.StatusBadRequest, "invalid_request")
+			wantError(t, do(t, h, shoptest.Request{Method: "PATCH", Path: "/api/v1/promos/" + draft.ID, Token: admin,
+				Body: map[string]any{field: bad}}), http.StatusBadRequest, "invalid_request")
+		}
+	}
+	if got := getPromo(t, h, admin, draft.ID); got.Name != "Test sale" {
+		t.Errorf("the draft's name is %q after refused edits, want it unchanged", got.Name)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -93,8 +94,8 @@ func (s Spec) Validate(now time.Time) error {
 		problems = append(problems, fmt.Sprintf("at most %d brands and skus together", MaxTargets))
 	}
 	for _, t := range slices.Concat(s.Brands, s.SKUs) {
-		if strings.TrimSpace(t) == "" || len(t) > 100 {
-			problems = append(problems, "brands and skus must be 1 to 100 characters")
+		if strings.TrimSpace(t) == "" || len(t) > 100 || strings.ContainsFunc(t, breaksALine) {
+			problems = append(problems, "brands and skus must be 1 to 100 characters, none of them a control character")
 			break
 		}
 	}
@@ -117,10 +118,27 @@ func (s Spec) Validate(now time.Time) error {
 	if utf8.RuneCountInString(s.EmailBody) > MaxEmailBodyLen {
 		problems = append(problems, fmt.Sprintf("email_body must have at most %d characters", MaxEmailBodyLen))
 	}
+	// The name and the subject end up in one-line places (a mail's Subject
+	// header, a page's title): a line break there would make every mail of the
+	// campaign fail to send, or forge a header. The body may break lines.
+	for _, f := range []struct{ name, value string }{{"name", s.Name}, {"email_subject", s.EmailSubject}} {
+		if strings.ContainsFunc(f.value, breaksALine) {
+			problems = append(problems, f.name+" must not contain control characters or line breaks")
+		}
+	}
+	if strings.ContainsFunc(s.EmailBody, func(r rune) bool { return breaksALine(r) && r != '\n' && r != '\r' && r != '\t' }) {
+		problems = append(problems, "email_body must not contain control characters other than line breaks and tabs")
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// breaksALine reports whether r is a control character (C0, DEL, C1) or a Unicode
+// line or paragraph separator.
+func breaksALine(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
 }
 
 // normalized is spec as stored: names trimmed, targets sorted without repeats,

@@ -54,6 +54,17 @@ func TestSpecValidate(t *testing.T) {
 		{"negative_cap_refused", func(s *Spec) { s.MaxDiscountedUnits = -1 }, false},
 		{"blank_sku_refused", func(s *Spec) { s.SKUs = []string{" "} }, false},
 		{"subject_too_long_refused", func(s *Spec) { s.EmailSubject = strings.Repeat("x", MaxSubjectLen+1) }, false},
+		{"line_break_in_subject_refused", func(s *Spec) { s.EmailSubject = "Sale\r\nBcc: all@example.com" }, false},
+		{"newline_in_subject_refused", func(s *Spec) { s.EmailSubject = "Sale\nnow" }, false},
+		{"tab_in_subject_refused", func(s *Spec) { s.EmailSubject = "Sale\tnow" }, false},
+		{"line_separator_in_subject_refused", func(s *Spec) { s.EmailSubject = "Sale\u2028now" }, false},
+		{"nul_in_name_refused", func(s *Spec) { s.Name = "Sale\x00" }, false},
+		{"c1_control_in_name_refused", func(s *Spec) { s.Name = "Sale\u0085" }, false},
+		{"line_break_in_name_refused", func(s *Spec) { s.Name = "Pixel\nweek" }, false},
+		{"control_in_brand_refused", func(s *Spec) { s.Brands = []string{"Goo\x1bgle"} }, false},
+		{"unicode_letters_in_subject", func(s *Spec) { s.EmailSubject = "Soldes d'été — 20 % 📱" }, true},
+		{"line_breaks_and_tabs_in_body", func(s *Spec) { s.EmailBody = "Hello,\r\n\tsee our sale.\n" }, true},
+		{"escape_in_body_refused", func(s *Spec) { s.EmailBody = "Hello \x1b[31m" }, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
