@@ -60,12 +60,15 @@ type Account struct {
 	// PromoEmails is the account's consent to campaign e-mail: false until they
 	// opt in. Order e-mail is sent whatever it says.
 	PromoEmails bool
+	// EmailVerified says the owner proved the address theirs (a verification
+	// link): campaign e-mail goes only to verified addresses.
+	EmailVerified bool
 }
 
 // SameStored reports whether a and b agree on everything an update stores (see
 // Store.UpdateAccount): an update from a to b changes nothing.
 func SameStored(a, b Account) bool {
-	return slices.Equal(a.Roles, b.Roles) && a.PromoEmails == b.PromoEmails
+	return slices.Equal(a.Roles, b.Roles) && a.PromoEmails == b.PromoEmails && a.EmailVerified == b.EmailVerified
 }
 
 // Has reports whether the account may act in role; admin may act in every role.
@@ -92,7 +95,9 @@ type Store interface {
 	DeleteSession(ctx context.Context, tokenHash string) error
 	// UpdateAccount applies update to the stored account and stores the result
 	// unless update fails; it returns the account as stored. ErrNotFound for an
-	// unknown id. Only roles and the e-mail preference are stored from the result.
+	// unknown id. Only roles, the e-mail preference and the verification are stored
+	// from the result. An update that would leave the shop with no admin is
+	// refused with ErrLastAdmin, checked in the transaction that writes it.
 	UpdateAccount(ctx context.Context, id string, update func(*Account) error) (Account, error)
 }
 
@@ -328,6 +333,10 @@ func ParseRole(name string) (Role, error) {
 // ErrOwnAdmin refuses an admin's removal of their own admin role: the shop could be
 // left with no one to give it back.
 var ErrOwnAdmin = errors.New("account: an admin cannot remove their own admin role")
+
+// ErrLastAdmin refuses a change of roles that would leave the shop with no admin
+// (two admins demoting each other at once: the second is refused).
+var ErrLastAdmin = errors.New("account: the shop would have no admin left")
 
 // SetRoles replaces the staff roles of account id, as actor (an admin) asks;
 // shopper is always kept.

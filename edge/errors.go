@@ -86,6 +86,7 @@ var domainErrors = []struct {
 	{account.ErrSessionNotFound, http.StatusUnauthorized, codeUnauthenticated},
 	{account.ErrNotFound, http.StatusNotFound, codeNotFound},
 	{account.ErrOwnAdmin, http.StatusConflict, codeConflict},
+	{account.ErrLastAdmin, http.StatusConflict, codeConflict},
 	{promo.ErrInvalid, http.StatusBadRequest, codeInvalidRequest},
 	{catalog.ErrInvalidQuery, http.StatusBadRequest, codeInvalidRequest},
 	{catalog.ErrNotFound, http.StatusNotFound, codeNotFound},

@@ -473,8 +473,8 @@ func (s *Store) CreateAccount(ctx context.Context, a account.Account) (err error
 		roles[i] = string(r)
 	}
 	_, err = s.writer.ExecContext(ctx,
-		`INSERT INTO accounts (id, email, name, password_hash, roles, created_at, promo_emails) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, a.Email, a.Name, a.PasswordHash, strings.Join(roles, ","), a.CreatedAt.UnixMicro(), a.PromoEmails)
+		`INSERT INTO accounts (id, email, name, password_hash, roles, created_at, promo_emails, email_verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.ID, a.Email, a.Name, a.PasswordHash, strings.Join(roles, ","), a.CreatedAt.UnixMicro(), a.PromoEmails, a.EmailVerified)
 	if s.dialect.IsDuplicate(err) {
 		return account.ErrEmailTaken
 	}
@@ -498,8 +498,8 @@ func (s *Store) account(ctx context.Context, where string, arg string) (account.
 	var roles string
 	var created int64
 	err := s.reader.QueryRowContext(ctx,
-		`SELECT id, email, name, password_hash, roles, created_at, promo_emails FROM accounts WHERE `+where, arg).
-		Scan(&a.ID, &a.Email, &a.Name, &a.PasswordHash, &roles, &created, &a.PromoEmails)
+		`SELECT id, email, name, password_hash, roles, created_at, promo_emails, email_verified FROM accounts WHERE `+where, arg).
+		Scan(&a.ID, &a.Email, &a.Name, &a.PasswordHash, &roles, &created, &a.PromoEmails, &a.EmailVerified)
 	if errors.Is(err, sql.ErrNoRows) {
 		return account.Account{}, account.ErrNotFound
 	}
@@ -514,7 +514,12 @@ func (s *Store) account(ctx context.Context, where string, arg string) (account.
 }
 
 // UpdateAccount implements account.Store as compare-and-set: the update lands only
-// on the roles and preference it was computed from, else it is computed again.
+// on the roles, preference and verification it was computed from, else it is
+// computed again. An update that takes admin away holds the admins lock for its
+// transaction and is refused with account.ErrLastAdmin when no other account would
+// be admin: two admins demoting each other at once are serialised on that lock, and
+// the second finds the first's change (a read after the lock sees every change
+// committed before it).
 func (s *Store) UpdateAccount(ctx context.Context, id string, update func(*account.Account) error) (_ account.Account, err error) {
 	defer s.classify(&err)
 	for attempt := 0; ; attempt++ {
@@ -527,16 +532,27 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, update func(*accou
 		if err := update(&a); err != nil {
 			return account.Account{}, err
 		}
-		oldRoles, newRoles := joinRoles(before.Roles), joinRoles(a.Roles)
-		if oldRoles == newRoles && before.PromoEmails == a.PromoEmails {
+		if account.SameStored(before, a) {
 			return a, nil
 		}
-		res, err := s.writer.ExecContext(ctx, `UPDATE accounts SET roles = ?, promo_emails = ?
-			WHERE id = ? AND roles = ? AND promo_emails = ?`, newRoles, a.PromoEmails, id, oldRoles, before.PromoEmails)
-		if err != nil {
-			return account.Account{}, err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 1 {
+		var landed bool
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			if slices.Contains(before.Roles, account.RoleAdmin) && !slices.Contains(a.Roles, account.RoleAdmin) {
+				if err := keepAnAdmin(ctx, tx, id); err != nil {
+					return err
+				}
+			}
+			res, err := tx.ExecContext(ctx, `UPDATE accounts SET roles = ?, promo_emails = ?, email_verified = ?
+				WHERE id = ? AND roles = ? AND promo_emails = ? AND email_verified = ?`,
+				joinRoles(a.Roles), a.PromoEmails, a.EmailVerified, id, joinRoles(before.Roles), before.PromoEmails, before.EmailVerified)
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			landed = n == 1
+			return err
+		})
+		if err != nil || landed {
 			return a, err
 		}
 		// Another update landed first: every round one of the racers wins, so a
@@ -546,6 +562,25 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, update func(*accou
 			return account.Account{}, fmt.Errorf("update account %s: it kept changing under the update", id)
 		}
 	}
+}
+
+// keepAnAdmin takes the admins lock inside tx and fails with account.ErrLastAdmin
+// unless an account other than id holds the admin role. The lock is a write, so it
+// is held to the end of tx (a row lock on MySQL, the one writer on SQLite), and
+// the count that follows reads after every change committed before the lock.
+func keepAnAdmin(ctx context.Context, tx *sql.Tx, id string) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE shop_locks SET n = n + 1 WHERE name = 'admins'`); err != nil {
+		return err
+	}
+	var others int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM accounts WHERE id <> ? AND
+		(roles = 'admin' OR roles LIKE 'admin,%' OR roles LIKE '%,admin' OR roles LIKE '%,admin,%')`, id).Scan(&others); err != nil {
+		return err
+	}
+	if others == 0 {
+		return account.ErrLastAdmin
+	}
+	return nil
 }
 
 func joinRoles(roles []account.Role) string {

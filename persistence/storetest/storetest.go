@@ -44,6 +44,7 @@ func Run(t *testing.T, open Open) {
 	})
 	t.Run("batches", func(t *testing.T) { Batches(t, open) })
 	t.Run("accounts", func(t *testing.T) { Accounts(t, open) })
+	t.Run("admins_demoting_each_other_leave_one", func(t *testing.T) { LastAdmin(t, open) })
 	t.Run("catalog", func(t *testing.T) { Catalog(t, open) })
 	t.Run("catalog_seeded_once_by_racing_processes", func(t *testing.T) { SeedRace(t, open) })
 	t.Run("orders", func(t *testing.T) { Orders(t, open) })
@@ -394,6 +395,73 @@ func Accounts(t *testing.T, open Open) {
 	}
 	if _, err := s.SessionByTokenHash(ctx, sess.TokenHash); !errors.Is(err, account.ErrSessionNotFound) {
 		t.Fatalf("deleted session: err = %v, want ErrSessionNotFound", err)
+	}
+}
+
+// LastAdmin: two admins who take each other's admin role away at once, again and
+// again, never leave the store without an admin: one of the two changes lands, the
+// other is refused with account.ErrLastAdmin.
+func LastAdmin(t *testing.T, open Open) {
+	ctx := context.Background()
+	s := open(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	admins := []account.Role{account.RoleShopper, account.RoleAdmin}
+	for _, id := range []string{"acc_admin_a", "acc_admin_b"} {
+		if err := s.CreateAccount(ctx, account.Account{ID: id, Email: id + "@example.com", Name: id, Roles: admins,
+			PasswordHash: "$argon2id$x", CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setRoles := func(id string, roles []account.Role) error {
+		_, err := s.UpdateAccount(ctx, id, func(a *account.Account) error { a.Roles = roles; return nil })
+		return err
+	}
+	isAdmin := func(id string) bool {
+		a, err := s.AccountByID(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Contains(a.Roles, account.RoleAdmin)
+	}
+	for round := range 30 {
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, id := range []string{"acc_admin_a", "acc_admin_b"} {
+			wg.Go(func() { errs[i] = setRoles(id, []account.Role{account.RoleShopper, account.RoleOps}) })
+		}
+		wg.Wait()
+		a, b := isAdmin("acc_admin_a"), isAdmin("acc_admin_b")
+		if !a && !b {
+			t.Fatalf("round %d: both admins demoted (errors %v): the store has no admin", round, errs)
+		}
+		refused := 0
+		for _, err := range errs {
+			switch {
+			case errors.Is(err, account.ErrLastAdmin):
+				refused++
+			case err != nil:
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if refused != 1 || a == b {
+			t.Fatalf("round %d: admins a=%v b=%v, errors %v; want one demoted and the other refused", round, a, b, errs)
+		}
+		// Both admins again for the next round.
+		for _, id := range []string{"acc_admin_a", "acc_admin_b"} {
+			if err := setRoles(id, admins); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Alone, the last admin cannot lose the role; another role change is fine.
+	if err := setRoles("acc_admin_b", []account.Role{account.RoleShopper}); err != nil {
+		t.Fatal(err)
+	}
+	if err := setRoles("acc_admin_a", []account.Role{account.RoleShopper}); !errors.Is(err, account.ErrLastAdmin) {
+		t.Fatalf("demoting the last admin: %v, want account.ErrLastAdmin", err)
+	}
+	if err := setRoles("acc_admin_a", []account.Role{account.RoleShopper, account.RoleAdmin, account.RoleOps}); err != nil {
+		t.Fatalf("giving the last admin another role: %v", err)
 	}
 }
 

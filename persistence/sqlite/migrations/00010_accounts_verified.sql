@@ -1,0 +1,19 @@
+-- +goose Up
+-- Whether the account's owner proved the address theirs (a verification link), and
+-- when the last verification mail was asked for (a resend waits a while).
+ALTER TABLE accounts ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE accounts ADD COLUMN verification_sent_at INTEGER NOT NULL DEFAULT 0;
+
+-- A row to lock: a change of roles that takes admin away writes the 'admins' row
+-- first in its transaction, so two admins who demote each other at once are
+-- serialised, and the second finds it would leave the shop without an admin.
+CREATE TABLE shop_locks (
+    name TEXT    NOT NULL PRIMARY KEY,
+    n    INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO shop_locks (name, n) VALUES ('admins', 0);
+
+-- +goose Down
+DROP TABLE shop_locks;
+ALTER TABLE accounts DROP COLUMN verification_sent_at;
+ALTER TABLE accounts DROP COLUMN email_verified;
