@@ -44,6 +44,7 @@ var openAPI []byte
 type OrderLister interface {
 	ListOrders(ctx context.Context, accountID string, limit int, after *order.ListCursor) (order.HistoryPage, error)
 	OrderByID(ctx context.Context, id string) (*order.Order, error)
+	ListAllOrders(ctx context.Context, q order.OpsQuery) (order.OpsPage, error)
 }
 
 // PromoLister reads the campaign listing (newest first), one campaign's listing
@@ -191,8 +192,10 @@ func New(d Deps) *fiber.App {
 	ops := v1.Group("/ops", s.authenticate, requireRole(account.RoleOps))
 	ops.Get("/inventory/:sku", s.stockLevel)
 	ops.Put("/inventory/:sku", s.receiveStock)
+	ops.Get("/orders", s.listAllOrders)
 	ops.Post("/orders/:id/ship", s.shipOrder)
 	ops.Post("/orders/:id/deliver", s.deliverOrder)
+	ops.Post("/orders/:id/resume", s.resumeOrder)
 	ops.Get("/cluster", s.clusterView)
 	ops.Get("/accounts", s.findAccount)
 	ops.Put("/accounts/:id/roles", requireRole(account.RoleAdmin), s.setRoles)

@@ -253,21 +253,13 @@ func parseOrderPageToken(token string) (*order.ListCursor, error) {
 	return &c, nil
 }
 
-// apiStatus is the status a shopper sees: the saga's inner steps are "pending".
-func apiStatus(s order.Status) string {
-	if s == order.StatusCommitting {
-		return string(order.StatusPending)
-	}
-	return string(s)
-}
-
 func toOrderResponse(st *orderpb.OrderState) orderResponse {
 	return toOrderResponseFromDomain(order.FromState(st))
 }
 
 func toOrderResponseFromDomain(o *order.Order) orderResponse {
 	r := orderResponse{
-		ID: o.ID, Status: apiStatus(o.Status), Items: make([]cartItemResponse, len(o.Lines)),
+		ID: o.ID, Status: string(o.ShopperStatus()), Items: make([]cartItemResponse, len(o.Lines)),
 		DiscountCents: o.DiscountCents(), TotalCents: o.TotalCents, Currency: o.Currency,
 		ShippingAddress: addressBody{Name: o.Address.Name, Line1: o.Address.Line1, Line2: o.Address.Line2,
 			City: o.Address.City, PostalCode: o.Address.PostalCode, Country: o.Address.Country},

@@ -307,6 +307,7 @@ func (s *Shop) grainDeps(hot *hotReads, groupCommit bool) member.Deps {
 	stock := cache.NewStockPublisher(live.LowStockThreshold,
 		func(ctx context.Context) { _ = hot.catalog.Invalidate(ctx) }, s.log, cache.WithPublisherMetrics(hot.metrics))
 	s.closers = append(s.closers, func() error { stock.Close(); return nil })
+	orders := order.NewMetrics(s.Registry)
 	return member.Deps{
 		Inventory: inventory.Deps{Store: s.Store, ReservationTTL: live.ReservationTTL,
 			Now: time.Now, StoreTimeout: storeTimeout, Calls: s.calls, GroupCommit: groupCommit, OnLevel: stock.Publish, Logger: s.log},
@@ -314,7 +315,7 @@ func (s *Shop) grainDeps(hot *hotReads, groupCommit bool) member.Deps {
 			MaxLineQuantity: live.MaxLineQuantity, Currency: catalog.Currency,
 			Calls: s.calls, StoreTimeout: storeTimeout, Campaigns: s.campaigns.Live, Now: time.Now, Logger: s.log},
 		Order: order.Deps{Store: s.Store, Calls: s.calls, Now: time.Now, StoreTimeout: storeTimeout, Logger: s.log,
-			Placed: order.NewMetrics(s.Registry).Placed},
+			Placed: orders.Placed, Parked: orders.Parked},
 		Promo: promo.Deps{Store: s.Store, Now: time.Now, StoreTimeout: storeTimeout, Calls: s.calls,
 			GroupCommit: groupCommit, Logger: s.log},
 	}

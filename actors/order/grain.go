@@ -58,6 +58,30 @@ type HistoryPage struct {
 	Next *ListCursor
 }
 
+// OpsQuery selects orders of every account, as ops list them: of Status only
+// (empty: every order that exists for its buyer), of AccountID only (empty: every
+// account), at most Limit, after the cursor After (nil: from the start). OldestFirst
+// orders a work queue (orders to ship); else the newest come first.
+type OpsQuery struct {
+	Status      Status
+	AccountID   string
+	Limit       int
+	After       *ListCursor
+	OldestFirst bool
+}
+
+// OpsOrder is an order as ops see it: with the e-mail address of its account.
+type OpsOrder struct {
+	*Order
+	Email string
+}
+
+// OpsPage is one page of an OpsQuery; Next continues it (nil at the end).
+type OpsPage struct {
+	Orders []OpsOrder
+	Next   *ListCursor
+}
+
 // Store persists order snapshots, fenced like every grain snapshot: SaveOrder
 // succeeds only when the stored version is expectedVersion, else snapshot.ErrStale
 // and nothing is written. In the same transaction it writes the row and the
@@ -133,6 +157,8 @@ type Deps struct {
 	Logger       *slog.Logger
 	// Placed, when set, is told the outcome of every Place that ran the saga.
 	Placed func(outcome string)
+	// Parked, when set, is told of every saga parked in needs_attention.
+	Parked func()
 }
 
 var deps = grainctx.NewSlot[Deps]()
@@ -153,6 +179,12 @@ type sagaTick struct{}
 // that names nothing must not keep a grain alive for the idle timeout. It goes
 // through the mailbox, so a Place that arrived meanwhile keeps the grain.
 type stopIfNone struct{}
+
+// parkAfter is how many attempts in a row a saga may fail for a reason no retry
+// cures (grainerr.Transient says no) before it is parked in needs_attention: one
+// such failure could still be a race, a few in a row (within a second of backoff)
+// are not.
+const parkAfter = 3
 
 // The saga's retry backoff: a step that failed is tried again after firstSagaRetry,
 // then twice as long each time, up to maxSagaRetry, until the order rests. Every
@@ -176,6 +208,9 @@ type grain struct {
 	// it was armed with (0: the saga rests).
 	retry   scheduler.CancelFunc
 	backoff time.Duration
+	// hardFailures counts the saga's attempts in a row that failed for a reason no
+	// retry cures; at parkAfter the saga is parked.
+	hardFailures int
 }
 
 func (g *grain) Init(gctx cluster.GrainContext) {
@@ -226,12 +261,39 @@ func (g *grain) ReceiveDefault(gctx cluster.GrainContext) {
 	g.retry = nil
 	ctx, cancel := context.WithTimeout(context.Background(), g.deps.Calls.CallTimeout())
 	defer cancel()
-	if err := g.resume(ctx); err != nil {
-		level := slog.LevelWarn
-		if !grainerr.Transient(err) {
-			level = slog.LevelError // no retry cures this one: someone must look
+	err := g.resume(ctx)
+	switch {
+	case err == nil:
+		g.hardFailures = 0
+	case grainerr.Transient(err):
+		g.hardFailures = 0
+		g.log.Warn("saga did not finish; retrying on the grain's timer", "err", err, "in", g.backoff)
+	default:
+		g.hardFailures++
+		if g.hardFailures < parkAfter || g.order == nil {
+			g.log.Error("saga failed for a reason a retry may not cure; retrying on the grain's timer",
+				"err", err, "in", g.backoff, "attempt", g.hardFailures)
+			return
 		}
-		g.log.Log(ctx, level, "saga did not finish; retrying on the grain's timer", "err", err, "in", g.backoff)
+		g.park(ctx, err)
+	}
+}
+
+// park stops a saga that keeps failing for a reason no retry cures: the order goes
+// to needs_attention, where ops see it, instead of retrying every maxSagaRetry for
+// ever. If the park's own write fails, the timer tries the saga (and the park)
+// again.
+func (g *grain) park(ctx context.Context, cause error) {
+	from := g.order.Status
+	if err := g.order.Park(ctx, cause.Error(), g.save, g.deps.Now); err != nil {
+		g.log.Error("parking a failed saga failed; retrying on the grain's timer", "err", err, "cause", cause)
+		return
+	}
+	g.hardFailures = 0
+	g.settle() // the order rests: the timer is disarmed
+	g.log.Error("saga parked in needs_attention: ops must look at it", "from", from, "cause", cause)
+	if g.deps.Parked != nil {
+		g.deps.Parked()
 	}
 }
 
@@ -275,9 +337,21 @@ func (g *grain) Get(req *orderpb.GetOrderRequest, gctx cluster.GrainContext) (*o
 // Resume is the wake-up call for an order a crash interrupted: the activation it
 // causes, and one attempt under the caller's deadline, run the saga; what is left
 // is retried on the grain's own timer.
+//
+// With Unpark, a saga parked in needs_attention is put back where it stopped and
+// run again (ops resume it once its cause is fixed).
 func (g *grain) Resume(req *orderpb.ResumeRequest, _ cluster.GrainContext) (*orderpb.OrderView, error) {
 	ctx, cancel := g.serve(req)
 	defer cancel()
+	if req.Unpark {
+		if err := g.ensureLoaded(ctx); err != nil {
+			return nil, err
+		}
+		if err := g.order.Unpark(ctx, g.save, g.deps.Now); err != nil {
+			return nil, g.toGrainError(err)
+		}
+		g.hardFailures = 0
+	}
 	if err := g.resume(ctx); err != nil {
 		return nil, g.toGrainError(err)
 	}
@@ -586,7 +660,7 @@ func toProto(o *Order) *orderpb.OrderState {
 	st := &orderpb.OrderState{
 		Id: o.ID, AccountId: o.AccountID, RequestHash: o.RequestHash, Status: string(o.Status),
 		Currency: o.Currency, TotalCents: o.TotalCents, RejectedSkus: o.RejectedSKUs, RejectedPromos: o.RejectedPromos,
-		CartRevision: o.CartRevision,
+		CartRevision: o.CartRevision, ParkedFrom: string(o.ParkedFrom), Attention: o.Attention,
 		ShippingAddress: &orderpb.Address{
 			Name: o.Address.Name, Line1: o.Address.Line1, Line2: o.Address.Line2,
 			City: o.Address.City, PostalCode: o.Address.PostalCode, Country: o.Address.Country,
@@ -612,7 +686,7 @@ func fromProto(st *orderpb.OrderState) *Order {
 		ID: st.Id, AccountID: st.AccountId, RequestHash: st.RequestHash, Status: Status(st.Status),
 		Lines: linesFromProto(st.Lines), Address: addressFromProto(st.ShippingAddress),
 		Currency: st.Currency, TotalCents: st.TotalCents, RejectedSKUs: st.RejectedSkus, RejectedPromos: st.RejectedPromos,
-		CartRevision: st.CartRevision,
+		CartRevision: st.CartRevision, ParkedFrom: Status(st.ParkedFrom), Attention: st.Attention,
 	}
 	if st.CreatedAt != nil {
 		o.CreatedAt = st.CreatedAt.AsTime()

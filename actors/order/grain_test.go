@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -100,17 +101,23 @@ func (s *faultyOrders) SaveOrder(ctx context.Context, version int64, state []byt
 	return s.Store.SaveOrder(ctx, version, state, row, events)
 }
 
-// faultyStock is the inventory store; it refuses the first commits it is told to.
+// faultyStock is the inventory store; it refuses the first commits it is told to
+// (as an outage: a retry cures it), or every commit while breakCommits is set (with
+// an error nobody classified: no retry cures it).
 type faultyStock struct {
 	inventory.Store
 	deadlines     *deadlines
 	refuseCommits atomic.Int32
+	breakCommits  atomic.Bool
 }
 
 func (s *faultyStock) SaveInventory(ctx context.Context, sku string, v int64, state []byte, l inventory.Level, sales inventory.SalesChange) error {
 	s.deadlines.record(ctx, "inventory")
 	if len(sales.Added) > 0 && s.refuseCommits.Add(-1) >= 0 {
 		return fault.Unavailable(errors.New("inventory store busy"))
+	}
+	if len(sales.Added) > 0 && s.breakCommits.Load() {
+		return errors.New("inventory store: a row that breaks a constraint")
 	}
 	return s.Store.SaveInventory(ctx, sku, v, state, l, sales)
 }
@@ -149,6 +156,7 @@ func (oneVariant) Variants(_ context.Context, skus []string) (map[string]cart.Va
 }
 
 type sagaHarness struct {
+	parked    atomic.Int32 // sagas parked (order.Deps.Parked)
 	db        *sqlstore.Store
 	carts     *recordedCarts
 	orders    *faultyOrders
@@ -175,7 +183,8 @@ func startSaga(t *testing.T) *sagaHarness {
 		member.Deps{
 			Inventory: inventory.Deps{Store: h.stock, ReservationTTL: func() time.Duration { return time.Minute },
 				Now: time.Now, StoreTimeout: 5 * time.Second, GroupCommit: true, Logger: log},
-			Order: order.Deps{Store: h.orders, Calls: call.DefaultPolicy(), Now: time.Now, StoreTimeout: 5 * time.Second, Logger: log},
+			Order: order.Deps{Store: h.orders, Calls: call.DefaultPolicy(), Now: time.Now, StoreTimeout: 5 * time.Second, Logger: log,
+				Parked: func() { h.parked.Add(1) }},
 			Cart: cart.Deps{Store: h.carts, Catalog: oneVariant{},
 				MaxLineQuantity: func() int64 { return 10 }, Currency: "USD", Calls: call.DefaultPolicy(),
 				StoreTimeout: 5 * time.Second, Logger: log},
@@ -466,5 +475,56 @@ func TestAGrainThatFindsNoOrderStops(t *testing.T) {
 	}
 	if n := kind.Count(); n != 1 {
 		t.Errorf("order grains active after a placed order was read = %d, want 1", n)
+	}
+}
+
+// TestASagaThatFailsForGoodIsParked: a saga whose step keeps failing for a reason
+// no retry cures stops retrying and rests in needs_attention, where its cause is
+// kept; once ops fixed the cause, a resume with Unpark finishes it.
+func TestASagaThatFailsForGoodIsParked(t *testing.T) {
+	h := startSaga(t)
+	h.stocked(t, "sku-1", 10)
+	h.stock.breakCommits.Store(true)
+	id := order.ID("acc-1", "k-parked")
+	client := orderpb.GetOrderGrainClient(h.c, id)
+	if _, err := client.Place(&orderpb.PlaceRequest{
+		AccountId: "acc-1", RequestHash: "h", Currency: "USD",
+		Lines:           []*orderpb.OrderLine{{Sku: "sku-1", Quantity: 3, UnitPriceCents: 100}},
+		ShippingAddress: &orderpb.Address{Name: "Ann", Line1: "1 Main St", City: "Springfield", PostalCode: "12345", Country: "US"},
+	}, opt); err == nil {
+		t.Fatal("place with a broken inventory store succeeded")
+	}
+	h.waitStored(t, id, order.StatusNeedsAttention)
+	snap, err := h.db.LoadOrder(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := order.Decode(snap.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.ParkedFrom != order.StatusCommitting || !strings.Contains(o.Attention, "breaks a constraint") {
+		t.Errorf("parked order: from %q because %q; want from committing, with the store's error", o.ParkedFrom, o.Attention)
+	}
+	if n := h.parked.Load(); n != 1 {
+		t.Errorf("parked hook told %d times, want 1", n)
+	}
+	// Parked means resting: no timer runs the saga again.
+	version := snap.Version
+	time.Sleep(2 * time.Second) // several backoffs of the saga's timer (100ms, doubling)
+	if snap, err := h.db.LoadOrder(context.Background(), id); err != nil || snap.Version != version {
+		t.Fatalf("the parked order was written again (version %d -> %d, %v)", version, snap.Version, err)
+	}
+
+	h.stock.breakCommits.Store(false)
+	view, err := client.Resume(&orderpb.ResumeRequest{Unpark: true}, opt)
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if view.Order.Status != string(order.StatusConfirmed) || view.Order.ParkedFrom != "" || view.Order.Attention != "" {
+		t.Fatalf("after the resume the order is %s (parked from %q: %q), want confirmed", view.Order.Status, view.Order.ParkedFrom, view.Order.Attention)
+	}
+	if l := h.level(t, "sku-1"); l.Available != 7 || l.Sold != 3 || l.Reserved != 0 {
+		t.Fatalf("level after the resumed order = %v; want 7 available, 3 sold", l)
 	}
 }

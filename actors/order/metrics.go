@@ -2,18 +2,30 @@ package order
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// Metrics count the checkouts the order grains of one process ran. Its Placed is
-// the Deps.Placed hook.
-type Metrics struct{ orders *prometheus.CounterVec }
+// Metrics count the checkouts the order grains of one process ran, and the sagas
+// they parked. Its Placed and Parked are the Deps hooks of the same names.
+type Metrics struct {
+	orders *prometheus.CounterVec
+	parked prometheus.Counter
+}
 
 // NewMetrics registers the orders series on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{orders: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "phoneshop_orders_total", Help: "Checkouts by outcome: confirmed, out_of_stock, failed.",
-	}, []string{"outcome"})}
-	reg.MustRegister(m.orders)
+	m := &Metrics{
+		orders: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phoneshop_orders_total", Help: "Checkouts by outcome: confirmed, out_of_stock, failed.",
+		}, []string{"outcome"}),
+		parked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "phoneshop_order_sagas_parked_total",
+			Help: "Order sagas parked in needs_attention after a step failed for a reason no retry cures (GET /api/v1/ops/orders?status=needs_attention lists them).",
+		}),
+	}
+	reg.MustRegister(m.orders, m.parked)
 	return m
 }
+
+// Parked counts one saga parked.
+func (m *Metrics) Parked() { m.parked.Inc() }
 
 // Placed counts one checkout's outcome.
 func (m *Metrics) Placed(outcome string) { m.orders.WithLabelValues(outcome).Inc() }

@@ -9,6 +9,8 @@
 //	pending -> rejected (a line could not be reserved; nothing is kept)
 //	committing -> rejected (a campaign refused its discount: the price changed)
 //	confirmed -> cancelling -> cancelled (stock returned)
+//	committing | cancelling -> needs_attention (a step failed for a reason no retry
+//	cures: parked for ops, who may put it back where it stopped)
 //
 // "committing" and "cancelling" are persisted before the stock calls they announce,
 // so an order that dies in the middle resumes from its snapshot and finishes the job.
@@ -37,6 +39,9 @@ const (
 	StatusCancelled  Status = "cancelled"
 	StatusShipped    Status = "shipped"
 	StatusDelivered  Status = "delivered"
+	// StatusNeedsAttention is a saga parked after a step failed for a reason no
+	// retry cures (a bug, a broken invariant): it stops retrying, and ops see it.
+	StatusNeedsAttention Status = "needs_attention"
 )
 
 // Sentinel errors of the order domain.
@@ -127,6 +132,10 @@ type Order struct {
 	// cart whose emptying was lost in a crash finds the order placed from its
 	// revision, confirmed, and empties itself again (actors/cart).
 	CartRevision uint64
+	// ParkedFrom is the status a parked saga stopped in (needs_attention), and
+	// Attention the failure that parked it.
+	ParkedFrom Status
+	Attention  string
 }
 
 // DiscountCents is the sum of the lines' discounts.
@@ -463,6 +472,50 @@ func (o *Order) step(ctx context.Context, from, to Status, save SaveFunc, now fu
 	default:
 		return fmt.Errorf("%w: cannot move a %s order to %s", ErrTransition, o.Status, to)
 	}
+}
+
+// Park stops the saga of an unfinished order for ops to look at: it moves to
+// needs_attention, remembering the status it stopped in and why. Nothing it holds
+// is given back: a committing order's reservations expire, and whatever it sold or
+// granted stays, as the step that failed left it, until ops decide.
+func (o *Order) Park(ctx context.Context, reason string, save SaveFunc, now func() time.Time) error {
+	if !o.Unfinished() {
+		return nil
+	}
+	o.ParkedFrom, o.Attention = o.Status, reason
+	if err := o.moveTo(ctx, StatusNeedsAttention, save, now); err != nil {
+		o.ParkedFrom, o.Attention = "", ""
+		return err
+	}
+	return nil
+}
+
+// Unpark puts a parked order back in the status its saga stopped in, for Advance
+// to run it again; any other order is left as it is.
+func (o *Order) Unpark(ctx context.Context, save SaveFunc, now func() time.Time) error {
+	if o.Status != StatusNeedsAttention {
+		return nil
+	}
+	from, reason := o.ParkedFrom, o.Attention
+	o.ParkedFrom, o.Attention = "", ""
+	if err := o.moveTo(ctx, from, save, now); err != nil {
+		o.ParkedFrom, o.Attention = from, reason
+		return err
+	}
+	return nil
+}
+
+// ShopperStatus is the status its buyer sees: the saga's inner steps are pending,
+// and a parked saga shows where it stopped.
+func (o *Order) ShopperStatus() Status {
+	s := o.Status
+	if s == StatusNeedsAttention {
+		s = o.ParkedFrom
+	}
+	if s == StatusCommitting {
+		return StatusPending
+	}
+	return s
 }
 
 // Unfinished reports whether the saga still has work to do (after a crash).

@@ -1143,3 +1143,64 @@ func TestOutOfStockError(t *testing.T) {
 		t.Fatalf("Error() = %q, want %q", err.Error(), want)
 	}
 }
+
+func TestParkAndUnpark(t *testing.T) {
+	ctx := context.Background()
+	for _, from := range []Status{StatusCommitting, StatusCancelling} {
+		t.Run("parked_from_"+string(from)+"_and_back", func(t *testing.T) {
+			o, s, c := withStatus(t, from, lineA), newSaver(), &clock{}
+			if err := o.Park(ctx, "the store broke", s.save, c.now); err != nil {
+				t.Fatal(err)
+			}
+			if o.Status != StatusNeedsAttention || o.ParkedFrom != from || o.Attention != "the store broke" || o.Unfinished() {
+				t.Fatalf("parked order = %s from %s (%q), unfinished %v", o.Status, o.ParkedFrom, o.Attention, o.Unfinished())
+			}
+			if err := o.Unpark(ctx, s.save, c.now); err != nil {
+				t.Fatal(err)
+			}
+			if o.Status != from || o.ParkedFrom != "" || o.Attention != "" || !o.Unfinished() {
+				t.Fatalf("unparked order = %s from %q (%q), unfinished %v", o.Status, o.ParkedFrom, o.Attention, o.Unfinished())
+			}
+			assertSaved(t, s, []Status{StatusNeedsAttention, from})
+		})
+	}
+	t.Run("an_order_at_rest_is_not_parked", func(t *testing.T) {
+		for _, st := range []Status{StatusConfirmed, StatusCancelled, StatusShipped, StatusDelivered, StatusRejected} {
+			o, s := withStatus(t, st, lineA), newSaver()
+			if err := o.Park(ctx, "x", s.save, (&clock{}).now); err != nil || o.Status != st {
+				t.Errorf("Park of a %s order: %v, now %s", st, err, o.Status)
+			}
+			if err := o.Unpark(ctx, s.save, (&clock{}).now); err != nil || o.Status != st {
+				t.Errorf("Unpark of a %s order: %v, now %s", st, err, o.Status)
+			}
+			assertSaved(t, s, nil)
+		}
+	})
+	t.Run("a_failed_save_parks_nothing", func(t *testing.T) {
+		o, s := withStatus(t, StatusCommitting, lineA), newSaver()
+		s.failAt[StatusNeedsAttention] = errors.New("store down")
+		if err := o.Park(ctx, "x", s.save, (&clock{}).now); err == nil {
+			t.Fatal("Park with a failing save succeeded")
+		}
+		if o.Status != StatusCommitting || o.ParkedFrom != "" || o.Attention != "" {
+			t.Errorf("after a failed park: %s from %q (%q), want committing as before", o.Status, o.ParkedFrom, o.Attention)
+		}
+	})
+}
+
+func TestShopperStatus(t *testing.T) {
+	for _, tc := range []struct {
+		status, parkedFrom, want Status
+	}{
+		{StatusCommitting, "", StatusPending},
+		{StatusConfirmed, "", StatusConfirmed},
+		{StatusCancelling, "", StatusCancelling},
+		{StatusNeedsAttention, StatusCommitting, StatusPending},
+		{StatusNeedsAttention, StatusCancelling, StatusCancelling},
+	} {
+		o := &Order{Status: tc.status, ParkedFrom: tc.parkedFrom}
+		if got := o.ShopperStatus(); got != tc.want {
+			t.Errorf("%s (parked from %q) shows %s, want %s", tc.status, tc.parkedFrom, got, tc.want)
+		}
+	}
+}

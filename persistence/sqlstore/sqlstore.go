@@ -342,7 +342,7 @@ func (s *Store) CartCheckedOut(ctx context.Context, accountID string) (_ cart.Ch
 	defer s.classify(&err)
 	var c cart.Checkout
 	err = s.reader.QueryRowContext(ctx, `SELECT id, cart_revision FROM orders WHERE account_id = ? AND cart_revision > 0
-		AND status IN `+listedStatuses+` ORDER BY cart_revision DESC LIMIT 1`, accountID).Scan(&c.OrderID, &c.Revision)
+		AND status IN `+boughtStatuses+` ORDER BY cart_revision DESC LIMIT 1`, accountID).Scan(&c.OrderID, &c.Revision)
 	if errors.Is(err, sql.ErrNoRows) {
 		return cart.Checkout{}, nil
 	}
@@ -365,8 +365,13 @@ func (s *Store) SaveOrder(ctx context.Context, expectedVersion int64, state []by
 }
 
 // listedStatuses are the statuses an account sees in its order history: an order
-// whose checkout is still running or was rejected is not (yet) an order to them.
-const listedStatuses = `('confirmed','cancelling','cancelled','shipped','delivered')`
+// whose checkout is still running or was rejected is not (yet) an order to them. A
+// parked saga (needs_attention) is listed as where it stopped.
+const listedStatuses = `('confirmed','cancelling','cancelled','shipped','delivered','needs_attention')`
+
+// boughtStatuses are those of an order that bought its cart's lines: a parked saga
+// may not have, so its cart keeps them.
+const boughtStatuses = `('confirmed','cancelling','cancelled','shipped','delivered')`
 
 // ListOrders returns a page of an account's order history: up to limit orders,
 // newest first, starting after the cursor (nil: from the newest). The page's Next
@@ -438,6 +443,70 @@ func (s *Store) OrderByID(ctx context.Context, id string) (_ *order.Order, err e
 		return nil, fmt.Errorf("order %s: decode snapshot: %w", id, err)
 	}
 	return o, nil
+}
+
+// opsStatuses are the statuses ops list when they name none: every order that
+// exists for its buyer.
+const opsStatuses = `('committing','confirmed','cancelling','cancelled','shipped','delivered','needs_attention')`
+
+// ListAllOrders returns a page of the orders of every account, as ops list them
+// (see order.OpsQuery), each with its account's e-mail address.
+func (s *Store) ListAllOrders(ctx context.Context, q order.OpsQuery) (_ order.OpsPage, err error) {
+	defer s.classify(&err)
+	if q.Limit < 1 {
+		return order.OpsPage{}, fmt.Errorf("sqlstore: list all orders: limit %d, want at least 1", q.Limit)
+	}
+	query := `SELECT o.id, o.created_at, g.state, COALESCE(a.email, '') FROM orders o
+		JOIN grain_snapshots g ON g.kind = 'order' AND g.id = o.id
+		LEFT JOIN accounts a ON a.id = o.account_id WHERE `
+	var args []any
+	if q.Status != "" {
+		query += `o.status = ?`
+		args = append(args, string(q.Status))
+	} else {
+		query += `o.status IN ` + opsStatuses
+	}
+	if q.AccountID != "" {
+		query += ` AND o.account_id = ?`
+		args = append(args, q.AccountID)
+	}
+	cmpOp, dir := "<", "DESC"
+	if q.OldestFirst {
+		cmpOp, dir = ">", "ASC"
+	}
+	if q.After != nil {
+		c := q.After.CreatedAt.UnixMicro()
+		query += ` AND (o.created_at ` + cmpOp + ` ? OR (o.created_at = ? AND o.id ` + cmpOp + ` ?))`
+		args = append(args, c, c, q.After.ID)
+	}
+	query += ` ORDER BY o.created_at ` + dir + `, o.id ` + dir + ` LIMIT ?`
+	args = append(args, q.Limit+1)
+	rows, err := s.reader.QueryContext(ctx, query, args...)
+	if err != nil {
+		return order.OpsPage{}, err
+	}
+	defer rows.Close()
+	var page order.OpsPage
+	var last order.ListCursor
+	for rows.Next() {
+		if len(page.Orders) == q.Limit {
+			page.Next = &last
+			break
+		}
+		var created int64
+		var state []byte
+		var email string
+		if err := rows.Scan(&last.ID, &created, &state, &email); err != nil {
+			return order.OpsPage{}, err
+		}
+		last.CreatedAt = time.UnixMicro(created).UTC()
+		o, err := order.Decode(state)
+		if err != nil {
+			return order.OpsPage{}, fmt.Errorf("order %s: decode snapshot: %w", last.ID, err)
+		}
+		page.Orders = append(page.Orders, order.OpsOrder{Order: o, Email: email})
+	}
+	return page, rows.Err()
 }
 
 // UnfinishedOrders lists the ids of orders whose saga was interrupted (committing or

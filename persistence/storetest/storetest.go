@@ -723,6 +723,55 @@ func Orders(t *testing.T, open Open) {
 		}
 	})
 
+	t.Run("ops_list_every_account_by_status_and_account", func(t *testing.T) {
+		if err := s.CreateAccount(ctx, account.Account{ID: "acc_b", Email: "b@example.com", Name: "B",
+			Roles: []account.Role{account.RoleShopper}, PasswordHash: "$argon2id$x", CreatedAt: base}); err != nil {
+			t.Fatal(err)
+		}
+		list := func(t *testing.T, q order.OpsQuery) (ids []string) {
+			t.Helper()
+			for range 20 {
+				page, err := s.ListAllOrders(ctx, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, o := range page.Orders {
+					ids = append(ids, o.ID)
+					if want := map[string]string{"acc_b": "b@example.com"}[o.AccountID]; o.Email != want {
+						t.Errorf("order %s of %s has e-mail %q, want %q", o.ID, o.AccountID, o.Email, want)
+					}
+				}
+				if page.Next == nil {
+					return ids
+				}
+				q.After = page.Next
+			}
+			t.Fatal("the list did not end within 20 pages")
+			return nil
+		}
+		for _, tc := range []struct {
+			name string
+			q    order.OpsQuery
+			want []string
+		}{
+			{"to_ship_oldest_first", order.OpsQuery{Status: order.StatusConfirmed, Limit: 4, OldestFirst: true},
+				[]string{"ord_0", "ord_other", "ord_1", "ord_2", "ord_3", "ord_4"}},
+			{"every_status_newest_first_without_rejected", order.OpsQuery{Limit: 2},
+				[]string{"ord_same_time_b", "ord_4", "ord_3", "ord_2", "ord_1", "ord_other", "ord_committing", "ord_cancelling", "ord_0"}},
+			{"one_account", order.OpsQuery{AccountID: "acc_b", Limit: 10},
+				[]string{"ord_other", "ord_committing", "ord_cancelling"}},
+			{"one_account_one_status", order.OpsQuery{AccountID: "acc_b", Status: order.StatusCancelling, Limit: 10, OldestFirst: true},
+				[]string{"ord_cancelling"}},
+			{"a_status_nobody_is_in", order.OpsQuery{Status: order.StatusNeedsAttention, Limit: 10, OldestFirst: true}, nil},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				if diff := cmp.Diff(tc.want, list(t, tc.q)); diff != "" {
+					t.Errorf("orders (-want +got):\n%s", diff)
+				}
+			})
+		}
+	})
+
 	t.Run("a_page_that_ends_the_history_at_the_limit_has_no_next", func(t *testing.T) {
 		for _, tc := range []struct {
 			limit int

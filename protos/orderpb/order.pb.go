@@ -425,8 +425,11 @@ type ResumeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The caller's deadline, Unix milliseconds; 0 = none (see grain/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,1,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Unpark puts a saga parked in needs_attention back where it stopped and runs
+	// it again (ops, once the cause is fixed).
+	Unpark        bool `protobuf:"varint,2,opt,name=unpark,proto3" json:"unpark,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ResumeRequest) Reset() {
@@ -464,6 +467,13 @@ func (x *ResumeRequest) GetDeadlineUnixMs() int64 {
 		return x.DeadlineUnixMs
 	}
 	return 0
+}
+
+func (x *ResumeRequest) GetUnpark() bool {
+	if x != nil {
+		return x.Unpark
+	}
+	return false
 }
 
 type OrderView struct {
@@ -536,7 +546,10 @@ type OrderState struct {
 	// The campaigns that refused the order's discount (rejected: price changed).
 	RejectedPromos []string `protobuf:"bytes,12,rep,name=rejected_promos,json=rejectedPromos,proto3" json:"rejected_promos,omitempty"`
 	// The revision of the cart the order was placed from (0: none).
-	CartRevision  uint64 `protobuf:"varint,13,opt,name=cart_revision,json=cartRevision,proto3" json:"cart_revision,omitempty"`
+	CartRevision uint64 `protobuf:"varint,13,opt,name=cart_revision,json=cartRevision,proto3" json:"cart_revision,omitempty"`
+	// needs_attention: the status the saga was parked in, and why.
+	ParkedFrom    string `protobuf:"bytes,14,opt,name=parked_from,json=parkedFrom,proto3" json:"parked_from,omitempty"`
+	Attention     string `protobuf:"bytes,15,opt,name=attention,proto3" json:"attention,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -662,6 +675,20 @@ func (x *OrderState) GetCartRevision() uint64 {
 	return 0
 }
 
+func (x *OrderState) GetParkedFrom() string {
+	if x != nil {
+		return x.ParkedFrom
+	}
+	return ""
+}
+
+func (x *OrderState) GetAttention() string {
+	if x != nil {
+		return x.Attention
+	}
+	return ""
+}
+
 var File_order_proto protoreflect.FileDescriptor
 
 const file_order_proto_rawDesc = "" +
@@ -701,12 +728,13 @@ const file_order_proto_rawDesc = "" +
 	"\fOrderCommand\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12(\n" +
-	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"9\n" +
+	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"Q\n" +
 	"\rResumeRequest\x12(\n" +
-	"\x10deadline_unix_ms\x18\x01 \x01(\x03R\x0edeadlineUnixMs\"T\n" +
+	"\x10deadline_unix_ms\x18\x01 \x01(\x03R\x0edeadlineUnixMs\x12\x16\n" +
+	"\x06unpark\x18\x02 \x01(\bR\x06unpark\"T\n" +
 	"\tOrderView\x12+\n" +
 	"\x05order\x18\x01 \x01(\v2\x15.phoneshop.OrderStateR\x05order\x12\x1a\n" +
-	"\breplayed\x18\x02 \x01(\bR\breplayed\"\x87\x04\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"\xc6\x04\n" +
 	"\n" +
 	"OrderState\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
@@ -726,7 +754,10 @@ const file_order_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12#\n" +
 	"\rrejected_skus\x18\v \x03(\tR\frejectedSkus\x12'\n" +
 	"\x0frejected_promos\x18\f \x03(\tR\x0erejectedPromos\x12#\n" +
-	"\rcart_revision\x18\r \x01(\x04R\fcartRevision2\xdc\x02\n" +
+	"\rcart_revision\x18\r \x01(\x04R\fcartRevision\x12\x1f\n" +
+	"\vparked_from\x18\x0e \x01(\tR\n" +
+	"parkedFrom\x12\x1c\n" +
+	"\tattention\x18\x0f \x01(\tR\tattention2\xdc\x02\n" +
 	"\x05Order\x126\n" +
 	"\x05Place\x12\x17.phoneshop.PlaceRequest\x1a\x14.phoneshop.OrderView\x127\n" +
 	"\x03Get\x12\x1a.phoneshop.GetOrderRequest\x1a\x14.phoneshop.OrderView\x127\n" +

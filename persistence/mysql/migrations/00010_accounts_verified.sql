@@ -13,6 +13,10 @@ CREATE TABLE shop_locks (
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
 INSERT INTO shop_locks (name, n) VALUES ('admins', 0);
 
+-- Ops list the orders of one status oldest first (orders to ship, parked sagas).
+CREATE INDEX orders_status_created ON orders (status, created_at, id);
+
 -- +goose Down
+DROP INDEX orders_status_created ON orders;
 DROP TABLE shop_locks;
 ALTER TABLE accounts DROP COLUMN verification_sent_at, DROP COLUMN email_verified;

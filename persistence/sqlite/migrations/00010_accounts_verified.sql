@@ -13,7 +13,11 @@ CREATE TABLE shop_locks (
 ) WITHOUT ROWID;
 INSERT INTO shop_locks (name, n) VALUES ('admins', 0);
 
+-- Ops list the orders of one status oldest first (orders to ship, parked sagas).
+CREATE INDEX orders_status_created ON orders (status, created_at, id);
+
 -- +goose Down
+DROP INDEX orders_status_created;
 DROP TABLE shop_locks;
 ALTER TABLE accounts DROP COLUMN verification_sent_at;
 ALTER TABLE accounts DROP COLUMN email_verified;
