@@ -1,10 +1,13 @@
 package edge_test
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"testing"
 
 	driver "github.com/go-sql-driver/mysql"
@@ -12,6 +15,7 @@ import (
 	"phoneshop/config"
 	"phoneshop/internal/dbtest"
 	"phoneshop/internal/shoptest"
+	"phoneshop/internal/testbin"
 )
 
 // cuttableProxy forwards TCP connections to a server until it is cut: then it
@@ -26,19 +30,38 @@ type cuttableProxy struct {
 	wg     sync.WaitGroup
 }
 
+// newCuttableProxy listens on a port of the test's own (testbin.Port): heal
+// listens there again after a cut, while the shop keeps dialling it. On a port
+// from the kernel's ephemeral range, one of those dials could have been given it
+// as its local port, and connected to itself or kept the proxy from listening.
 func newCuttableProxy(t *testing.T, target string) *cuttableProxy {
 	t.Helper()
 	p := &cuttableProxy{t: t, target: target}
-	p.listen("127.0.0.1:0")
+	err := testbin.RetryOnTakenPort(t, "proxy", func() error {
+		err := p.tryListen(testbin.Addr(t))
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("%w: %w", testbin.ErrPortTaken, err)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("proxy listen: %v", err)
+	}
 	t.Cleanup(p.cut)
 	return p
 }
 
 func (p *cuttableProxy) listen(addr string) {
 	p.t.Helper()
+	if err := p.tryListen(addr); err != nil {
+		p.t.Fatalf("proxy listen: %v", err)
+	}
+}
+
+func (p *cuttableProxy) tryListen(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		p.t.Fatalf("proxy listen: %v", err)
+		return err
 	}
 	p.ln, p.addr = ln, ln.Addr().String()
 	p.wg.Add(1)
@@ -61,6 +84,7 @@ func (p *cuttableProxy) listen(addr string) {
 			go func() { _, _ = io.Copy(in, out); in.Close() }()
 		}
 	}()
+	return nil
 }
 
 // cut closes the listener and every connection.

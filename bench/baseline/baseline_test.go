@@ -15,8 +15,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"phoneshop/bench/redistest"
 	"phoneshop/internal/dbtest"
+	"phoneshop/internal/redistest"
 )
 
 // testServer is a baseline server listening on a loopback port, with its own

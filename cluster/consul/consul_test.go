@@ -16,6 +16,7 @@ import (
 	"phoneshop/cluster/member"
 	"phoneshop/internal/consultest"
 	"phoneshop/internal/shoptest"
+	"phoneshop/internal/testbin"
 )
 
 func provider(t *testing.T, agent *consultest.Agent) *consul.Provider {
@@ -27,9 +28,14 @@ func provider(t *testing.T, agent *consultest.Agent) *consul.Provider {
 	return p
 }
 
+// startMember starts a member on a port its remote chooses (0).
 func startMember(t *testing.T, agent *consultest.Agent) *member.Member {
 	t.Helper()
-	return memberOn(t, agent, 0)
+	m, err := tryMemberOn(t, agent, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // passing lists the ids of the members Consul reports healthy.
@@ -125,8 +131,7 @@ func TestClusterTwoMembersSeeEachOther(t *testing.T) {
 func TestClusterDroppedMemberRejoinsUnderANewID(t *testing.T) {
 	shoptest.MultiMember(t)
 	agent := consultest.Start(t)
-	port := consultest.FreePort(t)
-	a := memberOn(t, agent, port)
+	a, port := memberOnReservedPort(t, agent)
 	b := startMember(t, agent)
 	consultest.Eventually(t, "both registered", func() bool { return len(passing(t, agent)) == 2 })
 	oldID := a.ID()
@@ -150,16 +155,35 @@ func TestClusterDroppedMemberRejoinsUnderANewID(t *testing.T) {
 	})
 }
 
-func memberOn(t *testing.T, agent *consultest.Agent, port int) *member.Member {
+func tryMemberOn(t *testing.T, agent *consultest.Agent, port int) (*member.Member, error) {
 	t.Helper()
 	m, err := member.StartMember(member.Config{Host: "127.0.0.1", Port: port, Rejoin: true,
 		NewProvider: func() (cluster.ClusterProvider, error) { return provider(t, agent), nil },
 		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: shoptest.Logger()}, member.Deps{})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	t.Cleanup(m.Stop)
-	return m
+	return m, nil
+}
+
+// memberOnReservedPort starts a member on a fixed port of the test's own
+// (testbin.Port), which it keeps when it rejoins; on new ports again while the
+// port it was given turns out taken.
+func memberOnReservedPort(t *testing.T, agent *consultest.Agent) (m *member.Member, port int) {
+	t.Helper()
+	err := testbin.RetryOnTakenPort(t, "member", func() error {
+		port = testbin.Port(t)
+		var err error
+		if m, err = tryMemberOn(t, agent, port); err != nil && testbin.PortTaken(err.Error()) {
+			return fmt.Errorf("%w: %w", testbin.ErrPortTaken, err)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, port
 }
 
 // TestMemberStopReturnsWhileTheAgentIsStalled: stopping a member deregisters it from

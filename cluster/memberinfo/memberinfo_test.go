@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"phoneshop/cluster/memberinfo"
 	"phoneshop/internal/shoptest"
+	"phoneshop/internal/testbin"
 	"phoneshop/protos/opspb"
 )
 
@@ -100,16 +100,13 @@ func TestSpawnTwiceFails(t *testing.T) {
 // race detector.)
 func TestQueryFailsWhereNothingListens(t *testing.T) {
 	system := startSystem(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	address := ln.Addr().String()
-	ln.Close()
+	// A port of the test's own: nothing listens there, and no outgoing
+	// connection (the query's own included) is given it as its local port.
+	address := testbin.Addr(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	err = queryWithin(t, ctx, system, address)
+	err := queryWithin(t, ctx, system, address)
 	if err == nil {
 		t.Fatalf("query of %s where nothing listens answered", address)
 	}

@@ -15,9 +15,9 @@ import (
 	"github.com/google/pprof/profile"
 
 	"phoneshop/bench/loadgen"
-	"phoneshop/bench/redistest"
 	"phoneshop/config"
 	"phoneshop/internal/dbtest"
+	"phoneshop/internal/redistest"
 	"phoneshop/internal/shoptest"
 )
 

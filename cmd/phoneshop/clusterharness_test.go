@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +27,7 @@ import (
 	"phoneshop/internal/mailpittest"
 	"phoneshop/internal/rabbittest"
 	"phoneshop/internal/shoptest"
+	"phoneshop/internal/testbin"
 )
 
 // liftedRateLimits lift an edge's per-address limits: every client of these tests
@@ -43,7 +45,8 @@ var liftedRateLimits = []string{
 // Redis prefix, and `phoneshop node` and `phoneshop edge` processes of one binary,
 // built once for the package. The test is the processes' supervisor, as compose's
 // `restart: unless-stopped` is: it kills, stops, continues and restarts them, and
-// restarts one that exits on its own (and says so).
+// restarts one that exits on its own (and says so). Every process listens on
+// ports of the test's own (testbin.Port), kept across its restarts.
 
 // Every cluster test's admin account (edges create it at start).
 const (
@@ -114,8 +117,7 @@ type shopCluster struct {
 	Mailpit *mailpittest.Server
 	// RabbitURL is the cluster's vhost; DSN its database.
 	RabbitURL, DSN string
-	// closing is set when the test ends: exits are no longer supervised.
-	closing atomic.Bool
+	procs          *shopProcesses
 }
 
 // startCluster starts Consul, a fresh database, spec.Nodes nodes (each on a fixed
@@ -132,21 +134,15 @@ func startCluster(t testing.TB, spec clusterSpec) *shopCluster {
 	agent := consultest.Start(t)
 	dsn := dbtest.MySQLDSN(t)
 	redisAddr, redisPrefix := dbtest.Redis(t)
-	bin := phoneshopBinary(t)
 	client, err := api.NewClient(&api.Config{Address: agent.HTTP})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &shopCluster{t: t, Consul: agent, api: client, RabbitURL: rabbittest.VHost(t), DSN: dsn}
-	// The processes' output: printed when the test fails, and kept in
-	// $PHONESHOP_TEST_CLUSTER_LOGS/<test> when that is set.
-	logDir := t.TempDir()
-	if dir := os.Getenv("PHONESHOP_TEST_CLUSTER_LOGS"); dir != "" {
-		logDir = filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_"))
-		if err := os.MkdirAll(logDir, 0o755); err != nil {
-			t.Fatal(err)
-		}
+	if spec.Mailers > 0 {
+		c.Mailpit = mailpittest.Start(t)
 	}
+	c.procs = newShopProcesses(t) // stopped before the servers above
 	common := []string{
 		"PHONESHOP_MYSQL_DSN=" + dsn,
 		"PHONESHOP_CONSUL_ADDR=" + agent.HTTP,
@@ -157,63 +153,31 @@ func startCluster(t testing.TB, spec clusterSpec) *shopCluster {
 		"PHONESHOP_RABBITMQ_URL=" + c.RabbitURL,
 	}
 	for i := range spec.Nodes {
-		clusterAddr, healthAddr := freeAddr(t), freeAddr(t)
-		_, port, _ := net.SplitHostPort(clusterAddr)
-		c.Nodes = append(c.Nodes, &shopProcess{c: c, Name: fmt.Sprintf("node%d", i+1), role: "node", bin: bin,
-			ClusterAddr: clusterAddr, healthURL: "http://" + healthAddr,
-			logPath: filepath.Join(logDir, fmt.Sprintf("node%d.log", i+1)),
-			env:     slices.Concat(common, []string{"PHONESHOP_CLUSTER_PORT=" + port, "PHONESHOP_HEALTH_ADDR=" + healthAddr}, spec.Env)})
+		c.Nodes = append(c.Nodes, c.procs.add(fmt.Sprintf("node%d", i+1), "node", slices.Concat(common, spec.Env), nodePorts))
 	}
 	for i := range spec.Edges {
-		httpAddr := freeAddr(t)
-		c.Edges = append(c.Edges, &shopProcess{c: c, Name: fmt.Sprintf("edge%d", i+1), role: "edge", bin: bin,
-			URL: "http://" + httpAddr, logPath: filepath.Join(logDir, fmt.Sprintf("edge%d.log", i+1)),
-			env: slices.Concat(common, []string{
-				"PHONESHOP_HTTP_ADDR=" + httpAddr,
-				"PHONESHOP_ADMIN_EMAIL=" + clusterAdminEmail, "PHONESHOP_ADMIN_PASSWORD=" + clusterAdminPassword,
-				"PHONESHOP_UNSUBSCRIBE_SECRET=" + clusterUnsubscribeSecret,
-				// argon2id at its shipped cost makes hundreds of test accounts slow.
-				"PHONESHOP_PASSWORD_MEMORY_KIB=64", "PHONESHOP_PASSWORD_ITERATIONS=1",
-			}, liftedRateLimits, spec.Env)})
+		c.Edges = append(c.Edges, c.procs.add(fmt.Sprintf("edge%d", i+1), "edge", slices.Concat(common, []string{
+			"PHONESHOP_ADMIN_EMAIL=" + clusterAdminEmail, "PHONESHOP_ADMIN_PASSWORD=" + clusterAdminPassword,
+			"PHONESHOP_UNSUBSCRIBE_SECRET=" + clusterUnsubscribeSecret,
+			// argon2id at its shipped cost makes hundreds of test accounts slow.
+			"PHONESHOP_PASSWORD_MEMORY_KIB=64", "PHONESHOP_PASSWORD_ITERATIONS=1",
+		}, liftedRateLimits, spec.Env), httpPort))
 	}
-	if spec.Mailers > 0 {
-		c.Mailpit = mailpittest.Start(t)
-	}
-	for i := range spec.Mailers {
-		healthAddr := freeAddr(t)
-		c.Mailers = append(c.Mailers, &shopProcess{c: c, Name: fmt.Sprintf("mailer%d", i+1), role: "mailer", bin: bin,
-			healthURL: "http://" + healthAddr, logPath: filepath.Join(logDir, fmt.Sprintf("mailer%d.log", i+1)),
-			env: slices.Concat(common, []string{
-				"PHONESHOP_HEALTH_ADDR=" + healthAddr,
-				"PHONESHOP_SMTP_HOST=" + c.Mailpit.SMTPHost, fmt.Sprintf("PHONESHOP_SMTP_PORT=%d", c.Mailpit.SMTPPort),
-				"PHONESHOP_SMTP_TLS=none", "PHONESHOP_UNSUBSCRIBE_SECRET=" + clusterUnsubscribeSecret,
-				"PHONESHOP_PUBLIC_URL=" + c.Edges[0].URL,
-			}, spec.Env)})
-	}
-	t.Cleanup(c.dumpLogsOnFailure) // runs after stop: the logs end with the shutdown
-	t.Cleanup(c.stopAll)
 
 	// The first process on a fresh database migrates it and seeds the catalog; the
 	// others start together once it has.
-	first := c.Nodes[0]
-	first.Start()
-	first.waitReady(90 * time.Second)
-	var wg sync.WaitGroup
-	errs := make(chan error, len(c.Nodes)+len(c.Edges)+len(c.Mailers))
-	for _, p := range slices.Concat(c.Nodes[1:], c.Edges, c.Mailers) {
-		if err := p.start(); err != nil {
-			t.Fatal(err)
+	c.procs.launch(90*time.Second, c.Nodes[0])
+	c.procs.launch(90*time.Second, slices.Concat(c.Nodes[1:], c.Edges)...)
+	// Mailers link to the first edge, whose address is final once it runs.
+	if spec.Mailers > 0 {
+		for i := range spec.Mailers {
+			c.Mailers = append(c.Mailers, c.procs.add(fmt.Sprintf("mailer%d", i+1), "mailer", slices.Concat(common, []string{
+				"PHONESHOP_SMTP_HOST=" + c.Mailpit.SMTPHost, fmt.Sprintf("PHONESHOP_SMTP_PORT=%d", c.Mailpit.SMTPPort),
+				"PHONESHOP_SMTP_TLS=none", "PHONESHOP_UNSUBSCRIBE_SECRET=" + clusterUnsubscribeSecret,
+				"PHONESHOP_PUBLIC_URL=" + c.Edges[0].URL,
+			}, spec.Env), healthPort))
 		}
-	}
-	for _, p := range slices.Concat(c.Nodes[1:], c.Edges, c.Mailers) {
-		wg.Go(func() { errs <- p.tryWaitReady(90 * time.Second) })
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+		c.procs.launch(90*time.Second, c.Mailers...)
 	}
 	c.WaitMembers(time.Now().Add(30 * time.Second))
 	t.Logf("cluster of %d nodes and %d edges up in %s", len(c.Nodes), len(c.Edges), time.Since(begin).Round(time.Millisecond))
@@ -382,31 +346,135 @@ func (c *shopCluster) WaitOpsUp(h *shoptest.Harness, admin string, deadline time
 // those named.
 func (c *shopCluster) RequireNoExits(except ...*shopProcess) {
 	c.t.Helper()
-	for _, p := range slices.Concat(c.Nodes, c.Edges) {
+	requireNoExits(c.t, slices.Concat(c.Nodes, c.Edges), except...)
+}
+
+// requireNoExits fails t if one of procs exited without being told to, except
+// those named.
+func requireNoExits(t testing.TB, procs []*shopProcess, except ...*shopProcess) {
+	t.Helper()
+	for _, p := range procs {
 		exits := p.Exits()
 		if len(exits) > 0 && !slices.Contains(except, p) {
-			c.t.Errorf("%s exited on its own (restarted as a supervisor would): %v", p.Name, exits)
+			t.Errorf("%s exited on its own (restarted as a supervisor would): %v", p.Name, exits)
 		} else if len(exits) > 0 {
-			c.t.Logf("%s exited on its own (restarted as a supervisor would): %v", p.Name, exits)
+			t.Logf("%s exited on its own (restarted as a supervisor would): %v", p.Name, exits)
 		}
 	}
 }
 
-func (c *shopCluster) stopAll() {
-	c.closing.Store(true)
+// shopProcesses are the phoneshop processes of one test (of the binary built
+// once for the package), and their supervisor. Every one is stopped when the test
+// ends; when it failed, the end of every process's output is logged. The output
+// is kept in $PHONESHOP_TEST_CLUSTER_LOGS/<test> when that is set.
+type shopProcesses struct {
+	t      testing.TB
+	bin    string
+	logDir string
+	all    []*shopProcess
+	// closing is set when the test ends: exits are no longer supervised.
+	closing atomic.Bool
+}
+
+func newShopProcesses(t testing.TB) *shopProcesses {
+	t.Helper()
+	ps := &shopProcesses{t: t, bin: phoneshopBinary(t), logDir: t.TempDir()}
+	if dir := os.Getenv("PHONESHOP_TEST_CLUSTER_LOGS"); dir != "" {
+		ps.logDir = filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_"))
+		if err := os.MkdirAll(ps.logDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(ps.dumpLogsOnFailure) // runs after stop: the logs end with the shutdown
+	t.Cleanup(ps.stopAll)
+	return ps
+}
+
+// add describes a process, `phoneshop <role>` on env; launch starts it. ports
+// reserves the ports of its first start (testbin.Port), sets its addresses, and
+// returns the environment that hands them to it.
+func (ps *shopProcesses) add(name, role string, env []string, ports func(*shopProcess) []string) *shopProcess {
+	p := &shopProcess{ps: ps, Name: name, role: role, env: env, ports: ports,
+		logPath: filepath.Join(ps.logDir, name+".log")}
+	ps.all = append(ps.all, p)
+	return p
+}
+
+// The ports of each role.
+
+// nodePorts: a node's cluster port (fixed, as compose gives them: a restarted node
+// comes back at the same address) and its health listener.
+func nodePorts(p *shopProcess) []string {
+	clusterAddr, healthAddr := testbin.Addr(p.ps.t), testbin.Addr(p.ps.t)
+	_, port, _ := net.SplitHostPort(clusterAddr)
+	p.ClusterAddr, p.healthURL = clusterAddr, "http://"+healthAddr
+	return []string{"PHONESHOP_CLUSTER_PORT=" + port, "PHONESHOP_HEALTH_ADDR=" + healthAddr}
+}
+
+// healthPort: the health listener only (a mailer; a node whose cluster port is
+// its own choice).
+func healthPort(p *shopProcess) []string {
+	healthAddr := testbin.Addr(p.ps.t)
+	p.healthURL = "http://" + healthAddr
+	return []string{"PHONESHOP_HEALTH_ADDR=" + healthAddr}
+}
+
+// httpPort: the HTTP API of an edge (or of dev).
+func httpPort(p *shopProcess) []string {
+	addr := testbin.Addr(p.ps.t)
+	p.URL = "http://" + addr
+	return []string{"PHONESHOP_HTTP_ADDR=" + addr}
+}
+
+// launch is the first start of procs: each on ports of its own, all at once. It
+// returns once every one is ready, and fails the test if one is not within the
+// time given or exits. One that could not bind a port (taken after all, by a
+// listener outside the tests: see testbin.Port) is started again on new ports.
+func (ps *shopProcesses) launch(within time.Duration, procs ...*shopProcess) {
+	ps.t.Helper()
+	for _, p := range procs {
+		if err := p.beginLaunch(); err != nil {
+			ps.t.Fatal(err)
+		}
+	}
+	errs := make([]error, len(procs))
 	var wg sync.WaitGroup
-	for _, p := range slices.Concat(c.Mailers, c.Edges, c.Nodes) {
+	for i, p := range procs {
+		wg.Go(func() { errs[i] = p.waitLaunched(within) })
+	}
+	wg.Wait()
+	for i, p := range procs {
+		err := errs[i]
+		if errors.Is(err, testbin.ErrPortTaken) {
+			ps.t.Logf("%s: %v; starting it again on new ports", p.Name, err)
+			err = testbin.RetryOnTakenPort(ps.t, p.Name, func() error {
+				if err := p.beginLaunch(); err != nil {
+					return err
+				}
+				return p.waitLaunched(within)
+			})
+		}
+		if err != nil {
+			ps.t.Fatal(err)
+		}
+	}
+}
+
+func (ps *shopProcesses) stopAll() {
+	ps.closing.Store(true)
+	var wg sync.WaitGroup
+	for _, p := range ps.all {
 		wg.Go(p.terminate)
 	}
 	wg.Wait()
 }
 
-func (c *shopCluster) dumpLogsOnFailure() {
-	if !c.t.Failed() {
+func (ps *shopProcesses) dumpLogsOnFailure() {
+	if !ps.t.Failed() {
 		return
 	}
-	for _, p := range slices.Concat(c.Nodes, c.Edges, c.Mailers) {
-		c.t.Logf("---- %s (%s %s) output, last lines ----\n%s", p.Name, p.role, p.ClusterAddr+p.URL, tail(p.logPath, 80))
+	for _, p := range ps.all {
+		ps.t.Logf("---- %s (%s %s) output, last lines ----\n%s", p.Name, p.role, p.ClusterAddr+p.URL, tail(p.logPath, 80))
 	}
 }
 
@@ -429,14 +497,14 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// shopProcess is one phoneshop process of the cluster, started again on the same
+// shopProcess is one phoneshop process of a test, started again on the same
 // environment (and so on the same ports) after a kill.
 type shopProcess struct {
-	c    *shopCluster
-	Name string
-	role string
-	bin  string
-	env  []string
+	ps    *shopProcesses
+	Name  string
+	role  string
+	env   []string // all but the ports
+	ports func(*shopProcess) []string
 	// ClusterAddr is a node's cluster address (fixed: PHONESHOP_CLUSTER_PORT).
 	ClusterAddr string
 	healthURL   string
@@ -445,17 +513,22 @@ type shopProcess struct {
 	logPath string
 
 	mu       sync.Mutex
+	portEnv  []string // the ports' environment, from ports at the first start
 	cmd      *exec.Cmd
 	exited   chan struct{} // closed when cmd has exited
+	logStart int64         // where cmd's output begins in the log
 	expected bool          // the test killed or terminated cmd
-	exits    []string      // exits nobody asked for
+	// launching: the first start is not ready yet. An exit then is the launch's
+	// to report (and a bind failure's to retry), not the supervisor's.
+	launching bool
+	exits     []string // exits nobody asked for
 }
 
-// Start starts the process, failing the test if it cannot.
+// Start starts the process again on its ports, failing the test if it cannot.
 func (p *shopProcess) Start() {
-	p.c.t.Helper()
+	p.ps.t.Helper()
 	if err := p.start(); err != nil {
-		p.c.t.Fatal(err)
+		p.ps.t.Fatal(err)
 	}
 }
 
@@ -465,37 +538,119 @@ func (p *shopProcess) start() error {
 		return err
 	}
 	defer out.Close() // the child has its own descriptor
+	info, err := out.Stat()
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "==== %s: phoneshop %s starting at %s\n", p.Name, p.role, time.Now().Format(time.TimeOnly+".000"))
-	cmd := exec.Command(p.bin, p.role)
-	cmd.Env = append(os.Environ(), p.env...)
+	cmd := exec.Command(p.ps.bin, p.role)
+	p.mu.Lock()
+	cmd.Env = slices.Concat(os.Environ(), p.portEnv, p.env)
+	p.mu.Unlock()
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", p.Name, err)
 	}
 	exited := make(chan struct{})
 	p.mu.Lock()
-	p.cmd, p.exited, p.expected = cmd, exited, false
+	p.cmd, p.exited, p.logStart, p.expected = cmd, exited, info.Size(), false
 	p.mu.Unlock()
 	go p.supervise(cmd, exited)
 	return nil
 }
 
+// beginLaunch gives the process new ports and starts it for the first time.
+func (p *shopProcess) beginLaunch() error {
+	var portEnv []string
+	if p.ports != nil {
+		portEnv = p.ports(p)
+		// Cleanups run last first: the processes stop (and are no longer
+		// restarted) before these ports are released.
+		p.ps.t.Cleanup(p.ps.stopAll)
+	}
+	p.mu.Lock()
+	p.portEnv, p.launching = portEnv, true
+	p.mu.Unlock()
+	return p.start()
+}
+
+// waitLaunched waits until the process started by beginLaunch is ready. An exit
+// first fails the launch, with ErrPortTaken when the process could not bind; so
+// does a bind failure that the process only logs (its health listener's), after
+// the process is stopped.
+func (p *shopProcess) waitLaunched(within time.Duration) error {
+	p.mu.Lock()
+	cmd, exited, logStart := p.cmd, p.exited, p.logStart
+	p.mu.Unlock()
+	client := &http.Client{Timeout: 3 * time.Second}
+	deadline := time.Now().Add(within)
+	last := "no answer"
+	for {
+		select {
+		case <-exited:
+			output := p.outputSince(logStart)
+			err := fmt.Errorf("%s exited before it was ready (%s); its output:\n%s", p.Name, describeExit(cmd.ProcessState), output)
+			if testbin.PortTaken(output) {
+				err = fmt.Errorf("%w: %w", testbin.ErrPortTaken, err)
+			}
+			return err
+		default:
+		}
+		if output := p.outputSince(logStart); testbin.PortTaken(output) {
+			p.terminate() // a node leaves the cluster, rather than linger in Consul
+			return fmt.Errorf("%w: %s could not bind a port; its output:\n%s", testbin.ErrPortTaken, p.Name, output)
+		}
+		resp, err := client.Get(p.readyURL())
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				p.mu.Lock()
+				p.launching = false
+				p.mu.Unlock()
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s was not ready within %s (%s); its output:\n%s", p.Name, within, last, p.outputSince(logStart))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// outputSince is the process's output from offset in its log on.
+func (p *shopProcess) outputSince(offset int64) string {
+	f, err := os.Open(p.logPath)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, offset, 1<<30))
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
+}
+
 // supervise waits for cmd to exit and starts the process again when nobody asked
 // it to stop, as compose's `restart: unless-stopped` does.
 func (p *shopProcess) supervise(cmd *exec.Cmd, exited chan struct{}) {
-	err := cmd.Wait()
+	_ = cmd.Wait() // its ProcessState says how it ended
 	close(exited)
+	closing := p.ps.closing.Load()
 	p.mu.Lock()
-	expected := p.expected || p.cmd != cmd
-	if !expected && !p.c.closing.Load() {
-		p.exits = append(p.exits, fmt.Sprintf("%s at %s", describeExit(err), time.Now().Format(time.TimeOnly+".000")))
+	expected := p.expected || p.cmd != cmd || p.launching
+	if !expected && !closing {
+		p.exits = append(p.exits, fmt.Sprintf("%s at %s", describeExit(cmd.ProcessState), time.Now().Format(time.TimeOnly+".000")))
 	}
 	p.mu.Unlock()
-	if expected || p.c.closing.Load() {
+	if expected || closing {
 		return
 	}
 	time.Sleep(time.Second)
-	if p.c.closing.Load() {
+	if p.ps.closing.Load() {
 		return
 	}
 	if err := p.start(); err != nil {
@@ -505,15 +660,11 @@ func (p *shopProcess) supervise(cmd *exec.Cmd, exited chan struct{}) {
 	}
 }
 
-func describeExit(err error) string {
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ProcessState.String()
+func describeExit(state *os.ProcessState) string {
+	if state == nil {
+		return "not exited"
 	}
-	if err == nil {
-		return "exit status 0"
-	}
-	return err.Error()
+	return state.String()
 }
 
 // Exits lists the exits nobody asked for.
@@ -531,18 +682,18 @@ func (p *shopProcess) Pid() int {
 }
 
 func (p *shopProcess) signal(sig syscall.Signal) {
-	p.c.t.Helper()
+	p.ps.t.Helper()
 	p.mu.Lock()
 	cmd := p.cmd
 	p.mu.Unlock()
 	if err := cmd.Process.Signal(sig); err != nil {
-		p.c.t.Fatalf("%s %s: %v", sig, p.Name, err)
+		p.ps.t.Fatalf("%s %s: %v", sig, p.Name, err)
 	}
 }
 
 // Kill9 kills the process with SIGKILL and waits until it is gone.
 func (p *shopProcess) Kill9() {
-	p.c.t.Helper()
+	p.ps.t.Helper()
 	p.mu.Lock()
 	p.expected = true
 	exited := p.exited
@@ -552,10 +703,10 @@ func (p *shopProcess) Kill9() {
 }
 
 // SigStop freezes the process (SIGSTOP).
-func (p *shopProcess) SigStop() { p.c.t.Helper(); p.signal(syscall.SIGSTOP) }
+func (p *shopProcess) SigStop() { p.ps.t.Helper(); p.signal(syscall.SIGSTOP) }
 
 // SigCont lets a frozen process run again (SIGCONT).
-func (p *shopProcess) SigCont() { p.c.t.Helper(); p.signal(syscall.SIGCONT) }
+func (p *shopProcess) SigCont() { p.ps.t.Helper(); p.signal(syscall.SIGCONT) }
 
 // terminate stops the process with SIGTERM, or SIGKILL after 15s.
 func (p *shopProcess) terminate() {
@@ -590,9 +741,9 @@ func (p *shopProcess) readyURL() string {
 
 // waitReady waits until the process answers /readyz with 200.
 func (p *shopProcess) waitReady(within time.Duration) {
-	p.c.t.Helper()
+	p.ps.t.Helper()
 	if err := p.tryWaitReady(within); err != nil {
-		p.c.t.Fatal(err)
+		p.ps.t.Fatal(err)
 	}
 }
 

@@ -1,16 +1,9 @@
 package main_test
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,12 +22,11 @@ import (
 func TestKill9DuringCheckoutLoseNothing(t *testing.T) {
 	dsn := dbtest.MySQLDSN(t)
 	redisAddr, redisPrefix := dbtest.Redis(t)
-	bin := buildBinary(t)
-	p := &process{t: t, bin: bin, env: []string{
+	procs := newShopProcesses(t)
+	p := procs.add("shop", "dev", append([]string{
 		"PHONESHOP_MYSQL_DSN=" + dsn,
 		"PHONESHOP_REDIS_ADDR=" + redisAddr,
 		"PHONESHOP_REDIS_PREFIX=" + redisPrefix,
-		"PHONESHOP_HTTP_ADDR=" + freeAddr(t),
 		"PHONESHOP_DATA_DIR=" + t.TempDir(),
 		"PHONESHOP_ADMIN_EMAIL=admin@example.com",
 		"PHONESHOP_ADMIN_PASSWORD=admin password 1",
@@ -42,10 +34,9 @@ func TestKill9DuringCheckoutLoseNothing(t *testing.T) {
 		"PHONESHOP_PASSWORD_MEMORY_KIB=64",
 		"PHONESHOP_PASSWORD_ITERATIONS=1",
 		"PHONESHOP_LOG_LEVEL=warn",
-	}}
-	p.env = append(p.env, liftedRateLimits...)
-	p.start()
-	h := &shoptest.Harness{T: t, URL: p.url, Client: &http.Client{Timeout: 15 * time.Second}}
+	}, liftedRateLimits...), httpPort)
+	procs.launch(60*time.Second, p)
+	h := &shoptest.Harness{T: t, URL: p.URL, Client: &http.Client{Timeout: 15 * time.Second}}
 	admin, err := h.TryLogin("admin@example.com", "admin password 1")
 	if err != nil {
 		t.Fatal(err)
@@ -111,14 +102,15 @@ func TestKill9DuringCheckoutLoseNothing(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("no checkout succeeded within 60s")
 	}
-	p.kill9()
+	p.Kill9()
 	wg.Wait()
 	mu.Lock()
 	acked201 := append([]acked(nil), acks...)
 	mu.Unlock()
 	t.Logf("killed with SIGKILL after %d checkouts were acknowledged (of %d attempted)", len(acked201), shoppers)
 
-	p.start()
+	p.Start() // on the same address, which the harness h knows
+	p.waitReady(60 * time.Second)
 
 	// Every acknowledged order exists, confirmed, with its lines.
 	for _, a := range acked201 {
@@ -206,77 +198,7 @@ func TestKill9DuringCheckoutLoseNothing(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-}
-
-type process struct {
-	t   *testing.T
-	bin string
-	env []string
-	url string
-	cmd *exec.Cmd
-}
-
-func (p *process) start() {
-	p.t.Helper()
-	cmd := exec.Command(p.bin, "dev")
-	cmd.Env = append(os.Environ(), p.env...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		p.t.Fatal(err)
-	}
-	p.cmd = cmd
-	p.t.Cleanup(func() {
-		if p.cmd == cmd && cmd.ProcessState == nil {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			_ = cmd.Wait()
-		}
-	})
-	for _, e := range p.env {
-		if v, ok := strings.CutPrefix(e, "PHONESHOP_HTTP_ADDR="); ok {
-			p.url = "http://" + v
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/readyz", nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if ctx.Err() != nil {
-			p.t.Fatal("phoneshop did not become ready within 60s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func (p *process) kill9() {
-	p.t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		p.t.Fatal(err)
-	}
-	_ = p.cmd.Wait()
-}
-
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "phoneshop")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	// The harness restarts a process that exits on its own, as a supervisor
+	// would; but the only exit here is the kill.
+	requireNoExits(t, []*shopProcess{p})
 }

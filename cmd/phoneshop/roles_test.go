@@ -2,11 +2,9 @@ package main_test
 
 import (
 	"net/http"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"phoneshop/internal/consultest"
 	"phoneshop/internal/dbtest"
 	"phoneshop/internal/shoptest"
+	"phoneshop/internal/testbin"
 )
 
 // TestNodesAndEdgeOverConsul runs the shop as separate processes: two nodes hosting
@@ -24,24 +23,11 @@ func TestNodesAndEdgeOverConsul(t *testing.T) {
 	agent := consultest.Start(t)
 	dsn := dbtest.MySQLDSN(t)
 	redisAddr, redisPrefix := dbtest.Redis(t)
-	bin := buildBinary(t)
+	procs := newShopProcesses(t)
 	common := []string{
 		"PHONESHOP_MYSQL_DSN=" + dsn, "PHONESHOP_CONSUL_ADDR=" + agent.HTTP,
 		"PHONESHOP_REDIS_ADDR=" + redisAddr, "PHONESHOP_REDIS_PREFIX=" + redisPrefix,
 		"PHONESHOP_LOG_LEVEL=warn",
-	}
-	run := func(role string, env ...string) {
-		t.Helper()
-		cmd := exec.Command(bin, role)
-		cmd.Env = append(append(os.Environ(), common...), env...)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			_ = cmd.Wait()
-		})
 	}
 	client, err := api.NewClient(&api.Config{Address: agent.HTTP})
 	if err != nil {
@@ -55,9 +41,10 @@ func TestNodesAndEdgeOverConsul(t *testing.T) {
 		return len(entries)
 	}
 
-	healthAddr := freeAddr(t)
-	run("node", "PHONESHOP_HEALTH_ADDR="+healthAddr)
-	run("node")
+	// The nodes' cluster ports are their own choice (PHONESHOP_CLUSTER_PORT=0).
+	node1 := procs.add("node1", "node", common, healthPort)
+	node2 := procs.add("node2", "node", common, healthPort)
+	procs.launch(90*time.Second, node1, node2)
 	deadline := time.Now().Add(60 * time.Second)
 	for members() != 2 {
 		if time.Now().After(deadline) {
@@ -68,7 +55,7 @@ func TestNodesAndEdgeOverConsul(t *testing.T) {
 	// A supervisor's health check of a node, as the container image runs it (a node
 	// registers before it has finished starting, so the check is retried).
 	for deadline = time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		out, err := exec.Command(bin, "probe", "http://"+healthAddr+"/readyz").CombinedOutput()
+		out, err := exec.Command(procs.bin, "probe", node1.healthURL+"/readyz").CombinedOutput()
 		if err == nil {
 			break
 		}
@@ -76,23 +63,16 @@ func TestNodesAndEdgeOverConsul(t *testing.T) {
 			t.Fatalf("probe of the node did not succeed within 30s: %v %s", err, out)
 		}
 	}
-	if err := exec.Command(bin, "probe", "http://"+freeAddr(t)+"/readyz").Run(); err == nil {
+	// A port of the test's own: nothing listens there.
+	if err := exec.Command(procs.bin, "probe", "http://"+testbin.Addr(t)+"/readyz").Run(); err == nil {
 		t.Fatal("probe of nothing listening succeeded")
 	}
-	addr := freeAddr(t)
-	run("edge", "PHONESHOP_HTTP_ADDR="+addr,
+	edge := procs.add("edge1", "edge", append(common,
 		"PHONESHOP_ADMIN_EMAIL=admin@example.com", "PHONESHOP_ADMIN_PASSWORD=admin password 1",
 		"PHONESHOP_UNSUBSCRIBE_SECRET="+clusterUnsubscribeSecret,
-		"PHONESHOP_PASSWORD_MEMORY_KIB=64", "PHONESHOP_PASSWORD_ITERATIONS=1")
-	h := &shoptest.Harness{T: t, URL: "http://" + addr, Client: &http.Client{Timeout: 15 * time.Second}}
-	for deadline = time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		if r, err := h.TryDo(shoptest.Request{Method: "GET", Path: "/readyz"}); err == nil && r.Status == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the edge was not ready within 60s")
-		}
-	}
+		"PHONESHOP_PASSWORD_MEMORY_KIB=64", "PHONESHOP_PASSWORD_ITERATIONS=1"), httpPort)
+	procs.launch(60*time.Second, edge)
+	h := &shoptest.Harness{T: t, URL: edge.URL, Client: &http.Client{Timeout: 15 * time.Second}}
 	if members() != 2 {
 		t.Fatalf("the edge registered as a member: %d members", members())
 	}
@@ -127,4 +107,5 @@ func TestNodesAndEdgeOverConsul(t *testing.T) {
 	if len(slices.Compact(orders)) != 12 {
 		t.Fatalf("order ids not distinct: %v", orders)
 	}
+	requireNoExits(t, procs.all)
 }

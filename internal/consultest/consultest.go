@@ -1,11 +1,13 @@
 // Package consultest runs a real Consul agent for tests: `consul agent -dev` from
-// bin/consul (built by `make bin/consul`), on free loopback ports, stopped when the
-// test ends. A missing binary fails the test; only -short skips it.
+// bin/consul (built by `make bin/consul`), on loopback ports reserved for the test
+// (testbin.Port), stopped when the test ends. A missing binary fails the test;
+// only -short skips it.
 package consultest
 
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,21 +27,30 @@ type Agent struct {
 	HTTP string // host:port of the HTTP API
 	args []string
 	cmd  *exec.Cmd
+	// exited is closed once cmd has exited.
+	exited chan struct{}
 }
 
-// Start starts an agent on free ports and stops it at cleanup.
+// Start starts an agent on ports of the test's own (testbin.Port) and stops it at
+// cleanup. An agent that could not bind one of them (a listener outside the tests
+// took it) is started again on new ones.
 func Start(t testing.TB) *Agent {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs a Consul agent (bin/consul); -short skips it")
 	}
-	bin := testbin.Find(t, "consul", "PHONESHOP_TEST_CONSUL")
-	a := &Agent{t: t, bin: bin, HTTP: fmt.Sprintf("127.0.0.1:%d", FreePort(t))}
-	a.args = []string{"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1", "-log-level", "warn",
-		"-hcl", fmt.Sprintf(`ports { http = %s dns = -1 grpc = -1 grpc_tls = -1 serf_lan = %d serf_wan = %d server = %d }`,
-			a.HTTP[len("127.0.0.1:"):], FreePort(t), FreePort(t), FreePort(t))}
-	a.Restart()
+	a := &Agent{t: t, bin: testbin.Find(t, "consul", "PHONESHOP_TEST_CONSUL")}
 	t.Cleanup(a.Stop)
+	err := testbin.RetryOnTakenPort(t, "consul agent", func() error {
+		a.HTTP = testbin.Addr(t)
+		a.args = []string{"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1", "-log-level", "warn",
+			"-hcl", fmt.Sprintf(`ports { http = %s dns = -1 grpc = -1 grpc_tls = -1 serf_lan = %d serf_wan = %d server = %d }`,
+				a.HTTP[len("127.0.0.1:"):], testbin.Port(t), testbin.Port(t), testbin.Port(t))}
+		return a.start()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return a
 }
 
@@ -49,7 +60,7 @@ func (a *Agent) Stop() {
 		return
 	}
 	_ = a.cmd.Process.Signal(syscall.SIGKILL)
-	_ = a.cmd.Wait()
+	<-a.exited
 	a.cmd = nil
 }
 
@@ -76,31 +87,58 @@ func (a *Agent) Resume() {
 }
 
 // Restart starts the agent again on the same ports (after Stop: with no state).
+// They are still the test's (testbin.Port), so the agent binds them again.
 func (a *Agent) Restart() {
 	a.t.Helper()
-	a.Stop()
-	cmd := exec.Command(a.bin, a.args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		a.t.Fatalf("start consul: %v", err)
+	if err := a.start(); err != nil {
+		a.t.Fatal(err)
 	}
-	a.cmd = cmd
+}
+
+// start (re)starts the agent on a.args and waits until it has a leader. An agent
+// that exits first fails the start, with ErrPortTaken when it could not bind.
+func (a *Agent) start() error {
+	a.Stop()
+	var out testbin.Buffer
+	cmd := exec.Command(a.bin, a.args...)
+	// Its output goes to the test's as before, and is kept to tell a port taken.
+	cmd.Stdout = io.MultiWriter(os.Stderr, &out)
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start consul: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	a.cmd, a.exited = cmd, exited
+	client := &http.Client{Timeout: 5 * time.Second}
 	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + a.HTTP + "/v1/status/leader")
+	for {
+		select {
+		case <-exited:
+			a.cmd = nil
+			err := fmt.Errorf("consul agent (HTTP %s) exited before it answered: %s\n%s", a.HTTP, cmd.ProcessState, out.String())
+			if testbin.PortTaken(out.String()) {
+				err = fmt.Errorf("%w: %w", testbin.ErrPortTaken, err)
+			}
+			return err
+		default:
+		}
+		resp, err := client.Get("http://" + a.HTTP + "/v1/status/leader")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("consul agent did not answer on %s within 30s", a.HTTP)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	a.t.Fatal("consul agent did not answer within 30s")
 }
-
-// FreePort returns a loopback port nothing listens on now.
-func FreePort(t testing.TB) int { return testbin.FreePort(t) }
 
 // LogRecorder keeps what a logger wrote, for tests that wait for a log line.
 type LogRecorder struct {

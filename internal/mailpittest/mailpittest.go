@@ -1,11 +1,13 @@
 // Package mailpittest runs a real SMTP server for tests: Mailpit from
-// bin/mailpit (built by `make bin/mailpit`, or PHONESHOP_TEST_MAILPIT), on free
-// loopback ports, with a database of its own and Chaos enabled, killed when the
-// test ends. Tests read what arrived through its HTTP API and make its SMTP
-// server fail on demand. A missing binary fails the test; only -short skips it.
+// bin/mailpit (built by `make bin/mailpit`, or PHONESHOP_TEST_MAILPIT), on
+// loopback ports reserved for the test (testbin.Port), with a database of its
+// own and Chaos enabled, killed when the test ends. Tests read what arrived
+// through its HTTP API and make its SMTP server fail on demand. A missing binary
+// fails the test; only -short skips it.
 package mailpittest
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -32,23 +34,41 @@ type Server struct {
 	SMTPHost string
 	SMTPPort int
 	APIURL   string // http://127.0.0.1:port, without a trailing slash
+	// database is the file of this Mailpit's own, which its API reports: how
+	// ready tells it from whatever else may answer on its ports.
+	database string
 }
 
 // Start starts a Mailpit for t and kills it at cleanup (showing its output if
-// the test failed).
+// the test failed). Its ports are the test's own (testbin.Port); a Mailpit that
+// could not bind one (a listener outside the tests took it) is started again on
+// new ones.
 func Start(t testing.TB) *Server {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs Mailpit (bin/mailpit, an SMTP server); -short skips it")
 	}
 	bin := testbin.Find(t, "mailpit", "PHONESHOP_TEST_MAILPIT")
-	s := &Server{SMTPHost: "127.0.0.1", SMTPPort: testbin.FreePort(t)}
-	apiAddr := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
-	s.APIURL = "http://" + apiAddr
+	var s *Server
+	err := testbin.RetryOnTakenPort(t, "mailpit", func() error {
+		s = &Server{SMTPHost: "127.0.0.1", SMTPPort: testbin.Port(t), APIURL: "http://" + testbin.Addr(t),
+			database: filepath.Join(t.TempDir(), "mailpit.db")}
+		return s.start(t, bin)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// start starts Mailpit on s's ports and waits until it answers; one that exits
+// first fails the start, with ErrPortTaken when it could not bind.
+func (s *Server) start(t testing.TB, bin string) error {
+	t.Helper()
 	cmd := exec.Command(bin,
 		"--smtp", s.SMTPAddr(),
-		"--listen", apiAddr,
-		"--database", filepath.Join(t.TempDir(), "mailpit.db"),
+		"--listen", strings.TrimPrefix(s.APIURL, "http://"),
+		"--database", s.database,
 		// No reverse DNS of 127.0.0.1 and no update check: the CI machine has
 		// no network.
 		"--smtp-disable-rdns", "--disable-version-check",
@@ -58,7 +78,7 @@ func Start(t testing.TB) *Server {
 	var logs testbin.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
+		return fmt.Errorf("start %s: %w", bin, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -75,14 +95,18 @@ func Start(t testing.TB) *Server {
 		select {
 		case err := <-exited:
 			exited <- err
-			t.Fatalf("mailpit exited before it was ready (%v):\n%s", err, logs.String())
+			err = fmt.Errorf("mailpit (SMTP %s, API %s) exited before it was ready (%v):\n%s", s.SMTPAddr(), s.APIURL, err, logs.String())
+			if testbin.PortTaken(logs.String()) {
+				err = fmt.Errorf("%w: %w", testbin.ErrPortTaken, err)
+			}
+			return err
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("mailpit did not answer within 30s:\n%s", logs.String())
+			return fmt.Errorf("mailpit did not answer within 30s:\n%s", logs.String())
 		}
 	}
-	return s
+	return nil
 }
 
 // SMTPAddr is the SMTP server's host:port.
@@ -90,22 +114,30 @@ func (s *Server) SMTPAddr() string {
 	return net.JoinHostPort(s.SMTPHost, strconv.Itoa(s.SMTPPort))
 }
 
-// ready reports whether both the HTTP API and the SMTP port answer.
+// ready reports whether both the HTTP API and the SMTP server answer, as this
+// Mailpit: the API with this Mailpit's database, the SMTP port with Mailpit's
+// greeting. (A Mailpit whose SMTP port was taken answers on its API for a moment
+// before it exits, and whatever took the port accepts connections.)
 func (s *Server) ready() bool {
-	resp, err := http.Get(s.APIURL + "/readyz")
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(s.APIURL + "/api/v1/info")
 	if err != nil {
 		return false
 	}
+	var info struct{ Database string }
+	err = json.NewDecoder(resp.Body).Decode(&info)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if err != nil || resp.StatusCode != http.StatusOK || info.Database != s.database {
 		return false
 	}
-	conn, err := net.Dial("tcp", s.SMTPAddr())
+	conn, err := net.DialTimeout("tcp", s.SMTPAddr(), 5*time.Second)
 	if err != nil {
 		return false
 	}
-	conn.Close()
-	return true
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	greeting, err := bufio.NewReader(conn).ReadString('\n')
+	return err == nil && strings.HasPrefix(greeting, "220 ") && strings.Contains(greeting, "Mailpit")
 }
 
 // Message is one message Mailpit received, read from its raw form with

@@ -1,11 +1,12 @@
 // Package testbin is what the tests that start real servers share: finding a
-// server binary the Makefile builds into bin/, a free loopback port, and a buffer
-// that collects a process's (or a logger's) output from several goroutines.
+// server binary the Makefile builds into bin/, loopback ports reserved for a
+// server until the test ends (Port), starting a server again on new ports when
+// one was taken all the same (RetryOnTakenPort), and a buffer that collects a
+// process's (or a logger's) output from several goroutines.
 package testbin
 
 import (
 	"bytes"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -38,17 +39,6 @@ func Find(t testing.TB, name, env string) string {
 		}
 		dir = parent
 	}
-}
-
-// FreePort returns a loopback port nothing listens on now.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // Buffer collects output written from several goroutines (exec's copying ones, a

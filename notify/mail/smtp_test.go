@@ -75,7 +75,9 @@ func TestSMTPClassifiesChaosReplies(t *testing.T) {
 
 func TestSMTPConnectionFailures(t *testing.T) {
 	t.Run("server_not_listening_is_temporary", func(t *testing.T) {
-		s := mail.NewSMTP(mail.SMTPConfig{Host: "127.0.0.1", Port: testbin.FreePort(t), TLSPolicy: "none", Timeout: 10 * time.Second})
+		// A port of the test's own: nothing listens there, and no connection,
+		// this Send's own included, is given it as its local port.
+		s := mail.NewSMTP(mail.SMTPConfig{Host: "127.0.0.1", Port: testbin.Port(t), TLSPolicy: "none", Timeout: 10 * time.Second})
 		err := s.Send(context.Background(), promoMessage())
 		if !errors.Is(err, mail.ErrTemporary) || errors.Is(err, mail.ErrPermanent) {
 			t.Errorf("Send = %v, want ErrTemporary only", err)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -183,7 +184,8 @@ func testOutage(t *testing.T, srv *server, fail, restore func(*server, *testing.
 	}
 }
 
-// server is a redis-server of one test, on a loopback port of its own.
+// server is a redis-server of one test, on a loopback port of its own
+// (testbin.Port), which it keeps across restarts.
 type server struct {
 	path string
 	port int
@@ -192,6 +194,7 @@ type server struct {
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
+	exited chan struct{} // closed once cmd has exited
 	output *testbin.Buffer
 }
 
@@ -204,29 +207,67 @@ func startServer(t *testing.T) *server {
 			t.Fatalf("redis-server is not on PATH nor at %s: install it (Debian: apt-get install redis-server), or run with -short", path)
 		}
 	}
-	port := testbin.FreePort(t)
-	s := &server{path: path, port: port, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: t.TempDir()}
+	s := &server{path: path, dir: t.TempDir()}
 	t.Cleanup(s.stop)
-	s.start(t)
+	err = testbin.RetryOnTakenPort(t, "redis-server", func() error {
+		s.port = testbin.Port(t)
+		s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+		return s.tryStart()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 
+// start starts the server again on its port.
 func (s *server) start(t *testing.T) {
 	t.Helper()
+	if err := s.tryStart(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tryStart starts the server and waits until it answers PING; a server that exits
+// first fails the start, with ErrPortTaken when it could not bind.
+func (s *server) tryStart() error {
 	s.mu.Lock()
-	s.output = &testbin.Buffer{}
+	output := &testbin.Buffer{}
+	s.output = output
 	cmd := exec.Command(s.path, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
 	cmd.Dir = s.dir
-	cmd.Stdout, cmd.Stderr = s.output, s.output
+	cmd.Stdout, cmd.Stderr = output, output
 	if err := cmd.Start(); err != nil {
 		s.mu.Unlock()
-		t.Fatalf("start %s: %v", s.path, err)
+		return fmt.Errorf("start %s: %w", s.path, err)
 	}
-	s.cmd = cmd
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait() // "signal: killed" is the expected exit
+		close(exited)
+	}()
+	s.cmd, s.exited = cmd, exited
 	s.mu.Unlock()
-	if !eventually(10*time.Second, func() bool { return answersPing(s.addr) }) {
-		t.Fatalf("redis-server on %s did not answer PING within 10s; its output:\n%s", s.addr, s.output)
+	gone := func() bool {
+		select {
+		case <-exited:
+			return true
+		default:
+			return false
+		}
 	}
+	if !eventually(10*time.Second, func() bool { return gone() || answersPing(s.addr) }) {
+		return fmt.Errorf("redis-server on %s did not answer PING within 10s; its output:\n%s", s.addr, output)
+	}
+	if gone() {
+		s.stop()
+		err := fmt.Errorf("redis-server on %s exited (%s); its output:\n%s", s.addr, cmd.ProcessState, output)
+		if testbin.PortTaken(output.String()) {
+			err = fmt.Errorf("%w: %w", testbin.ErrPortTaken, err)
+		}
+		return err
+	}
+	return nil
 }
 
 func (s *server) kill(t *testing.T) {
@@ -267,7 +308,7 @@ func (s *server) stop() {
 		return
 	}
 	_ = s.cmd.Process.Kill() // SIGKILL ends a stopped process too
-	_ = s.cmd.Wait()         // "signal: killed" is the expected exit
+	<-s.exited
 	s.cmd = nil
 }
 
