@@ -85,7 +85,9 @@ type Session struct {
 }
 
 // Store persists accounts and sessions. CreateAccount returns ErrEmailTaken for a
-// duplicate email; lookups return ErrNotFound / ErrSessionNotFound.
+// duplicate email; lookups return ErrNotFound / ErrSessionNotFound. An account
+// created with an unverified address has its first verification mail queued with
+// it (an outbox event in the same transaction).
 type Store interface {
 	CreateAccount(ctx context.Context, a Account) error
 	AccountByEmail(ctx context.Context, email string) (Account, error)
@@ -99,6 +101,11 @@ type Store interface {
 	// from the result. An update that would leave the shop with no admin is
 	// refused with ErrLastAdmin, checked in the transaction that writes it.
 	UpdateAccount(ctx context.Context, id string, update func(*Account) error) (Account, error)
+	// RequestVerification queues a verification mail for the account (an outbox
+	// event, in one transaction with the time it was asked for), unless the last
+	// one was asked for less than resendAfter before now: then it returns how long
+	// is left and queues nothing. ErrAlreadyVerified, ErrNotFound.
+	RequestVerification(ctx context.Context, id string, now time.Time, resendAfter time.Duration) (wait time.Duration, err error)
 }
 
 // SessionAccountStore is a Store that answers both lookups of Authenticate, a
@@ -199,6 +206,9 @@ type NewAccount struct {
 	PromoEmails bool
 	// Roles are given besides shopper, which every account holds.
 	Roles []Role
+	// Verified: the address is known to be the owner's (the admin of the
+	// configuration); no verification mail is sent.
+	Verified bool
 }
 
 // Register creates an account with the given roles (shopper always included).
@@ -238,7 +248,7 @@ func (s *Service) RegisterAccount(ctx context.Context, n NewAccount) (Account, e
 		}
 	}
 	a := Account{ID: "acc_" + randomHex(12), Email: email, Name: name, Roles: all, PasswordHash: hash, CreatedAt: s.now(),
-		PromoEmails: n.PromoEmails}
+		PromoEmails: n.PromoEmails, EmailVerified: n.Verified}
 	if err := s.store.CreateAccount(ctx, a); err != nil {
 		return Account{}, err
 	}
@@ -246,9 +256,10 @@ func (s *Service) RegisterAccount(ctx context.Context, n NewAccount) (Account, e
 }
 
 // EnsureAdmin creates the first admin account from configuration, unless an account
-// with that email exists already.
+// with that email exists already. Its address is the operator's word: verified.
 func (s *Service) EnsureAdmin(ctx context.Context, email, password string) error {
-	_, err := s.Register(ctx, email, password, "Administrator", RoleAdmin)
+	_, err := s.RegisterAccount(ctx, NewAccount{Email: email, Password: password, Name: "Administrator",
+		Roles: []Role{RoleAdmin}, Verified: true})
 	if errors.Is(err, ErrEmailTaken) {
 		return nil
 	}
@@ -365,6 +376,11 @@ func (s *Service) SetPromoEmails(ctx context.Context, id string, on bool) (Accou
 		a.PromoEmails = on
 		return nil
 	})
+}
+
+// ByID finds an account by its id.
+func (s *Service) ByID(ctx context.Context, id string) (Account, error) {
+	return s.store.AccountByID(ctx, id)
 }
 
 // ByEmail finds an account by its e-mail address (staff look-ups).

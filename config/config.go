@@ -172,6 +172,10 @@ type Accounts struct {
 	PasswordHashers int           `conf:"default:0,env:PASSWORD_HASHERS,flag:password-hashers,help:password hashes computed at once (0: one per core)"`
 	PasswordQueue   int           `conf:"default:0,env:PASSWORD_QUEUE,flag:password-queue,help:requests that may wait for a password hasher (0: 64 per hasher); more get 503"`
 	PasswordMaxWait time.Duration `conf:"default:5s,env:PASSWORD_MAX_WAIT,flag:password-max-wait,help:longest wait for a password hasher before 503 (also never past the request deadline)"`
+
+	// VerificationResendAfter is how long a shopper waits between verification
+	// mails (sign-up sends the first).
+	VerificationResendAfter time.Duration `conf:"default:5m,env:VERIFICATION_RESEND_AFTER,flag:verification-resend-after,help:least time between two verification mails to one account"`
 }
 
 // Mail says what the shop's e-mail looks like. dev writes every mail as a .eml file
@@ -179,6 +183,9 @@ type Accounts struct {
 type Mail struct {
 	PublicURL string `conf:"default:http://localhost:8080,env:PUBLIC_URL,flag:public-url,help:where shoppers reach the shop: the base of the links in e-mail"`
 	MailFrom  string `conf:"default:phoneshop <shop@localhost>,env:MAIL_FROM,flag:mail-from,help:the From of every e-mail"`
+	// VerificationTTL is how long an e-mail verification link works after its
+	// mail is sent.
+	VerificationTTL time.Duration `conf:"default:48h,env:VERIFICATION_TTL,flag:verification-ttl,help:how long an e-mail verification link works after its mail is sent"`
 }
 
 // ClusterNet says where the process's cluster remote listens.

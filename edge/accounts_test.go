@@ -88,7 +88,7 @@ func TestAccounts(t *testing.T) {
 		{"register_400_when_body_empty", "", "", nil, 400, "invalid_request"},
 		{"register_400_when_content_type_not_json", "bob10@example.com", valid("bob10@example.com"),
 			map[string]string{"Content-Type": "text/plain"}, 400, "invalid_request"},
-		{"register_413_when_body_is_1MB", "big@example.com", oversizedBody(), nil, 413, "payload_too_large"},
+		{"register_413_when_body_is_over_the_limit", "big@example.com", oversizedBody(), nil, 413, "payload_too_large"},
 	}
 	for _, tc := range badRegistrations {
 		t.Run(tc.name, func(t *testing.T) {

@@ -68,7 +68,12 @@ type Deps struct {
 	Accounts *account.Service
 	// Unsubscribe reads the tokens of unsubscribe links (nil: no link works).
 	Unsubscribe *account.UnsubscribeTokens
-	Catalog     *catalog.Service
+	// Verification reads the tokens of e-mail verification links (nil: no link
+	// works); ResendVerificationAfter is the least time between two verification
+	// mails an account asks for.
+	Verification            *account.VerificationTokens
+	ResendVerificationAfter time.Duration
+	Catalog                 *catalog.Service
 	// PhoneViews and PageViews hold the rendered JSON of phone details and of
 	// catalog pages in process, for as long as the catalog does not change on any
 	// edge (nil: rendered for every request).
@@ -172,6 +177,7 @@ func New(d Deps) *fiber.App {
 	v1.Delete("/sessions/current", s.authenticate, s.logout)
 	v1.Get("/me", s.authenticate, s.me)
 	v1.Put("/me/preferences", s.authenticate, s.limitAccount(d.Limits.Preferences), s.setPreferences)
+	v1.Post("/me/verification", s.authenticate, s.requestVerification)
 
 	v1.Get("/phones", s.searchPhones)
 	v1.Get("/phones/:id", s.phone)
@@ -214,6 +220,8 @@ func New(d Deps) *fiber.App {
 
 	app.Get("/u/:token", s.limit(d.Limits.Unsubscribe), s.unsubscribeForm)
 	app.Post("/u/:token", s.limit(d.Limits.Unsubscribe), s.unsubscribe)
+	app.Get("/verify/:token", s.limit(d.Limits.Unsubscribe), s.verifyForm)
+	app.Post("/verify/:token", s.limit(d.Limits.Unsubscribe), s.verify)
 
 	app.Get("/ops", dashboardPage)
 	app.Get("/ops/:file", dashboardAsset)

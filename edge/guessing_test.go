@@ -99,33 +99,58 @@ func TestRequestLimitsPerAccount(t *testing.T) {
 
 	t.Run("every_request_of_an_account_counts", func(t *testing.T) {
 		token, _ := h.Shopper()
-		for i := range s.RateAccountBurst {
-			if r := do(t, h, shoptest.Request{Method: "GET", Path: "/api/v1/orders/ord_000000000000000000000000", Token: token}); r.Status != http.StatusNotFound {
-				t.Fatalf("read %d: status %d, want 404", i, r.Status)
-			}
-		}
-		wantRateLimited(t, do(t, h, shoptest.Request{Method: "GET", Path: "/api/v1/me", Token: token}), 0)
+		untilRefused(t, s.RateAccountBurst, s.RateAccountPerMin, http.StatusNotFound, func() shoptest.Response {
+			return do(t, h, shoptest.Request{Method: "GET", Path: "/api/v1/orders/ord_000000000000000000000000", Token: token})
+		})
 		other, _ := h.Shopper()
 		wantOK(t, do(t, h, shoptest.Request{Method: "GET", Path: "/api/v1/me", Token: other}), http.StatusOK, nil)
 	})
 
 	t.Run("preference_changes", func(t *testing.T) {
 		token, _ := h.Shopper()
-		for i := range s.RatePreferencesBurst {
-			wantOK(t, do(t, h, shoptest.Request{Method: "PUT", Path: "/api/v1/me/preferences", Token: token,
-				Body: map[string]bool{"promo_emails": i%2 == 0}}), http.StatusOK, nil)
-		}
-		wantRateLimited(t, do(t, h, shoptest.Request{Method: "PUT", Path: "/api/v1/me/preferences", Token: token,
-			Body: map[string]bool{"promo_emails": true}}), 0)
+		on := false
+		untilRefused(t, s.RatePreferencesBurst, s.RatePreferencesPerMin, http.StatusOK, func() shoptest.Response {
+			on = !on
+			return do(t, h, shoptest.Request{Method: "PUT", Path: "/api/v1/me/preferences", Token: token,
+				Body: map[string]bool{"promo_emails": on}})
+		})
 	})
 
 	t.Run("unsubscribe_links_per_address", func(t *testing.T) {
 		a := from(t, h, "127.0.0.3")
-		for range s.RateUnsubscribeBurst {
-			wantError(t, do(t, a, shoptest.Request{Method: "POST", Path: "/u/not-a-token"}), http.StatusNotFound, "not_found")
-		}
-		wantRateLimited(t, do(t, a, shoptest.Request{Method: "POST", Path: "/u/not-a-token"}), 0)
+		untilRefused(t, s.RateUnsubscribeBurst, s.RateUnsubscribePerMin, http.StatusNotFound, func() shoptest.Response {
+			return do(t, a, shoptest.Request{Method: "POST", Path: "/u/not-a-token"})
+		})
 		wantError(t, do(t, from(t, h, "127.0.0.4"), shoptest.Request{Method: "POST", Path: "/u/not-a-token"}),
 			http.StatusNotFound, "not_found")
 	})
+}
+
+// untilRefused sends requests until one is refused 429, and fails unless that came
+// after at least burst served ones and at most burst and what the quota refilled
+// meanwhile (perMin a minute): the quota refills while the requests run, so the
+// refusal need not come at the burst exactly. Every served one must be served
+// with status.
+func untilRefused(t *testing.T, burst, perMin, status int, send func() shoptest.Response) {
+	t.Helper()
+	start, served := time.Now(), 0
+	for {
+		r := send()
+		if r.Status == http.StatusTooManyRequests {
+			wantRateLimited(t, r, 0)
+			break
+		}
+		if r.Status != status {
+			t.Fatalf("request %d: status %d, want %d; body %.200s", served, r.Status, status, r.Body)
+		}
+		served++
+		refilled := int(time.Since(start) * time.Duration(perMin) / time.Minute)
+		if served > burst+refilled+1 {
+			t.Fatalf("%d requests in %s were served; the quota is a burst of %d and %d a minute",
+				served, time.Since(start).Round(time.Millisecond), burst, perMin)
+		}
+	}
+	if served < burst {
+		t.Errorf("refused after %d requests, under the burst of %d", served, burst)
+	}
 }

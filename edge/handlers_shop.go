@@ -21,6 +21,8 @@ type accountResponse struct {
 	Name        string   `json:"name"`
 	Roles       []string `json:"roles"`
 	PromoEmails bool     `json:"promo_emails"`
+	// EmailVerified: the owner followed the link of a verification mail.
+	EmailVerified bool `json:"email_verified"`
 }
 
 func toAccountResponse(a account.Account) accountResponse {
@@ -28,7 +30,8 @@ func toAccountResponse(a account.Account) accountResponse {
 	for i, r := range a.Roles {
 		roles[i] = string(r)
 	}
-	return accountResponse{ID: a.ID, Email: a.Email, Name: a.Name, Roles: roles, PromoEmails: a.PromoEmails}
+	return accountResponse{ID: a.ID, Email: a.Email, Name: a.Name, Roles: roles, PromoEmails: a.PromoEmails,
+		EmailVerified: a.EmailVerified}
 }
 
 func (s *server) register(c *fiber.Ctx) error {

@@ -278,6 +278,10 @@ func (s *Shop) openAccounts(ctx context.Context, hot *hotReads, cfg config.Accou
 	if s.Unsubscribe, err = account.NewUnsubscribeTokens(cfg.UnsubscribeSecret); err != nil {
 		return err
 	}
+	if s.Verification, err = account.NewVerificationTokens(cfg.UnsubscribeSecret, account.DefaultVerificationTTL); err != nil {
+		return err
+	}
+	s.resendVerificationAfter = cfg.VerificationResendAfter
 	hot.sessions = cache.NewSessions(s.Store, hot.cache, cache.SessionsOptions{Metrics: hot.metrics, Log: s.log, Bus: hot.bus})
 	hp := account.HashParams{MemoryKiB: cfg.PasswordMemoryKiB, Iterations: cfg.PasswordIterations, Parallelism: cfg.PasswordParallelism}
 	hashing := account.Hashing{Workers: cfg.PasswordHashers, Queue: cfg.PasswordQueue, MaxWait: cfg.PasswordMaxWait}
@@ -333,7 +337,8 @@ func (s *Shop) startEdge(hot *hotReads, c *cluster.Cluster, members func() []*cl
 		return cache.NewViews(hot.catalog, local, capacity, hot.metrics)
 	}
 	s.App = edge.New(edge.Deps{
-		Accounts: s.Accounts, Unsubscribe: s.Unsubscribe, Catalog: s.Catalog, Orders: s.Store, Promos: s.Store, Campaigns: s.campaigns,
+		Accounts: s.Accounts, Unsubscribe: s.Unsubscribe, Verification: s.Verification,
+		ResendVerificationAfter: s.resendVerificationAfter, Catalog: s.Catalog, Orders: s.Store, Promos: s.Store, Campaigns: s.campaigns,
 		PhoneViews: views(cache.LocalPhones, cache.DefaultPhoneViews), PageViews: views(cache.LocalPages, cache.DefaultPageViews),
 		Cluster: c, Members: members, Calls: s.calls,
 		Ready:             s.ready,

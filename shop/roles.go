@@ -85,7 +85,9 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 		return nil, err
 	}
 	if cfg.DevMail {
-		s.startDevMail(cfg)
+		if err := s.startDevMail(cfg); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -96,20 +98,25 @@ const devMailPrefetch = 4
 // startDevMail runs dev's mail pipeline in the process: the outbox relay publishes
 // to the in-process queue, and the mailer writes every mail as a .eml file under
 // <data-dir>/mail/ (named by its Message-ID).
-func (s *Shop) startDevMail(cfg config.Dev) {
+func (s *Shop) startDevMail(cfg config.Dev) error {
 	// A few mails at a time: dev shares its cores with the shop it serves, and the
 	// mail of a sale must not take them from its checkouts.
 	broker := memqueue.New(memqueue.Config{Prefetch: devMailPrefetch, Logger: s.log})
 	broker.Declare(queue.MailBindings...)
 	files := mail.NewFiles(filepath.Join(cfg.DataDir, "mail")).Unsynced()
+	verification, err := account.NewVerificationTokens(cfg.Accounts.UnsubscribeSecret, cfg.VerificationTTL)
+	if err != nil {
+		return err
+	}
 	m := mailer.New(s.Store, files, mailer.Config{From: cfg.MailFrom, PublicURL: cfg.PublicURL,
-		Unsubscribe: s.Unsubscribe, SendPerSec: s.Live.MailSendPerSec, Logger: s.log})
+		Unsubscribe: s.Unsubscribe, Verification: verification, SendPerSec: s.Live.MailSendPerSec, Logger: s.log})
 	r := relay.New(s.Store, broker, relay.Config{Logger: s.log})
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { r.Run(ctx) })
 	wg.Go(func() { broker.Run(ctx, queue.MailBindings, m.Handle) })
 	s.closers = append(s.closers, func() error { stop(); wg.Wait(); return nil })
+	return nil
 }
 
 // StartNode starts a cluster member hosting the grains; members find each other
@@ -191,13 +198,17 @@ func StartMailer(ctx context.Context, cfg config.Mailer, log *slog.Logger) (_ *S
 	if err != nil {
 		return nil, err
 	}
+	verification, err := account.NewVerificationTokens(cfg.UnsubscribeSecret, cfg.VerificationTTL)
+	if err != nil {
+		return nil, err
+	}
 	sender := mail.NewSMTP(mail.SMTPConfig{Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUser,
 		Password: cfg.SMTPPassword, TLSPolicy: cfg.SMTPTLSPolicy, Timeout: cfg.SMTPTimeout})
 	if err := s.followLive(cfg.Settings, cfg.ConsulAddr); err != nil {
 		return nil, err
 	}
 	m := mailer.New(s.Store, sender, mailer.Config{From: cfg.MailFrom, PublicURL: cfg.PublicURL, Unsubscribe: tokens,
-		SendPerSec: s.Live.MailSendPerSec, Logger: log})
+		Verification: verification, SendPerSec: s.Live.MailSendPerSec, Logger: log})
 	consumer := rabbitmq.NewConsumer(rabbitmq.ConsumerConfig{URL: cfg.RabbitMQURL, Bindings: queue.MailBindings,
 		Prefetch: cfg.MailPrefetch, DeliveryLimit: cfg.MailDeliveryLimit, Logger: log})
 	runCtx, stop := context.WithCancel(context.Background())

@@ -43,7 +43,10 @@ type Shop struct {
 	Accounts *account.Service
 	// Unsubscribe mints and reads the tokens of unsubscribe links (edges, dev).
 	Unsubscribe *account.UnsubscribeTokens
-	Catalog     *catalog.Service
+	// Verification reads the tokens of e-mail verification links (edges, dev),
+	// signed with the unsubscribe secret; mailers mint them.
+	Verification *account.VerificationTokens
+	Catalog      *catalog.Service
 	// Live are the settings that can change while the shop runs.
 	Live *config.Live
 	// Registry holds the process's metrics (served by /metrics): each part
@@ -57,6 +60,8 @@ type Shop struct {
 	grainCalls *call.Metrics
 	// mailerOnly: a mailer, which is ready when its store is (it is no member).
 	mailerOnly bool
+	// resendVerificationAfter is the least time between two verification mails.
+	resendVerificationAfter time.Duration
 	// closers close what was opened beside the store (cache, publisher), in reverse.
 	closers []func() error
 }

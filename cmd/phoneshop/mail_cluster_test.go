@@ -23,8 +23,8 @@ import (
 // RabbitMQ vhost of the test's own, a mailer sends through a Mailpit of its own.
 
 // seedShoppers writes accounts straight into the cluster's store (they never log
-// in): optedIn with campaign e-mail on, optedOut with it off. It returns the
-// opted-in addresses.
+// in), their addresses verified: optedIn with campaign e-mail on, optedOut with it
+// off. It returns the opted-in addresses.
 func seedShoppers(t testing.TB, c *shopCluster, optedIn, optedOut int) []string {
 	t.Helper()
 	ctx := context.Background()
@@ -45,7 +45,7 @@ func seedShoppers(t testing.TB, c *shopCluster, optedIn, optedOut int) []string 
 				opt := i < optedIn
 				a := account.Account{ID: fmt.Sprintf("acc_%012x%012x", run&0xffffffffffff, i), Name: "Shopper",
 					Email: fmt.Sprintf("s%d-%d@example.com", i, run), Roles: []account.Role{account.RoleShopper},
-					PasswordHash: "$argon2id$none", CreatedAt: time.Now(), PromoEmails: opt}
+					PasswordHash: "$argon2id$none", CreatedAt: time.Now(), PromoEmails: opt, EmailVerified: true}
 				if err := store.CreateAccount(ctx, a); err != nil {
 					select {
 					case errs <- err:

@@ -63,6 +63,8 @@ type Config struct {
 	PublicURL string
 	// Unsubscribe signs the unsubscribe links of campaign mail.
 	Unsubscribe *account.UnsubscribeTokens
+	// Verification signs the links of verification mail.
+	Verification *account.VerificationTokens
 	// SendPerSec, when set, is read before every send: the most mails this
 	// mailer sends per second (0: no pacing). A live setting: a change applies
 	// to the next send.
@@ -128,6 +130,8 @@ func (m *Mailer) Handle(ctx context.Context, msg Message) Outcome {
 		outcome, err = m.promoMail(ctx, msg)
 	case outbox.OrderConfirmed, outbox.OrderCancelled, outbox.OrderShipped:
 		outcome, err = m.orderMail(ctx, msg)
+	case outbox.AccountVerification:
+		outcome, err = m.verificationMail(ctx, msg)
 	default:
 		outcome, err = DeadLetter, fmt.Errorf("%w: no mail for routing key %q", errMalformed, msg.RoutingKey)
 	}
@@ -172,8 +176,8 @@ func (m *Mailer) promoMail(ctx context.Context, msg Message) (Outcome, error) {
 		if skip != "" || err != nil {
 			return mail.Message{}, skip, err
 		}
-		if !a.PromoEmails {
-			return mail.Message{}, delivery.Skipped, nil // opted out since the fan-out
+		if !a.PromoEmails || !a.EmailVerified {
+			return mail.Message{}, delivery.Skipped, nil // opted out since the fan-out (or never verified)
 		}
 		l, found, err := m.store.PromoListing(ctx, p.PromoID)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -19,7 +20,27 @@ const (
 	OrderShipped   = "order.shipped"
 	// PromoEmail is one campaign mail to one account, from a campaign's fan-out.
 	PromoEmail = "promo.email"
+	// AccountVerification is one e-mail verification mail: at sign-up, and each
+	// time its owner asks for it again.
+	AccountVerification = "account.verification"
 )
+
+// AccountVerificationPayload is the body of an account.verification event. The
+// mailer reads the account when it sends (the address may be verified since), and
+// mints the link then.
+type AccountVerificationPayload struct {
+	AccountID string `json:"account_id"`
+	// RequestedAt tells the requests of one account apart (Unix microseconds):
+	// each is a mail of its own.
+	RequestedAt int64 `json:"requested_at"`
+}
+
+// AccountVerificationEvent is the event of a verification mail of account id asked
+// for at now.
+func AccountVerificationEvent(id string, now time.Time) (Event, error) {
+	at := now.UnixMicro()
+	return New(AccountVerification, fmt.Sprintf("%s@%d", id, at), AccountVerificationPayload{AccountID: id, RequestedAt: at}, now)
+}
 
 // PromoEmailPayload is the body of a promo.email event: one campaign mail to one
 // account. The mailer reads the campaign and the account when it sends (the

@@ -69,10 +69,12 @@ var (
 	PromoEmail = Binding{Queue: "phoneshop.promo.email", RoutingKeys: []string{outbox.PromoEmail}}
 	// OrderEmail feeds the order mails.
 	OrderEmail = Binding{Queue: "phoneshop.order.email", RoutingKeys: []string{outbox.OrderConfirmed, outbox.OrderCancelled, outbox.OrderShipped}}
+	// AccountEmail feeds the accounts' mails: address verification.
+	AccountEmail = Binding{Queue: "phoneshop.account.email", RoutingKeys: []string{outbox.AccountVerification}}
 )
 
 // MailBindings are the queues a mailer consumes.
-var MailBindings = []Binding{PromoActivated, PromoEmail, OrderEmail}
+var MailBindings = []Binding{PromoActivated, PromoEmail, OrderEmail, AccountEmail}
 
 // DeadLetterQueue is the name of the dead-letter queue of queue.
 func DeadLetterQueue(queue string) string { return queue + ".dead" }

@@ -132,6 +132,10 @@ func (f *fakeAccounts) UpdateAccount(_ context.Context, id string, update func(*
 	return a, nil
 }
 
+func (f *fakeAccounts) RequestVerification(context.Context, string, time.Time, time.Duration) (time.Duration, error) {
+	return 0, errors.New("fakeAccounts: no verification")
+}
+
 func (f *fakeAccounts) CreateSession(_ context.Context, s account.Session) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

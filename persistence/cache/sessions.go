@@ -363,6 +363,12 @@ func (s *Sessions) UpdateAccount(ctx context.Context, id string, update func(*ac
 	return a, nil
 }
 
+// RequestVerification implements account.Store: it changes nothing a session or an
+// account entry holds.
+func (s *Sessions) RequestVerification(ctx context.Context, id string, now time.Time, resendAfter time.Duration) (time.Duration, error) {
+	return s.inner.RequestVerification(ctx, id, now, resendAfter)
+}
+
 // CreateSession implements account.Store.
 func (s *Sessions) CreateSession(ctx context.Context, sess account.Session) error {
 	return s.inner.CreateSession(ctx, sess)

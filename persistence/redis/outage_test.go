@@ -398,6 +398,10 @@ func (m *memoryAccounts) UpdateAccount(context.Context, string, func(*account.Ac
 	return account.Account{}, account.ErrNotFound
 }
 
+func (m *memoryAccounts) RequestVerification(context.Context, string, time.Time, time.Duration) (time.Duration, error) {
+	return 0, errors.New("memoryAccounts: no verification")
+}
+
 func (m *memoryAccounts) CreateSession(_ context.Context, s account.Session) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -86,7 +86,8 @@ func (s *Store) DeliveryCounts(ctx context.Context, kind, subject string) (_ map
 }
 
 // FanOutPage writes the next page of a campaign's fan-out: one promo.email event
-// per account opted in to campaign e-mail, by account id after where the last page
+// per account opted in to campaign e-mail whose address is verified (campaign
+// mail goes to no address its owner did not prove theirs), by account id after where the last page
 // ended, and the new end, in one transaction; so a fan-out interrupted by a crash
 // resumes where it stopped, and writes each account's event once. It reports the
 // campaign's recipients so far and whether the fan-out is done (a page shorter
@@ -104,7 +105,8 @@ func (s *Store) FanOutPage(ctx context.Context, promoID string, limit int, now t
 		if done {
 			return nil
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM accounts WHERE promo_emails = ? AND id > ? ORDER BY id LIMIT ?`, true, last, limit)
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM accounts WHERE promo_emails = ? AND email_verified = ? AND id > ?
+			ORDER BY id LIMIT ?`, true, true, last, limit)
 		if err != nil {
 			return err
 		}

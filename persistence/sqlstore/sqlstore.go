@@ -534,20 +534,82 @@ func (s *Store) queryIDs(ctx context.Context, query string, args ...any) ([]stri
 	return ids, rows.Err()
 }
 
-// CreateAccount implements account.Store.
+// CreateAccount implements account.Store: an account whose address is not verified
+// is written with its first verification mail's event, in one transaction.
 func (s *Store) CreateAccount(ctx context.Context, a account.Account) (err error) {
 	defer s.classify(&err)
 	roles := make([]string, len(a.Roles))
 	for i, r := range a.Roles {
 		roles[i] = string(r)
 	}
-	_, err = s.writer.ExecContext(ctx,
-		`INSERT INTO accounts (id, email, name, password_hash, roles, created_at, promo_emails, email_verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, a.Email, a.Name, a.PasswordHash, strings.Join(roles, ","), a.CreatedAt.UnixMicro(), a.PromoEmails, a.EmailVerified)
+	var events []outbox.Event
+	var sentAt int64
+	if !a.EmailVerified {
+		e, err := outbox.AccountVerificationEvent(a.ID, a.CreatedAt)
+		if err != nil {
+			return err
+		}
+		events, sentAt = append(events, e), a.CreatedAt.UnixMicro()
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO accounts (id, email, name, password_hash, roles, created_at, promo_emails, email_verified, verification_sent_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			a.ID, a.Email, a.Name, a.PasswordHash, strings.Join(roles, ","), a.CreatedAt.UnixMicro(), a.PromoEmails,
+			a.EmailVerified, sentAt); err != nil {
+			return err
+		}
+		return writeRows(ctx, tx, s.eventRows(events))
+	})
 	if s.dialect.IsDuplicate(err) {
 		return account.ErrEmailTaken
 	}
 	return err
+}
+
+// RequestVerification implements account.Store: the time it was asked for and the
+// mail's event in one transaction, the time a compare-and-set on the one read, so
+// that two requests at once queue one mail.
+func (s *Store) RequestVerification(ctx context.Context, id string, now time.Time, resendAfter time.Duration) (_ time.Duration, err error) {
+	defer s.classify(&err)
+	var verified bool
+	var sentAt int64
+	err = s.writer.QueryRowContext(ctx, `SELECT email_verified, verification_sent_at FROM accounts WHERE id = ?`, id).
+		Scan(&verified, &sentAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, account.ErrNotFound
+	}
+	if err != nil {
+		return 0, err
+	}
+	if verified {
+		return 0, account.ErrAlreadyVerified
+	}
+	if wait := time.UnixMicro(sentAt).Add(resendAfter).Sub(now); sentAt > 0 && wait > 0 {
+		return wait, nil
+	}
+	e, err := outbox.AccountVerificationEvent(id, now)
+	if err != nil {
+		return 0, err
+	}
+	var landed bool
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE accounts SET verification_sent_at = ?
+			WHERE id = ? AND verification_sent_at = ? AND email_verified = ?`, now.UnixMicro(), id, sentAt, false)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return err // another request (or the verification) came first: queue nothing
+		}
+		landed = true
+		return writeRows(ctx, tx, s.eventRows([]outbox.Event{e}))
+	})
+	if err != nil || landed {
+		return 0, err
+	}
+	// Lost the race: say what the winner left.
+	return s.RequestVerification(ctx, id, now, resendAfter)
 }
 
 // AccountByEmail implements account.Store.

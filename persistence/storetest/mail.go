@@ -94,7 +94,7 @@ func Mail(t *testing.T, open Open) {
 		var optedIn []string
 		for i := range 25 {
 			a := account.Account{ID: fmt.Sprintf("acc_%03d", i), Email: fmt.Sprintf("a%d@example.com", i), Name: "A",
-				Roles: []account.Role{account.RoleShopper}, PasswordHash: "$argon2id$x", CreatedAt: now, PromoEmails: i%5 != 0}
+				Roles: []account.Role{account.RoleShopper}, PasswordHash: "$argon2id$x", CreatedAt: now, PromoEmails: i%5 != 0, EmailVerified: true}
 			if err := s.CreateAccount(ctx, a); err != nil {
 				t.Fatal(err)
 			}

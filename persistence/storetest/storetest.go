@@ -45,6 +45,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("batches", func(t *testing.T) { Batches(t, open) })
 	t.Run("accounts", func(t *testing.T) { Accounts(t, open) })
 	t.Run("admins_demoting_each_other_leave_one", func(t *testing.T) { LastAdmin(t, open) })
+	t.Run("verification", func(t *testing.T) { Verification(t, open) })
 	t.Run("catalog", func(t *testing.T) { Catalog(t, open) })
 	t.Run("catalog_seeded_once_by_racing_processes", func(t *testing.T) { SeedRace(t, open) })
 	t.Run("orders", func(t *testing.T) { Orders(t, open) })
