@@ -536,9 +536,14 @@ type OrderState struct {
 	// The campaigns that refused the order's discount (rejected: price changed).
 	RejectedPromos []string `protobuf:"bytes,12,rep,name=rejected_promos,json=rejectedPromos,proto3" json:"rejected_promos,omitempty"`
 	// The revision of the cart the order was placed from (0: none).
-	CartRevision  uint64 `protobuf:"varint,13,opt,name=cart_revision,json=cartRevision,proto3" json:"cart_revision,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CartRevision uint64 `protobuf:"varint,13,opt,name=cart_revision,json=cartRevision,proto3" json:"cart_revision,omitempty"`
+	// The campaign whose limit per customer refused the order (rejected: limit
+	// exceeded), and the units its account could still buy at that campaign's
+	// discount then.
+	LimitPromo     string `protobuf:"bytes,14,opt,name=limit_promo,json=limitPromo,proto3" json:"limit_promo,omitempty"`
+	LimitRemaining int64  `protobuf:"varint,15,opt,name=limit_remaining,json=limitRemaining,proto3" json:"limit_remaining,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *OrderState) Reset() {
@@ -662,6 +667,20 @@ func (x *OrderState) GetCartRevision() uint64 {
 	return 0
 }
 
+func (x *OrderState) GetLimitPromo() string {
+	if x != nil {
+		return x.LimitPromo
+	}
+	return ""
+}
+
+func (x *OrderState) GetLimitRemaining() int64 {
+	if x != nil {
+		return x.LimitRemaining
+	}
+	return 0
+}
+
 var File_order_proto protoreflect.FileDescriptor
 
 const file_order_proto_rawDesc = "" +
@@ -706,7 +725,7 @@ const file_order_proto_rawDesc = "" +
 	"\x10deadline_unix_ms\x18\x01 \x01(\x03R\x0edeadlineUnixMs\"T\n" +
 	"\tOrderView\x12+\n" +
 	"\x05order\x18\x01 \x01(\v2\x15.phoneshop.OrderStateR\x05order\x12\x1a\n" +
-	"\breplayed\x18\x02 \x01(\bR\breplayed\"\x87\x04\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"\xd1\x04\n" +
 	"\n" +
 	"OrderState\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
@@ -726,7 +745,10 @@ const file_order_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12#\n" +
 	"\rrejected_skus\x18\v \x03(\tR\frejectedSkus\x12'\n" +
 	"\x0frejected_promos\x18\f \x03(\tR\x0erejectedPromos\x12#\n" +
-	"\rcart_revision\x18\r \x01(\x04R\fcartRevision2\xdc\x02\n" +
+	"\rcart_revision\x18\r \x01(\x04R\fcartRevision\x12\x1f\n" +
+	"\vlimit_promo\x18\x0e \x01(\tR\n" +
+	"limitPromo\x12'\n" +
+	"\x0flimit_remaining\x18\x0f \x01(\x03R\x0elimitRemaining2\xdc\x02\n" +
 	"\x05Order\x126\n" +
 	"\x05Place\x12\x17.phoneshop.PlaceRequest\x1a\x14.phoneshop.OrderView\x127\n" +
 	"\x03Get\x12\x1a.phoneshop.GetOrderRequest\x1a\x14.phoneshop.OrderView\x127\n" +
