@@ -9,7 +9,7 @@ type Metrics struct{ orders *prometheus.CounterVec }
 // NewMetrics registers the orders series on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{orders: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "phoneshop_orders_total", Help: "Checkouts by outcome: confirmed, out_of_stock, failed.",
+		Name: "phoneshop_orders_total", Help: "Checkouts by outcome: confirmed, out_of_stock, price_changed, limit_exceeded, failed.",
 	}, []string{"outcome"})}
 	reg.MustRegister(m.orders)
 	return m
