@@ -37,6 +37,7 @@ const (
 	codeMethodNotAllowed    = "method_not_allowed"
 	codePriceChanged        = "price_changed"
 	codeUnsupportedEncoding = "unsupported_encoding"
+	codeLimitExceeded       = "limit_exceeded"
 )
 
 // apiError is an error the client is told about as it is.
@@ -72,6 +73,7 @@ var grainReasons = map[string]struct {
 	reasonpb.ErrorReason_UNAVAILABLE.String():          {http.StatusServiceUnavailable, codeUnavailable},
 	reasonpb.ErrorReason_INTERNAL.String():             {http.StatusInternalServerError, codeInternal},
 	reasonpb.ErrorReason_PRICE_CHANGED.String():        {http.StatusConflict, codePriceChanged},
+	reasonpb.ErrorReason_LIMIT_EXCEEDED.String():       {http.StatusConflict, codeLimitExceeded},
 }
 
 // domainErrors maps the sentinels of the domains the edge calls directly.
@@ -150,6 +152,15 @@ func toAPIError(err error) (*apiError, bool) {
 			if total, err := strconv.ParseInt(ge.Metadata["total_cents"], 10, 64); err == nil && m.code == codePriceChanged {
 				ae.Message = "the total at checkout is not the one expected: a campaign ended, was paused or ran out of units"
 				ae.Details = map[string]any{"total_cents": total}
+			}
+			if m.code == codeLimitExceeded {
+				remaining, err := strconv.ParseInt(ge.Metadata["remaining"], 10, 64)
+				if err != nil || ge.Metadata["promo_id"] == "" {
+					// A refusal that does not say what is left cannot be acted on.
+					return internalError(), false
+				}
+				ae.Message = "the order would buy more units at a campaign's discount than it allows one customer"
+				ae.Details = map[string]any{"promo_id": ge.Metadata["promo_id"], "remaining": remaining}
 			}
 			return ae, true
 		}

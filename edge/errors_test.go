@@ -1,8 +1,10 @@
 package edge
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -32,5 +34,61 @@ func TestToAPIErrorOfGrainCalls(t *testing.T) {
 				t.Fatalf("message leaks internals: %q", ae.Message)
 			}
 		})
+	}
+}
+
+// TestLimitExceededCarriesWhatIsLeft: a grain's LIMIT_EXCEEDED is 409
+// limit_exceeded with the campaign and the units left in the details; one that
+// does not say what is left is a bug, answered 500 without its details.
+func TestLimitExceededCarriesWhatIsLeft(t *testing.T) {
+	ae, known := toAPIError(reasonpb.ErrLimitExceeded("over").WithMetadata(map[string]string{"promo_id": "promo_1", "remaining": "2"}))
+	if !known || ae.Status != http.StatusConflict || ae.Code != codeLimitExceeded {
+		t.Fatalf("= %d %s, want 409 %s", ae.Status, ae.Code, codeLimitExceeded)
+	}
+	if ae.Details["promo_id"] != "promo_1" || ae.Details["remaining"] != int64(2) {
+		t.Fatalf("details = %v; want promo_id promo_1 and remaining 2", ae.Details)
+	}
+	for _, meta := range []map[string]string{nil, {"promo_id": "promo_1"}, {"remaining": "2"}, {"promo_id": "promo_1", "remaining": "x"}} {
+		if ae, _ := toAPIError(reasonpb.ErrLimitExceeded("over").WithMetadata(meta)); ae.Status != http.StatusInternalServerError {
+			t.Fatalf("metadata %v: %d %s; want 500", meta, ae.Status, ae.Code)
+		}
+	}
+}
+
+// TestErrorCodesAreInTheOpenAPI: every code the edge's error table can answer is
+// one the served document lists.
+func TestErrorCodesAreInTheOpenAPI(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				Error struct {
+					Properties struct {
+						Error struct {
+							Properties struct {
+								Code struct {
+									Enum []string `json:"enum"`
+								} `json:"code"`
+							} `json:"properties"`
+						} `json:"error"`
+					} `json:"properties"`
+				} `json:"Error"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	listed := doc.Components.Schemas.Error.Properties.Error.Properties.Code.Enum
+	codes := []string{codePayloadTooLarge, codeRateLimited, codeInternal}
+	for _, m := range grainReasons {
+		codes = append(codes, m.code)
+	}
+	for _, d := range domainErrors {
+		codes = append(codes, d.code)
+	}
+	for _, code := range codes {
+		if !slices.Contains(listed, code) {
+			t.Errorf("the edge answers %q, which openapi.json's Error does not list (%v)", code, listed)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package edge_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -139,4 +140,34 @@ func TestRestockIdempotencyKeyReusedWithAnotherQuantity(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRestockIdempotencyKeyAddsOnceForEver: a delivery's Idempotency-Key adds
+// its units once however many other deliveries came between (more than the 64 a
+// SKU's snapshot keeps) and across a restart of the shop.
+func TestRestockIdempotencyKeyAddsOnceForEver(t *testing.T) {
+	h := shoptest.Start(t, 1)
+	admin := h.Admin()
+	sku := shoptest.SoldOutSKUs(t, 1)[0]
+	restock := func(key string, received int64) shoptest.Response {
+		t.Helper()
+		return do(t, h, shoptest.Request{Method: "PUT", Path: "/api/v1/ops/inventory/" + sku, Token: admin,
+			Headers: map[string]string{"Idempotency-Key": key}, Body: map[string]int64{"received": received}})
+	}
+	wantOK(t, restock("truck-1", 5), http.StatusOK, nil)
+	for i := range 70 {
+		wantOK(t, restock(fmt.Sprintf("other-%d", i), 1), http.StatusOK, nil)
+	}
+	again := func(when string) {
+		t.Helper()
+		var l shoptest.Level
+		wantOK(t, restock("truck-1", 5), http.StatusOK, &l)
+		if l.Received != 75 || l.Available != 75 {
+			t.Fatalf("%s: truck-1 resent: %+v; want 75 received (its 5 once, and 70 others)", when, l)
+		}
+		wantError(t, restock("truck-1", 6), http.StatusUnprocessableEntity, "idempotency_mismatch")
+	}
+	again("after 70 other deliveries")
+	h.Restart()
+	again("after a restart")
 }

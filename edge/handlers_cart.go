@@ -23,6 +23,9 @@ type cartItemResponse struct {
 	LineTotalCents int64  `json:"line_total_cents"`
 	DiscountCents  int64  `json:"discount_cents"`
 	PromoID        string `json:"promo_id,omitempty"`
+	// MaxUnitsPerCustomer is the limit per customer of the campaign PromoID,
+	// omitted when it has none: a checkout over it is refused.
+	MaxUnitsPerCustomer *int64 `json:"max_units_per_customer,omitempty"`
 }
 
 type cartResponse struct {
@@ -140,6 +143,10 @@ func (s *server) renderCart(c *fiber.Ctx, view *cartpb.CartView) error {
 	}
 	for i, p := range promo.Price(s.Campaigns.Live(), toPrice, s.now(), nil) {
 		resp.Items[i].DiscountCents, resp.Items[i].PromoID = p.DiscountCents, p.PromoID
+		if p.MaxUnitsPerCustomer > 0 {
+			limit := p.MaxUnitsPerCustomer
+			resp.Items[i].MaxUnitsPerCustomer = &limit
+		}
 	}
 	for _, line := range resp.Items {
 		resp.SubtotalCents += line.LineTotalCents

@@ -40,13 +40,16 @@ type promoBody struct {
 	StartsAt           *string   `json:"starts_at"`
 	EndsAt             *string   `json:"ends_at"`
 	MaxDiscountedUnits *int64    `json:"max_discounted_units"`
-	EmailSubject       *string   `json:"email_subject"`
-	EmailBody          *string   `json:"email_body"`
+	// MaxUnitsPerCustomer limits the units one account buys at the discount.
+	MaxUnitsPerCustomer *int64  `json:"max_units_per_customer"`
+	EmailSubject        *string `json:"email_subject"`
+	EmailBody           *string `json:"email_body"`
 }
 
 // isNullMember reports whether the JSON object body has the member name set to
 // null. The strict decoder reads null and absent alike (a nil pointer); an edit
-// tells them apart for max_discounted_units: null removes the cap, absent keeps it.
+// tells them apart for max_discounted_units and max_units_per_customer: null
+// removes the cap or the limit, absent keeps it.
 func isNullMember(body []byte, name string) bool {
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(body, &members); err != nil {
@@ -96,6 +99,15 @@ func (s *server) toSpec(c *fiber.Ctx, b promoBody) (promo.Spec, []string, error)
 		spec.MaxDiscountedUnits, fields = *b.MaxDiscountedUnits, append(fields, "max_discounted_units")
 	case isNullMember(rawBody(c), "max_discounted_units"):
 		spec.MaxDiscountedUnits, fields = 0, append(fields, "max_discounted_units") // no cap
+	}
+	switch {
+	case b.MaxUnitsPerCustomer != nil:
+		if *b.MaxUnitsPerCustomer < 1 || *b.MaxUnitsPerCustomer > promo.MaxPerCustomer {
+			return spec, nil, badRequest("max_units_per_customer must be an integer from 1 to 100, or null for no limit")
+		}
+		spec.MaxUnitsPerCustomer, fields = *b.MaxUnitsPerCustomer, append(fields, "max_units_per_customer")
+	case isNullMember(c.Body(), "max_units_per_customer"):
+		spec.MaxUnitsPerCustomer, fields = 0, append(fields, "max_units_per_customer") // no limit
 	}
 	if b.EmailSubject != nil {
 		spec.EmailSubject, fields = *b.EmailSubject, append(fields, "email_subject")
@@ -176,20 +188,22 @@ type promoStats struct {
 }
 
 type promoResponse struct {
-	ID                 string     `json:"id"`
-	Name               string     `json:"name"`
-	PercentOff         int        `json:"percent_off"`
-	Brands             []string   `json:"brands"`
-	SKUs               []string   `json:"skus"`
-	StartsAt           string     `json:"starts_at"`
-	EndsAt             string     `json:"ends_at"`
-	MaxDiscountedUnits *int64     `json:"max_discounted_units,omitempty"`
-	EmailSubject       string     `json:"email_subject"`
-	EmailBody          string     `json:"email_body"`
-	Status             string     `json:"status"`
-	CreatedAt          string     `json:"created_at"`
-	UpdatedAt          string     `json:"updated_at"`
-	Stats              promoStats `json:"stats"`
+	ID                 string   `json:"id"`
+	Name               string   `json:"name"`
+	PercentOff         int      `json:"percent_off"`
+	Brands             []string `json:"brands"`
+	SKUs               []string `json:"skus"`
+	StartsAt           string   `json:"starts_at"`
+	EndsAt             string   `json:"ends_at"`
+	MaxDiscountedUnits *int64   `json:"max_discounted_units,omitempty"`
+	// MaxUnitsPerCustomer is omitted when the campaign has no limit per customer.
+	MaxUnitsPerCustomer *int64     `json:"max_units_per_customer,omitempty"`
+	EmailSubject        string     `json:"email_subject"`
+	EmailBody           string     `json:"email_body"`
+	Status              string     `json:"status"`
+	CreatedAt           string     `json:"created_at"`
+	UpdatedAt           string     `json:"updated_at"`
+	Stats               promoStats `json:"stats"`
 }
 
 func toPromoResponse(id string, spec promo.Spec, status promo.Status, units, orders int64, created, updated time.Time) promoResponse {
@@ -204,6 +218,10 @@ func toPromoResponse(id string, spec promo.Spec, status promo.Status, units, ord
 	if spec.MaxDiscountedUnits > 0 {
 		n := spec.MaxDiscountedUnits
 		r.MaxDiscountedUnits = &n
+	}
+	if spec.MaxUnitsPerCustomer > 0 {
+		n := spec.MaxUnitsPerCustomer
+		r.MaxUnitsPerCustomer = &n
 	}
 	return r
 }

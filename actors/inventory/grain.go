@@ -25,16 +25,22 @@ import (
 // KindName is the cluster kind of inventory grains.
 const KindName = "Inventory"
 
-// Store persists inventory snapshots and their sales ledgers. SaveInventory is
-// fenced: it succeeds only when the stored version is expectedVersion (0 = never
-// saved) and then stores expectedVersion+1; otherwise it returns
-// snapshot.ErrStale. In the same transaction it applies the ledger's changes
-// (returned sales first, then added ones) and records the item's level where the
-// catalog can read it.
+// Store persists inventory snapshots and their ledgers (sales, receipts).
+// SaveInventory is fenced: it succeeds only when the stored version is
+// expectedVersion (0 = never saved) and then stores expectedVersion+1; otherwise
+// it returns snapshot.ErrStale. In the same transaction it applies the ledgers'
+// changes (returned sales first, then added ones; a receipt already stored is
+// left as it is) and records the item's level where the catalog can read it.
+//
+// InventorySales reads the sales made at or after since (zero: all of them); a
+// sale stored without its time counts as made before any since. InventorySale
+// and InventoryReceipt look up one order's sale and one receipt.
 type Store interface {
 	LoadInventory(ctx context.Context, sku string) (snapshot.Snapshot, error)
-	InventorySales(ctx context.Context, sku string) (map[string]int64, error)
-	SaveInventory(ctx context.Context, sku string, expectedVersion int64, state []byte, level Level, sales SalesChange) error
+	InventorySales(ctx context.Context, sku string, since time.Time) (map[string]Sale, error)
+	InventorySale(ctx context.Context, sku, orderID string) (Sale, bool, error)
+	InventoryReceipt(ctx context.Context, sku, requestID string) (Receipt, bool, error)
+	SaveInventory(ctx context.Context, sku string, expectedVersion int64, state []byte, level Level, change LedgerChange) error
 }
 
 // Deps is what an inventory grain needs from the member it runs on.
@@ -123,7 +129,7 @@ func (g *grain) ReceiveDefault(ctx cluster.GrainContext) {
 		// Nobody waits for the expiry: it runs on its own deadline.
 		tctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
 		defer cancel()
-		if err := g.apply(tctx, ctx, hold, func(*Item) (bool, error) { return false, nil }); err != nil {
+		if err := g.apply(tctx, ctx, hold, func(context.Context, *Item) (bool, error) { return false, nil }); err != nil {
 			g.retryLoad()
 			return
 		}
@@ -139,32 +145,82 @@ func (g *grain) ReceiveDefault(ctx cluster.GrainContext) {
 
 func (g *grain) Reserve(req *inventorypb.ReserveRequest, _ func(*inventorypb.StockLevel), _ func(error), gctx cluster.GrainContext) error {
 	ttl := g.deps.ReservationTTL()
-	return g.serve(req, gctx, hold, func(it *Item) (bool, error) {
+	return g.serve(req, gctx, hold, func(ctx context.Context, it *Item) (bool, error) {
+		if err := g.knowSale(ctx, it, req.OrderId, req.OrderCreatedUnixMs); err != nil {
+			return false, err
+		}
 		return it.Reserve(req.OrderId, req.Quantity, g.deps.Now(), ttl)
 	})
 }
 
 func (g *grain) Commit(req *inventorypb.CommitRequest, _ func(*inventorypb.StockLevel), _ func(error), gctx cluster.GrainContext) error {
-	return g.serve(req, gctx, fact, func(it *Item) (bool, error) { return it.Commit(req.OrderId) })
+	return g.serve(req, gctx, fact, func(ctx context.Context, it *Item) (bool, error) {
+		if err := g.knowSale(ctx, it, req.OrderId, req.OrderCreatedUnixMs); err != nil {
+			return false, err
+		}
+		return it.Commit(req.OrderId, g.deps.Now())
+	})
 }
 
 func (g *grain) Release(req *inventorypb.ReleaseRequest, _ func(*inventorypb.StockLevel), _ func(error), gctx cluster.GrainContext) error {
-	return g.serve(req, gctx, hold, func(it *Item) (bool, error) { return it.Release(req.OrderId) })
+	return g.serve(req, gctx, hold, func(_ context.Context, it *Item) (bool, error) { return it.Release(req.OrderId) })
 }
 
 func (g *grain) Return(req *inventorypb.ReturnRequest, _ func(*inventorypb.StockLevel), _ func(error), gctx cluster.GrainContext) error {
-	return g.serve(req, gctx, fact, func(it *Item) (bool, error) { return it.Return(req.OrderId) })
+	return g.serve(req, gctx, fact, func(ctx context.Context, it *Item) (bool, error) {
+		if err := g.knowSale(ctx, it, req.OrderId, req.OrderCreatedUnixMs); err != nil {
+			return false, err
+		}
+		return it.Return(req.OrderId)
+	})
 }
 
 func (g *grain) Receive(req *inventorypb.ReceiveRequest, _ func(*inventorypb.StockLevel), _ func(error), gctx cluster.GrainContext) error {
 	if req.RequestId == "" {
 		return reasonpb.ErrInvalid("receive needs a request id")
 	}
-	return g.serve(req, gctx, fact, func(it *Item) (bool, error) { return it.Receive(req.RequestId, req.Quantity) })
+	return g.serve(req, gctx, fact, func(ctx context.Context, it *Item) (bool, error) {
+		if !it.KnowsReceipt(req.RequestId) {
+			lctx, cancel := context.WithTimeout(ctx, g.deps.StoreTimeout)
+			defer cancel()
+			r, found, err := g.deps.Store.InventoryReceipt(lctx, g.sku, req.RequestId)
+			if err != nil {
+				return false, fmt.Errorf("inventory %s: look up receipt %s: %w", g.sku, req.RequestId, err)
+			}
+			if found {
+				it.RecallReceipt(r)
+			}
+		}
+		return it.Receive(req.RequestId, req.Quantity)
+	})
 }
 
 func (g *grain) Level(req *inventorypb.LevelRequest, _ func(*inventorypb.StockLevel), _ func(error), gctx cluster.GrainContext) error {
-	return g.serve(req, gctx, fact, func(*Item) (bool, error) { return false, nil })
+	return g.serve(req, gctx, fact, func(context.Context, *Item) (bool, error) { return false, nil })
+}
+
+// knowSale makes sure the item knows whether orderID holds a sale before a
+// command on it: an order created before the sales in memory begin (or whose
+// creation is unknown, createdMs 0) has its sale looked up in the store. Memory
+// drops only what is durable (Item.Compact), so the store holds every sale memory
+// does not: a retried commit of an old order sells nothing twice, and a cancel
+// returns its units once.
+func (g *grain) knowSale(ctx context.Context, it *Item, orderID string, createdMs int64) error {
+	var created time.Time
+	if createdMs > 0 {
+		created = time.UnixMilli(createdMs)
+	}
+	if it.KnowsSale(orderID, created) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.deps.StoreTimeout)
+	defer cancel()
+	sale, found, err := g.deps.Store.InventorySale(ctx, g.sku, orderID)
+	if err != nil {
+		return fmt.Errorf("inventory %s: look up the sale of %s: %w", g.sku, orderID, err)
+	}
+	it.RecallSale(orderID, sale, found)
+	return nil
 }
 
 // durability says whether a command's change must be durable before its answer.
@@ -191,7 +247,7 @@ const (
 // serve applies one request's command under the caller's deadline. A command whose
 // caller has already given up is not applied: under a backlog (a flash sale) the
 // grain spends no work, and no write, on answers nobody reads.
-func (g *grain) serve(req call.Deadlined, gctx cluster.GrainContext, d durability, cmd func(*Item) (bool, error)) error {
+func (g *grain) serve(req call.Deadlined, gctx cluster.GrainContext, d durability, cmd func(context.Context, *Item) (bool, error)) error {
 	ctx, cancel := call.Serve(req, g.deps.Calls.CallTimeout())
 	defer cancel()
 	if err := ctx.Err(); err != nil {
@@ -203,17 +259,17 @@ func (g *grain) serve(req call.Deadlined, gctx cluster.GrainContext, d durabilit
 
 // apply runs one command on the in-memory item (expiring what is due first) and
 // answers it: a hold at once, a fact through the write pipeline, which sends the
-// answer once everything the command observed is durable; ctx bounds a load. The
-// generated code answers a returned error at once: only a failure to load returns
-// one.
-func (g *grain) apply(ctx context.Context, gctx cluster.GrainContext, d durability, cmd func(*Item) (bool, error)) error {
+// answer once everything the command observed is durable; ctx bounds a load and
+// the command's lookups. The generated code answers a returned error at once:
+// only a failure to load returns one.
+func (g *grain) apply(ctx context.Context, gctx cluster.GrainContext, d durability, cmd func(context.Context, *Item) (bool, error)) error {
 	if g.item == nil {
 		if err := g.load(ctx); err != nil {
 			return grainerr.Unexpected(g.log, fmt.Errorf("inventory %s: load: %w", g.sku, err))
 		}
 	}
 	g.item.Expire(g.deps.Now()) // holds: written with the next fact, if at all
-	changed, err := cmd(g.item)
+	changed, err := cmd(ctx, g.item)
 	var reply any = g.levelProto()
 	if err != nil {
 		reply = g.toGrainError(err)
@@ -246,13 +302,13 @@ func (g *grain) startWrite(ctx cluster.GrainContext) {
 	version := g.writes.Begin()
 	state, err := proto.Marshal(toProto(g.item.Record()))
 	level := g.item.Level()
-	sales := g.item.TakeSalesChange()
+	change := g.item.TakeChange()
 	g.writtenLevel = level
 	if done, err := g.writes.Write(g.root, g.self, g.deps.GroupCommit, g.deps.StoreTimeout, func(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		return g.deps.Store.SaveInventory(ctx, g.sku, version, state, level, sales)
+		return g.deps.Store.SaveInventory(ctx, g.sku, version, state, level, change)
 	}); done {
 		g.writeDone(ctx, err)
 	}
@@ -279,6 +335,9 @@ func (g *grain) writeDone(ctx cluster.GrainContext, err error) {
 		g.deps.OnLevel(g.sku, g.durableLevel, g.writtenLevel)
 	}
 	g.durableLevel = g.writtenLevel
+	// No write is in flight now: everything but the changes made since the
+	// write began is durable, and memory may drop it.
+	g.item.Compact(g.deps.Now())
 	if again {
 		g.startWrite(ctx)
 	}
@@ -298,18 +357,24 @@ func (g *grain) load(ctx context.Context) error {
 		if err := proto.Unmarshal(snap.State, &st); err != nil {
 			return fmt.Errorf("decode snapshot v%d: %w", snap.Version, err)
 		}
-		stored, err := g.deps.Store.InventorySales(ctx, g.sku)
-		if err != nil {
-			return err
-		}
 		if len(st.Sales) > 0 {
 			// Stores move these to the ledger when they open (migration 8).
 			return fmt.Errorf("snapshot v%d carries its sales inside: the store's migrations have not run", snap.Version)
 		}
+		// Only the recent sales: an older one is looked up when a command names
+		// its order (knowSale).
+		from := g.deps.Now().Add(-LedgerWindow)
+		recent, err := g.deps.Store.InventorySales(ctx, g.sku, from)
+		if err != nil {
+			return err
+		}
 		s := fromProto(&st)
-		s.Sales = stored
+		s.Sales, s.SalesFrom = recent, from
 		if item, err = FromSnapshot(s); err != nil {
 			return err
+		}
+		if !st.ReceiptsKept {
+			item.RewriteReceipts()
 		}
 	}
 	g.item = item
@@ -376,9 +441,10 @@ func SplitSnapshotSales(state []byte) (sales map[string]int64, rest []byte, err 
 }
 
 func toProto(s Snapshot) *inventorypb.InventoryState {
-	// The sales ledger is stored beside the snapshot, not in it.
+	// The ledgers are stored beside the snapshot, not in it: every sale, and
+	// every receipt (the snapshot keeps only the most recent receipts).
 	st := &inventorypb.InventoryState{
-		Received: s.Received, Available: s.Available, Reserved: s.Reserved, Sold: s.Sold,
+		Received: s.Received, Available: s.Available, Reserved: s.Reserved, Sold: s.Sold, ReceiptsKept: true,
 	}
 	for _, r := range s.RecentReceipts {
 		st.Receipts = append(st.Receipts, &inventorypb.Receipt{RequestId: r.RequestID, Quantity: r.Quantity})

@@ -31,7 +31,7 @@ type failingStore struct {
 	writes  atomic.Int64
 }
 
-func (s *failingStore) SaveInventory(ctx context.Context, sku string, v int64, state []byte, l inventory.Level, sales inventory.SalesChange) error {
+func (s *failingStore) SaveInventory(ctx context.Context, sku string, v int64, state []byte, l inventory.Level, sales inventory.LedgerChange) error {
 	s.writes.Add(1)
 	if s.failing.Load() {
 		time.Sleep(20 * time.Millisecond) // let commands pile up behind the write
@@ -105,8 +105,8 @@ func TestFailedWriteAnswersNoCommandAndReloads(t *testing.T) {
 			if err != nil || snap.Version != 2 {
 				t.Fatalf("durable snapshot = v%d, %v; want v2 (receipt, then one sale)", snap.Version, err)
 			}
-			sales, err := db.InventorySales(context.Background(), "sku-f")
-			if err != nil || len(sales) != 1 || sales["o-after"] != 3 {
+			sales, err := db.InventorySales(context.Background(), "sku-f", time.Time{})
+			if err != nil || len(sales) != 1 || sales["o-after"].Quantity != 3 {
 				t.Fatalf("sales = %v, %v; want o-after's 3 units alone", sales, err)
 			}
 		})
@@ -150,8 +150,8 @@ func TestAHoldLostInACrashSellsNothingTwice(t *testing.T) {
 	if _, err := inv.Reserve(&inventorypb.ReserveRequest{OrderId: "a", Quantity: 2}, opt); !reasonpb.IsOutOfStock(err) {
 		t.Fatalf("reserve again after b bought the units: %v; want out of stock", err)
 	}
-	sales, err := db.InventorySales(context.Background(), "sku-f")
-	if err != nil || len(sales) != 1 || sales["b"] != 2 {
+	sales, err := db.InventorySales(context.Background(), "sku-f", time.Time{})
+	if err != nil || len(sales) != 1 || sales["b"].Quantity != 2 {
 		t.Fatalf("sales = %v, %v; want b's 2 units alone", sales, err)
 	}
 }
@@ -199,14 +199,14 @@ func TestSnapshotWithSalesInsideIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.SaveInventory(context.Background(), "sku-old", 0, state, inventory.Level{Available: 7, Sold: 3, Received: 10}, inventory.SalesChange{}); err != nil {
+	if err := db.SaveInventory(context.Background(), "sku-old", 0, state, inventory.Level{Available: 7, Sold: 3, Received: 10}, inventory.LedgerChange{}); err != nil {
 		t.Fatal(err)
 	}
 	inv := startMember(t, db, true, "sku-old")
 	if l, err := inv.Return(&inventorypb.ReturnRequest{OrderId: "ord_b"}, cluster.WithTimeout(10*time.Second)); err == nil {
 		t.Fatalf("return from a snapshot with its sales inside = %v; want an error", l)
 	}
-	if ledger, err := db.InventorySales(context.Background(), "sku-old"); err != nil || len(ledger) != 0 {
+	if ledger, err := db.InventorySales(context.Background(), "sku-old", time.Time{}); err != nil || len(ledger) != 0 {
 		t.Fatalf("ledger = %v, %v; want nothing written", ledger, err)
 	}
 }

@@ -8,6 +8,15 @@
 //
 // and every command is idempotent for its key (the order id for reservations, commits
 // and returns; the request id for receipts), because grain calls may be delivered twice.
+//
+// The ledgers that make commands idempotent (one sale per order, one receipt per
+// request id) are kept in full by the store, beside the snapshot, and only in part
+// in memory: the sales made in the last LedgerWindow and the most recent receipts.
+// So an activation loads a bounded part of a SKU's history however long it has
+// sold. What memory does not hold is looked up in the store before the command
+// runs (the grain does it: KnowsSale, RecallSale, KnowsReceipt, RecallReceipt),
+// and an item drops from memory only what is durable (Compact), so memory and
+// store together always know every sale and every receipt.
 package inventory
 
 import (
@@ -27,9 +36,30 @@ var (
 	ErrConservation       = errors.New("inventory: conservation invariant broken")
 )
 
-// receiptWindow is how many receipt request ids an item remembers. Grain-call
-// retries arrive within seconds, so a short window is enough to make them harmless.
+// receiptWindow is how many receipts an item keeps in memory (and in its
+// snapshot) once they are durable. Grain-call retries arrive within seconds and
+// find theirs there; a receipt repeated later (an operator resending a delivery
+// with its Idempotency-Key) is looked up in the store.
 const receiptWindow = 64
+
+// LedgerWindow is how long a sale stays in memory after it was made. It is long
+// enough that every command of a checkout that runs its course finds its order's
+// sale in memory: the saga's commits, their grain-call retries, its own retries
+// (at most 30 s apart) and a resumption by a surviving member after a crash
+// (within the reservation TTL, 1 minute by default). Only a cancel, or a saga
+// stuck longer than this, costs a lookup of one row. And it is short enough that
+// an activation loads at most this much of a SKU's sales, not every sale it ever
+// made.
+const LedgerWindow = 10 * time.Minute
+
+// clockSkew is how far apart members' clocks may be. An order's creation time is
+// its member's clock and a sale's time the item's: an order created less than
+// this after the ledger's window began may have a sale from before it, and is
+// looked up.
+const clockSkew = time.Minute
+
+// compactEvery is how often Compact scans the sales in memory for ones to drop.
+const compactEvery = time.Minute
 
 // Receipt is a delivery the item remembers, so that a retry of it adds nothing.
 // Quantity 0 marks a receipt remembered from before quantities were kept: any
@@ -37,6 +67,14 @@ const receiptWindow = 64
 type Receipt struct {
 	RequestID string
 	Quantity  int64
+}
+
+// Sale is the units sold to one order, and when. Quantity 0 in memory marks an
+// order known to hold no sale: returned (until the return is durable) or looked
+// up and not found.
+type Sale struct {
+	Quantity int64
+	At       time.Time
 }
 
 // Reservation is a hold on units for one order until ExpiresAt.
@@ -50,29 +88,134 @@ type Reservation struct {
 type Item struct {
 	received, available, reserved, sold int64
 	reservations                        map[string]Reservation
-	sales                               map[string]int64
-	recentReceipts                      []Receipt
-	// unwritten are the changes of the sales ledger no write has taken yet.
-	unwritten SalesChange
+	// sales is the part of the sales ledger in memory: every sale made at or
+	// after salesFrom (all of them while salesFrom is zero), older ones looked up
+	// for a command, and orders known to hold none (Quantity 0).
+	sales     map[string]Sale
+	salesFrom time.Time
+	// recentReceipts are the most recent receipts, oldest first: the durable
+	// window and every receipt since; recalled are older ones looked up for a
+	// command.
+	recentReceipts []Receipt
+	recalled       map[string]int64
+	compactedAt    time.Time
+	// unwritten are the changes of the ledgers no write has taken yet.
+	unwritten LedgerChange
 }
 
-// SalesChange is what changed in the sales ledger: sales added (order -> units)
-// and orders whose sale was returned. The ledger is stored beside the snapshot, one
-// row per order, so that a write carries only its own changes.
-type SalesChange struct {
-	Added    map[string]int64
+// LedgerChange is what changed in the ledgers kept beside the snapshot: sales
+// added (order -> sale), orders whose sale was returned, and receipts taken. They
+// are stored one row per order and per receipt, so that a write carries only its
+// own changes.
+type LedgerChange struct {
+	Added    map[string]Sale
 	Returned []string
+	Receipts []Receipt
 }
 
 // Empty reports whether nothing changed.
-func (c SalesChange) Empty() bool { return len(c.Added) == 0 && len(c.Returned) == 0 }
+func (c LedgerChange) Empty() bool {
+	return len(c.Added) == 0 && len(c.Returned) == 0 && len(c.Receipts) == 0
+}
 
-// TakeSalesChange returns the ledger changes since the last call, for the write
-// that starts now.
-func (it *Item) TakeSalesChange() SalesChange {
+// TakeChange returns the ledger changes since the last call, for the write that
+// starts now.
+func (it *Item) TakeChange() LedgerChange {
 	c := it.unwritten
-	it.unwritten = SalesChange{}
+	it.unwritten = LedgerChange{}
 	return c
+}
+
+// KnowsSale reports whether the item knows, without the store, whether orderID
+// holds a sale: the order is in memory, or it was created (created, the order's
+// own clock; zero if unknown) after every sale made since then is in memory.
+// Reserve, Commit and Return take an order they do not know as one holding no
+// sale: the caller recalls an order it does not know first (RecallSale).
+func (it *Item) KnowsSale(orderID string, created time.Time) bool {
+	if _, ok := it.sales[orderID]; ok {
+		return true
+	}
+	return it.salesFrom.IsZero() || (!created.IsZero() && !created.Before(it.salesFrom.Add(clockSkew)))
+}
+
+// RecallSale puts what the store holds of orderID's sale in memory (found false:
+// none), for a command on an order older than the ledger's window. It changes
+// nothing the item already knows.
+func (it *Item) RecallSale(orderID string, s Sale, found bool) {
+	if _, ok := it.sales[orderID]; ok {
+		return
+	}
+	it.init()
+	if !found {
+		s = Sale{}
+	}
+	it.sales[orderID] = s
+}
+
+// KnowsReceipt reports whether the item knows, without the store, whether
+// requestID was received: it is among the receipts in memory. Receive takes a
+// request id it does not know as a new delivery: the caller looks one up first
+// (RecallReceipt).
+func (it *Item) KnowsReceipt(requestID string) bool {
+	if _, ok := it.recalled[requestID]; ok {
+		return true
+	}
+	for _, r := range it.recentReceipts {
+		if r.RequestID == requestID {
+			return true
+		}
+	}
+	return false
+}
+
+// RecallReceipt puts a receipt the store holds in memory, for a Receive of its
+// request id again.
+func (it *Item) RecallReceipt(r Receipt) {
+	if it.recalled == nil {
+		it.recalled = make(map[string]int64)
+	}
+	it.recalled[r.RequestID] = r.Quantity
+}
+
+// RewriteReceipts makes the next write carry every receipt in memory, for an item
+// loaded from a snapshot of a release that kept receipts only in the snapshot:
+// then the store holds them all (the write leaves one already there as it is).
+func (it *Item) RewriteReceipts() {
+	it.unwritten.Receipts = append(it.unwritten.Receipts, it.recentReceipts...)
+}
+
+// Compact drops from memory what the store holds and no command needs soon: the
+// sales made before now-LedgerWindow, the orders known to hold none, the
+// receipts before the last receiptWindow, the receipts recalled. It keeps every
+// change no write has taken (they are not in the store yet). The caller calls it
+// only when no write is in flight, right after one committed: then everything
+// but the unwritten changes is durable, and whatever memory drops the store
+// holds, so a lookup finds it.
+func (it *Item) Compact(now time.Time) {
+	keep := max(receiptWindow, len(it.unwritten.Receipts))
+	if n := len(it.recentReceipts); n > keep {
+		it.recentReceipts = append([]Receipt(nil), it.recentReceipts[n-keep:]...)
+	}
+	it.recalled = nil
+	if now.Before(it.compactedAt.Add(compactEvery)) {
+		return
+	}
+	it.compactedAt = now
+	cutoff := now.Add(-LedgerWindow)
+	if !cutoff.After(it.salesFrom) {
+		return
+	}
+	returned := make(map[string]bool, len(it.unwritten.Returned))
+	for _, id := range it.unwritten.Returned {
+		returned[id] = true
+	}
+	for id, s := range it.sales {
+		_, added := it.unwritten.Added[id]
+		if (s.Quantity == 0 || s.At.Before(cutoff)) && !added && !returned[id] {
+			delete(it.sales, id)
+		}
+	}
+	it.salesFrom = cutoff
 }
 
 // Level is a read-only view of an item's counters.
@@ -83,8 +226,11 @@ type Level struct {
 // Snapshot is everything an Item holds, for persistence.
 type Snapshot struct {
 	Level
-	Reservations   []Reservation
-	Sales          map[string]int64
+	Reservations []Reservation
+	// Sales are the part of the sales ledger in memory: every sale made at or
+	// after SalesFrom, or the whole ledger while SalesFrom is zero.
+	Sales          map[string]Sale
+	SalesFrom      time.Time
 	RecentReceipts []Receipt
 }
 
@@ -96,14 +242,20 @@ func FromSnapshot(s Snapshot) (*Item, error) {
 		reserved:       s.Reserved,
 		sold:           s.Sold,
 		reservations:   make(map[string]Reservation, len(s.Reservations)),
-		sales:          make(map[string]int64, len(s.Sales)),
+		sales:          make(map[string]Sale, len(s.Sales)),
+		salesFrom:      s.SalesFrom,
 		recentReceipts: append([]Receipt(nil), s.RecentReceipts...),
 	}
 	for _, r := range s.Reservations {
 		it.reservations[r.OrderID] = r
 	}
-	for id, q := range s.Sales {
-		it.sales[id] = q
+	for id, sale := range s.Sales {
+		if sale.Quantity <= 0 {
+			// In the store a sale holds units; only memory marks an order
+			// without one.
+			return nil, fmt.Errorf("%w: stored sale of %d to %s", ErrConservation, sale.Quantity, id)
+		}
+		it.sales[id] = sale
 	}
 	return it, it.Check()
 }
@@ -111,10 +263,13 @@ func FromSnapshot(s Snapshot) (*Item, error) {
 // Snapshot returns a copy of the item's state; reservations sorted by order id.
 func (it *Item) Snapshot() Snapshot {
 	s := it.Record()
-	s.Sales = make(map[string]int64, len(it.sales))
-	for id, q := range it.sales {
-		s.Sales[id] = q
+	s.Sales = make(map[string]Sale, len(it.sales))
+	for id, sale := range it.sales {
+		if sale.Quantity > 0 {
+			s.Sales[id] = sale
+		}
 	}
+	s.SalesFrom = it.salesFrom
 	return s
 }
 
@@ -145,7 +300,7 @@ func (it *Item) Reserve(orderID string, qty int64, now time.Time, ttl time.Durat
 	if qty <= 0 {
 		return false, ErrInvalidQuantity
 	}
-	if sold, ok := it.sales[orderID]; ok {
+	if sold := it.sales[orderID].Quantity; sold > 0 {
 		if sold != qty {
 			return false, ErrQuantityChanged
 		}
@@ -167,11 +322,11 @@ func (it *Item) Reserve(orderID string, qty int64, now time.Time, ttl time.Durat
 	return true, it.checkLevel()
 }
 
-// Commit turns orderID's reservation into a sale. Committing an order that was
-// already committed changes nothing; committing without a reservation fails with
-// ErrReservationMissing (it expired or was released).
-func (it *Item) Commit(orderID string) (changed bool, err error) {
-	if _, ok := it.sales[orderID]; ok {
+// Commit turns orderID's reservation into a sale made at now. Committing an
+// order that was already committed changes nothing; committing without a
+// reservation fails with ErrReservationMissing (it expired or was released).
+func (it *Item) Commit(orderID string, now time.Time) (changed bool, err error) {
+	if it.sales[orderID].Quantity > 0 {
 		return false, nil
 	}
 	r, ok := it.reservations[orderID]
@@ -179,11 +334,12 @@ func (it *Item) Commit(orderID string) (changed bool, err error) {
 		return false, ErrReservationMissing
 	}
 	delete(it.reservations, orderID)
-	it.sales[orderID] = r.Quantity
+	sale := Sale{Quantity: r.Quantity, At: now}
+	it.sales[orderID] = sale
 	if it.unwritten.Added == nil {
-		it.unwritten.Added = make(map[string]int64)
+		it.unwritten.Added = make(map[string]Sale)
 	}
-	it.unwritten.Added[orderID] = r.Quantity
+	it.unwritten.Added[orderID] = sale
 	it.reserved -= r.Quantity
 	it.sold += r.Quantity
 	return true, it.checkLevel()
@@ -204,11 +360,13 @@ func (it *Item) Release(orderID string) (changed bool, err error) {
 // Return puts the units sold to orderID back to available (the order was cancelled).
 // Returning an order that holds no sale is not an error: it was already returned.
 func (it *Item) Return(orderID string) (changed bool, err error) {
-	q, ok := it.sales[orderID]
-	if !ok {
+	q := it.sales[orderID].Quantity
+	if q == 0 {
 		return false, nil
 	}
-	delete(it.sales, orderID)
+	// Kept as an order known to hold no sale until Compact: until its row's
+	// delete is durable, a lookup in the store would still find the sale.
+	it.sales[orderID] = Sale{}
 	if _, unwritten := it.unwritten.Added[orderID]; unwritten {
 		delete(it.unwritten.Added, orderID) // never stored: nothing to delete
 	} else {
@@ -219,28 +377,35 @@ func (it *Item) Return(orderID string) (changed bool, err error) {
 	return true, it.checkLevel()
 }
 
-// Receive adds qty units to the shelf. A request id seen recently with the same
+// Receive adds qty units to the shelf. A request id received before with the same
 // quantity is a retry and changes nothing; with another quantity it is a different
 // delivery under a reused id, refused with ErrReceiptChanged rather than dropped.
+// A request id not in memory is a new delivery: the caller recalls an older one
+// from the store first (KnowsReceipt, RecallReceipt).
 func (it *Item) Receive(requestID string, qty int64) (changed bool, err error) {
 	if qty <= 0 {
 		return false, ErrInvalidQuantity
 	}
+	same := func(had int64) (bool, error) {
+		if had != 0 && had != qty {
+			return false, ErrReceiptChanged
+		}
+		return false, nil
+	}
+	if had, ok := it.recalled[requestID]; ok {
+		return same(had)
+	}
 	for _, r := range it.recentReceipts {
 		if r.RequestID == requestID {
-			if r.Quantity != 0 && r.Quantity != qty {
-				return false, ErrReceiptChanged
-			}
-			return false, nil
+			return same(r.Quantity)
 		}
 	}
 	it.init()
 	it.received += qty
 	it.available += qty
-	it.recentReceipts = append(it.recentReceipts, Receipt{RequestID: requestID, Quantity: qty})
-	if n := len(it.recentReceipts); n > receiptWindow {
-		it.recentReceipts = append([]Receipt(nil), it.recentReceipts[n-receiptWindow:]...)
-	}
+	r := Receipt{RequestID: requestID, Quantity: qty}
+	it.recentReceipts = append(it.recentReceipts, r)
+	it.unwritten.Receipts = append(it.unwritten.Receipts, r)
 	return true, it.checkLevel()
 }
 
@@ -281,13 +446,16 @@ func (it *Item) Check() error {
 		}
 		reserved += r.Quantity
 	}
-	for id, q := range it.sales {
-		if q <= 0 {
-			return fmt.Errorf("%w: sale of %d to %s", ErrConservation, q, id)
+	for id, s := range it.sales {
+		if s.Quantity < 0 {
+			return fmt.Errorf("%w: sale of %d to %s", ErrConservation, s.Quantity, id)
 		}
-		sold += q
+		sold += s.Quantity
 	}
-	if reserved != it.reserved || sold != it.sold {
+	// With the whole ledger in memory its sales are every unit sold; with a part
+	// of it, at most that.
+	whole := it.salesFrom.IsZero()
+	if reserved != it.reserved || (whole && sold != it.sold) || sold > it.sold {
 		return fmt.Errorf("%w: reserved %d/%d, sold %d/%d", ErrConservation, reserved, it.reserved, sold, it.sold)
 	}
 	return nil
@@ -312,6 +480,6 @@ func (it *Item) init() {
 		it.reservations = make(map[string]Reservation)
 	}
 	if it.sales == nil {
-		it.sales = make(map[string]int64)
+		it.sales = make(map[string]Sale)
 	}
 }

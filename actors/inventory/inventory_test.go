@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func reserve(order string, qty int64) func(*Item) (any, error) {
 }
 
 func commit(order string) func(*Item) (any, error) {
-	return func(it *Item) (any, error) { return it.Commit(order) }
+	return func(it *Item) (any, error) { return it.Commit(order, t0) }
 }
 
 func release(order string) func(*Item) (any, error) {
@@ -256,33 +257,47 @@ func TestItemCommands(t *testing.T) {
 	}
 }
 
-func TestReceiveWindow(t *testing.T) {
-	var steps []step
-	for i := range receiptWindow {
-		steps = append(steps, step{do: receive(fmt.Sprintf("rq-%d", i), 1), want: true, level: lv(int64(i+1), 0, 0, int64(i+1))})
-	}
-	w := int64(receiptWindow)
-	steps = append(steps,
-		// the oldest of exactly 64 ids is still remembered
-		step{do: receive("rq-0", 1), want: false, level: lv(w, 0, 0, w)},
-		step{do: receive(fmt.Sprintf("rq-%d", receiptWindow-1), 1), want: false, level: lv(w, 0, 0, w)},
-		// a 65th id pushes rq-0 out of the window
-		step{do: receive("rq-new", 1), want: true, level: lv(w+1, 0, 0, w+1)},
-		step{do: receive("rq-1", 1), want: false, level: lv(w+1, 0, 0, w+1)},
-		step{do: receive("rq-0", 1), want: true, level: lv(w+2, 0, 0, w+2)},
-	)
+// TestReceiptsInMemory: an item keeps every receipt until Compact, then the
+// last receiptWindow and every one no write has taken yet; a receipt dropped from
+// memory is one the item no longer knows (the grain looks it up in the store),
+// and one recalled from the store is a retry again.
+func TestReceiptsInMemory(t *testing.T) {
 	it := &Item{}
-	runSteps(t, it, steps)
-	if got := len(it.Snapshot().RecentReceipts); got != receiptWindow {
-		t.Fatalf("remembered %d receipts, want %d", got, receiptWindow)
+	for i := range receiptWindow + 6 {
+		mustDo(t, it, receive(fmt.Sprintf("rq-%d", i), 1))
 	}
-	// rq-new then rq-0 came last; rq-0 and then rq-1 were pushed out of the front
+	if !it.KnowsReceipt("rq-0") {
+		t.Fatal("a receipt no write has taken is not in memory")
+	}
+	// Compact keeps what no write has taken, however many.
+	it.Compact(t0)
+	if got := len(it.Snapshot().RecentReceipts); got != receiptWindow+6 {
+		t.Fatalf("after Compact with nothing written: %d receipts in memory, want all %d", got, receiptWindow+6)
+	}
+	if got := it.TakeChange().Receipts; len(got) != receiptWindow+6 {
+		t.Fatalf("the write carries %d receipts, want %d", len(got), receiptWindow+6)
+	}
+	it.Compact(t0)
 	recent := it.Snapshot().RecentReceipts
-	if diff := cmp.Diff([]Receipt{{"rq-new", 1}, {"rq-0", 1}}, recent[len(recent)-2:]); diff != "" {
-		t.Fatalf("newest receipts (-want +got):\n%s", diff)
+	if len(recent) != receiptWindow || recent[0].RequestID != "rq-6" {
+		t.Fatalf("after the write and Compact: %d receipts from %q, want the last %d from rq-6", len(recent), recent[0].RequestID, receiptWindow)
 	}
-	if recent[0].RequestID != "rq-2" {
-		t.Fatalf("oldest receipt = %q, want rq-2", recent[0].RequestID)
+	w := int64(receiptWindow + 6)
+	runSteps(t, it, []step{
+		// in memory: a retry
+		{do: receive("rq-6", 1), want: false, level: lv(w, 0, 0, w)},
+	})
+	if it.KnowsReceipt("rq-0") {
+		t.Fatal("rq-0 is still in memory after Compact")
+	}
+	it.RecallReceipt(Receipt{RequestID: "rq-0", Quantity: 1})
+	runSteps(t, it, []step{
+		{do: receive("rq-0", 1), want: false, level: lv(w, 0, 0, w)},
+		{do: receive("rq-0", 2), want: false, wantErr: ErrReceiptChanged, level: lv(w, 0, 0, w)},
+	})
+	it.Compact(t0)
+	if it.KnowsReceipt("rq-0") {
+		t.Fatal("a recalled receipt is kept past Compact")
 	}
 }
 
@@ -369,7 +384,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		{
 			name:  "zero_item",
 			build: func(t *testing.T) *Item { return &Item{} },
-			want:  Snapshot{Reservations: []Reservation{}, Sales: map[string]int64{}},
+			want:  Snapshot{Reservations: []Reservation{}, Sales: map[string]Sale{}},
 		},
 		{
 			name: "item_with_receipts_reservations_and_sales",
@@ -391,7 +406,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 					{OrderID: "o-a", Quantity: 3, ExpiresAt: t0.Add(time.Minute + ttl)},
 					{OrderID: "o-b", Quantity: 2, ExpiresAt: t0.Add(ttl)},
 				},
-				Sales:          map[string]int64{"o-c": 4, "o-d": 1},
+				Sales:          map[string]Sale{"o-c": {4, t0}, "o-d": {1, t0}},
 				RecentReceipts: []Receipt{{"rq-1", 10}, {"rq-2", 5}},
 			},
 		},
@@ -462,7 +477,7 @@ func TestSnapshotIsACopy(t *testing.T) {
 
 	s := it.Snapshot()
 	s.Reservations[0].Quantity = 99
-	s.Sales["o2"] = 99
+	s.Sales["o2"] = Sale{99, t0}
 	s.RecentReceipts[0].RequestID = "changed"
 	if diff := cmp.Diff(want, it.Snapshot()); diff != "" {
 		t.Fatalf("mutating a snapshot changed the item (-want +got):\n%s", diff)
@@ -472,9 +487,9 @@ func TestSnapshotIsACopy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("FromSnapshot() = %v", err)
 	}
-	want.Sales["o2"] = 99
+	want.Sales["o2"] = Sale{99, t0}
 	want.RecentReceipts[0].RequestID = "changed"
-	if got := restored.Snapshot(); got.Sales["o2"] != 3 || got.RecentReceipts[0].RequestID != "rq-1" {
+	if got := restored.Snapshot(); got.Sales["o2"].Quantity != 3 || got.RecentReceipts[0].RequestID != "rq-1" {
 		t.Fatalf("mutating the source snapshot changed the restored item: %+v", got)
 	}
 }
@@ -498,7 +513,7 @@ func TestFromSnapshotRejectsCorruption(t *testing.T) {
 		},
 		{
 			name: "sold_counter_disagrees_with_sales",
-			snap: Snapshot{Level: lv(7, 0, 3, 10), Sales: map[string]int64{"o1": 4}},
+			snap: Snapshot{Level: lv(7, 0, 3, 10), Sales: map[string]Sale{"o1": {4, t0}}},
 		},
 		{
 			name: "non_positive_quantities_that_still_sum_up",
@@ -509,7 +524,7 @@ func TestFromSnapshotRejectsCorruption(t *testing.T) {
 		},
 		{
 			name: "zero_sale",
-			snap: Snapshot{Level: lv(10, 0, 0, 10), Sales: map[string]int64{"o1": 0}},
+			snap: Snapshot{Level: lv(10, 0, 0, 10), Sales: map[string]Sale{"o1": {0, t0}}},
 		},
 		{
 			name: "duplicate_reservation_ids_lose_units",
@@ -564,10 +579,8 @@ func (m *model) receive(id string, qty int64) (bool, error) {
 	}
 	m.received += qty
 	m.available += qty
+	// The item keeps every receipt until Compact, which this model never runs.
 	m.receipts = append(m.receipts, Receipt{RequestID: id, Quantity: qty})
-	if len(m.receipts) > receiptWindow {
-		m.receipts = m.receipts[1:]
-	}
 	return true, nil
 }
 
@@ -680,7 +693,7 @@ func TestRandomCommandsKeepConservation(t *testing.T) {
 			want, wantErr = m.reserve(order, qty, now)
 		case p < 65:
 			desc = fmt.Sprintf("Commit(%s)", order)
-			got, gotErr = it.Commit(order)
+			got, gotErr = it.Commit(order, now)
 			want, wantErr = m.commit(order)
 		case p < 75:
 			desc = fmt.Sprintf("Release(%s)", order)
@@ -724,8 +737,11 @@ func TestRandomCommandsKeepConservation(t *testing.T) {
 		}
 	}
 	s := it.Snapshot()
-	wantSales := m.sold
-	if diff := cmp.Diff(wantSales, s.Sales, cmpopts.EquateEmpty()); diff != "" {
+	gotSales := map[string]int64{}
+	for id, sale := range s.Sales {
+		gotSales[id] = sale.Quantity
+	}
+	if diff := cmp.Diff(m.sold, gotSales, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("final sales (-want +got):\n%s", diff)
 	}
 	gotHeld := map[string]int64{}
@@ -747,7 +763,7 @@ func TestRandomCommandsKeepConservation(t *testing.T) {
 	}
 }
 
-func TestSalesChangesAreTakenOnce(t *testing.T) {
+func TestLedgerChangesAreTakenOnce(t *testing.T) {
 	it := &Item{}
 	mustChange := func(changed bool, err error) {
 		t.Helper()
@@ -758,22 +774,93 @@ func TestSalesChangesAreTakenOnce(t *testing.T) {
 	mustChange(it.Receive("d", 10))
 	for _, o := range []string{"a", "b", "c"} {
 		mustChange(it.Reserve(o, 2, t0, time.Minute))
-		mustChange(it.Commit(o))
+		mustChange(it.Commit(o, t0))
 	}
-	if diff := cmp.Diff(SalesChange{Added: map[string]int64{"a": 2, "b": 2, "c": 2}}, it.TakeSalesChange()); diff != "" {
+	want := LedgerChange{Added: map[string]Sale{"a": {2, t0}, "b": {2, t0}, "c": {2, t0}}, Receipts: []Receipt{{"d", 10}}}
+	if diff := cmp.Diff(want, it.TakeChange()); diff != "" {
 		t.Fatalf("first write (-want +got):\n%s", diff)
 	}
-	if c := it.TakeSalesChange(); !c.Empty() {
+	if c := it.TakeChange(); !c.Empty() {
 		t.Fatalf("taken twice: %+v", c)
 	}
 	mustChange(it.Return("a")) // stored: its row must go
 	mustChange(it.Reserve("d", 1, t0, time.Minute))
-	mustChange(it.Commit("d"))
+	mustChange(it.Commit("d", t0))
 	mustChange(it.Return("d")) // never stored: nothing to write
-	if diff := cmp.Diff(SalesChange{Added: map[string]int64{}, Returned: []string{"a"}}, it.TakeSalesChange()); diff != "" {
+	if diff := cmp.Diff(LedgerChange{Added: map[string]Sale{}, Returned: []string{"a"}}, it.TakeChange()); diff != "" {
 		t.Fatalf("second write (-want +got):\n%s", diff)
 	}
 	if err := it.Check(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSalesLedgerWindow: an item keeps in memory the sales of the last
+// LedgerWindow. An order created after the window began is known to hold no sale
+// without the store; an older one (or one of unknown age) must be recalled, and
+// with the store's answer its commit, reservation and return are exact. Compact
+// drops only what is durable: a sale or a return no write has taken stays.
+func TestSalesLedgerWindow(t *testing.T) {
+	it := &Item{}
+	mustDo(t, it, receive("rq-1", 20))
+	for _, o := range []string{"o-old", "o-returned"} {
+		mustDo(t, it, reserveAt(o, 2, t0))
+		if _, err := it.Commit(o, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	it.TakeChange() // written
+	mustDo(t, it, ret("o-returned"))
+	mustDo(t, it, reserveAt("o-unwritten", 1, t0))
+	if _, err := it.Commit("o-unwritten", t0); err != nil {
+		t.Fatal(err)
+	}
+	if !it.KnowsSale("o-any", time.Time{}) {
+		t.Fatal("an item with its whole ledger in memory does not know an order")
+	}
+	late := t0.Add(LedgerWindow + 2*time.Minute)
+	it.Compact(late)
+	if it.KnowsSale("o-old", t0) {
+		t.Fatal("a durable sale older than the window is still in memory")
+	}
+	if !it.KnowsSale("o-unwritten", t0) || !it.KnowsSale("o-returned", t0) {
+		t.Fatal("Compact dropped a sale or a return no write has taken")
+	}
+	if err := it.Check(); err != nil {
+		t.Fatalf("a part of the ledger in memory: %v", err)
+	}
+	if !it.KnowsSale("o-new", late) || it.KnowsSale("o-new", time.Time{}) || it.KnowsSale("o-new", late.Add(-LedgerWindow)) {
+		t.Fatal("an order created within the window (past the clocks' skew) must be known; of unknown age, or at the window's start, not")
+	}
+	// With the store's answer, o-old's retried commit and reservation are
+	// retries, and its return puts the units back once.
+	it.RecallSale("o-old", Sale{Quantity: 2, At: t0}, true)
+	runSteps(t, it, []step{
+		{do: commit("o-old"), want: false, level: lv(17, 0, 3, 20)},
+		{do: reserveAt("o-old", 2, late), want: false, level: lv(17, 0, 3, 20)},
+		{do: ret("o-old"), want: true, level: lv(19, 0, 1, 20)},
+		{do: ret("o-old"), want: false, level: lv(19, 0, 1, 20)},
+	})
+	// Not found in the store: known to hold none.
+	it.RecallSale("o-never", Sale{}, false)
+	if !it.KnowsSale("o-never", time.Time{}) {
+		t.Fatal("an order the store has no sale for is not known to hold none")
+	}
+	runSteps(t, it, []step{{do: ret("o-never"), want: false, level: lv(19, 0, 1, 20)}})
+	change := it.TakeChange()
+	if !slices.Contains(change.Returned, "o-old") || !slices.Contains(change.Returned, "o-returned") {
+		t.Fatalf("the write carries %+v; want o-old and o-returned returned", change)
+	}
+	// Once durable, the returns and the recalled sales leave memory.
+	it.Compact(late.Add(compactEvery))
+	if it.KnowsSale("o-returned", t0) || it.KnowsSale("o-never", t0) {
+		t.Fatal("durable returns and recalled orders are kept past Compact")
+	}
+	back, err := FromSnapshot(it.Snapshot())
+	if err != nil {
+		t.Fatalf("FromSnapshot of a part of the ledger: %v", err)
+	}
+	if back.Level() != it.Level() || back.KnowsSale("o-old", t0) {
+		t.Fatalf("restored %+v, knows o-old %v", back.Level(), back.KnowsSale("o-old", t0))
 	}
 }

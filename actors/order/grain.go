@@ -218,8 +218,8 @@ func (g *grain) Init(gctx cluster.GrainContext) {
 	g.id = gctx.Identity()
 	g.log = g.deps.Logger.With("kind", KindName, "order", g.id)
 	g.ports = Ports{
-		Stock:  &grainStock{cluster: gctx.Cluster(), calls: g.deps.Calls},
-		Promos: &grainPromos{cluster: gctx.Cluster(), calls: g.deps.Calls},
+		Stock:  &grainStock{cluster: gctx.Cluster(), calls: g.deps.Calls, created: g.createdMs},
+		Promos: &grainPromos{cluster: gctx.Cluster(), calls: g.deps.Calls, created: g.createdMs},
 	}
 	g.self = gctx.Self()
 	g.sched = scheduler.NewTimerScheduler(gctx.ActorSystem().Root)
@@ -392,6 +392,17 @@ func (g *grain) command(req *orderpb.OrderCommand, gctx cluster.GrainContext, cm
 	return g.view(false)
 }
 
+// createdMs is when the order was created, Unix milliseconds (0: not loaded, or
+// never placed). Every stock and grant call carries it: inventory and promo
+// grains keep only their recent ledger in memory, and look up the entry of an
+// order created before it begins.
+func (g *grain) createdMs() int64 {
+	if g.order == nil || g.order.CreatedAt.IsZero() {
+		return 0
+	}
+	return g.order.CreatedAt.UnixMilli()
+}
+
 // serve is the context of one request: it ends at the caller's deadline, and bounds
 // every store and inventory call made for the request.
 func (g *grain) serve(req call.Deadlined) (context.Context, context.CancelFunc) {
@@ -539,6 +550,8 @@ func outcome(err error) string {
 		return "out_of_stock"
 	case errors.Is(err, ErrPriceChanged):
 		return "price_changed"
+	case errors.Is(err, ErrLimitExceeded):
+		return "limit_exceeded"
 	default:
 		return "failed"
 	}
@@ -547,7 +560,11 @@ func outcome(err error) string {
 func (g *grain) toGrainError(err error) error {
 	var oos *OutOfStockError
 	var changed *PriceChangedError
+	var overLimit *LimitExceededError
 	switch {
+	case errors.As(err, &overLimit):
+		return reasonpb.ErrLimitExceeded("%v", err).WithMetadata(map[string]string{
+			"promo_id": overLimit.PromoID, "remaining": strconv.FormatInt(overLimit.Remaining, 10)})
 	case errors.As(err, &changed):
 		meta := map[string]string{"promos": strings.Join(changed.Promos, ",")}
 		if len(changed.Promos) == 0 {
@@ -570,22 +587,26 @@ func (g *grain) toGrainError(err error) error {
 	}
 }
 
-// grainStock is the saga's Stock port on inventory grains.
+// grainStock is the saga's Stock port on inventory grains. created is when the
+// order was created (see grain.createdMs).
 type grainStock struct {
 	cluster *cluster.Cluster
 	calls   call.Policy
+	created func() int64
 }
 
 func (s *grainStock) Reserve(ctx context.Context, sku, orderID string, qty int64) error {
 	return s.do(ctx, sku, "Reserve", func(c *inventorypb.InventoryGrainClient, opts []cluster.GrainCallOption) error {
-		_, err := c.Reserve(&inventorypb.ReserveRequest{OrderId: orderID, Quantity: qty, DeadlineUnixMs: call.Deadline(ctx)}, opts...)
+		_, err := c.Reserve(&inventorypb.ReserveRequest{OrderId: orderID, Quantity: qty, DeadlineUnixMs: call.Deadline(ctx),
+			OrderCreatedUnixMs: s.created()}, opts...)
 		return err
 	})
 }
 
 func (s *grainStock) Commit(ctx context.Context, sku, orderID string) error {
 	return s.do(ctx, sku, "Commit", func(c *inventorypb.InventoryGrainClient, opts []cluster.GrainCallOption) error {
-		_, err := c.Commit(&inventorypb.CommitRequest{OrderId: orderID, DeadlineUnixMs: call.Deadline(ctx)}, opts...)
+		_, err := c.Commit(&inventorypb.CommitRequest{OrderId: orderID, DeadlineUnixMs: call.Deadline(ctx),
+			OrderCreatedUnixMs: s.created()}, opts...)
 		return err
 	})
 }
@@ -599,7 +620,8 @@ func (s *grainStock) Release(ctx context.Context, sku, orderID string) error {
 
 func (s *grainStock) Return(ctx context.Context, sku, orderID string) error {
 	return s.do(ctx, sku, "Return", func(c *inventorypb.InventoryGrainClient, opts []cluster.GrainCallOption) error {
-		_, err := c.Return(&inventorypb.ReturnRequest{OrderId: orderID, DeadlineUnixMs: call.Deadline(ctx)}, opts...)
+		_, err := c.Return(&inventorypb.ReturnRequest{OrderId: orderID, DeadlineUnixMs: call.Deadline(ctx),
+			OrderCreatedUnixMs: s.created()}, opts...)
 		return err
 	})
 }
@@ -621,22 +643,26 @@ func (s *grainStock) do(ctx context.Context, sku, method string, f func(*invento
 	}
 }
 
-// grainPromos is the saga's Promos port on promo grains.
+// grainPromos is the saga's Promos port on promo grains. created is when the
+// order was created (see grain.createdMs).
 type grainPromos struct {
 	cluster *cluster.Cluster
 	calls   call.Policy
+	created func() int64
 }
 
-func (p *grainPromos) Grant(ctx context.Context, promoID, orderID string, units int64) error {
+func (p *grainPromos) Grant(ctx context.Context, promoID, orderID, accountID string, units int64) error {
 	return p.do(ctx, promoID, "Grant", func(c *promopb.PromoGrainClient, opts []cluster.GrainCallOption) error {
-		_, err := c.Grant(&promopb.GrantRequest{OrderId: orderID, Units: units, DeadlineUnixMs: call.Deadline(ctx)}, opts...)
+		_, err := c.Grant(&promopb.GrantRequest{OrderId: orderID, AccountId: accountID, Units: units, DeadlineUnixMs: call.Deadline(ctx),
+			OrderCreatedUnixMs: p.created()}, opts...)
 		return err
 	})
 }
 
 func (p *grainPromos) Return(ctx context.Context, promoID, orderID string) error {
 	return p.do(ctx, promoID, "Return", func(c *promopb.PromoGrainClient, opts []cluster.GrainCallOption) error {
-		_, err := c.Return(&promopb.ReturnGrantRequest{OrderId: orderID, DeadlineUnixMs: call.Deadline(ctx)}, opts...)
+		_, err := c.Return(&promopb.ReturnGrantRequest{OrderId: orderID, DeadlineUnixMs: call.Deadline(ctx),
+			OrderCreatedUnixMs: p.created()}, opts...)
 		return err
 	})
 }
@@ -651,6 +677,18 @@ func (p *grainPromos) do(ctx context.Context, promoID, method string, f func(*pr
 		return nil
 	case reasonpb.IsPriceChanged(err):
 		return fmt.Errorf("%w: %s", ErrPriceChanged, promoID)
+	case reasonpb.IsLimitExceeded(err):
+		var answered *cluster.GrainErrorResponse
+		remaining := int64(-1)
+		if errors.As(err, &answered) {
+			if n, perr := strconv.ParseInt(answered.Metadata["remaining"], 10, 64); perr == nil {
+				remaining = n
+			}
+		}
+		if remaining < 0 {
+			return fmt.Errorf("promo %s %s: a limit refusal without the units left: %w", promoID, method, err)
+		}
+		return &LimitExceededError{PromoID: promoID, Remaining: remaining}
 	default:
 		return fmt.Errorf("promo %s %s: %w", promoID, method, err)
 	}
@@ -671,6 +709,9 @@ func toProto(o *Order) *orderpb.OrderState {
 	}
 	if !o.UpdatedAt.IsZero() {
 		st.UpdatedAt = timestamppb.New(o.UpdatedAt)
+	}
+	if o.OverLimit != nil {
+		st.LimitPromo, st.LimitRemaining = o.OverLimit.PromoID, o.OverLimit.Remaining
 	}
 	for _, l := range o.Lines {
 		st.Lines = append(st.Lines, &orderpb.OrderLine{
@@ -693,6 +734,9 @@ func fromProto(st *orderpb.OrderState) *Order {
 	}
 	if st.UpdatedAt != nil {
 		o.UpdatedAt = st.UpdatedAt.AsTime()
+	}
+	if st.LimitPromo != "" {
+		o.OverLimit = &LimitExceededError{PromoID: st.LimitPromo, Remaining: st.LimitRemaining}
 	}
 	return o
 }

@@ -111,7 +111,7 @@ type faultyStock struct {
 	breakCommits  atomic.Bool
 }
 
-func (s *faultyStock) SaveInventory(ctx context.Context, sku string, v int64, state []byte, l inventory.Level, sales inventory.SalesChange) error {
+func (s *faultyStock) SaveInventory(ctx context.Context, sku string, v int64, state []byte, l inventory.Level, sales inventory.LedgerChange) error {
 	s.deadlines.record(ctx, "inventory")
 	if len(sales.Added) > 0 && s.refuseCommits.Add(-1) >= 0 {
 		return fault.Unavailable(errors.New("inventory store busy"))

@@ -13,7 +13,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		orders: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "phoneshop_orders_total", Help: "Checkouts by outcome: confirmed, out_of_stock, failed.",
+			Name: "phoneshop_orders_total", Help: "Checkouts by outcome: confirmed, out_of_stock, price_changed, limit_exceeded, failed.",
 		}, []string{"outcome"}),
 		parked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "phoneshop_order_sagas_parked_total",

@@ -7,7 +7,8 @@
 //
 //	pending -> committing -> confirmed -> shipped -> delivered
 //	pending -> rejected (a line could not be reserved; nothing is kept)
-//	committing -> rejected (a campaign refused its discount: the price changed)
+//	committing -> rejected (a campaign refused its discount: the price changed, or
+//	              the order's account is over the campaign's limit per customer)
 //	confirmed -> cancelling -> cancelled (stock returned)
 //	committing | cancelling -> needs_attention (a step failed for a reason no retry
 //	cures: parked for ops, who may put it back where it stopped)
@@ -73,11 +74,31 @@ type Stock interface {
 // paused, or has too few discounted units left.
 var ErrPriceChanged = errors.New("order: a campaign no longer gives the discount the order was priced with")
 
+// ErrLimitExceeded is wrapped by a *LimitExceededError: the order would buy more
+// units of a campaign at its discount than the campaign allows one account.
+var ErrLimitExceeded = errors.New("order: over a campaign's limit of units per customer")
+
+// LimitExceededError refuses an order over a campaign's limit per customer:
+// Remaining is how many units the account may still buy at PromoID's discount.
+type LimitExceededError struct {
+	PromoID   string
+	Remaining int64
+}
+
+func (e *LimitExceededError) Error() string {
+	return fmt.Sprintf("%v: %s, %d units left to this account", ErrLimitExceeded, e.PromoID, e.Remaining)
+}
+
+// Unwrap makes errors.Is(err, ErrLimitExceeded) hold.
+func (e *LimitExceededError) Unwrap() error { return ErrLimitExceeded }
+
 // Promos is what the saga needs from campaigns. Every call is idempotent per
-// (promo, orderID). Grant takes units at a campaign's discount, all or none, and
-// fails with ErrPriceChanged when the campaign refuses; Return gives them back.
+// (promo, orderID). Grant takes units at a campaign's discount for the order of
+// accountID, all or none, and fails with ErrPriceChanged when the campaign
+// refuses, or with a *LimitExceededError when the account would go over the
+// campaign's limit per customer; Return gives them back.
 type Promos interface {
-	Grant(ctx context.Context, promoID, orderID string, units int64) error
+	Grant(ctx context.Context, promoID, orderID, accountID string, units int64) error
 	Return(ctx context.Context, promoID, orderID string) error
 }
 
@@ -128,6 +149,9 @@ type Order struct {
 	RejectedSKUs []string
 	// RejectedPromos are the campaigns that refused the order's discount.
 	RejectedPromos []string
+	// OverLimit is the campaign whose limit per customer refused the order (nil:
+	// none).
+	OverLimit *LimitExceededError
 	// CartRevision is the revision of the cart the lines came from (0: none). A
 	// cart whose emptying was lost in a crash finds the order placed from its
 	// revision, confirmed, and empties itself again (actors/cart).
@@ -262,6 +286,9 @@ func (o *Order) Advance(ctx context.Context, ports Ports, save SaveFunc, now fun
 				return err
 			}
 		case StatusRejected:
+			if o.OverLimit != nil {
+				return &LimitExceededError{PromoID: o.OverLimit.PromoID, Remaining: o.OverLimit.Remaining}
+			}
 			if len(o.RejectedPromos) > 0 {
 				return &PriceChangedError{Promos: slices.Clone(o.RejectedPromos)}
 			}
@@ -320,17 +347,33 @@ func (o *Order) reserveAll(ctx context.Context, stock Stock, save SaveFunc, now 
 // refused discount rejects the order: its price changed. A reservation that
 // expired while the order was down is taken again; if the stock is gone by then,
 // what was already committed goes back and the order is rejected.
+//
+// The limit per customer is checked here too, in the grant, for the same
+// reasons, and because only there can it be checked at all: the campaign's grain
+// counts an account's units in the same step as the grant that adds to them, so
+// no two orders of one account, on any members, both find the allowance free.
+// An order over the limit is rejected before any unit is sold: the grants it
+// took of other campaigns go back, its reservations are released, and the
+// rejection is durable before the answer, so nothing stays reserved and the cart
+// (emptied only by a confirmed order) keeps its lines. A crash on the way is
+// resumed from "committing": the grants are idempotent per order, so the saga
+// meets the same refusal again (or, if another order of the account was
+// cancelled meanwhile, the allowance it freed, and confirms), and holds a crash
+// left behind expire on their own.
 func (o *Order) commitAll(ctx context.Context, ports Ports, save SaveFunc, now func() time.Time) error {
 	stock := ports.Stock
-	refused, err := o.grantAll(ctx, ports.Promos)
+	refused, overLimit, err := o.grantAll(ctx, ports.Promos)
 	if err != nil {
 		return err
 	}
-	if len(refused) > 0 {
+	if overLimit != nil || len(refused) > 0 {
 		if err := o.returnGrants(ctx, ports.Promos); err != nil {
 			return err
 		}
 		o.releaseAll(ctx, stock)
+		if overLimit != nil {
+			return o.rejectOverLimit(ctx, overLimit, save, now)
+		}
 		return o.reject(ctx, nil, refused, save, now)
 	}
 	for _, l := range o.Lines {
@@ -378,20 +421,24 @@ func (o *Order) promoUnits() (ids []string, units map[string]int64) {
 }
 
 // grantAll asks every campaign of the order's lines for its units and returns the
-// ones that refused; any other failure is returned (the saga retries it).
-func (o *Order) grantAll(ctx context.Context, promos Promos) (refused []string, err error) {
+// ones that refused the discount, or the first whose limit per customer refused
+// the order (the order is refused whatever the others answer: no grant is asked
+// after it); any other failure is returned (the saga retries it).
+func (o *Order) grantAll(ctx context.Context, promos Promos) (refused []string, overLimit *LimitExceededError, err error) {
 	ids, units := o.promoUnits()
 	for _, id := range ids {
-		err := promos.Grant(ctx, id, o.ID, units[id])
+		err := promos.Grant(ctx, id, o.ID, o.AccountID, units[id])
 		switch {
 		case err == nil:
+		case errors.As(err, &overLimit):
+			return nil, overLimit, nil
 		case errors.Is(err, ErrPriceChanged):
 			refused = append(refused, id)
 		default:
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return refused, nil
+	return refused, nil, nil
 }
 
 // returnGrants gives every discount the order may hold back to its campaign.
@@ -425,6 +472,17 @@ func (o *Order) reject(ctx context.Context, skus, promos []string, save SaveFunc
 	o.RejectedSKUs, o.RejectedPromos = skus, promos
 	if err := o.moveTo(ctx, StatusRejected, save, now); err != nil {
 		o.RejectedSKUs, o.RejectedPromos = nil, nil
+		return err
+	}
+	return nil
+}
+
+// rejectOverLimit moves a committing order to rejected for a campaign's limit per
+// customer. A save that fails leaves no trace of the refusal, as in reject.
+func (o *Order) rejectOverLimit(ctx context.Context, limit *LimitExceededError, save SaveFunc, now func() time.Time) error {
+	o.OverLimit = &LimitExceededError{PromoID: limit.PromoID, Remaining: limit.Remaining}
+	if err := o.moveTo(ctx, StatusRejected, save, now); err != nil {
+		o.OverLimit = nil
 		return err
 	}
 	return nil

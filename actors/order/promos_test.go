@@ -16,6 +16,9 @@ import (
 type fakeCampaign struct {
 	Left   int64 // units still given at the discount; -1: no cap
 	Active bool
+	// PerCustomer is the most units one account holds at the discount (0: no
+	// limit).
+	PerCustomer int64
 }
 
 // fakePromos is an in-memory set of campaigns, idempotent per (promo, order) like
@@ -24,6 +27,11 @@ type fakeCampaign struct {
 type fakePromos struct {
 	campaigns map[string]fakeCampaign
 	granted   map[string]int64 // units by key(promo, order)
+	// customers are the units each account holds, by key(promo, account), and
+	// owners the account of each grant, by key(promo, order): campaigns with a
+	// limit per customer only.
+	customers map[string]int64
+	owners    map[string]string
 
 	failures map[string]int // "Grant spring": the next n such calls fail with errBoom
 
@@ -31,7 +39,8 @@ type fakePromos struct {
 }
 
 func newPromos(campaigns map[string]fakeCampaign) *fakePromos {
-	return &fakePromos{campaigns: campaigns, granted: map[string]int64{}, failures: map[string]int{}}
+	return &fakePromos{campaigns: campaigns, granted: map[string]int64{}, failures: map[string]int{},
+		customers: map[string]int64{}, owners: map[string]string{}}
 }
 
 // fail consumes one planned failure of call, as a grain call that timed out would.
@@ -43,7 +52,7 @@ func (p *fakePromos) fail(call string) error {
 	return nil
 }
 
-func (p *fakePromos) Grant(_ context.Context, promoID, orderID string, units int64) error {
+func (p *fakePromos) Grant(_ context.Context, promoID, orderID, accountID string, units int64) error {
 	p.calls = append(p.calls, fmt.Sprintf("Grant %s %d", promoID, units))
 	if err := p.fail("Grant " + promoID); err != nil {
 		return err
@@ -64,12 +73,19 @@ func (p *fakePromos) Grant(_ context.Context, promoID, orderID string, units int
 		return fmt.Errorf("%w: %s is not active", ErrPriceChanged, promoID)
 	case c.Left >= 0 && units > c.Left:
 		return fmt.Errorf("%w: %s has %d units left, %d asked", ErrPriceChanged, promoID, c.Left, units)
+	case c.PerCustomer > 0 && p.customers[key(promoID, accountID)]+units > c.PerCustomer:
+		// as the grain adapter answers a limit refusal
+		return &LimitExceededError{PromoID: promoID, Remaining: c.PerCustomer - p.customers[key(promoID, accountID)]}
 	}
 	if c.Left >= 0 {
 		c.Left -= units
 		p.campaigns[promoID] = c
 	}
 	p.granted[k] = units
+	if c.PerCustomer > 0 {
+		p.customers[key(promoID, accountID)] += units
+		p.owners[k] = accountID
+	}
 	return nil
 }
 
@@ -87,6 +103,10 @@ func (p *fakePromos) Return(_ context.Context, promoID, orderID string) error {
 	if c := p.campaigns[promoID]; c.Left >= 0 {
 		c.Left += units
 		p.campaigns[promoID] = c
+	}
+	if owner, ok := p.owners[k]; ok {
+		p.customers[key(promoID, owner)] -= units
+		delete(p.owners, k)
 	}
 	return nil
 }
@@ -381,8 +401,8 @@ func TestAdvanceDiscounts(t *testing.T) {
 	}
 	grantedBeforeTheCrash := func() *fakePromos {
 		p := campaigns()
-		_ = p.Grant(context.Background(), "clearance", id, clearanceUnits)
-		_ = p.Grant(context.Background(), "spring", id, springUnits)
+		_ = p.Grant(context.Background(), "clearance", id, acct, clearanceUnits)
+		_ = p.Grant(context.Background(), "spring", id, acct, springUnits)
 		p.calls = nil
 		return p
 	}
@@ -676,9 +696,9 @@ type journaledPromos struct {
 	j *journal
 }
 
-func (p journaledPromos) Grant(ctx context.Context, promoID, orderID string, units int64) error {
+func (p journaledPromos) Grant(ctx context.Context, promoID, orderID, accountID string, units int64) error {
 	p.j.add("Grant %s %d", promoID, units)
-	return p.Promos.Grant(ctx, promoID, orderID, units)
+	return p.Promos.Grant(ctx, promoID, orderID, accountID, units)
 }
 
 func (p journaledPromos) Return(ctx context.Context, promoID, orderID string) error {
@@ -836,7 +856,7 @@ func TestCancelDiscounts(t *testing.T) {
 		o := withStatus(t, StatusCancelling, discounted...)
 		stock := stockFor4() // the stock went back before the crash
 		promos := campaigns()
-		_ = promos.Grant(ctx, "spring", o.ID, springUnits) // clearance went back too
+		_ = promos.Grant(ctx, "spring", o.ID, o.AccountID, springUnits) // clearance went back too
 		promos.calls = nil
 		saver := newSaver()
 		if err := o.Advance(ctx, Ports{Stock: stock, Promos: promos}, saver.save, (&clock{}).now); err != nil {

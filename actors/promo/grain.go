@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,15 +29,23 @@ import (
 // KindName is the cluster kind of promo grains.
 const KindName = "Promo"
 
-// Store persists campaign snapshots and their grant ledgers. SavePromo is fenced:
-// it succeeds only when the stored version is expectedVersion (0 = never saved),
-// else it returns snapshot.ErrStale and writes nothing. In the same transaction it
-// applies the ledger's changes (returned grants first, then added ones), writes
-// the listing, and writes the events (the campaign's activation) to the outbox.
+// Store persists campaign snapshots and their ledgers (grants, accounts' units).
+// SavePromo is fenced: it succeeds only when the stored version is
+// expectedVersion (0 = never saved), else it returns snapshot.ErrStale and
+// writes nothing. In the same transaction it applies the ledgers' changes
+// (returned grants first, then added ones; each account's units as given),
+// writes the listing, and writes the events (the campaign's activation) to the
+// outbox.
+//
+// PromoGrants reads the grants made at or after since (zero: all of them); a
+// grant stored without its time counts as made before any since. PromoGrant
+// looks up one order's grant, PromoCustomerUnits one account's units (0: none).
 type Store interface {
 	LoadPromo(ctx context.Context, id string) (snapshot.Snapshot, error)
-	PromoGrants(ctx context.Context, id string) (map[string]int64, error)
-	SavePromo(ctx context.Context, expectedVersion int64, state []byte, l Listing, grants GrantsChange, events []outbox.Event) error
+	PromoGrants(ctx context.Context, id string, since time.Time) (map[string]Grant, error)
+	PromoGrant(ctx context.Context, id, orderID string) (Grant, bool, error)
+	PromoCustomerUnits(ctx context.Context, id, accountID string) (int64, error)
+	SavePromo(ctx context.Context, expectedVersion int64, state []byte, l Listing, change GrantsChange, events []outbox.Event) error
 }
 
 // ActivatedEvent is the payload of the promo.activated event: the campaign's
@@ -126,7 +135,7 @@ func (g *grain) ReceiveDefault(ctx cluster.GrainContext) {
 		g.timer = nil
 		tctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
 		defer cancel()
-		if err := g.apply(tctx, ctx, func(*Campaign) (bool, any, error) { return false, nil, nil }); err != nil {
+		if err := g.apply(tctx, ctx, func(context.Context, *Campaign) (bool, any, error) { return false, nil, nil }); err != nil {
 			g.arm(reloadRetry)
 		}
 	}
@@ -134,7 +143,7 @@ func (g *grain) ReceiveDefault(ctx cluster.GrainContext) {
 
 func (g *grain) Create(req *promopb.CreatePromoRequest, _ func(*promopb.PromoView), _ func(error), gctx cluster.GrainContext) error {
 	spec := specFromProto(req.Spec)
-	return g.serve(req, gctx, func(c *Campaign) (bool, any, error) {
+	return g.serve(req, gctx, func(_ context.Context, c *Campaign) (bool, any, error) {
 		if c != nil {
 			// A retried create of the same spec is the same campaign.
 			if !sameSpec(c.Spec, spec.normalized()) {
@@ -192,14 +201,20 @@ func (g *grain) End(req *promopb.PromoCommand, _ func(*promopb.PromoView), _ fun
 	}))
 }
 
+// Grant takes an order's units at the discount. The limit per customer is checked
+// here, by the campaign's single writer, in the same step as the grant that counts
+// against it: no two orders of one account can both see the allowance free.
 func (g *grain) Grant(req *promopb.GrantRequest, _ func(*promopb.GrantReply), _ func(error), gctx cluster.GrainContext) error {
-	return g.serve(req, gctx, func(c *Campaign) (bool, any, error) {
+	return g.serve(req, gctx, func(ctx context.Context, c *Campaign) (bool, any, error) {
 		if c == nil {
 			return false, nil, reasonpb.ErrPriceChanged("promo %s does not exist", g.id).
 				WithMetadata(map[string]string{"promos": g.id})
 		}
+		if err := g.know(ctx, c, req.OrderId, req.OrderCreatedUnixMs, req.AccountId); err != nil {
+			return false, nil, err
+		}
 		held := c.Holds(req.OrderId)
-		if err := c.Grant(req.OrderId, req.Units, g.deps.Now()); err != nil {
+		if err := c.Grant(req.OrderId, req.AccountId, req.Units, g.deps.Now()); err != nil {
 			return false, nil, err
 		}
 		return held == 0, &promopb.GrantReply{Remaining: c.Remaining()}, nil
@@ -207,23 +222,64 @@ func (g *grain) Grant(req *promopb.GrantRequest, _ func(*promopb.GrantReply), _ 
 }
 
 func (g *grain) Return(req *promopb.ReturnGrantRequest, _ func(*promopb.GrantReply), _ func(error), gctx cluster.GrainContext) error {
-	return g.serve(req, gctx, func(c *Campaign) (bool, any, error) {
+	return g.serve(req, gctx, func(ctx context.Context, c *Campaign) (bool, any, error) {
 		if c == nil {
 			return false, &promopb.GrantReply{Remaining: -1}, nil
 		}
+		if err := g.know(ctx, c, req.OrderId, req.OrderCreatedUnixMs, ""); err != nil {
+			return false, nil, err
+		}
 		held := c.Holds(req.OrderId)
-		c.Return(req.OrderId)
+		if err := c.Return(req.OrderId); err != nil {
+			return false, nil, err
+		}
 		return held > 0, &promopb.GrantReply{Remaining: c.Remaining()}, nil
 	})
 }
 
-// command is one request's work on the campaign (nil: never created). It reports
-// whether it changed the campaign, and its answer (nil: the campaign's view).
-type command func(c *Campaign) (changed bool, reply any, err error)
+// know makes sure the campaign knows what a Grant or a Return needs before it
+// runs: whether orderID holds a grant (an order created before the grants in
+// memory begin, or whose creation is unknown, createdMs 0, is looked up in the
+// store), and the units of the order's account (accountID, or the grant's own
+// account when empty) when the campaign limits them. Memory drops only what is
+// durable (Campaign.Compact), so the store holds everything memory does not: a
+// retried grant of an old order counts once, a cancel gives its units back once,
+// and an account's units are never read from before a write of them committed.
+func (g *grain) know(ctx context.Context, c *Campaign, orderID string, createdMs int64, accountID string) error {
+	ctx, cancel := context.WithTimeout(ctx, g.deps.StoreTimeout)
+	defer cancel()
+	var created time.Time
+	if createdMs > 0 {
+		created = time.UnixMilli(createdMs)
+	}
+	if !c.KnowsGrant(orderID, created) {
+		grant, found, err := g.deps.Store.PromoGrant(ctx, g.id, orderID)
+		if err != nil {
+			return fmt.Errorf("promo %s: look up the grant of %s: %w", g.id, orderID, err)
+		}
+		c.RecallGrant(orderID, grant, found)
+	}
+	if accountID == "" {
+		accountID = c.GrantAccount(orderID)
+	}
+	if !c.KnowsCustomer(accountID) {
+		units, err := g.deps.Store.PromoCustomerUnits(ctx, g.id, accountID)
+		if err != nil {
+			return fmt.Errorf("promo %s: look up the units of %s: %w", g.id, accountID, err)
+		}
+		c.RecallCustomer(accountID, units)
+	}
+	return nil
+}
+
+// command is one request's work on the campaign (nil: never created); ctx bounds
+// its lookups. It reports whether it changed the campaign, and its answer (nil:
+// the campaign's view).
+type command func(ctx context.Context, c *Campaign) (changed bool, reply any, err error)
 
 // existing adapts a command on a campaign that must exist.
 func existing(f func(*Campaign) (bool, error)) command {
-	return func(c *Campaign) (bool, any, error) {
+	return func(_ context.Context, c *Campaign) (bool, any, error) {
 		if c == nil {
 			return false, nil, reasonpb.ErrNotFound("promo not found")
 		}
@@ -255,7 +311,7 @@ func (g *grain) apply(ctx context.Context, gctx cluster.GrainContext, cmd comman
 	}
 	now := g.deps.Now()
 	settled := g.campaign != nil && g.campaign.Settle(now)
-	changed, reply, err := cmd(g.campaign)
+	changed, reply, err := cmd(ctx, g.campaign)
 	if g.campaign != nil && g.campaign.Settle(now) {
 		settled = true // a launch at or after starts_at activates at once
 	}
@@ -297,6 +353,7 @@ func (g *grain) startWrite(ctx cluster.GrainContext) {
 	state, err := proto.Marshal(&promopb.PromoState{
 		Spec: specToProto(c.Spec), Stage: snap.Stage, Activated: snap.Activated,
 		CreatedAt: timestamppb.New(g.created), UpdatedAt: timestamppb.New(g.updated),
+		DiscountedUnits: c.DiscountedUnits(), Orders: c.Orders(), TotalsKept: true,
 	})
 	listing := c.Listing(g.created, g.updated)
 	grants, activated := c.TakeChange()
@@ -328,6 +385,11 @@ func (g *grain) writeDone(ctx cluster.GrainContext, err error) {
 		g.arm(reloadRetry)
 		return
 	}
+	// No write is in flight now: everything but the changes made since the
+	// write began is durable, and memory may drop it.
+	if g.campaign != nil {
+		g.campaign.Compact(g.deps.Now())
+	}
 	if again {
 		g.startWrite(ctx)
 	}
@@ -347,11 +409,21 @@ func (g *grain) load(ctx context.Context) error {
 		if err := proto.Unmarshal(snap.State, &st); err != nil {
 			return fmt.Errorf("decode snapshot v%d: %w", snap.Version, err)
 		}
-		grants, err := g.deps.Store.PromoGrants(ctx, g.id)
+		s := Snapshot{ID: g.id, Spec: specFromProto(st.Spec), Stage: st.Stage, Activated: st.Activated}
+		if st.TotalsKept {
+			// Only the recent grants: an older one is looked up when a command
+			// names its order (know).
+			s.Totals = &Totals{DiscountedUnits: st.DiscountedUnits, Orders: st.Orders}
+			s.GrantsFrom = g.deps.Now().Add(-LedgerWindow)
+		}
+		// A snapshot from before the totals were kept sums them from the whole
+		// ledger, once: its next write keeps them.
+		grants, err := g.deps.Store.PromoGrants(ctx, g.id, s.GrantsFrom)
 		if err != nil {
 			return err
 		}
-		c, err := FromSnapshot(Snapshot{ID: g.id, Spec: specFromProto(st.Spec), Stage: st.Stage, Activated: st.Activated, Grants: grants})
+		s.Grants = grants
+		c, err := FromSnapshot(s)
 		if err != nil {
 			return err
 		}
@@ -382,6 +454,7 @@ func (g *grain) arm(in time.Duration) {
 
 func (g *grain) toGrainError(err error) error {
 	var answered *cluster.GrainErrorResponse
+	var limit *LimitError
 	switch {
 	case errors.As(err, &answered):
 		return answered
@@ -391,6 +464,9 @@ func (g *grain) toGrainError(err error) error {
 		return reasonpb.ErrConflict("%s", strings.TrimPrefix(err.Error(), "promo: "))
 	case errors.Is(err, ErrNotActive), errors.Is(err, ErrCapReached):
 		return reasonpb.ErrPriceChanged("%v", err).WithMetadata(map[string]string{"promos": g.id})
+	case errors.As(err, &limit):
+		return reasonpb.ErrLimitExceeded("%v", err).WithMetadata(map[string]string{
+			"promo_id": g.id, "remaining": strconv.FormatInt(limit.Remaining, 10)})
 	case errors.Is(err, ErrGrantChange):
 		return reasonpb.ErrIdempotencyMismatch("%v", err)
 	default:
@@ -400,7 +476,7 @@ func (g *grain) toGrainError(err error) error {
 
 // The API's names of the fields a patch may name.
 var patchFields = []string{"name", "percent_off", "brands", "skus", "starts_at", "ends_at",
-	"max_discounted_units", "email_subject", "email_body"}
+	"max_discounted_units", "max_units_per_customer", "email_subject", "email_body"}
 
 // patched is spec with the fields p names taken from p.
 func patched(spec Spec, p *promopb.PromoPatch) (Spec, error) {
@@ -421,6 +497,8 @@ func patched(spec Spec, p *promopb.PromoPatch) (Spec, error) {
 			spec.EndsAt = from.EndsAt
 		case "max_discounted_units":
 			spec.MaxDiscountedUnits = from.MaxDiscountedUnits
+		case "max_units_per_customer":
+			spec.MaxUnitsPerCustomer = from.MaxUnitsPerCustomer
 		case "email_subject":
 			spec.EmailSubject = from.EmailSubject
 		case "email_body":
@@ -435,7 +513,8 @@ func patched(spec Spec, p *promopb.PromoPatch) (Spec, error) {
 func sameSpec(a, b Spec) bool {
 	return a.Name == b.Name && a.PercentOff == b.PercentOff && slices.Equal(a.Brands, b.Brands) &&
 		slices.Equal(a.SKUs, b.SKUs) && a.StartsAt.Equal(b.StartsAt) && a.EndsAt.Equal(b.EndsAt) &&
-		a.MaxDiscountedUnits == b.MaxDiscountedUnits && a.EmailSubject == b.EmailSubject && a.EmailBody == b.EmailBody
+		a.MaxDiscountedUnits == b.MaxDiscountedUnits && a.MaxUnitsPerCustomer == b.MaxUnitsPerCustomer &&
+		a.EmailSubject == b.EmailSubject && a.EmailBody == b.EmailBody
 }
 
 // SpecToProto converts a spec to its wire form.
@@ -447,7 +526,8 @@ func SpecFromProto(p *promopb.PromoSpec) Spec { return specFromProto(p) }
 func specToProto(s Spec) *promopb.PromoSpec {
 	p := &promopb.PromoSpec{
 		Name: s.Name, PercentOff: int32(s.PercentOff), Brands: slices.Clone(s.Brands), Skus: slices.Clone(s.SKUs),
-		MaxDiscountedUnits: s.MaxDiscountedUnits, EmailSubject: s.EmailSubject, EmailBody: s.EmailBody,
+		MaxDiscountedUnits: s.MaxDiscountedUnits, MaxUnitsPerCustomer: s.MaxUnitsPerCustomer,
+		EmailSubject: s.EmailSubject, EmailBody: s.EmailBody,
 	}
 	if !s.StartsAt.IsZero() {
 		p.StartsAt = timestamppb.New(s.StartsAt)
@@ -461,7 +541,8 @@ func specToProto(s Spec) *promopb.PromoSpec {
 func specFromProto(p *promopb.PromoSpec) Spec {
 	s := Spec{
 		Name: p.GetName(), PercentOff: int(p.GetPercentOff()), Brands: slices.Clone(p.GetBrands()), SKUs: slices.Clone(p.GetSkus()),
-		MaxDiscountedUnits: p.GetMaxDiscountedUnits(), EmailSubject: p.GetEmailSubject(), EmailBody: p.GetEmailBody(),
+		MaxDiscountedUnits: p.GetMaxDiscountedUnits(), MaxUnitsPerCustomer: p.GetMaxUnitsPerCustomer(),
+		EmailSubject: p.GetEmailSubject(), EmailBody: p.GetEmailBody(),
 	}
 	if p.GetStartsAt() != nil {
 		s.StartsAt = p.GetStartsAt().AsTime()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -41,6 +42,9 @@ type memStore struct {
 	promos map[string]*storedPromo
 	saves  []savedWrite
 	loads  int
+	// grantRowsLoaded counts the grants PromoGrants returned (activations),
+	// lookups the single rows PromoGrant and PromoCustomerUnits read.
+	grantRowsLoaded, lookups int
 	// expired are the saves refused because their context had ended.
 	expired []string
 	// anomalies are ledger changes a real store would take silently but that
@@ -52,7 +56,11 @@ type storedPromo struct {
 	version int64
 	state   []byte
 	listing promo.Listing
-	grants  map[string]int64
+	// grants are the units of each grant, ledger the grants whole, customers
+	// the units of each account.
+	grants    map[string]int64
+	ledger    map[string]promo.Grant
+	customers map[string]int64
 }
 
 // savedWrite is one SavePromo that got past the fence.
@@ -94,17 +102,56 @@ func (s *memStore) LoadPromo(ctx context.Context, id string) (snapshot.Snapshot,
 	return snapshot.Snapshot{Version: p.version, State: slices.Clone(p.state)}, nil
 }
 
-func (s *memStore) PromoGrants(ctx context.Context, id string) (map[string]int64, error) {
+func (s *memStore) PromoGrants(ctx context.Context, id string, since time.Time) (map[string]promo.Grant, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	grants := map[string]int64{}
+	grants := map[string]promo.Grant{}
 	if p, ok := s.promos[id]; ok {
-		maps.Copy(grants, p.grants)
+		for order, g := range p.ledger {
+			if !g.At.Before(since) {
+				grants[order] = g
+			}
+		}
 	}
+	s.grantRowsLoaded += len(grants)
 	return grants, nil
+}
+
+func (s *memStore) PromoGrant(ctx context.Context, id, orderID string) (promo.Grant, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return promo.Grant{}, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lookups++
+	if p, ok := s.promos[id]; ok {
+		g, found := p.ledger[orderID]
+		return g, found, nil
+	}
+	return promo.Grant{}, false, nil
+}
+
+func (s *memStore) PromoCustomerUnits(ctx context.Context, id, accountID string) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lookups++
+	if p, ok := s.promos[id]; ok {
+		return p.customers[accountID], nil
+	}
+	return 0, nil
+}
+
+// counts reports the grant rows activations loaded and the single rows looked up.
+func (s *memStore) counts() (grantRowsLoaded, lookups int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.grantRowsLoaded, s.lookups
 }
 
 func (s *memStore) SavePromo(ctx context.Context, expectedVersion int64, state []byte, l promo.Listing, grants promo.GrantsChange, events []outbox.Event) error {
@@ -139,9 +186,10 @@ func (s *memStore) SavePromo(ctx context.Context, expectedVersion int64, state [
 	if stored != expectedVersion {
 		return snapshot.ErrStale
 	}
-	ledger := map[string]int64{}
+	ledger, customers := map[string]promo.Grant{}, map[string]int64{}
 	if ok {
-		maps.Copy(ledger, p.grants)
+		maps.Copy(ledger, p.ledger)
+		maps.Copy(customers, p.customers)
 	}
 	// Returned grants first, then added ones: an order may be returned and
 	// granted again within one write.
@@ -151,18 +199,30 @@ func (s *memStore) SavePromo(ctx context.Context, expectedVersion int64, state [
 		}
 		delete(ledger, order)
 	}
-	for order, units := range grants.Added {
+	for order, g := range grants.Added {
 		if _, held := ledger[order]; held {
 			// A primary key on (promo, order): the transaction fails as a whole.
 			return fmt.Errorf("memstore: promo %s order %s: duplicate grant", l.ID, order)
 		}
-		ledger[order] = units
+		ledger[order] = g
 	}
+	maps.Copy(customers, grants.Customers)
 	l.Brands, l.SKUs = slices.Clone(l.Brands), slices.Clone(l.SKUs)
-	s.promos[l.ID] = &storedPromo{version: expectedVersion + 1, state: slices.Clone(state), listing: l, grants: ledger}
+	s.promos[l.ID] = &storedPromo{version: expectedVersion + 1, state: slices.Clone(state), listing: l,
+		grants: units(ledger), ledger: ledger, customers: customers}
 	s.saves = append(s.saves, savedWrite{id: l.ID, expected: expectedVersion, stage: l.Stage, activated: activated,
-		grants: promo.GrantsChange{Added: maps.Clone(grants.Added), Returned: slices.Clone(grants.Returned)}})
+		grants: promo.GrantsChange{Added: maps.Clone(grants.Added), Returned: slices.Clone(grants.Returned),
+			Customers: maps.Clone(grants.Customers)}})
 	return nil
+}
+
+// units is the units of each grant.
+func units(grants map[string]promo.Grant) map[string]int64 {
+	out := make(map[string]int64, len(grants))
+	for order, g := range grants {
+		out[order] = g.Units
+	}
+	return out
 }
 
 // holdSaves makes saves wait until the returned release is called.
@@ -186,9 +246,21 @@ func (s *memStore) moveOn(t *testing.T, id, order string, units int64) {
 		t.Fatalf("moveOn: promo %s was never saved", id)
 	}
 	p.version++
+	p.ledger[order] = promo.Grant{Units: units, At: time.Now()}
 	p.grants[order] = units
 	p.listing.DiscountedUnits += units
 	p.listing.Orders++
+	// The snapshot keeps the counters: the other activation wrote them too.
+	var st promopb.PromoState
+	if err := proto.Unmarshal(p.state, &st); err != nil {
+		t.Fatal(err)
+	}
+	st.DiscountedUnits, st.Orders = p.listing.DiscountedUnits, p.listing.Orders
+	state, err := proto.Marshal(&st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.state = state
 }
 
 func (s *memStore) stored(id string) (storedPromo, bool) {
@@ -199,7 +271,7 @@ func (s *memStore) stored(id string) (storedPromo, bool) {
 		return storedPromo{}, false
 	}
 	out := *p
-	out.grants = maps.Clone(p.grants)
+	out.grants, out.ledger, out.customers = maps.Clone(p.grants), maps.Clone(p.ledger), maps.Clone(p.customers)
 	return out, true
 }
 
@@ -790,7 +862,7 @@ func TestReturnAndGrantAgainInOneWriteKeepTheLedgerRight(t *testing.T) {
 	}
 	writes := store.writes()
 	last := writes[len(writes)-1]
-	if !slices.Equal(last.grants.Returned, []string{"o1"}) || !maps.Equal(last.grants.Added, map[string]int64{"o1": 2}) {
+	if !slices.Equal(last.grants.Returned, []string{"o1"}) || !maps.Equal(units(last.grants.Added), map[string]int64{"o1": 2}) {
 		t.Errorf("the last write carries %+v; want o1 returned and o1:2 added in one write", last.grants)
 	}
 }

@@ -20,6 +20,9 @@ type Priced struct {
 	PromoID string
 	// UnitDiscountCents is the discount on one unit; DiscountCents on the line.
 	UnitDiscountCents, DiscountCents int64
+	// MaxUnitsPerCustomer is the campaign's limit per account (0: none). Pricing
+	// does not know what an account already bought: the checkout's grant does.
+	MaxUnitsPerCustomer int64
 }
 
 // Price prices lines at now: per line, the Best campaign covering it that is not
@@ -38,7 +41,8 @@ func Price(campaigns []*Campaign, lines []PriceLine, now time.Time, exclude []st
 				continue
 			}
 			unit := UnitDiscount(l.ListCents, c.PercentOff)
-			out[i] = Priced{PromoID: c.ID, UnitDiscountCents: unit, DiscountCents: unit * l.Quantity}
+			out[i] = Priced{PromoID: c.ID, UnitDiscountCents: unit, DiscountCents: unit * l.Quantity,
+				MaxUnitsPerCustomer: c.MaxUnitsPerCustomer}
 			units[c] += l.Quantity
 		}
 		short := false

@@ -43,7 +43,7 @@ func launchedPromo(t *testing.T, id string, s Spec, held int64) *Campaign {
 	must(t, err)
 	must(t, c.Launch(base))
 	if held > 0 {
-		must(t, c.Grant("ord_held", held, during))
+		must(t, c.Grant("ord_held", "", held, during))
 	}
 	return c
 }
@@ -478,11 +478,11 @@ func TestTakeChangeCarriesTheGrantLedger(t *testing.T) {
 	grant := func(order string, units int64) func(*testing.T, *Campaign) {
 		return func(t *testing.T, c *Campaign) {
 			t.Helper()
-			must(t, c.Grant(order, units, during))
+			must(t, c.Grant(order, "", units, during))
 		}
 	}
 	ret := func(order string) func(*testing.T, *Campaign) {
-		return func(_ *testing.T, c *Campaign) { c.Return(order) }
+		return func(t *testing.T, c *Campaign) { t.Helper(); must(t, c.Return(order)) }
 	}
 	tests := []struct {
 		name string
@@ -496,7 +496,7 @@ func TestTakeChangeCarriesTheGrantLedger(t *testing.T) {
 		{
 			name:     "grant_adds_to_added",
 			batch:    []func(*testing.T, *Campaign){grant("ord_a", 2), grant("ord_b", 1)},
-			want:     GrantsChange{Added: map[string]int64{"ord_a": 2, "ord_b": 1}},
+			want:     GrantsChange{Added: granted(map[string]int64{"ord_a": 2, "ord_b": 1})},
 			wantHeld: map[string]int64{"ord_a": 2, "ord_b": 1},
 		},
 		{
@@ -509,7 +509,7 @@ func TestTakeChangeCarriesTheGrantLedger(t *testing.T) {
 		{
 			name:     "return_of_an_unwritten_grant_removes_it_from_added_and_records_no_return",
 			batch:    []func(*testing.T, *Campaign){grant("ord_a", 2), grant("ord_b", 1), ret("ord_a")},
-			want:     GrantsChange{Added: map[string]int64{"ord_b": 1}},
+			want:     GrantsChange{Added: granted(map[string]int64{"ord_b": 1})},
 			wantHeld: map[string]int64{"ord_b": 1},
 		},
 		{
@@ -538,7 +538,7 @@ func TestTakeChangeCarriesTheGrantLedger(t *testing.T) {
 			name:     "return_then_grant_again_in_one_batch_yields_both",
 			written:  map[string]int64{"ord_a": 2},
 			batch:    []func(*testing.T, *Campaign){ret("ord_a"), grant("ord_a", 3)},
-			want:     GrantsChange{Added: map[string]int64{"ord_a": 3}, Returned: []string{"ord_a"}},
+			want:     GrantsChange{Added: granted(map[string]int64{"ord_a": 3}), Returned: []string{"ord_a"}},
 			wantHeld: map[string]int64{"ord_a": 3},
 		},
 		{
@@ -553,7 +553,7 @@ func TestTakeChangeCarriesTheGrantLedger(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := launchedPromo(t, "p_ledger", promoSpec(20, []string{"Google"}, nil, 10), 0)
 			for order, units := range tc.written {
-				must(t, c.Grant(order, units, during))
+				must(t, c.Grant(order, "", units, during))
 			}
 			c.TakeChange()
 			for _, step := range tc.batch {
@@ -573,7 +573,7 @@ func TestTakeChangeCarriesTheGrantLedger(t *testing.T) {
 			for _, u := range tc.wantHeld {
 				units += u
 			}
-			if diff := cmp.Diff(tc.wantHeld, c.Snapshot().Grants, cmpopts.EquateEmpty()); diff != "" {
+			if diff := cmp.Diff(tc.wantHeld, heldUnits(c.Snapshot().Grants), cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("grants held (-want +got):\n%s", diff)
 			}
 			if c.DiscountedUnits() != units || c.Orders() != int64(len(tc.wantHeld)) || c.Remaining() != 10-units {
@@ -584,10 +584,29 @@ func TestTakeChangeCarriesTheGrantLedger(t *testing.T) {
 	}
 }
 
+// granted is the grants of orders (order -> units) made during the campaign to no
+// account, as the tests make them.
+func granted(units map[string]int64) map[string]Grant {
+	out := make(map[string]Grant, len(units))
+	for id, u := range units {
+		out[id] = Grant{Units: u, At: during}
+	}
+	return out
+}
+
+// heldUnits is the units of each grant.
+func heldUnits(grants map[string]Grant) map[string]int64 {
+	out := make(map[string]int64, len(grants))
+	for id, g := range grants {
+		out[id] = g.Units
+	}
+	return out
+}
+
 func TestListing(t *testing.T) {
 	c := launchedPromo(t, "p_listed", promoSpec(20, []string{"Samsung", "Google"}, []string{pixel}, 10), 0)
-	must(t, c.Grant("ord_a", 3, during))
-	must(t, c.Grant("ord_b", 2, during))
+	must(t, c.Grant("ord_a", "", 3, during))
+	must(t, c.Grant("ord_b", "", 2, during))
 	created := base.Add(-time.Minute)
 
 	got := c.Listing(created, during)
@@ -608,8 +627,8 @@ func TestFromListing(t *testing.T) {
 	listing := func(t *testing.T) Listing {
 		t.Helper()
 		c := launchedPromo(t, "p_listed", promoSpec(20, []string{"Google"}, nil, 10), 0)
-		must(t, c.Grant("ord_a", 3, during))
-		must(t, c.Grant("ord_b", 2, during))
+		must(t, c.Grant("ord_a", "", 3, during))
+		must(t, c.Grant("ord_b", "", 2, during))
 		return c.Listing(base, during)
 	}
 	type read struct {
@@ -641,7 +660,7 @@ func TestFromListing(t *testing.T) {
 		},
 		{
 			name: "from_listing_carries_no_grants",
-			edit: func(l *Listing) { l.Grants = map[string]int64{"ord_a": 3, "ord_b": 2} },
+			edit: func(l *Listing) { l.Grants = granted(map[string]int64{"ord_a": 3, "ord_b": 2}) },
 			want: read{DiscountedUnits: 5, Orders: 2, Remaining: 5, Status: StatusActive},
 		},
 		{
@@ -673,7 +692,7 @@ func TestFromListing(t *testing.T) {
 			}
 			must(t, err)
 			got := read{DiscountedUnits: c.DiscountedUnits(), Orders: c.Orders(), Remaining: c.Remaining(),
-				Status: c.StatusAt(during), Grants: c.Snapshot().Grants}
+				Status: c.StatusAt(during), Grants: heldUnits(c.Snapshot().Grants)}
 			if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); diff != "" {
 				t.Fatalf("FromListing (-want +got):\n%s", diff)
 			}

@@ -9,6 +9,19 @@
 //
 // Every command that moves units is idempotent for its order id, because grain
 // calls may be delivered twice.
+//
+// A campaign may limit the units one account buys at its discount over its life
+// (MaxUnitsPerCustomer). The units each account holds are counted by the same
+// single writer as the cap, so no race of orders, members or retries goes past
+// the limit.
+//
+// The grant ledger (a grant per order) and the accounts' units are kept in full
+// by the store, beside the snapshot, and only in part in memory: the grants made
+// in the last LedgerWindow, and the accounts that ordered lately. So an activation
+// loads a bounded part of a campaign's history however many orders and customers
+// it had. What memory does not hold is looked up before the command that needs it
+// (the grain does it: KnowsGrant, RecallGrant, KnowsCustomer, RecallCustomer), and
+// memory drops only what is durable (Compact).
 package promo
 
 import (
@@ -29,7 +42,24 @@ var (
 	ErrNotActive   = errors.New("promo: campaign is not active")
 	ErrCapReached  = errors.New("promo: no discounted units left")
 	ErrGrantChange = errors.New("promo: order already holds a different number of discounted units")
+	// ErrLimitReached is wrapped by a *LimitError: the order's account would hold
+	// more units at the discount than the campaign allows one account.
+	ErrLimitReached = errors.New("promo: over the campaign's limit per customer")
+	// ErrNotLoaded is a command on a grant or an account whose units memory does
+	// not hold and the caller did not recall: a bug, never an answer to a shopper.
+	ErrNotLoaded = errors.New("promo: ledger entry not in memory")
 )
+
+// LimitError refuses a grant over the campaign's limit per customer: Remaining
+// is how many more units the account may still buy at the discount.
+type LimitError struct{ Remaining int64 }
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("%v: %d units left to this account", ErrLimitReached, e.Remaining)
+}
+
+// Unwrap makes errors.Is(err, ErrLimitReached) hold.
+func (e *LimitError) Unwrap() error { return ErrLimitReached }
 
 // Status is what a campaign shows.
 type Status string
@@ -61,7 +91,28 @@ const (
 	MaxTargets      = 500 // brands and SKUs together
 	MaxSubjectLen   = 200
 	MaxEmailBodyLen = 20_000
+	// MaxPerCustomer bounds MaxUnitsPerCustomer: a limit per customer is a
+	// handful of units, and a larger number is a typo for a cap.
+	MaxPerCustomer = 100
 )
+
+// LedgerWindow is how long a grant stays in memory after it was made: long
+// enough that every grain call of a checkout that runs its course (the grant, its
+// retries, a return when the checkout fails) meets its order's grant in memory;
+// only a cancel, or a saga stuck longer, costs the lookup of one row. An
+// activation loads at most this much of a campaign's grants.
+const LedgerWindow = 10 * time.Minute
+
+// clockSkew is how far apart members' clocks may be: an order created less than
+// this after the window began may hold a grant from before it, and is looked up.
+const clockSkew = time.Minute
+
+// compactEvery is how often Compact scans the grants in memory for ones to drop.
+const compactEvery = time.Minute
+
+// maxCustomersInMemory bounds the accounts' units a campaign keeps in memory once
+// they are durable: a campaign with a million customers holds the latest few.
+const maxCustomersInMemory = 10_000
 
 // Spec is what marketing writes: the fields of a create or an edit.
 type Spec struct {
@@ -73,8 +124,11 @@ type Spec struct {
 	EndsAt     time.Time
 	// MaxDiscountedUnits caps the units sold at the discount; 0 is no cap.
 	MaxDiscountedUnits int64
-	EmailSubject       string
-	EmailBody          string
+	// MaxUnitsPerCustomer is the most units one account buys at the discount
+	// over the campaign's life; 0 is no limit.
+	MaxUnitsPerCustomer int64
+	EmailSubject        string
+	EmailBody           string
 }
 
 // Validate checks spec at now: every rule but whether its brands and SKUs exist,
@@ -111,6 +165,9 @@ func (s Spec) Validate(now time.Time) error {
 	}
 	if s.MaxDiscountedUnits < 0 {
 		problems = append(problems, "max_discounted_units must be at least 1")
+	}
+	if s.MaxUnitsPerCustomer < 0 || s.MaxUnitsPerCustomer > MaxPerCustomer {
+		problems = append(problems, fmt.Sprintf("max_units_per_customer must be an integer from 1 to %d", MaxPerCustomer))
 	}
 	if utf8.RuneCountInString(s.EmailSubject) > MaxSubjectLen {
 		problems = append(problems, fmt.Sprintf("email_subject must have at most %d characters", MaxSubjectLen))
@@ -160,33 +217,52 @@ func sortedUnique(xs []string) []string {
 	return slices.Compact(out)
 }
 
+// Grant is the discounted units one order holds, the order's account, and when
+// they were granted. Units 0 in memory marks an order known to hold none.
+type Grant struct {
+	Units     int64
+	AccountID string
+	At        time.Time
+}
+
 // Campaign is one campaign and its counters.
 type Campaign struct {
 	ID string
 	Spec
 	stage stage
-	// grants are the discounted units each order holds (order id -> units).
-	grants map[string]int64
-	// discountedUnits is the sum of grants.
+	// grants is the part of the grant ledger in memory: every grant made at or
+	// after grantsFrom (all of them while grantsFrom is zero), older ones looked
+	// up for a command, and orders known to hold none (Units 0).
+	grants     map[string]Grant
+	grantsFrom time.Time
+	// customers are the units accounts hold at the discount, for the accounts in
+	// memory (a campaign with a limit per customer only).
+	customers map[string]int64
+	// discountedUnits is the sum of every grant; orders counts them.
 	discountedUnits int64
 	orders          int64
+	compactedAt     time.Time
 	// activated is set once the campaign has been seen active; activatedNow until
 	// the write that carries the event takes it.
 	activated, activatedNow bool
-	// unwritten are the grant ledger's changes no write has taken yet.
+	// unwritten are the ledgers' changes no write has taken yet.
 	unwritten GrantsChange
 }
 
-// GrantsChange is what changed in a campaign's grant ledger: grants added (order
-// -> units) and orders whose grant was returned. The ledger is stored beside the
-// snapshot, one row per order, so that a write carries only its own changes.
+// GrantsChange is what changed in a campaign's ledgers: grants added (order ->
+// grant), orders whose grant was returned, and the units of the accounts whose
+// units changed (account -> units now). They are stored beside the snapshot, a
+// row per order and per account, so that a write carries only its own changes.
 type GrantsChange struct {
-	Added    map[string]int64
-	Returned []string
+	Added     map[string]Grant
+	Returned  []string
+	Customers map[string]int64
 }
 
 // Empty reports whether nothing changed.
-func (g GrantsChange) Empty() bool { return len(g.Added) == 0 && len(g.Returned) == 0 }
+func (g GrantsChange) Empty() bool {
+	return len(g.Added) == 0 && len(g.Returned) == 0 && len(g.Customers) == 0
+}
 
 // TakeChange returns what the next write must carry besides the snapshot: the
 // grant ledger's changes, and whether the campaign became active since the last
@@ -240,7 +316,7 @@ func New(id string, spec Spec, now time.Time) (*Campaign, error) {
 	if err := spec.Validate(now); err != nil {
 		return nil, err
 	}
-	return &Campaign{ID: id, Spec: spec.normalized(), grants: map[string]int64{}}, nil
+	return &Campaign{ID: id, Spec: spec.normalized(), grants: map[string]Grant{}, customers: map[string]int64{}}, nil
 }
 
 // StatusAt is the campaign's status at now.
@@ -324,14 +400,62 @@ func (c *Campaign) DiscountedUnits() int64 { return c.discountedUnits }
 // Orders is how many orders hold discounted units.
 func (c *Campaign) Orders() int64 { return c.orders }
 
-// Grant gives an order units at the discount: all of them or none. It is
-// idempotent: the same order with the same units is granted again without a
-// second count; with other units it is ErrGrantChange.
-func (c *Campaign) Grant(orderID string, units int64, now time.Time) error {
+// KnowsGrant reports whether the campaign knows, without the store, whether
+// orderID holds a grant: the order is in memory, or it was created (created, the
+// order's own clock; zero if unknown) after every grant made since then is in
+// memory. Grant and Return need to know the order: the caller recalls one it
+// does not know first (RecallGrant).
+func (c *Campaign) KnowsGrant(orderID string, created time.Time) bool {
+	if _, ok := c.grants[orderID]; ok {
+		return true
+	}
+	return c.grantsFrom.IsZero() || (!created.IsZero() && !created.Before(c.grantsFrom.Add(clockSkew)))
+}
+
+// RecallGrant puts what the store holds of orderID's grant in memory (found
+// false: none). It changes nothing the campaign already knows.
+func (c *Campaign) RecallGrant(orderID string, g Grant, found bool) {
+	if _, ok := c.grants[orderID]; ok {
+		return
+	}
+	if !found {
+		g = Grant{}
+	}
+	c.grants[orderID] = g
+}
+
+// GrantAccount is the account of the grant orderID holds ("" none).
+func (c *Campaign) GrantAccount(orderID string) string { return c.grants[orderID].AccountID }
+
+// KnowsCustomer reports whether the campaign knows the units accountID holds
+// without the store: it counts no units per account (no limit), or the account
+// is in memory. Grant and Return need to know the order's account: the caller
+// recalls one it does not know first (RecallCustomer).
+func (c *Campaign) KnowsCustomer(accountID string) bool {
+	if c.MaxUnitsPerCustomer == 0 || accountID == "" {
+		return true
+	}
+	_, ok := c.customers[accountID]
+	return ok
+}
+
+// RecallCustomer puts the units the store holds for accountID in memory. It
+// changes nothing the campaign already knows.
+func (c *Campaign) RecallCustomer(accountID string, units int64) {
+	if _, ok := c.customers[accountID]; !ok {
+		c.customers[accountID] = units
+	}
+}
+
+// Grant gives an order of accountID units at the discount: all of them or none.
+// It is idempotent: the same order with the same units is granted again without a
+// second count; with other units it is ErrGrantChange. Over the limit per
+// customer it is a *LimitError; past the cap ErrCapReached.
+func (c *Campaign) Grant(orderID, accountID string, units int64, now time.Time) error {
 	if units < 1 {
 		return fmt.Errorf("%w: units must be positive", ErrInvalid)
 	}
-	if held, ok := c.grants[orderID]; ok {
+	if held := c.grants[orderID].Units; held > 0 {
 		if held != units {
 			return ErrGrantChange
 		}
@@ -343,36 +467,110 @@ func (c *Campaign) Grant(orderID string, units int64, now time.Time) error {
 	if r := c.Remaining(); r >= 0 && units > r {
 		return fmt.Errorf("%w: %d asked, %d left", ErrCapReached, units, r)
 	}
-	c.grants[orderID] = units
+	limited := c.MaxUnitsPerCustomer > 0
+	if limited {
+		if accountID == "" {
+			return fmt.Errorf("%w: a campaign with a limit per customer grants only to an account", ErrInvalid)
+		}
+		used, ok := c.customers[accountID]
+		if !ok {
+			return fmt.Errorf("%w: account %s", ErrNotLoaded, accountID)
+		}
+		if used+units > c.MaxUnitsPerCustomer {
+			return &LimitError{Remaining: max(c.MaxUnitsPerCustomer-used, 0)}
+		}
+	}
+	g := Grant{Units: units, AccountID: accountID, At: now}
+	c.grants[orderID] = g
 	c.discountedUnits += units
 	c.orders++
 	if c.unwritten.Added == nil {
-		c.unwritten.Added = make(map[string]int64)
+		c.unwritten.Added = make(map[string]Grant)
 	}
-	c.unwritten.Added[orderID] = units
+	c.unwritten.Added[orderID] = g
+	if limited {
+		c.setCustomer(accountID, c.customers[accountID]+units)
+	}
 	return nil
 }
 
-// Return gives an order's units back to the cap (the order was cancelled, or its
-// checkout failed after the grant). Returning what the order does not hold changes
-// nothing.
-func (c *Campaign) Return(orderID string) {
-	units, ok := c.grants[orderID]
-	if !ok {
-		return
+func (c *Campaign) setCustomer(accountID string, units int64) {
+	c.customers[accountID] = units
+	if c.unwritten.Customers == nil {
+		c.unwritten.Customers = make(map[string]int64)
 	}
-	delete(c.grants, orderID)
-	c.discountedUnits -= units
+	c.unwritten.Customers[accountID] = units
+}
+
+// Return gives an order's units back to the cap and to its account's allowance
+// (the order was cancelled, or its checkout failed after the grant). Returning
+// what the order does not hold changes nothing.
+func (c *Campaign) Return(orderID string) error {
+	g := c.grants[orderID]
+	if g.Units == 0 {
+		return nil
+	}
+	counted := c.MaxUnitsPerCustomer > 0 && g.AccountID != ""
+	if _, ok := c.customers[g.AccountID]; counted && !ok {
+		return fmt.Errorf("%w: account %s", ErrNotLoaded, g.AccountID)
+	}
+	// Kept as an order known to hold none until Compact: until its row's delete
+	// is durable, a lookup in the store would still find the grant.
+	c.grants[orderID] = Grant{}
+	c.discountedUnits -= g.Units
 	c.orders--
 	if _, unwritten := c.unwritten.Added[orderID]; unwritten {
 		delete(c.unwritten.Added, orderID) // never stored: nothing to delete
 	} else {
 		c.unwritten.Returned = append(c.unwritten.Returned, orderID)
 	}
+	if counted {
+		c.setCustomer(g.AccountID, max(c.customers[g.AccountID]-g.Units, 0))
+	}
+	return nil
 }
 
 // Holds reports the units an order holds at the discount (0: none).
-func (c *Campaign) Holds(orderID string) int64 { return c.grants[orderID] }
+func (c *Campaign) Holds(orderID string) int64 { return c.grants[orderID].Units }
+
+// CustomerUnits reports the units accountID holds at the discount, as far as
+// memory knows (see KnowsCustomer).
+func (c *Campaign) CustomerUnits(accountID string) int64 { return c.customers[accountID] }
+
+// Compact drops from memory what the store holds and no command needs soon: the
+// grants made before now-LedgerWindow, the orders known to hold none, and the
+// accounts' units beyond the most recent maxCustomersInMemory. It keeps every
+// change no write has taken. The caller calls it only when no write is in
+// flight, right after one committed: then everything but the unwritten changes
+// is durable, and whatever memory drops the store holds.
+func (c *Campaign) Compact(now time.Time) {
+	if len(c.customers) > maxCustomersInMemory {
+		for id := range c.customers {
+			if _, unwritten := c.unwritten.Customers[id]; !unwritten {
+				delete(c.customers, id)
+			}
+		}
+	}
+	if now.Before(c.compactedAt.Add(compactEvery)) {
+		return
+	}
+	c.compactedAt = now
+	cutoff := now.Add(-LedgerWindow)
+	if !cutoff.After(c.grantsFrom) {
+		return
+	}
+	returned := make(map[string]bool, len(c.unwritten.Returned))
+	for _, id := range c.unwritten.Returned {
+		returned[id] = true
+	}
+	for id, g := range c.grants {
+		_, added := c.unwritten.Added[id]
+		if (g.Units == 0 || g.At.Before(cutoff)) && !added && !returned[id] {
+			delete(c.grants, id)
+		}
+	}
+	c.grantsFrom = cutoff
+}
 
 // UnitDiscount is the discount on one unit of listCents at percent off: the one
 // rounding of the shop's prices, half a cent and up rounded up, done once per unit.
@@ -419,7 +617,19 @@ type Snapshot struct {
 	// campaign shows scheduled, active or ended by the clock.
 	Stage     string
 	Activated bool
-	Grants    map[string]int64
+	// Totals are the campaign's counters; nil for a campaign stored before they
+	// were, whose counters then follow from Grants, the whole ledger.
+	Totals *Totals
+	// Grants are the part of the grant ledger in memory: every grant made at or
+	// after GrantsFrom, or the whole ledger while GrantsFrom is zero.
+	Grants     map[string]Grant
+	GrantsFrom time.Time
+}
+
+// Totals are a campaign's counters: the units orders hold at its discount, and
+// how many orders.
+type Totals struct {
+	DiscountedUnits, Orders int64
 }
 
 // The stored stages.
@@ -434,17 +644,22 @@ var stageNames = map[stage]string{stageDraft: storedDraft, stageLaunched: stored
 
 // Snapshot returns the campaign as it is stored.
 func (c *Campaign) Snapshot() Snapshot {
-	s := Snapshot{ID: c.ID, Spec: c.Spec, Stage: stageNames[c.stage], Activated: c.activated, Grants: make(map[string]int64, len(c.grants))}
+	s := Snapshot{ID: c.ID, Spec: c.Spec, Stage: stageNames[c.stage], Activated: c.activated,
+		Totals: &Totals{DiscountedUnits: c.discountedUnits, Orders: c.orders}, Grants: make(map[string]Grant, len(c.grants)),
+		GrantsFrom: c.grantsFrom}
 	s.Brands, s.SKUs = slices.Clone(c.Brands), slices.Clone(c.SKUs)
-	for id, units := range c.grants {
-		s.Grants[id] = units
+	for id, g := range c.grants {
+		if g.Units > 0 {
+			s.Grants[id] = g
+		}
 	}
 	return s
 }
 
-// FromSnapshot rebuilds a stored campaign; the counters follow from its grants.
+// FromSnapshot rebuilds a stored campaign.
 func FromSnapshot(s Snapshot) (*Campaign, error) {
-	c := &Campaign{ID: s.ID, Spec: s.Spec.normalized(), activated: s.Activated, grants: make(map[string]int64, len(s.Grants))}
+	c := &Campaign{ID: s.ID, Spec: s.Spec.normalized(), activated: s.Activated, grants: make(map[string]Grant, len(s.Grants)),
+		grantsFrom: s.GrantsFrom, customers: map[string]int64{}}
 	found := false
 	for st, name := range stageNames {
 		if name == s.Stage {
@@ -454,13 +669,24 @@ func FromSnapshot(s Snapshot) (*Campaign, error) {
 	if !found {
 		return nil, fmt.Errorf("%w: stored stage %q", ErrInvalid, s.Stage)
 	}
-	for id, units := range s.Grants {
-		if units < 1 {
-			return nil, fmt.Errorf("%w: order %s holds %d units", ErrInvalid, id, units)
+	var units int64
+	for id, g := range s.Grants {
+		if g.Units < 1 {
+			return nil, fmt.Errorf("%w: order %s holds %d units", ErrInvalid, id, g.Units)
 		}
-		c.grants[id] = units
-		c.discountedUnits += units
-		c.orders++
+		c.grants[id] = g
+		units += g.Units
+	}
+	switch {
+	case s.Totals != nil:
+		c.discountedUnits, c.orders = s.Totals.DiscountedUnits, s.Totals.Orders
+		if c.discountedUnits < units || c.orders < int64(len(s.Grants)) {
+			return nil, fmt.Errorf("%w: totals %+v below the %d units of %d grants in memory", ErrInvalid, *s.Totals, units, len(s.Grants))
+		}
+	case !s.GrantsFrom.IsZero():
+		return nil, fmt.Errorf("%w: neither totals nor the whole grant ledger", ErrInvalid)
+	default:
+		c.discountedUnits, c.orders = units, int64(len(s.Grants))
 	}
 	return c, nil
 }
@@ -476,7 +702,7 @@ type Listing struct {
 // Listing returns the campaign's listing as of now; created is when it was made.
 func (c *Campaign) Listing(created, now time.Time) Listing {
 	s := c.Snapshot()
-	s.Grants = nil
+	s.Grants, s.GrantsFrom, s.Totals = nil, time.Time{}, nil
 	return Listing{Snapshot: s, DiscountedUnits: c.discountedUnits, Orders: c.orders, CreatedAt: created, UpdatedAt: now}
 }
 
@@ -484,11 +710,7 @@ func (c *Campaign) Listing(created, now time.Time) Listing {
 // listing, and it holds no grants (commands go to the grain).
 func FromListing(l Listing) (*Campaign, error) {
 	s := l.Snapshot
-	s.Grants = nil
-	c, err := FromSnapshot(s)
-	if err != nil {
-		return nil, err
-	}
-	c.discountedUnits, c.orders = l.DiscountedUnits, l.Orders
-	return c, nil
+	s.Grants, s.GrantsFrom = nil, time.Time{}
+	s.Totals = &Totals{DiscountedUnits: l.DiscountedUnits, Orders: l.Orders}
+	return FromSnapshot(s)
 }

@@ -3,6 +3,7 @@ package promo
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +53,11 @@ func TestSpecValidate(t *testing.T) {
 		{"started_already_but_not_over", func(s *Spec) { s.StartsAt = t0.Add(-time.Hour) }, true},
 		{"missing_times_refused", func(s *Spec) { s.StartsAt = time.Time{} }, false},
 		{"negative_cap_refused", func(s *Spec) { s.MaxDiscountedUnits = -1 }, false},
+		{"no_limit_per_customer", func(s *Spec) { s.MaxUnitsPerCustomer = 0 }, true},
+		{"limit_per_customer_1", func(s *Spec) { s.MaxUnitsPerCustomer = 1 }, true},
+		{"limit_per_customer_100", func(s *Spec) { s.MaxUnitsPerCustomer = 100 }, true},
+		{"limit_per_customer_101_refused", func(s *Spec) { s.MaxUnitsPerCustomer = 101 }, false},
+		{"negative_limit_per_customer_refused", func(s *Spec) { s.MaxUnitsPerCustomer = -1 }, false},
 		{"blank_sku_refused", func(s *Spec) { s.SKUs = []string{" "} }, false},
 		{"subject_too_long_refused", func(s *Spec) { s.EmailSubject = strings.Repeat("x", MaxSubjectLen+1) }, false},
 		{"line_break_in_subject_refused", func(s *Spec) { s.EmailSubject = "Sale\r\nBcc: all@example.com" }, false},
@@ -230,44 +236,44 @@ func TestGrantsAndTheCap(t *testing.T) {
 	s := spec()
 	s.MaxDiscountedUnits = 5
 	c := newCampaign(t, s)
-	if err := c.Grant("ord_a", 1, active); !errors.Is(err, ErrNotActive) {
+	if err := c.Grant("ord_a", "", 1, active); !errors.Is(err, ErrNotActive) {
 		t.Fatalf("grant on a draft: %v", err)
 	}
 	must(t, c.Launch(t0))
-	if err := c.Grant("ord_a", 1, t0); !errors.Is(err, ErrNotActive) {
+	if err := c.Grant("ord_a", "", 1, t0); !errors.Is(err, ErrNotActive) {
 		t.Fatalf("grant while scheduled: %v", err)
 	}
-	must(t, c.Grant("ord_a", 3, active))
-	must(t, c.Grant("ord_a", 3, active)) // a retry
+	must(t, c.Grant("ord_a", "", 3, active))
+	must(t, c.Grant("ord_a", "", 3, active)) // a retry
 	if c.DiscountedUnits() != 3 || c.Orders() != 1 || c.Remaining() != 2 {
 		t.Fatalf("after a grant and its retry: %d units, %d orders, %d left", c.DiscountedUnits(), c.Orders(), c.Remaining())
 	}
-	if err := c.Grant("ord_a", 2, active); !errors.Is(err, ErrGrantChange) {
+	if err := c.Grant("ord_a", "", 2, active); !errors.Is(err, ErrGrantChange) {
 		t.Fatalf("the same order with other units: %v", err)
 	}
-	if err := c.Grant("ord_b", 3, active); !errors.Is(err, ErrCapReached) || c.DiscountedUnits() != 3 {
+	if err := c.Grant("ord_b", "", 3, active); !errors.Is(err, ErrCapReached) || c.DiscountedUnits() != 3 {
 		t.Fatalf("over the cap: %v, %d units", err, c.DiscountedUnits())
 	}
-	must(t, c.Grant("ord_b", 2, active)) // exactly to the cap
+	must(t, c.Grant("ord_b", "", 2, active)) // exactly to the cap
 	if c.Remaining() != 0 {
 		t.Fatalf("%d left at the cap", c.Remaining())
 	}
-	if err := c.Grant("ord_c", 1, active); !errors.Is(err, ErrCapReached) {
+	if err := c.Grant("ord_c", "", 1, active); !errors.Is(err, ErrCapReached) {
 		t.Fatalf("at the cap: %v", err)
 	}
-	c.Return("ord_a")
-	c.Return("ord_a") // a retry
-	c.Return("ord_never")
+	must(t, c.Return("ord_a"))
+	must(t, c.Return("ord_a")) // a retry
+	must(t, c.Return("ord_never"))
 	if c.DiscountedUnits() != 2 || c.Orders() != 1 || c.Remaining() != 3 {
 		t.Fatalf("after returning ord_a: %d units, %d orders, %d left", c.DiscountedUnits(), c.Orders(), c.Remaining())
 	}
 	// A granted order keeps its grant across a pause: it was placed at the discount.
 	must(t, c.Pause(active))
-	must(t, c.Grant("ord_b", 2, active))
-	if err := c.Grant("ord_d", 1, active); !errors.Is(err, ErrNotActive) {
+	must(t, c.Grant("ord_b", "", 2, active))
+	if err := c.Grant("ord_d", "", 1, active); !errors.Is(err, ErrNotActive) {
 		t.Fatalf("a new grant while paused: %v", err)
 	}
-	if err := c.Grant("ord_e", 0, active); !errors.Is(err, ErrInvalid) {
+	if err := c.Grant("ord_e", "", 0, active); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("zero units: %v", err)
 	}
 	uncapped := newCampaign(t, spec())
@@ -368,7 +374,7 @@ func TestBestWins(t *testing.T) {
 		if got := Best([]*Campaign{capped, byBrand10}, sku, brand, active); got != capped {
 			t.Fatalf("with units left: %v", got)
 		}
-		must(t, capped.Grant("ord_x", 1, active))
+		must(t, capped.Grant("ord_x", "", 1, active))
 		if got := Best([]*Campaign{capped, byBrand10}, sku, brand, active); got != byBrand10 {
 			t.Fatalf("capped out: %v, want the brand campaign", got)
 		}
@@ -388,8 +394,8 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	s.MaxDiscountedUnits = 10
 	c := newCampaign(t, s)
 	must(t, c.Launch(t0))
-	must(t, c.Grant("ord_a", 3, active))
-	must(t, c.Grant("ord_b", 2, active))
+	must(t, c.Grant("ord_a", "", 3, active))
+	must(t, c.Grant("ord_b", "", 2, active))
 	must(t, c.Pause(active))
 
 	back, err := FromSnapshot(c.Snapshot())
@@ -398,7 +404,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("restored: %s, %d units, %d orders, %d left", back.StatusAt(active), back.DiscountedUnits(), back.Orders(), back.Remaining())
 	}
 	must(t, back.Launch(active))
-	must(t, back.Grant("ord_a", 3, active)) // still a retry after the reload
+	must(t, back.Grant("ord_a", "", 3, active)) // still a retry after the reload
 	if back.DiscountedUnits() != 5 {
 		t.Fatalf("a retried grant counted twice after a reload: %d", back.DiscountedUnits())
 	}
@@ -408,17 +414,257 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	// The snapshot is a copy: changing it does not change the campaign.
 	snap := back.Snapshot()
-	snap.Grants["ord_z"] = 1
+	snap.Grants["ord_z"] = Grant{Units: 1}
 	snap.SKUs[0] = "changed"
 	if back.Orders() != 2 || back.SKUs[0] == "changed" {
 		t.Fatal("the snapshot shares state with the campaign")
 	}
 	for _, bad := range []Snapshot{
 		{ID: "x", Spec: spec(), Stage: "launching"},
-		{ID: "x", Spec: spec(), Stage: "draft", Grants: map[string]int64{"ord": 0}},
+		{ID: "x", Spec: spec(), Stage: "draft", Grants: map[string]Grant{"ord": {}}},
+		// A part of the ledger without totals cannot tell the counters.
+		{ID: "x", Spec: spec(), Stage: "draft", GrantsFrom: t0},
+		{ID: "x", Spec: spec(), Stage: "draft", Totals: &Totals{DiscountedUnits: 1, Orders: 1},
+			Grants: map[string]Grant{"ord": {Units: 2}}, GrantsFrom: t0},
 	} {
 		if _, err := FromSnapshot(bad); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("FromSnapshot(%+v) = %v, want ErrInvalid", bad, err)
 		}
+	}
+}
+
+// TestLimitPerCustomer: a campaign with max_units_per_customer counts each
+// account's units across its orders: a grant that would go over is refused with
+// the units still left to the account, a retry counts once, a return gives the
+// units back to the account, and an account whose units memory does not hold
+// must be recalled first.
+func TestLimitPerCustomer(t *testing.T) {
+	active := starts.Add(time.Minute)
+	type grant struct {
+		order, account string
+		units          int64
+	}
+	type want struct {
+		err       error
+		remaining int64 // of a *LimitError
+	}
+	tests := []struct {
+		name   string
+		limit  int64
+		cap    int64
+		recall map[string]int64 // accounts' units read from the store before the steps
+		// noRecall leaves the accounts unread (the test recalls every other
+		// account at 0 units, as the grain does for one the store has no row of)
+		noRecall  bool
+		steps     []grant // units 0: return the order's grant
+		wants     []want
+		wantUnits map[string]int64 // each account's units after the steps
+	}{
+		{
+			name: "orders_of_one_account_add_up_to_the_limit_and_no_further", limit: 3,
+			steps:     []grant{{"o1", "ann", 2}, {"o2", "ann", 2}, {"o2", "ann", 1}, {"o3", "ann", 1}},
+			wants:     []want{{}, {err: ErrLimitReached, remaining: 1}, {}, {err: ErrLimitReached, remaining: 0}},
+			wantUnits: map[string]int64{"ann": 3},
+		},
+		{
+			name: "accounts_have_allowances_of_their_own", limit: 2,
+			steps:     []grant{{"o1", "ann", 2}, {"o2", "bob", 2}, {"o3", "bob", 1}},
+			wants:     []want{{}, {}, {err: ErrLimitReached, remaining: 0}},
+			wantUnits: map[string]int64{"ann": 2, "bob": 2},
+		},
+		{
+			name: "one_order_over_the_limit_alone_is_refused", limit: 2,
+			steps:     []grant{{"o1", "ann", 3}},
+			wants:     []want{{err: ErrLimitReached, remaining: 2}},
+			wantUnits: map[string]int64{"ann": 0},
+		},
+		{
+			name: "a_retried_grant_counts_once", limit: 2,
+			steps:     []grant{{"o1", "ann", 2}, {"o1", "ann", 2}},
+			wants:     []want{{}, {}},
+			wantUnits: map[string]int64{"ann": 2},
+		},
+		{
+			name: "a_return_gives_the_units_back_to_the_account", limit: 2,
+			steps:     []grant{{"o1", "ann", 2}, {"o1", "", 0}, {"o1", "", 0}, {"o2", "ann", 2}},
+			wants:     []want{{}, {}, {}, {}},
+			wantUnits: map[string]int64{"ann": 2},
+		},
+		{
+			name: "units_read_from_the_store_count", limit: 3, recall: map[string]int64{"ann": 2},
+			steps:     []grant{{"o1", "ann", 2}, {"o1", "ann", 1}},
+			wants:     []want{{err: ErrLimitReached, remaining: 1}, {}},
+			wantUnits: map[string]int64{"ann": 3},
+		},
+		{
+			name: "an_account_not_recalled_is_a_bug_not_a_free_allowance", limit: 3, noRecall: true,
+			steps: []grant{{"o1", "ann", 1}},
+			wants: []want{{err: ErrNotLoaded}},
+		},
+		{
+			name: "an_order_without_an_account_is_refused", limit: 3,
+			steps: []grant{{"o1", "", 1}},
+			wants: []want{{err: ErrInvalid}},
+		},
+		{
+			// Past the cap the campaign gives no discount at all: the cart prices
+			// without it, whatever the account's allowance.
+			name: "the_cap_refuses_before_the_limit", limit: 1, cap: 2,
+			steps:     []grant{{"o1", "ann", 1}, {"o2", "bob", 3}},
+			wants:     []want{{}, {err: ErrCapReached}},
+			wantUnits: map[string]int64{"ann": 1, "bob": 0},
+		},
+		{
+			name: "no_limit_counts_no_account", limit: 0,
+			steps:     []grant{{"o1", "ann", 50}, {"o2", "", 50}},
+			wants:     []want{{}, {}},
+			wantUnits: map[string]int64{},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := spec()
+			s.MaxUnitsPerCustomer, s.MaxDiscountedUnits = tc.limit, tc.cap
+			c := newCampaign(t, s)
+			must(t, c.Launch(t0))
+			known := map[string]bool{}
+			for account, units := range tc.recall {
+				c.RecallCustomer(account, units)
+				known[account] = true
+			}
+			for i, g := range tc.steps {
+				if g.account != "" && !known[g.account] && !tc.noRecall {
+					if c.KnowsCustomer(g.account) != (tc.limit == 0) {
+						t.Fatalf("step %d: KnowsCustomer(%s) = %v with limit %d", i, g.account, c.KnowsCustomer(g.account), tc.limit)
+					}
+					c.RecallCustomer(g.account, 0)
+					known[g.account] = true
+				}
+				var err error
+				if g.units == 0 {
+					err = c.Return(g.order)
+				} else {
+					err = c.Grant(g.order, g.account, g.units, active)
+				}
+				w := tc.wants[i]
+				if !errors.Is(err, w.err) || (w.err == nil) != (err == nil) {
+					t.Fatalf("step %d %+v: err = %v, want %v", i, g, err, w.err)
+				}
+				var limit *LimitError
+				if errors.As(err, &limit) && limit.Remaining != w.remaining {
+					t.Fatalf("step %d %+v: %d remaining, want %d", i, g, limit.Remaining, w.remaining)
+				}
+			}
+			for account, want := range tc.wantUnits {
+				if got := c.CustomerUnits(account); got != want {
+					t.Errorf("%s holds %d units, want %d", account, got, want)
+				}
+			}
+			// Every account's units changed reach the next write, as they are now.
+			change, _ := c.TakeChange()
+			for account, units := range change.Customers {
+				if units != c.CustomerUnits(account) {
+					t.Errorf("the write carries %s at %d units, memory says %d", account, units, c.CustomerUnits(account))
+				}
+			}
+			if tc.limit == 0 && len(change.Customers) != 0 {
+				t.Errorf("a campaign without a limit writes accounts' units: %v", change.Customers)
+			}
+		})
+	}
+}
+
+// TestGrantLedgerWindow: a campaign keeps in memory the grants of the last
+// LedgerWindow; an order created after the window began is known to hold no
+// grant without the store, an older one must be recalled; Compact drops only
+// what is durable (no change unwritten), and the counters keep every grant.
+func TestGrantLedgerWindow(t *testing.T) {
+	s := spec()
+	s.EndsAt = starts.Add(24 * time.Hour)
+	s.MaxUnitsPerCustomer = 5
+	c := newCampaign(t, s)
+	must(t, c.Launch(t0))
+	early := starts.Add(time.Minute)
+	c.RecallCustomer("ann", 0)
+	must(t, c.Grant("o-early", "ann", 2, early))
+	must(t, c.Grant("o-returned", "ann", 1, early))
+	c.TakeChange() // written
+	must(t, c.Return("o-returned"))
+	late := early.Add(LedgerWindow + 2*time.Minute)
+	must(t, c.Grant("o-unwritten", "ann", 1, early)) // granted early, not yet written
+
+	// A fresh campaign knows every order without the store: it holds the whole ledger.
+	if !c.KnowsGrant("o-any", time.Time{}) {
+		t.Fatal("a campaign with its whole ledger in memory does not know an order")
+	}
+	c.Compact(late)
+	if c.Holds("o-early") != 0 || c.KnowsGrant("o-early", early) {
+		t.Fatal("a durable grant older than the window is still in memory")
+	}
+	if c.Holds("o-unwritten") != 1 {
+		t.Fatal("Compact dropped a grant no write has taken")
+	}
+	if !c.KnowsGrant("o-returned", early) {
+		t.Fatal("Compact dropped a return no write has taken: a lookup would find the grant again")
+	}
+	if c.DiscountedUnits() != 3 || c.Orders() != 2 {
+		t.Fatalf("counters after Compact: %d units in %d orders, want 3 in 2", c.DiscountedUnits(), c.Orders())
+	}
+	if !c.KnowsGrant("o-new", late) || c.KnowsGrant("o-new", time.Time{}) {
+		t.Fatal("an order created within the window must be known, one of unknown age not")
+	}
+	if c.KnowsGrant("o-new", late.Add(-LedgerWindow)) {
+		t.Fatal("an order created right at the window's start must be looked up (members' clocks differ)")
+	}
+	// The store's answer for o-early makes its retry and its return exact.
+	c.RecallGrant("o-early", Grant{Units: 2, AccountID: "ann", At: early}, true)
+	must(t, c.Grant("o-early", "ann", 2, late)) // a retry, counted once
+	if c.DiscountedUnits() != 3 || c.CustomerUnits("ann") != 3 {
+		t.Fatalf("a retried grant of a recalled order counted again: %d units, ann %d", c.DiscountedUnits(), c.CustomerUnits("ann"))
+	}
+	must(t, c.Return("o-early"))
+	must(t, c.Return("o-early"))
+	if c.DiscountedUnits() != 1 || c.Orders() != 1 || c.CustomerUnits("ann") != 1 {
+		t.Fatalf("after returning o-early twice: %d units in %d orders, ann %d; want 1, 1, 1", c.DiscountedUnits(), c.Orders(), c.CustomerUnits("ann"))
+	}
+	change, _ := c.TakeChange()
+	if !slices.Contains(change.Returned, "o-early") || change.Customers["ann"] != 1 {
+		t.Fatalf("the write carries %+v; want o-early returned and ann at 1", change)
+	}
+	// Not found in the store: known to hold none.
+	c.RecallGrant("o-never", Grant{}, false)
+	if !c.KnowsGrant("o-never", time.Time{}) || c.Holds("o-never") != 0 {
+		t.Fatal("an order the store has no grant for is not known to hold none")
+	}
+	// The snapshot keeps the window and the totals; it rebuilds the same campaign.
+	back, err := FromSnapshot(c.Snapshot())
+	must(t, err)
+	if back.DiscountedUnits() != 1 || back.Orders() != 1 || back.KnowsGrant("o-early", early) {
+		t.Fatalf("restored: %d units in %d orders; knows o-early %v", back.DiscountedUnits(), back.Orders(), back.KnowsGrant("o-early", early))
+	}
+}
+
+// TestCustomersInMemoryAreBounded: past maxCustomersInMemory accounts, Compact
+// drops the durable ones and keeps those with units no write has taken.
+func TestCustomersInMemoryAreBounded(t *testing.T) {
+	s := spec()
+	s.MaxUnitsPerCustomer = 1
+	c := newCampaign(t, s)
+	must(t, c.Launch(t0))
+	active := starts.Add(time.Minute)
+	for i := range maxCustomersInMemory + 1 {
+		account := fmt.Sprintf("acc-%d", i)
+		c.RecallCustomer(account, 0)
+		must(t, c.Grant("o-"+account, account, 1, active))
+	}
+	c.TakeChange()
+	c.RecallCustomer("late", 0)
+	must(t, c.Grant("o-late", "late", 1, active))
+	c.Compact(active)
+	if c.KnowsCustomer("acc-0") {
+		t.Fatal("a durable account is kept past the bound")
+	}
+	if !c.KnowsCustomer("late") || c.CustomerUnits("late") != 1 {
+		t.Fatal("Compact dropped an account whose units no write has taken")
 	}
 }

@@ -91,9 +91,16 @@ func TestLiveCampaignWalk(t *testing.T) {
 	if got.ID != p.ID || got.Name != "Live week" || got.PercentOff != 20 {
 		t.Errorf("promo get: %+v", got)
 	}
-	marketer.jsonOf(&got, "promo", "edit", p.ID, "--percent-off", "25", "--max-units", "10")
-	if got.PercentOff != 25 || got.MaxDiscountedUnits == nil || *got.MaxDiscountedUnits != 10 || got.Name != "Live week" {
+	marketer.jsonOf(&got, "promo", "edit", p.ID, "--percent-off", "25", "--max-units", "10", "--max-per-customer", "2")
+	if got.PercentOff != 25 || got.MaxDiscountedUnits == nil || *got.MaxDiscountedUnits != 10 || got.Name != "Live week" ||
+		got.MaxUnitsPerCustomer == nil || *got.MaxUnitsPerCustomer != 2 {
 		t.Errorf("promo edit: %+v", got)
+	}
+	if r := marketer.run("promo", "edit", p.ID, "--max-per-customer", "101"); r.code != exitError || !strings.Contains(r.stderr, "max_units_per_customer") {
+		t.Errorf("--max-per-customer 101: exit %d, stderr %q; want the shop's refusal", r.code, r.stderr)
+	}
+	if r := marketer.mustSucceed("promo", "get", p.ID); !strings.Contains(r.stdout, "MAX PER CUSTOMER") {
+		t.Errorf("promo get shows no limit per customer:\n%s", r.stdout)
 	}
 
 	marketer.jsonOf(&got, "promo", "launch", p.ID)

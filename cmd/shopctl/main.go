@@ -1,6 +1,6 @@
 // Package main is shopctl, the command-line client that marketing and ops use to run
 // campaigns, grant staff roles, receive stock, ship orders and look at the cluster.
-// It speaks only the shop's HTTP API (../shared/API.md) to an edge, so it works
+// It speaks only the shop's HTTP API (described at GET /api/v1/openapi.json) to an edge, so it works
 // against any deployment the way a browser does.
 //
 //	shopctl login --email ann@example.com

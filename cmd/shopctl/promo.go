@@ -21,18 +21,28 @@ type promo struct {
 	StartsAt           string   `json:"starts_at"`
 	EndsAt             string   `json:"ends_at"`
 	MaxDiscountedUnits *int64   `json:"max_discounted_units"`
-	EmailSubject       string   `json:"email_subject"`
-	EmailBody          string   `json:"email_body"`
-	Status             string   `json:"status"`
-	CreatedAt          string   `json:"created_at"`
-	UpdatedAt          string   `json:"updated_at"`
-	Stats              struct {
+	// MaxUnitsPerCustomer is absent when the campaign has no limit per customer.
+	MaxUnitsPerCustomer *int64 `json:"max_units_per_customer"`
+	EmailSubject        string `json:"email_subject"`
+	EmailBody           string `json:"email_body"`
+	Status              string `json:"status"`
+	CreatedAt           string `json:"created_at"`
+	UpdatedAt           string `json:"updated_at"`
+	Stats               struct {
 		Recipients      int64 `json:"recipients"`
 		Sent            int64 `json:"sent"`
 		Failed          int64 `json:"failed"`
 		DiscountedUnits int64 `json:"discounted_units"`
 		Orders          int64 `json:"orders"`
 	} `json:"stats"`
+}
+
+// perCustomer is the limit per customer, '-' standing for none.
+func (p promo) perCustomer() string {
+	if p.MaxUnitsPerCustomer == nil {
+		return "-"
+	}
+	return strconv.FormatInt(*p.MaxUnitsPerCustomer, 10)
 }
 
 // units is discounted/max, '-' standing for no cap.
@@ -48,7 +58,8 @@ func (a *app) promoCommand() *cobra.Command {
 	return group("promo", "Create, edit, launch, pause and end discount campaigns",
 		`A campaign ("promo") takes percent_off off the list price of every phone variant
 of its brands and SKUs between starts_at and ends_at (end exclusive), optionally for
-at most max_discounted_units units, and may e-mail the shoppers who opted in.
+at most max_discounted_units units and at most max_units_per_customer units to any
+one account over its life, and may e-mail the shoppers who opted in.
 
 Its life: create makes a draft; edit changes a draft; launch makes it scheduled
 (before starts_at) or active; pause stops the discount; launch again resumes it;
@@ -74,11 +85,12 @@ Every promo command needs the marketing or admin role.`,
 type promoFlags struct {
 	name                    string
 	percentOff, maxUnits    int
+	maxPerCustomer          int
 	brands, skus            []string
 	startsAt, endsAt        string
 	emailSubject, emailBody string
 	emailBodyFile           string
-	noCap                   bool
+	noCap, noLimit          bool
 }
 
 func (f *promoFlags) register(cmd *cobra.Command) {
@@ -96,6 +108,10 @@ func (f *promoFlags) register(cmd *cobra.Command) {
 	cmd.MarkFlagsMutuallyExclusive("email-body", "email-body-file")
 	fs.BoolVar(&f.noCap, "no-cap", false, "no cap on the discounted units (removes one set before)")
 	cmd.MarkFlagsMutuallyExclusive("max-units", "no-cap")
+	fs.IntVar(&f.maxPerCustomer, "max-per-customer", 0,
+		"at most this many units to one customer at the discount over the campaign's life, 1-100 (no limit when absent)")
+	fs.BoolVar(&f.noLimit, "no-max-per-customer", false, "no limit per customer (removes one set before)")
+	cmd.MarkFlagsMutuallyExclusive("max-per-customer", "no-max-per-customer")
 }
 
 // body returns the fields given on the command line under the API's names, so an
@@ -132,6 +148,13 @@ func (a *app) promoBody(cmd *cobra.Command, f *promoFlags) (map[string]any, erro
 	}
 	if given("no-cap") && f.noCap {
 		body["max_discounted_units"] = nil // JSON null: no cap
+	}
+	if given("max-per-customer") {
+		// The shop checks the range (1-100) and says so: one rule, in one place.
+		body["max_units_per_customer"] = f.maxPerCustomer
+	}
+	if given("no-max-per-customer") && f.noLimit {
+		body["max_units_per_customer"] = nil // JSON null: no limit
 	}
 	if given("email-subject") {
 		body["email_subject"] = f.emailSubject
@@ -194,10 +217,10 @@ They are sent as RFC 3339 in UTC.`,
   shopctl promo create --name "Apple week" --percent-off 20 --brand Apple \
       --starts-at now --ends-at +2d --email-subject "20% off Apple" --email-body-file mail.txt
 
-  # Two SKUs, a fixed window, at most 50 discounted units
+  # Two SKUs, a fixed window, at most 50 discounted units and 2 to any one customer
   shopctl promo create --name "Flash sale" --percent-off 35 \
       --sku apple-iphone-16-128-black --sku samsung-galaxy-s24-128-onyx-black \
-      --starts-at 2026-11-27T18:00:00Z --ends-at 2026-11-27T20:00:00Z --max-units 50`,
+      --starts-at 2026-11-27T18:00:00Z --ends-at 2026-11-27T20:00:00Z --max-units 50 --max-per-customer 2`,
 		Args: noArgs,
 		RunE: a.action(func(cmd *cobra.Command, _ []string) error {
 			body, err := a.promoBody(cmd, &f)
@@ -227,12 +250,14 @@ func (a *app) promoEditCommand() *cobra.Command {
 		Short: "Change fields of a draft campaign",
 		Long: `Change a draft campaign (PATCH /api/v1/promos/{id}). Only the flags given are
 sent; every other field keeps its value. --brand and --sku replace the whole list
-(--brand= empties it). Once launched a campaign can no longer be edited: the shop
+(--brand= empties it); --no-cap and --no-max-per-customer remove the cap and the
+limit per customer. Once launched a campaign can no longer be edited: the shop
 answers "conflict".
 
 Times are ` + timeHelp + `.`,
 		Example: `  shopctl promo edit promo_0123456789abcdef01234567 --percent-off 25
-  shopctl promo edit promo_0123456789abcdef01234567 --brand Apple --brand Samsung --ends-at +3d`,
+  shopctl promo edit promo_0123456789abcdef01234567 --brand Apple --brand Samsung --ends-at +3d
+  shopctl promo edit promo_0123456789abcdef01234567 --max-per-customer 2`,
 		Args: exactArgs("ID"),
 		RunE: a.action(func(cmd *cobra.Command, args []string) error {
 			body, err := a.promoBody(cmd, &f)
@@ -253,8 +278,9 @@ func (a *app) promoGetCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "get ID",
 		Short: "Show one campaign with its statistics",
-		Long: `Show a campaign (GET /api/v1/promos/{id}): its fields, its status and its
-statistics (e-mails sent and failed, discounted units, orders).`,
+		Long: `Show a campaign (GET /api/v1/promos/{id}): its fields (MAX PER CUSTOMER is the
+limit per customer, '-' when there is none), its status and its statistics
+(e-mails sent and failed, discounted units, orders).`,
 		Example: `  shopctl promo get promo_0123456789abcdef01234567
   shopctl -o json promo get promo_0123456789abcdef01234567 | jq .stats`,
 		Args: exactArgs("ID"),
@@ -300,6 +326,7 @@ func promoDetail(w io.Writer, p promo) {
 	row(w, "STARTS", p.StartsAt)
 	row(w, "ENDS", p.EndsAt)
 	row(w, "UNITS (discounted/max)", p.units())
+	row(w, "MAX PER CUSTOMER", p.perCustomer())
 	row(w, "ORDERS", p.Stats.Orders)
 	row(w, "E-MAILS (sent/failed of recipients)", fmt.Sprintf("%d/%d of %d", p.Stats.Sent, p.Stats.Failed, p.Stats.Recipients))
 	row(w, "E-MAIL SUBJECT", p.EmailSubject)

@@ -274,3 +274,52 @@ func TestParseTime(t *testing.T) {
 		}
 	}
 }
+
+// limitedPromoJSON is promoJSON with a limit of 2 units per customer.
+const limitedPromoJSON = `{"id":"promo_cccccccccccccccccccccccc","name":"Flash","percent_off":35,"brands":[],"skus":["apple-iphone-16-128-black"],"starts_at":"2026-11-27T18:00:00Z","ends_at":"2026-11-27T20:00:00Z","max_discounted_units":50,"max_units_per_customer":2,"email_subject":"","email_body":"","status":"draft","created_at":"2026-11-01T09:00:00Z","updated_at":"2026-11-01T09:00:00Z","stats":{"recipients":0,"sent":0,"failed":0,"discounted_units":0,"orders":0}}`
+
+func TestPromoMaxPerCustomer_is_sent_on_create_and_edit_and_shown_by_get(t *testing.T) {
+	shop := newFakeShop(t)
+	shop.answer("POST /api/v1/promos", http.StatusCreated, limitedPromoJSON)
+	newCLI(t, shop).mustSucceed("promo", "create", "--name", "Flash", "--percent-off", "35", "--sku", "apple-iphone-16-128-black",
+		"--starts-at", "2026-11-27T18:00:00Z", "--ends-at", "2026-11-27T20:00:00Z", "--max-per-customer", "2")
+	if got := decode(t, shop.only(t).Body).(map[string]any)["max_units_per_customer"]; got != 2.0 {
+		t.Errorf("create sent max_units_per_customer %v, want 2", got)
+	}
+
+	for _, tc := range []struct {
+		flags []string
+		want  any // nil: JSON null
+	}{
+		{[]string{"--max-per-customer", "5"}, 5.0},
+		{[]string{"--no-max-per-customer"}, nil},
+	} {
+		shop := newFakeShop(t)
+		shop.answer("PATCH /api/v1/promos/{id}", http.StatusOK, promoJSON)
+		newCLI(t, shop).mustSucceed(append([]string{"promo", "edit", "promo_1"}, tc.flags...)...)
+		body := decode(t, shop.only(t).Body).(map[string]any)
+		if got, ok := body["max_units_per_customer"]; !ok || got != tc.want || len(body) != 1 {
+			t.Errorf("edit %v sent %v; want only max_units_per_customer %v", tc.flags, body, tc.want)
+		}
+	}
+
+	shop = newFakeShop(t)
+	if r := newCLI(t, shop).run("promo", "edit", "promo_1", "--max-per-customer", "2", "--no-max-per-customer"); r.code != exitUsage {
+		t.Errorf("--max-per-customer with --no-max-per-customer: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	for body, want := range map[string]string{limitedPromoJSON: "2", promoJSON: "-"} {
+		shop := newFakeShop(t)
+		shop.answer("GET /api/v1/promos/{id}", http.StatusOK, body)
+		r := newCLI(t, shop).mustSucceed("promo", "get", "promo_1")
+		var line string
+		for _, l := range strings.Split(r.stdout, "\n") {
+			if strings.HasPrefix(l, "MAX PER CUSTOMER") {
+				line = l
+			}
+		}
+		if got := strings.Fields(strings.TrimPrefix(line, "MAX PER CUSTOMER")); len(got) != 1 || got[0] != want {
+			t.Errorf("get shows %q; want MAX PER CUSTOMER %s\n%s", line, want, r.stdout)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,16 +22,68 @@ func (s *Store) LoadPromo(ctx context.Context, id string) (_ snapshot.Snapshot, 
 	return s.loadSnapshot(ctx, kindPromo, id)
 }
 
-// PromoGrants implements promo.Store: the campaign's grant ledger.
-func (s *Store) PromoGrants(ctx context.Context, id string) (_ map[string]int64, err error) {
+// PromoGrants implements promo.Store: the campaign's grants made at or after
+// since (zero: all of them). A grant stored before grants had times counts as
+// made at the epoch's start.
+func (s *Store) PromoGrants(ctx context.Context, id string, since time.Time) (_ map[string]promo.Grant, err error) {
 	defer s.classify(&err)
-	return s.readLedger(ctx, grantsLedger, id)
+	q, args := `SELECT order_id, units, account_id, granted_at FROM promo_grants WHERE promo_id = ?`, []any{id}
+	if !since.IsZero() {
+		q, args = q+` AND granted_at >= ?`, append(args, since.UnixMicro())
+	}
+	rows, err := s.reader.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]promo.Grant{}
+	for rows.Next() {
+		var order string
+		var g promo.Grant
+		var at int64
+		if err := rows.Scan(&order, &g.Units, &g.AccountID, &at); err != nil {
+			return nil, err
+		}
+		g.At = time.UnixMicro(at).UTC()
+		out[order] = g
+	}
+	return out, rows.Err()
 }
 
-// SavePromo implements promo.Store: the snapshot, the grant ledger's changes, the
+// PromoGrant implements promo.Store: one order's grant.
+func (s *Store) PromoGrant(ctx context.Context, id, orderID string) (_ promo.Grant, found bool, err error) {
+	defer s.classify(&err)
+	var g promo.Grant
+	var at int64
+	err = s.reader.QueryRowContext(ctx, `SELECT units, account_id, granted_at FROM promo_grants WHERE promo_id = ? AND order_id = ?`,
+		id, orderID).Scan(&g.Units, &g.AccountID, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return promo.Grant{}, false, nil
+	}
+	if err != nil {
+		return promo.Grant{}, false, err
+	}
+	g.At = time.UnixMicro(at).UTC()
+	return g, true, nil
+}
+
+// PromoCustomerUnits implements promo.Store: the units an account holds at the
+// campaign's discount (0 when it holds none).
+func (s *Store) PromoCustomerUnits(ctx context.Context, id, accountID string) (_ int64, err error) {
+	defer s.classify(&err)
+	var units int64
+	err = s.reader.QueryRowContext(ctx, `SELECT units FROM promo_customers WHERE promo_id = ? AND account_id = ?`,
+		id, accountID).Scan(&units)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return units, err
+}
+
+// SavePromo implements promo.Store: the snapshot, the ledgers' changes, the
 // listing and the events of the write (the campaign's activation) in one
 // transaction.
-func (s *Store) SavePromo(ctx context.Context, expectedVersion int64, state []byte, l promo.Listing, grants promo.GrantsChange, events []outbox.Event) (err error) {
+func (s *Store) SavePromo(ctx context.Context, expectedVersion int64, state []byte, l promo.Listing, change promo.GrantsChange, events []outbox.Event) (err error) {
 	defer s.classify(&err)
 	brands, err := json.Marshal(nonNil(l.Brands))
 	if err != nil {
@@ -40,10 +93,19 @@ func (s *Store) SavePromo(ctx context.Context, expectedVersion int64, state []by
 	if err != nil {
 		return err
 	}
-	listing := row{s.tables.promo, []any{l.ID, l.Name, l.Stage, l.PercentOff, string(brands), string(skus), l.StartsAt.UnixMicro(),
+	rows := make([]row, 0, len(change.Returned)+len(change.Added)+len(change.Customers)+len(events)+1)
+	for _, id := range change.Returned {
+		rows = append(rows, row{s.tables.grantsDelete, []any{l.ID, id}})
+	}
+	for id, g := range change.Added {
+		rows = append(rows, row{s.tables.grantsInsert, []any{l.ID, id, g.Units, g.AccountID, g.At.UnixMicro()}})
+	}
+	for account, units := range change.Customers {
+		rows = append(rows, row{s.tables.customers, []any{l.ID, account, units}})
+	}
+	rows = append(rows, row{s.tables.promo, []any{l.ID, l.Name, l.Stage, l.PercentOff, string(brands), string(skus), l.StartsAt.UnixMicro(),
 		l.EndsAt.UnixMicro(), l.MaxDiscountedUnits, l.EmailSubject, l.EmailBody, l.Activated, l.DiscountedUnits, l.Orders,
-		l.CreatedAt.UnixMicro(), l.UpdatedAt.UnixMicro()}}
-	rows := append(ledgerRows(s.tables.grantsDelete, s.tables.grantsInsert, l.ID, grants.Added, grants.Returned), listing)
+		l.MaxUnitsPerCustomer, l.CreatedAt.UnixMicro(), l.UpdatedAt.UnixMicro()}})
 	return s.saveFenced(ctx, kindPromo, l.ID, expectedVersion, state, append(rows, s.eventRows(events)...))
 }
 
@@ -55,7 +117,7 @@ func nonNil(xs []string) []string {
 }
 
 const promoColumns = `id, name, stage, percent_off, brands, skus, starts_at, ends_at, max_discounted_units,
-	email_subject, email_body, activated, discounted_units, orders, created_at, updated_at`
+	email_subject, email_body, activated, discounted_units, orders, max_units_per_customer, created_at, updated_at`
 
 // statusFilters select the listings of one status at a time given as the last
 // argument(s), mirroring promo.Campaign.StatusAt.
@@ -129,7 +191,7 @@ func (s *Store) queryPromos(ctx context.Context, query string, args ...any) ([]p
 		var starts, ends, created, updated int64
 		if err := rows.Scan(&l.ID, &l.Name, &l.Stage, &l.PercentOff, &brands, &skus, &starts, &ends,
 			&l.MaxDiscountedUnits, &l.EmailSubject, &l.EmailBody, &l.Activated, &l.DiscountedUnits, &l.Orders,
-			&created, &updated); err != nil {
+			&l.MaxUnitsPerCustomer, &created, &updated); err != nil {
 			return nil, err
 		}
 		if err := errors.Join(json.Unmarshal([]byte(brands), &l.Brands), json.Unmarshal([]byte(skus), &l.SKUs)); err != nil {

@@ -38,10 +38,10 @@ const maxStatementArgs = 16_000
 // tables are the row kinds a snapshot write carries, with the dialect's upsert and
 // ignore-duplicate clauses.
 type tables struct {
-	salesDelete, salesInsert   *table
-	grantsDelete, grantsInsert *table
-	stockLevel, order, promo   *table
-	event                      *table
+	salesDelete, salesInsert, receiptInsert *table
+	grantsDelete, grantsInsert, customers   *table
+	stockLevel, order, promo                *table
+	event                                   *table
 }
 
 func newTables(d Dialect) tables {
@@ -53,40 +53,33 @@ func newTables(d Dialect) tables {
 		return &table{rank: rank, head: "DELETE FROM " + l.table + " WHERE ", tuple: "(" + l.owner + " = ? AND order_id = ?)",
 			sep: " OR ", width: 2}
 	}
-	ledgerInsert := func(rank int, l ledger) *table {
-		return insert(rank, l.table, []string{l.owner, "order_id", l.amount}, "")
-	}
 	promoCols := []string{"id", "name", "stage", "percent_off", "brands", "skus", "starts_at", "ends_at", "max_discounted_units",
-		"email_subject", "email_body", "activated", "discounted_units", "orders", "created_at", "updated_at"}
+		"email_subject", "email_body", "activated", "discounted_units", "orders", "max_units_per_customer", "created_at", "updated_at"}
 	return tables{
-		salesDelete:  remove(0, salesLedger),
-		salesInsert:  ledgerInsert(1, salesLedger),
-		grantsDelete: remove(2, grantsLedger),
-		grantsInsert: ledgerInsert(3, grantsLedger),
-		stockLevel: insert(4, "stock_levels", []string{"sku", "available", "reserved", "sold", "received", "updated_at"},
+		salesDelete: remove(0, salesLedger),
+		salesInsert: insert(1, "inventory_sales", []string{"sku", "order_id", "quantity", "sold_at"}, ""),
+		// A receipt already stored is left as it is: an item loaded from a
+		// snapshot of a release that kept receipts only there writes its
+		// window again once, whatever of it the store already holds.
+		receiptInsert: insert(2, "inventory_receipts", []string{"sku", "request_id", "quantity", "received_at"},
+			d.OnConflict([]string{"sku", "request_id"}, nil)),
+		grantsDelete: remove(3, grantsLedger),
+		grantsInsert: insert(4, "promo_grants", []string{"promo_id", "order_id", "units", "account_id", "granted_at"}, ""),
+		// An account's units at a campaign are written whole by the grant that
+		// changes them (the grain is their single writer).
+		customers: insert(5, "promo_customers", []string{"promo_id", "account_id", "units"},
+			d.OnConflict([]string{"promo_id", "account_id"}, []string{"units"})),
+		stockLevel: insert(6, "stock_levels", []string{"sku", "available", "reserved", "sold", "received", "updated_at"},
 			d.OnConflict([]string{"sku"}, []string{"available", "reserved", "sold", "received", "updated_at"})),
-		order: insert(5, "orders", []string{"id", "account_id", "status", "total_cents", "created_at", "updated_at", "cart_revision"},
+		order: insert(7, "orders", []string{"id", "account_id", "status", "total_cents", "created_at", "updated_at", "cart_revision"},
 			d.OnConflict([]string{"id"}, []string{"status", "total_cents", "updated_at", "cart_revision"})),
 		// The snapshot's fence decides who writes a campaign's listing; the
 		// first version inserts it, every later one replaces all but its birth.
-		promo: insert(6, "promos", promoCols, d.OnConflict([]string{"id"}, append(slices.Clone(promoCols[1:14]), "updated_at"))),
+		promo: insert(8, "promos", promoCols, d.OnConflict([]string{"id"}, append(slices.Clone(promoCols[1:len(promoCols)-2]), "updated_at"))),
 		// An event already written (its id names the fact) is left as it is: a
 		// fact is published once, whichever write recorded it first.
-		event: insert(7, "outbox", []string{"id", "routing_key", "payload", "created_at"}, d.OnConflict([]string{"id"}, nil)),
+		event: insert(9, "outbox", []string{"id", "routing_key", "payload", "created_at"}, d.OnConflict([]string{"id"}, nil)),
 	}
-}
-
-// ledgerRows are the rows of a ledger's changes for owner: the orders returned,
-// then the ones added.
-func ledgerRows(remove, insert *table, owner string, added map[string]int64, returned []string) []row {
-	rows := make([]row, 0, len(returned)+len(added))
-	for _, id := range returned {
-		rows = append(rows, row{remove, []any{owner, id}})
-	}
-	for id, n := range added {
-		rows = append(rows, row{insert, []any{owner, id, n}})
-	}
-	return rows
 }
 
 // eventRows are the outbox rows of events.

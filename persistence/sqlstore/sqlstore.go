@@ -281,46 +281,91 @@ func (s *Store) LoadInventory(ctx context.Context, sku string) (_ snapshot.Snaps
 	return s.loadSnapshot(ctx, kindInventory, sku)
 }
 
-// InventorySales implements inventory.Store: the SKU's sales ledger.
-func (s *Store) InventorySales(ctx context.Context, sku string) (_ map[string]int64, err error) {
+// InventorySales implements inventory.Store: the SKU's sales made at or after
+// since (zero: all of them). A sale stored before sales had times counts as made
+// at the epoch's start.
+func (s *Store) InventorySales(ctx context.Context, sku string, since time.Time) (_ map[string]inventory.Sale, err error) {
 	defer s.classify(&err)
-	return s.readLedger(ctx, salesLedger, sku)
-}
-
-// ledger is a table of per-order rows beside a grain's snapshot: an inventory
-// item's sales, a campaign's grants. A write adds and deletes only its own rows.
-type ledger struct{ table, owner, amount string }
-
-var (
-	salesLedger  = ledger{table: "inventory_sales", owner: "sku", amount: "quantity"}
-	grantsLedger = ledger{table: "promo_grants", owner: "promo_id", amount: "units"}
-)
-
-// readLedger returns owner's rows: order id -> amount.
-func (s *Store) readLedger(ctx context.Context, l ledger, owner string) (map[string]int64, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT order_id, `+l.amount+` FROM `+l.table+` WHERE `+l.owner+` = ?`, owner)
+	q, args := `SELECT order_id, quantity, sold_at FROM inventory_sales WHERE sku = ?`, []any{sku}
+	if !since.IsZero() {
+		q, args = q+` AND sold_at >= ?`, append(args, since.UnixMicro())
+	}
+	rows, err := s.reader.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[string]int64{}
+	out := map[string]inventory.Sale{}
 	for rows.Next() {
 		var id string
-		var n int64
-		if err := rows.Scan(&id, &n); err != nil {
+		var sale inventory.Sale
+		var at int64
+		if err := rows.Scan(&id, &sale.Quantity, &at); err != nil {
 			return nil, err
 		}
-		out[id] = n
+		sale.At = time.UnixMicro(at).UTC()
+		out[id] = sale
 	}
 	return out, rows.Err()
 }
 
-// SaveInventory implements inventory.Store: the snapshot, the ledger's changes and
-// the stock level in one transaction.
-func (s *Store) SaveInventory(ctx context.Context, sku string, expectedVersion int64, state []byte, l inventory.Level, sales inventory.SalesChange) (err error) {
+// InventorySale implements inventory.Store: one order's sale of the SKU.
+func (s *Store) InventorySale(ctx context.Context, sku, orderID string) (_ inventory.Sale, found bool, err error) {
 	defer s.classify(&err)
-	rows := append(ledgerRows(s.tables.salesDelete, s.tables.salesInsert, sku, sales.Added, sales.Returned),
-		row{s.tables.stockLevel, []any{sku, l.Available, l.Reserved, l.Sold, l.Received, s.now().UnixMicro()}})
+	var sale inventory.Sale
+	var at int64
+	err = s.reader.QueryRowContext(ctx, `SELECT quantity, sold_at FROM inventory_sales WHERE sku = ? AND order_id = ?`,
+		sku, orderID).Scan(&sale.Quantity, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return inventory.Sale{}, false, nil
+	}
+	if err != nil {
+		return inventory.Sale{}, false, err
+	}
+	sale.At = time.UnixMicro(at).UTC()
+	return sale, true, nil
+}
+
+// InventoryReceipt implements inventory.Store: one delivery the SKU received.
+func (s *Store) InventoryReceipt(ctx context.Context, sku, requestID string) (_ inventory.Receipt, found bool, err error) {
+	defer s.classify(&err)
+	r := inventory.Receipt{RequestID: requestID}
+	err = s.reader.QueryRowContext(ctx, `SELECT quantity FROM inventory_receipts WHERE sku = ? AND request_id = ?`,
+		sku, requestID).Scan(&r.Quantity)
+	if errors.Is(err, sql.ErrNoRows) {
+		return inventory.Receipt{}, false, nil
+	}
+	if err != nil {
+		return inventory.Receipt{}, false, err
+	}
+	return r, true, nil
+}
+
+// ledger is a table of per-order rows beside a grain's snapshot: an inventory
+// item's sales, a campaign's grants. A write adds and deletes only its own rows.
+type ledger struct{ table, owner string }
+
+var (
+	salesLedger  = ledger{table: "inventory_sales", owner: "sku"}
+	grantsLedger = ledger{table: "promo_grants", owner: "promo_id"}
+)
+
+// SaveInventory implements inventory.Store: the snapshot, the ledgers' changes and
+// the stock level in one transaction.
+func (s *Store) SaveInventory(ctx context.Context, sku string, expectedVersion int64, state []byte, l inventory.Level, change inventory.LedgerChange) (err error) {
+	defer s.classify(&err)
+	rows := make([]row, 0, len(change.Returned)+len(change.Added)+len(change.Receipts)+1)
+	for _, id := range change.Returned {
+		rows = append(rows, row{s.tables.salesDelete, []any{sku, id}})
+	}
+	for id, sale := range change.Added {
+		rows = append(rows, row{s.tables.salesInsert, []any{sku, id, sale.Quantity, sale.At.UnixMicro()}})
+	}
+	now := s.now().UnixMicro()
+	for _, r := range change.Receipts {
+		rows = append(rows, row{s.tables.receiptInsert, []any{sku, r.RequestID, r.Quantity, now}})
+	}
+	rows = append(rows, row{s.tables.stockLevel, []any{sku, l.Available, l.Reserved, l.Sold, l.Received, now}})
 	return s.saveFenced(ctx, kindInventory, sku, expectedVersion, state, rows)
 }
 

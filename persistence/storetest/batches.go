@@ -105,15 +105,15 @@ func Batches(t *testing.T, open Open) {
 					return err
 				}
 				level := it.Level()
-				sales := it.TakeSalesChange()
+				sales := it.TakeChange()
 				if r == 1 {
 					if _, err := it.Reserve(id, 3, now, time.Minute); err != nil {
 						return err
 					}
-					if _, err := it.Commit(id); err != nil {
+					if _, err := it.Commit(id, now); err != nil {
 						return err
 					}
-					level, sales = it.Level(), it.TakeSalesChange()
+					level, sales = it.Level(), it.TakeChange()
 				}
 				return s.SaveInventory(ctx, sku, version("inventory "+sku, int64(r)), encodeItem(t, it), level, sales)
 			})
@@ -177,7 +177,7 @@ func Batches(t *testing.T, open Open) {
 		}
 		for i := range n {
 			sku := fmt.Sprintf("bsku-%d", i)
-			sales, err := s.InventorySales(ctx, sku)
+			sales, err := saleUnits(ctx, s, sku)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -27,7 +27,7 @@ func Promos(t *testing.T, open Open) {
 		return promo.Listing{
 			Snapshot: promo.Snapshot{ID: id, Stage: stage, Spec: promo.Spec{Name: "Sale " + id, PercentOff: 10,
 				Brands: []string{"Apple"}, SKUs: []string{"sku-1", "sku-2"}, StartsAt: starts, EndsAt: ends,
-				MaxDiscountedUnits: 50, EmailSubject: "Subject", EmailBody: "Body"}},
+				MaxDiscountedUnits: 50, MaxUnitsPerCustomer: 3, EmailSubject: "Subject", EmailBody: "Body"}},
 			CreatedAt: created, UpdatedAt: created,
 		}
 	}
@@ -36,7 +36,7 @@ func Promos(t *testing.T, open Open) {
 		s := open(t)
 		l := listing("promo_a", "launched", now.Add(-time.Hour), now.Add(time.Hour), now)
 		l.DiscountedUnits, l.Orders = 3, 2
-		grants := promo.GrantsChange{Added: map[string]int64{"ord_1": 1, "ord_2": 2}}
+		grants := promo.GrantsChange{Added: grantedAt(now, map[string]int64{"ord_1": 1, "ord_2": 2})}
 		activated, err := outbox.New(outbox.PromoActivated, "promo_a", map[string]string{"promo_id": "promo_a"}, now)
 		if err != nil {
 			t.Fatal(err)
@@ -45,13 +45,13 @@ func Promos(t *testing.T, open Open) {
 			t.Fatal(err)
 		}
 		staleEvent, _ := outbox.New(outbox.PromoActivated, "promo_stale", nil, now)
-		if err := s.SavePromo(ctx, 0, []byte("again"), l, promo.GrantsChange{Added: map[string]int64{"ord_9": 1}}, []outbox.Event{staleEvent}); !errors.Is(err, snapshot.ErrStale) {
+		if err := s.SavePromo(ctx, 0, []byte("again"), l, promo.GrantsChange{Added: grantedAt(now, map[string]int64{"ord_9": 1})}, []outbox.Event{staleEvent}); !errors.Is(err, snapshot.ErrStale) {
 			t.Fatalf("a second first write: err = %v, want ErrStale", err)
 		}
 		// A return and a new grant of the same order in one write: both apply.
 		l.DiscountedUnits, l.Orders = 5, 2
 		if err := s.SavePromo(ctx, 1, []byte("v2"), l, promo.GrantsChange{
-			Added: map[string]int64{"ord_1": 3}, Returned: []string{"ord_1"}}, nil); err != nil {
+			Added: grantedAt(now, map[string]int64{"ord_1": 3}), Returned: []string{"ord_1"}}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.SavePromo(ctx, 1, []byte("stale"), l, promo.GrantsChange{Returned: []string{"ord_2"}}, []outbox.Event{staleEvent}); !errors.Is(err, snapshot.ErrStale) {
@@ -69,7 +69,7 @@ func Promos(t *testing.T, open Open) {
 		if err != nil || snap.Version != 2 || string(snap.State) != "v2" {
 			t.Fatalf("snapshot = v%d %q, %v; want v2 \"v2\"", snap.Version, snap.State, err)
 		}
-		grantsNow, err := s.PromoGrants(ctx, "promo_a")
+		grantsNow, err := grantUnits(ctx, s, "promo_a")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,7 +86,7 @@ func Promos(t *testing.T, open Open) {
 		if diff := cmp.Diff(l, listed[0]); diff != "" {
 			t.Fatalf("listing (-want +got):\n%s", diff)
 		}
-		if empty, err := s.PromoGrants(ctx, "promo_none"); err != nil || len(empty) != 0 {
+		if empty, err := grantUnits(ctx, s, "promo_none"); err != nil || len(empty) != 0 {
 			t.Fatalf("grants of an unknown campaign = %v, %v", empty, err)
 		}
 	})

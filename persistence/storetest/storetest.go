@@ -50,6 +50,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("catalog_seeded_once_by_racing_processes", func(t *testing.T) { SeedRace(t, open) })
 	t.Run("orders", func(t *testing.T) { Orders(t, open) })
 	t.Run("promos", func(t *testing.T) { Promos(t, open) })
+	t.Run("ledgers", func(t *testing.T) { Ledgers(t, open) })
 	t.Run("outbox", func(t *testing.T) { Outbox(t, open) })
 	t.Run("outbox_claims", func(t *testing.T) { OutboxClaims(t, open) })
 	t.Run("mail", func(t *testing.T) { Mail(t, open) })
@@ -162,7 +163,7 @@ func Snapshots(t *testing.T, open Open) {
 		if err := s.SaveCart(ctx, "x", 0, []byte("cart")); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SaveInventory(ctx, "x", 0, []byte("inventory"), inventory.Level{}, inventory.SalesChange{}); err != nil {
+		if err := s.SaveInventory(ctx, "x", 0, []byte("inventory"), inventory.Level{}, inventory.LedgerChange{}); err != nil {
 			t.Fatalf("inventory x after cart x: %v", err)
 		}
 		if got, _ := s.LoadInventory(ctx, "x"); string(got.State) != "inventory" {
@@ -229,7 +230,7 @@ func Snapshots(t *testing.T, open Open) {
 		if _, err := base.Receive("delivery", 5); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SaveInventory(ctx, "hot", 0, encodeItem(t, base), base.Level(), base.TakeSalesChange()); err != nil {
+		if err := s.SaveInventory(ctx, "hot", 0, encodeItem(t, base), base.Level(), base.TakeChange()); err != nil {
 			t.Fatal(err)
 		}
 		for round := range 20 {
@@ -253,11 +254,11 @@ func Snapshots(t *testing.T, open Open) {
 						errs[a] = err
 						return
 					}
-					if _, err := it.Commit(order); err != nil {
+					if _, err := it.Commit(order, time.Now()); err != nil {
 						errs[a] = err
 						return
 					}
-					errs[a] = s.SaveInventory(ctx, "hot", loaded.Version, encodeItem(t, it), it.Level(), it.TakeSalesChange())
+					errs[a] = s.SaveInventory(ctx, "hot", loaded.Version, encodeItem(t, it), it.Level(), it.TakeChange())
 				}()
 			}
 			wg.Wait()
@@ -285,7 +286,7 @@ func Snapshots(t *testing.T, open Open) {
 			t.Fatalf("after 20 rounds: %+v (check %v); want 100 sold of 105 received, one sale per round", l, it.Check())
 		}
 		// The ledger is fenced with the snapshot: only the winners' sales are in it.
-		ledger, err := s.InventorySales(ctx, "hot")
+		ledger, err := saleUnits(ctx, s, "hot")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -303,20 +304,20 @@ func Snapshots(t *testing.T, open Open) {
 		lv := inventory.Level{}
 		steps := []struct {
 			expected int64
-			change   inventory.SalesChange
+			change   inventory.LedgerChange
 			want     map[string]int64
 		}{
-			{0, inventory.SalesChange{Added: map[string]int64{"o1": 2, "o2": 1}}, map[string]int64{"o1": 2, "o2": 1}},
-			{1, inventory.SalesChange{}, map[string]int64{"o1": 2, "o2": 1}},
-			{2, inventory.SalesChange{Added: map[string]int64{"o3": 4}, Returned: []string{"o1"}}, map[string]int64{"o2": 1, "o3": 4}},
+			{0, inventory.LedgerChange{Added: soldAt(t0Ledger, map[string]int64{"o1": 2, "o2": 1})}, map[string]int64{"o1": 2, "o2": 1}},
+			{1, inventory.LedgerChange{}, map[string]int64{"o1": 2, "o2": 1}},
+			{2, inventory.LedgerChange{Added: soldAt(t0Ledger, map[string]int64{"o3": 4}), Returned: []string{"o1"}}, map[string]int64{"o2": 1, "o3": 4}},
 			// Returned and sold again in one write: the return is applied first.
-			{3, inventory.SalesChange{Added: map[string]int64{"o2": 5}, Returned: []string{"o2"}}, map[string]int64{"o2": 5, "o3": 4}},
+			{3, inventory.LedgerChange{Added: soldAt(t0Ledger, map[string]int64{"o2": 5}), Returned: []string{"o2"}}, map[string]int64{"o2": 5, "o3": 4}},
 		}
 		for i, st := range steps {
 			if err := s.SaveInventory(ctx, "sku-ledger", st.expected, []byte("x"), lv, st.change); err != nil {
 				t.Fatalf("step %d: %v", i, err)
 			}
-			got, err := s.InventorySales(ctx, "sku-ledger")
+			got, err := saleUnits(ctx, s, "sku-ledger")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -324,21 +325,21 @@ func Snapshots(t *testing.T, open Open) {
 				t.Fatalf("step %d ledger (-want +got):\n%s", i, diff)
 			}
 		}
-		err := s.SaveInventory(ctx, "sku-ledger", 1, []byte("stale"), lv, inventory.SalesChange{Added: map[string]int64{"o9": 9}, Returned: []string{"o3"}})
+		err := s.SaveInventory(ctx, "sku-ledger", 1, []byte("stale"), lv, inventory.LedgerChange{Added: soldAt(t0Ledger, map[string]int64{"o9": 9}), Returned: []string{"o3"}})
 		if !errors.Is(err, snapshot.ErrStale) {
 			t.Fatalf("stale save: err = %v, want ErrStale", err)
 		}
-		if got, _ := s.InventorySales(ctx, "sku-ledger"); !cmp.Equal(got, map[string]int64{"o2": 5, "o3": 4}) {
+		if got, _ := saleUnits(ctx, s, "sku-ledger"); !cmp.Equal(got, map[string]int64{"o2": 5, "o3": 4}) {
 			t.Fatalf("a stale save changed the ledger: %v", got)
 		}
 	})
 
 	t.Run("a_stale_inventory_save_leaves_the_stock_level_alone", func(t *testing.T) {
 		s := open(t)
-		if err := s.SaveInventory(ctx, "sku-l", 0, []byte("a"), inventory.Level{Available: 4, Received: 4}, inventory.SalesChange{}); err != nil {
+		if err := s.SaveInventory(ctx, "sku-l", 0, []byte("a"), inventory.Level{Available: 4, Received: 4}, inventory.LedgerChange{}); err != nil {
 			t.Fatal(err)
 		}
-		err := s.SaveInventory(ctx, "sku-l", 0, []byte("b"), inventory.Level{Available: 99, Received: 99}, inventory.SalesChange{})
+		err := s.SaveInventory(ctx, "sku-l", 0, []byte("b"), inventory.Level{Available: 99, Received: 99}, inventory.LedgerChange{})
 		if !errors.Is(err, snapshot.ErrStale) {
 			t.Fatalf("err = %v, want ErrStale", err)
 		}
@@ -588,7 +589,7 @@ func Catalog(t *testing.T, open Open) {
 			t.Fatalf("in_stock before any stock: %v", got)
 		}
 		v := phones[0].Variants[0]
-		if err := s.SaveInventory(ctx, v.SKU, 0, []byte("x"), inventory.Level{Available: 3, Received: 3}, inventory.SalesChange{}); err != nil {
+		if err := s.SaveInventory(ctx, v.SKU, 0, []byte("x"), inventory.Level{Available: 3, Received: 3}, inventory.LedgerChange{}); err != nil {
 			t.Fatal(err)
 		}
 		if got := search(t, catalog.Query{InStock: true, Sort: catalog.SortName, PageSize: 100}); !slices.Equal(got, []string{phones[0].ID}) {

@@ -29,8 +29,12 @@ type ReserveRequest struct {
 	Quantity int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	// The caller's deadline, Unix milliseconds; 0 = none (see grain/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,4,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// When the order was created, Unix milliseconds; 0 = unknown. The grain holds
+	// only the recent part of its sales ledger in memory: an order created before
+	// that part begins has its sale looked up in the store (see actors/inventory).
+	OrderCreatedUnixMs int64 `protobuf:"varint,5,opt,name=order_created_unix_ms,json=orderCreatedUnixMs,proto3" json:"order_created_unix_ms,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ReserveRequest) Reset() {
@@ -84,13 +88,22 @@ func (x *ReserveRequest) GetDeadlineUnixMs() int64 {
 	return 0
 }
 
+func (x *ReserveRequest) GetOrderCreatedUnixMs() int64 {
+	if x != nil {
+		return x.OrderCreatedUnixMs
+	}
+	return 0
+}
+
 type CommitRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// The caller's deadline, Unix milliseconds; 0 = none (see grain/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,2,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// When the order was created, Unix milliseconds; 0 = unknown (see ReserveRequest).
+	OrderCreatedUnixMs int64 `protobuf:"varint,3,opt,name=order_created_unix_ms,json=orderCreatedUnixMs,proto3" json:"order_created_unix_ms,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *CommitRequest) Reset() {
@@ -133,6 +146,13 @@ func (x *CommitRequest) GetOrderId() string {
 func (x *CommitRequest) GetDeadlineUnixMs() int64 {
 	if x != nil {
 		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
+func (x *CommitRequest) GetOrderCreatedUnixMs() int64 {
+	if x != nil {
+		return x.OrderCreatedUnixMs
 	}
 	return 0
 }
@@ -195,8 +215,10 @@ type ReturnRequest struct {
 	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// The caller's deadline, Unix milliseconds; 0 = none (see grain/call.Serve).
 	DeadlineUnixMs int64 `protobuf:"varint,2,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// When the order was created, Unix milliseconds; 0 = unknown (see ReserveRequest).
+	OrderCreatedUnixMs int64 `protobuf:"varint,3,opt,name=order_created_unix_ms,json=orderCreatedUnixMs,proto3" json:"order_created_unix_ms,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ReturnRequest) Reset() {
@@ -239,6 +261,13 @@ func (x *ReturnRequest) GetOrderId() string {
 func (x *ReturnRequest) GetDeadlineUnixMs() int64 {
 	if x != nil {
 		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
+func (x *ReturnRequest) GetOrderCreatedUnixMs() int64 {
+	if x != nil {
+		return x.OrderCreatedUnixMs
 	}
 	return 0
 }
@@ -445,7 +474,13 @@ type InventoryState struct {
 	RecentReceipts []string `protobuf:"bytes,7,rep,name=recent_receipts,json=recentReceipts,proto3" json:"recent_receipts,omitempty"`
 	// The most recent receipts with their quantities, oldest first (bounded window):
 	// a request id reused with another quantity is refused, not taken as a retry.
-	Receipts      []*Receipt `protobuf:"bytes,8,rep,name=receipts,proto3" json:"receipts,omitempty"`
+	// Every receipt is also kept in the store beside the snapshot, one row each; the
+	// window spares the most recent ones a lookup.
+	Receipts []*Receipt `protobuf:"bytes,8,rep,name=receipts,proto3" json:"receipts,omitempty"`
+	// Set by a release that keeps every receipt in the store. A snapshot without it
+	// carries receipts the store may not hold yet: the grain writes them with its
+	// next write.
+	ReceiptsKept  bool `protobuf:"varint,9,opt,name=receipts_kept,json=receiptsKept,proto3" json:"receipts_kept,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -535,6 +570,13 @@ func (x *InventoryState) GetReceipts() []*Receipt {
 		return x.Receipts
 	}
 	return nil
+}
+
+func (x *InventoryState) GetReceiptsKept() bool {
+	if x != nil {
+		return x.ReceiptsKept
+	}
+	return false
 }
 
 type Receipt struct {
@@ -653,20 +695,23 @@ var File_inventory_proto protoreflect.FileDescriptor
 
 const file_inventory_proto_rawDesc = "" +
 	"\n" +
-	"\x0finventory.proto\x12\tphoneshop\x1a\x1fgoogle/protobuf/timestamp.proto\x1a2protobuf/protoc-gen-go-grain/options/options.proto\"\x7f\n" +
+	"\x0finventory.proto\x12\tphoneshop\x1a\x1fgoogle/protobuf/timestamp.proto\x1a2protobuf/protoc-gen-go-grain/options/options.proto\"\xb2\x01\n" +
 	"\x0eReserveRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12(\n" +
-	"\x10deadline_unix_ms\x18\x04 \x01(\x03R\x0edeadlineUnixMsJ\x04\b\x03\x10\x04R\x06ttl_ms\"T\n" +
+	"\x10deadline_unix_ms\x18\x04 \x01(\x03R\x0edeadlineUnixMs\x121\n" +
+	"\x15order_created_unix_ms\x18\x05 \x01(\x03R\x12orderCreatedUnixMsJ\x04\b\x03\x10\x04R\x06ttl_ms\"\x87\x01\n" +
 	"\rCommitRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12(\n" +
-	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"U\n" +
+	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\x121\n" +
+	"\x15order_created_unix_ms\x18\x03 \x01(\x03R\x12orderCreatedUnixMs\"U\n" +
 	"\x0eReleaseRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12(\n" +
-	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"T\n" +
+	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"\x87\x01\n" +
 	"\rReturnRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12(\n" +
-	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"u\n" +
+	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\x121\n" +
+	"\x15order_created_unix_ms\x18\x03 \x01(\x03R\x12orderCreatedUnixMs\"u\n" +
 	"\x0eReceiveRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
@@ -680,7 +725,7 @@ const file_inventory_proto_rawDesc = "" +
 	"\tavailable\x18\x02 \x01(\x03R\tavailable\x12\x1a\n" +
 	"\breserved\x18\x03 \x01(\x03R\breserved\x12\x12\n" +
 	"\x04sold\x18\x04 \x01(\x03R\x04sold\x12\x1a\n" +
-	"\breceived\x18\x05 \x01(\x03R\breceived\"\x89\x03\n" +
+	"\breceived\x18\x05 \x01(\x03R\breceived\"\xae\x03\n" +
 	"\x0eInventoryState\x12\x1a\n" +
 	"\breceived\x18\x01 \x01(\x03R\breceived\x12\x1c\n" +
 	"\tavailable\x18\x02 \x01(\x03R\tavailable\x12\x1a\n" +
@@ -689,7 +734,8 @@ const file_inventory_proto_rawDesc = "" +
 	"\freservations\x18\x05 \x03(\v2\x16.phoneshop.ReservationR\freservations\x12>\n" +
 	"\x05sales\x18\x06 \x03(\v2$.phoneshop.InventoryState.SalesEntryB\x02\x18\x01R\x05sales\x12'\n" +
 	"\x0frecent_receipts\x18\a \x03(\tR\x0erecentReceipts\x12.\n" +
-	"\breceipts\x18\b \x03(\v2\x12.phoneshop.ReceiptR\breceipts\x1a8\n" +
+	"\breceipts\x18\b \x03(\v2\x12.phoneshop.ReceiptR\breceipts\x12#\n" +
+	"\rreceipts_kept\x18\t \x01(\bR\freceiptsKept\x1a8\n" +
 	"\n" +
 	"SalesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +

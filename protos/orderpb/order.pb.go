@@ -547,9 +547,14 @@ type OrderState struct {
 	RejectedPromos []string `protobuf:"bytes,12,rep,name=rejected_promos,json=rejectedPromos,proto3" json:"rejected_promos,omitempty"`
 	// The revision of the cart the order was placed from (0: none).
 	CartRevision uint64 `protobuf:"varint,13,opt,name=cart_revision,json=cartRevision,proto3" json:"cart_revision,omitempty"`
+	// The campaign whose limit per customer refused the order (rejected: limit
+	// exceeded), and the units its account could still buy at that campaign's
+	// discount then.
+	LimitPromo     string `protobuf:"bytes,14,opt,name=limit_promo,json=limitPromo,proto3" json:"limit_promo,omitempty"`
+	LimitRemaining int64  `protobuf:"varint,15,opt,name=limit_remaining,json=limitRemaining,proto3" json:"limit_remaining,omitempty"`
 	// needs_attention: the status the saga was parked in, and why.
-	ParkedFrom    string `protobuf:"bytes,14,opt,name=parked_from,json=parkedFrom,proto3" json:"parked_from,omitempty"`
-	Attention     string `protobuf:"bytes,15,opt,name=attention,proto3" json:"attention,omitempty"`
+	ParkedFrom    string `protobuf:"bytes,16,opt,name=parked_from,json=parkedFrom,proto3" json:"parked_from,omitempty"`
+	Attention     string `protobuf:"bytes,17,opt,name=attention,proto3" json:"attention,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -675,6 +680,20 @@ func (x *OrderState) GetCartRevision() uint64 {
 	return 0
 }
 
+func (x *OrderState) GetLimitPromo() string {
+	if x != nil {
+		return x.LimitPromo
+	}
+	return ""
+}
+
+func (x *OrderState) GetLimitRemaining() int64 {
+	if x != nil {
+		return x.LimitRemaining
+	}
+	return 0
+}
+
 func (x *OrderState) GetParkedFrom() string {
 	if x != nil {
 		return x.ParkedFrom
@@ -734,7 +753,7 @@ const file_order_proto_rawDesc = "" +
 	"\x06unpark\x18\x02 \x01(\bR\x06unpark\"T\n" +
 	"\tOrderView\x12+\n" +
 	"\x05order\x18\x01 \x01(\v2\x15.phoneshop.OrderStateR\x05order\x12\x1a\n" +
-	"\breplayed\x18\x02 \x01(\bR\breplayed\"\xc6\x04\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"\x90\x05\n" +
 	"\n" +
 	"OrderState\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
@@ -755,9 +774,12 @@ const file_order_proto_rawDesc = "" +
 	"\rrejected_skus\x18\v \x03(\tR\frejectedSkus\x12'\n" +
 	"\x0frejected_promos\x18\f \x03(\tR\x0erejectedPromos\x12#\n" +
 	"\rcart_revision\x18\r \x01(\x04R\fcartRevision\x12\x1f\n" +
-	"\vparked_from\x18\x0e \x01(\tR\n" +
+	"\vlimit_promo\x18\x0e \x01(\tR\n" +
+	"limitPromo\x12'\n" +
+	"\x0flimit_remaining\x18\x0f \x01(\x03R\x0elimitRemaining\x12\x1f\n" +
+	"\vparked_from\x18\x10 \x01(\tR\n" +
 	"parkedFrom\x12\x1c\n" +
-	"\tattention\x18\x0f \x01(\tR\tattention2\xdc\x02\n" +
+	"\tattention\x18\x11 \x01(\tR\tattention2\xdc\x02\n" +
 	"\x05Order\x126\n" +
 	"\x05Place\x12\x17.phoneshop.PlaceRequest\x1a\x14.phoneshop.OrderView\x127\n" +
 	"\x03Get\x12\x1a.phoneshop.GetOrderRequest\x1a\x14.phoneshop.OrderView\x127\n" +

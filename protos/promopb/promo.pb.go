@@ -36,8 +36,11 @@ type PromoSpec struct {
 	MaxDiscountedUnits int64  `protobuf:"varint,7,opt,name=max_discounted_units,json=maxDiscountedUnits,proto3" json:"max_discounted_units,omitempty"`
 	EmailSubject       string `protobuf:"bytes,8,opt,name=email_subject,json=emailSubject,proto3" json:"email_subject,omitempty"`
 	EmailBody          string `protobuf:"bytes,9,opt,name=email_body,json=emailBody,proto3" json:"email_body,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The most units one account may buy at the discount over the campaign's life
+	// (1-100); 0 = no limit.
+	MaxUnitsPerCustomer int64 `protobuf:"varint,10,opt,name=max_units_per_customer,json=maxUnitsPerCustomer,proto3" json:"max_units_per_customer,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *PromoSpec) Reset() {
@@ -133,6 +136,13 @@ func (x *PromoSpec) GetEmailBody() string {
 	return ""
 }
 
+func (x *PromoSpec) GetMaxUnitsPerCustomer() int64 {
+	if x != nil {
+		return x.MaxUnitsPerCustomer
+	}
+	return 0
+}
+
 // PromoPatch is an edit: the fields it names take their values from spec; the
 // others keep theirs. (Names, not proto3 optional fields: the grain generator does
 // not take those.)
@@ -140,7 +150,8 @@ type PromoPatch struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Spec  *PromoSpec             `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
 	// Field names as in the API: name, percent_off, brands, skus, starts_at,
-	// ends_at, max_discounted_units, email_subject, email_body.
+	// ends_at, max_discounted_units, max_units_per_customer, email_subject,
+	// email_body.
 	Fields        []string `protobuf:"bytes,2,rep,name=fields,proto3" json:"fields,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -388,8 +399,15 @@ type GrantRequest struct {
 	OrderId        string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	Units          int64                  `protobuf:"varint,2,opt,name=units,proto3" json:"units,omitempty"`
 	DeadlineUnixMs int64                  `protobuf:"varint,3,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The account that places the order: a campaign with max_units_per_customer
+	// counts the units of each account.
+	AccountId string `protobuf:"bytes,4,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// When the order was created, Unix milliseconds; 0 = unknown. The grain holds
+	// only the recent part of its grant ledger in memory: an order created before
+	// that part begins has its grant looked up in the store (see actors/promo).
+	OrderCreatedUnixMs int64 `protobuf:"varint,5,opt,name=order_created_unix_ms,json=orderCreatedUnixMs,proto3" json:"order_created_unix_ms,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *GrantRequest) Reset() {
@@ -443,12 +461,28 @@ func (x *GrantRequest) GetDeadlineUnixMs() int64 {
 	return 0
 }
 
+func (x *GrantRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *GrantRequest) GetOrderCreatedUnixMs() int64 {
+	if x != nil {
+		return x.OrderCreatedUnixMs
+	}
+	return 0
+}
+
 type ReturnGrantRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	OrderId        string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	DeadlineUnixMs int64                  `protobuf:"varint,2,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// When the order was created, Unix milliseconds; 0 = unknown (see GrantRequest).
+	OrderCreatedUnixMs int64 `protobuf:"varint,3,opt,name=order_created_unix_ms,json=orderCreatedUnixMs,proto3" json:"order_created_unix_ms,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ReturnGrantRequest) Reset() {
@@ -491,6 +525,13 @@ func (x *ReturnGrantRequest) GetOrderId() string {
 func (x *ReturnGrantRequest) GetDeadlineUnixMs() int64 {
 	if x != nil {
 		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
+func (x *ReturnGrantRequest) GetOrderCreatedUnixMs() int64 {
+	if x != nil {
+		return x.OrderCreatedUnixMs
 	}
 	return 0
 }
@@ -634,7 +675,8 @@ func (x *PromoView) GetUpdatedAt() *timestamppb.Timestamp {
 }
 
 // PromoState is the snapshot of a promo grain. The grants (order -> units) are
-// stored beside it, one row per order, like an inventory item's sales.
+// stored beside it, one row per order, like an inventory item's sales, and so are
+// the units each account holds of a campaign with max_units_per_customer.
 type PromoState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Spec  *PromoSpec             `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
@@ -643,11 +685,18 @@ type PromoState struct {
 	Stage string `protobuf:"bytes,2,opt,name=stage,proto3" json:"stage,omitempty"`
 	// Set once the campaign has been seen active: the event that it became active
 	// was written with the snapshot that set it.
-	Activated     bool                   `protobuf:"varint,3,opt,name=activated,proto3" json:"activated,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Activated bool                   `protobuf:"varint,3,opt,name=activated,proto3" json:"activated,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// The campaign's counters: the units orders hold at the discount, and the
+	// orders holding them. The grain loads only the recent part of its grant ledger,
+	// so they cannot be summed from it. Set only with totals_kept: a snapshot written
+	// before has its counters summed from the whole ledger once.
+	DiscountedUnits int64 `protobuf:"varint,6,opt,name=discounted_units,json=discountedUnits,proto3" json:"discounted_units,omitempty"`
+	Orders          int64 `protobuf:"varint,7,opt,name=orders,proto3" json:"orders,omitempty"`
+	TotalsKept      bool  `protobuf:"varint,8,opt,name=totals_kept,json=totalsKept,proto3" json:"totals_kept,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *PromoState) Reset() {
@@ -715,11 +764,32 @@ func (x *PromoState) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *PromoState) GetDiscountedUnits() int64 {
+	if x != nil {
+		return x.DiscountedUnits
+	}
+	return 0
+}
+
+func (x *PromoState) GetOrders() int64 {
+	if x != nil {
+		return x.Orders
+	}
+	return 0
+}
+
+func (x *PromoState) GetTotalsKept() bool {
+	if x != nil {
+		return x.TotalsKept
+	}
+	return false
+}
+
 var File_promo_proto protoreflect.FileDescriptor
 
 const file_promo_proto_rawDesc = "" +
 	"\n" +
-	"\vpromo.proto\x12\tphoneshop\x1a\x1fgoogle/protobuf/timestamp.proto\x1a2protobuf/protoc-gen-go-grain/options/options.proto\"\xd0\x02\n" +
+	"\vpromo.proto\x12\tphoneshop\x1a\x1fgoogle/protobuf/timestamp.proto\x1a2protobuf/protoc-gen-go-grain/options/options.proto\"\x85\x03\n" +
 	"\tPromoSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vpercent_off\x18\x02 \x01(\x05R\n" +
@@ -731,7 +801,9 @@ const file_promo_proto_rawDesc = "" +
 	"\x14max_discounted_units\x18\a \x01(\x03R\x12maxDiscountedUnits\x12#\n" +
 	"\remail_subject\x18\b \x01(\tR\femailSubject\x12\x1d\n" +
 	"\n" +
-	"email_body\x18\t \x01(\tR\temailBody\"N\n" +
+	"email_body\x18\t \x01(\tR\temailBody\x123\n" +
+	"\x16max_units_per_customer\x18\n" +
+	" \x01(\x03R\x13maxUnitsPerCustomer\"N\n" +
 	"\n" +
 	"PromoPatch\x12(\n" +
 	"\x04spec\x18\x01 \x01(\v2\x14.phoneshop.PromoSpecR\x04spec\x12\x16\n" +
@@ -745,14 +817,18 @@ const file_promo_proto_rawDesc = "" +
 	"\x05patch\x18\x01 \x01(\v2\x15.phoneshop.PromoPatchR\x05patch\x12(\n" +
 	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"8\n" +
 	"\fPromoCommand\x12(\n" +
-	"\x10deadline_unix_ms\x18\x01 \x01(\x03R\x0edeadlineUnixMs\"i\n" +
+	"\x10deadline_unix_ms\x18\x01 \x01(\x03R\x0edeadlineUnixMs\"\xbb\x01\n" +
 	"\fGrantRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x14\n" +
 	"\x05units\x18\x02 \x01(\x03R\x05units\x12(\n" +
-	"\x10deadline_unix_ms\x18\x03 \x01(\x03R\x0edeadlineUnixMs\"Y\n" +
+	"\x10deadline_unix_ms\x18\x03 \x01(\x03R\x0edeadlineUnixMs\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x04 \x01(\tR\taccountId\x121\n" +
+	"\x15order_created_unix_ms\x18\x05 \x01(\x03R\x12orderCreatedUnixMs\"\x8c\x01\n" +
 	"\x12ReturnGrantRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12(\n" +
-	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"*\n" +
+	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\x121\n" +
+	"\x15order_created_unix_ms\x18\x03 \x01(\x03R\x12orderCreatedUnixMs\"*\n" +
 	"\n" +
 	"GrantReply\x12\x1c\n" +
 	"\tremaining\x18\x01 \x01(\x03R\tremaining\"\x96\x02\n" +
@@ -765,7 +841,7 @@ const file_promo_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xe0\x01\n" +
+	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xc4\x02\n" +
 	"\n" +
 	"PromoState\x12(\n" +
 	"\x04spec\x18\x01 \x01(\v2\x14.phoneshop.PromoSpecR\x04spec\x12\x14\n" +
@@ -774,7 +850,11 @@ const file_promo_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt2\x9a\x04\n" +
+	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12)\n" +
+	"\x10discounted_units\x18\x06 \x01(\x03R\x0fdiscountedUnits\x12\x16\n" +
+	"\x06orders\x18\a \x01(\x03R\x06orders\x12\x1f\n" +
+	"\vtotals_kept\x18\b \x01(\bR\n" +
+	"totalsKept2\x9a\x04\n" +
 	"\x05Promo\x12E\n" +
 	"\x06Create\x12\x1d.phoneshop.CreatePromoRequest\x1a\x14.phoneshop.PromoView\"\x06\x82\xb5\x18\x02\b\x01\x12?\n" +
 	"\x03Get\x12\x1a.phoneshop.GetPromoRequest\x1a\x14.phoneshop.PromoView\"\x06\x82\xb5\x18\x02\b\x01\x12A\n" +

@@ -47,6 +47,11 @@ const (
 	// or ran out of discounted units. Metadata "promos" lists the campaigns that
 	// refused (a grant) and "total_cents" the new total (a checkout).
 	ErrorReason_PRICE_CHANGED ErrorReason = 7
+	// The order would buy more units of a campaign at its discount than the
+	// campaign allows one account (max_units_per_customer). Metadata "promo_id" names
+	// the campaign and "remaining" the units the account may still buy at its
+	// discount.
+	ErrorReason_LIMIT_EXCEEDED ErrorReason = 8
 )
 
 // Enum value maps for ErrorReason.
@@ -60,6 +65,7 @@ var (
 		5: "UNAVAILABLE",
 		6: "INTERNAL",
 		7: "PRICE_CHANGED",
+		8: "LIMIT_EXCEEDED",
 	}
 	ErrorReason_value = map[string]int32{
 		"INVALID":              0,
@@ -70,6 +76,7 @@ var (
 		"UNAVAILABLE":          5,
 		"INTERNAL":             6,
 		"PRICE_CHANGED":        7,
+		"LIMIT_EXCEEDED":       8,
 	}
 )
 
@@ -104,7 +111,7 @@ var File_errors_proto protoreflect.FileDescriptor
 
 const file_errors_proto_rawDesc = "" +
 	"\n" +
-	"\ferrors.proto\x12\tphoneshop*\x95\x01\n" +
+	"\ferrors.proto\x12\tphoneshop*\xa9\x01\n" +
 	"\vErrorReason\x12\v\n" +
 	"\aINVALID\x10\x00\x12\r\n" +
 	"\tNOT_FOUND\x10\x01\x12\x10\n" +
@@ -113,7 +120,8 @@ const file_errors_proto_rawDesc = "" +
 	"\x14IDEMPOTENCY_MISMATCH\x10\x04\x12\x0f\n" +
 	"\vUNAVAILABLE\x10\x05\x12\f\n" +
 	"\bINTERNAL\x10\x06\x12\x11\n" +
-	"\rPRICE_CHANGED\x10\aB\x1bZ\x19phoneshop/protos/reasonpbb\x06proto3"
+	"\rPRICE_CHANGED\x10\a\x12\x12\n" +
+	"\x0eLIMIT_EXCEEDED\x10\bB\x1bZ\x19phoneshop/protos/reasonpbb\x06proto3"
 
 var (
 	file_errors_proto_rawDescOnce sync.Once

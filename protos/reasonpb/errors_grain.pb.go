@@ -130,3 +130,23 @@ func IsPriceChanged(err error) bool {
 	e := cluster.FromError(err)
 	return e.Reason == ErrorReason_PRICE_CHANGED.String()
 }
+
+// The order would buy more units of a campaign at its discount than the
+// campaign allows one account (max_units_per_customer). Metadata "promo_id" names
+// the campaign and "remaining" the units the account may still buy at its
+// discount.
+func ErrLimitExceeded(format string, args ...interface{}) *cluster.GrainErrorResponse {
+	return cluster.NewGrainErrorResponse(ErrorReason_LIMIT_EXCEEDED.String(), fmt.Sprintf(format, args...))
+}
+
+// The order would buy more units of a campaign at its discount than the
+// campaign allows one account (max_units_per_customer). Metadata "promo_id" names
+// the campaign and "remaining" the units the account may still buy at its
+// discount.
+func IsLimitExceeded(err error) bool {
+	if err == nil {
+		return false
+	}
+	e := cluster.FromError(err)
+	return e.Reason == ErrorReason_LIMIT_EXCEEDED.String()
+}
