@@ -181,10 +181,47 @@ type Mail struct {
 	MailFrom  string `conf:"default:phoneshop <shop@localhost>,env:MAIL_FROM,flag:mail-from,help:the From of every e-mail"`
 }
 
-// ClusterNet says where the process's cluster remote listens.
+// ClusterNet says where the process's cluster remote listens, and whether it
+// speaks mutual TLS with its peers (members and edges alike).
 type ClusterNet struct {
 	ClusterHost string `conf:"default:127.0.0.1,env:CLUSTER_HOST,flag:cluster-host,help:address the cluster remote listens on"`
 	ClusterPort int    `conf:"default:0,env:CLUSTER_PORT,flag:cluster-port,help:port of the cluster remote (0 = any free port)"`
+	// Mutual TLS on the cluster transport: off while the three files are unset.
+	// Every member and edge needs a certificate of the same CA.
+	ClusterTLSCA   string `conf:"env:CLUSTER_TLS_CA,flag:cluster-tls-ca,help:PEM file of the CA that signs the certificate of every member and edge (set with CLUSTER_TLS_CERT and CLUSTER_TLS_KEY for mutual TLS between members and edges; unset: plaintext)"`
+	ClusterTLSCert string `conf:"env:CLUSTER_TLS_CERT,flag:cluster-tls-cert,help:PEM file of the certificate of this process: signed by the CA for server and client auth and naming CLUSTER_TLS_NAME"`
+	ClusterTLSKey  string `conf:"env:CLUSTER_TLS_KEY,flag:cluster-tls-key,help:PEM file of the private key of this process"`
+	ClusterTLSName string `conf:"default:phoneshop-cluster,env:CLUSTER_TLS_NAME,flag:cluster-tls-name,help:DNS name that the certificate of every member and edge carries; peers check it both ways"`
+}
+
+// ClusterTLS reports whether the cluster transport speaks mutual TLS.
+func (n ClusterNet) ClusterTLS() bool {
+	return n.ClusterTLSCA != "" || n.ClusterTLSCert != "" || n.ClusterTLSKey != ""
+}
+
+// validate checks that mutual TLS is configured whole: half of it would start a
+// process its peers refuse, or one that silently talks plaintext.
+func (n ClusterNet) validate() error {
+	if !n.ClusterTLS() {
+		return nil
+	}
+	var missing []string
+	for _, f := range []struct{ env, value string }{
+		{"PHONESHOP_CLUSTER_TLS_CA", n.ClusterTLSCA},
+		{"PHONESHOP_CLUSTER_TLS_CERT", n.ClusterTLSCert},
+		{"PHONESHOP_CLUSTER_TLS_KEY", n.ClusterTLSKey},
+	} {
+		if f.value == "" {
+			missing = append(missing, f.env)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("cluster TLS needs PHONESHOP_CLUSTER_TLS_CA, _CERT and _KEY together (or none, for plaintext): %s unset", strings.Join(missing, ", "))
+	}
+	if n.ClusterTLSName == "" {
+		return errors.New("PHONESHOP_CLUSTER_TLS_NAME is empty: cluster TLS checks that name in every peer's certificate")
+	}
+	return nil
 }
 
 // Consul says how members find each other and where the central configuration is.
@@ -251,12 +288,12 @@ func (s Settings) Validate() error {
 
 // Validate checks the dev configuration.
 func (d Dev) Validate() error {
-	return errors.Join(d.Settings.Validate(), d.Stores.validate(), d.HTTP.validate(), d.Accounts.validate())
+	return errors.Join(d.Settings.Validate(), d.Stores.validate(), d.HTTP.validate(), d.Accounts.validate(), d.ClusterNet.validate())
 }
 
 // Validate checks the node configuration.
 func (n Node) Validate() error {
-	return errors.Join(n.Settings.Validate(), n.Stores.validate(), n.Stores.requireMySQL())
+	return errors.Join(n.Settings.Validate(), n.Stores.validate(), n.Stores.requireMySQL(), n.ClusterNet.validate())
 }
 
 // Validate checks the mailer configuration.
@@ -286,7 +323,8 @@ func (e Edge) Validate() error {
 		// Every edge must read the links every other edge and mailer signs.
 		secret = errors.New("PHONESHOP_UNSUBSCRIBE_SECRET is required: the same secret of at least 32 characters on every edge")
 	}
-	return errors.Join(e.Settings.Validate(), e.Stores.validate(), e.Stores.requireMySQL(), e.HTTP.validate(), e.Accounts.validate(), secret)
+	return errors.Join(e.Settings.Validate(), e.Stores.validate(), e.Stores.requireMySQL(), e.HTTP.validate(), e.Accounts.validate(), secret,
+		e.ClusterNet.validate())
 }
 
 func (s Stores) validate() error {
