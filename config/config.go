@@ -91,7 +91,8 @@ type Mailer struct {
 	Settings   Settings
 	ConsulAddr string `conf:"env:CONSUL_ADDR,flag:consul-addr,help:host:port of a Consul agent whose KV under phoneshop/config/ overlays the live settings (unset: env and flags only)"`
 	// MySQLDSN is the shop's store: deliveries, accounts, campaigns, the outbox.
-	MySQLDSN string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of the shop's MySQL/MariaDB (required)"`
+	MySQLDSN     string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of the shop's MySQL/MariaDB (required)"`
+	MySQLMigrate bool   `conf:"default:true,env:MYSQL_MIGRATE,flag:mysql-migrate,help:create the MySQL database and apply the schema migrations at start (false: only check that phoneshop migrate applied them)"`
 	Mail
 	Broker
 	SMTP
@@ -101,6 +102,25 @@ type Mailer struct {
 	MailDeliveryLimit int           `conf:"default:20,env:MAIL_DELIVERY_LIMIT,flag:mail-delivery-limit,help:deliveries of one message before it goes to the dead letters (set when a queue is first declared)"`
 	ShutdownTimeout   time.Duration `conf:"default:20s,env:SHUTDOWN_TIMEOUT,flag:shutdown-timeout,help:time to finish the mails in hand at stop"`
 	HealthAddr        string        `conf:"env:HEALTH_ADDR,flag:health-addr,help:address of the mailer's health checks and metrics such as :8090 (unset: off)"`
+}
+
+// Migrate is the configuration of `phoneshop migrate`: it creates the database if
+// needed, applies the schema migrations and exits. It is the one step that needs a
+// user allowed to change the schema; the other processes can then run with
+// PHONESHOP_MYSQL_MIGRATE=false as a user that only reads and writes rows.
+type Migrate struct {
+	Args conf.Args
+
+	Logging
+	MySQLDSN string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of MySQL/MariaDB for a user allowed to create the database and change its tables (required)"`
+}
+
+// Validate checks the migrate configuration.
+func (m Migrate) Validate() error {
+	if m.MySQLDSN == "" {
+		return errors.New("PHONESHOP_MYSQL_DSN is required: the database to migrate")
+	}
+	return nil
 }
 
 // Broker says where the events go: RabbitMQ.
@@ -127,7 +147,10 @@ type Logging struct {
 
 // Stores says where the truth and the hot reads live.
 type Stores struct {
-	MySQLDSN       string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of MySQL/MariaDB, e.g. root@tcp(127.0.0.1:3306)/phoneshop (unset: SQLite in the data directory; node and edge need it)"`
+	MySQLDSN string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of MySQL/MariaDB, e.g. root@tcp(127.0.0.1:3306)/phoneshop (unset: SQLite in the data directory; node and edge need it)"`
+	// MySQLMigrate off leaves the schema to `phoneshop migrate`, so that the
+	// shop's own user needs no right to change it (compose runs it so).
+	MySQLMigrate   bool   `conf:"default:true,env:MYSQL_MIGRATE,flag:mysql-migrate,help:create the MySQL database and apply the schema migrations at start (false: only check that phoneshop migrate applied them; the DSN user then needs only SELECT INSERT UPDATE and DELETE)"`
 	RedisAddr      string `conf:"env:REDIS_ADDR,flag:redis-addr,help:host:port of Redis for hot reads (unset: in-process cache)"`
 	RedisPrefix    string `conf:"default:phoneshop:,env:REDIS_PREFIX,flag:redis-prefix,help:prefix of every Redis key (shops sharing a Redis need different ones)"`
 	RedisUser      string `conf:"env:REDIS_USER,flag:redis-user,help:Redis ACL user name (unset: the default user)"`
@@ -428,6 +451,9 @@ func ParseEdge(args []string) (Edge, string, error) { return parse[Edge](args) }
 
 // ParseMailer reads the mailer configuration (see ParseDev).
 func ParseMailer(args []string) (Mailer, string, error) { return parse[Mailer](args) }
+
+// ParseMigrate reads the migrate configuration (see ParseDev).
+func ParseMigrate(args []string) (Migrate, string, error) { return parse[Migrate](args) }
 
 func parse[T interface{ Validate() error }](args []string) (T, string, error) {
 	var cfg T

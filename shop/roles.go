@@ -199,7 +199,11 @@ func StartMailer(ctx context.Context, cfg config.Mailer, log *slog.Logger) (_ *S
 	s := newShop(log)
 	s.mailerOnly = true
 	defer s.closeOnError(&err)
-	if s.Store, err = mysql.Open(ctx, cfg.MySQLDSN); err != nil {
+	open := mysql.Open
+	if !cfg.MySQLMigrate {
+		open = mysql.OpenMigrated
+	}
+	if s.Store, err = open(ctx, cfg.MySQLDSN); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	tokens, err := account.NewUnsubscribeTokens(cfg.UnsubscribeSecret)
@@ -224,4 +228,14 @@ func StartMailer(ctx context.Context, cfg config.Mailer, log *slog.Logger) (_ *S
 		return errors.Join(err, sender.Close())
 	})
 	return s, nil
+}
+
+// Migrate creates the shop's MySQL/MariaDB database if needed and applies the
+// schema migrations, for processes that start with PHONESHOP_MYSQL_MIGRATE=false.
+func Migrate(ctx context.Context, cfg config.Migrate, log *slog.Logger) error {
+	if err := mysql.Migrate(ctx, cfg.MySQLDSN); err != nil {
+		return err
+	}
+	log.Info("the schema is migrated")
+	return nil
 }
