@@ -46,7 +46,8 @@ func TestPreLedgerSnapshotsMoveToTheLedger(t *testing.T) {
 
 // TestOpenMigratedRefusesASchemaThisBuildHasNotMigrated: a process that does not
 // migrate (PHONESHOP_MYSQL_MIGRATE=false) starts only on a schema that has every
-// migration it knows, and says what to run otherwise.
+// migration it knows, and says what to run otherwise; migrations it does not know
+// (a newer build's) do not stop it.
 func TestOpenMigratedRefusesASchemaThisBuildHasNotMigrated(t *testing.T) {
 	ctx := context.Background()
 	dsn := dbtest.MySQLDSN(t)
@@ -78,5 +79,12 @@ func TestOpenMigratedRefusesASchemaThisBuildHasNotMigrated(t *testing.T) {
 	}
 	if err := open(); err != nil {
 		t.Fatalf("OpenMigrated after Migrate: %v", err)
+	}
+	// A newer build migrated ahead (a rolling upgrade): this build still starts.
+	if _, err := db.ExecContext(ctx, "INSERT INTO goose_db_version (version_id, is_applied) VALUES (99999999, TRUE)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := open(); err != nil {
+		t.Fatalf("OpenMigrated on a schema a newer build migrated: %v", err)
 	}
 }
