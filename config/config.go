@@ -91,7 +91,8 @@ type Mailer struct {
 	Settings   Settings
 	ConsulAddr string `conf:"env:CONSUL_ADDR,flag:consul-addr,help:host:port of a Consul agent whose KV under phoneshop/config/ overlays the live settings (unset: env and flags only)"`
 	// MySQLDSN is the shop's store: deliveries, accounts, campaigns, the outbox.
-	MySQLDSN string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of the shop's MySQL/MariaDB (required)"`
+	MySQLDSN     string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of the shop's MySQL/MariaDB (required)"`
+	MySQLMigrate bool   `conf:"default:true,env:MYSQL_MIGRATE,flag:mysql-migrate,help:create the MySQL database and apply the schema migrations at start (false: only check that phoneshop migrate applied them)"`
 	Mail
 	Broker
 	SMTP
@@ -101,6 +102,25 @@ type Mailer struct {
 	MailDeliveryLimit int           `conf:"default:20,env:MAIL_DELIVERY_LIMIT,flag:mail-delivery-limit,help:deliveries of one message before it goes to the dead letters (set when a queue is first declared)"`
 	ShutdownTimeout   time.Duration `conf:"default:20s,env:SHUTDOWN_TIMEOUT,flag:shutdown-timeout,help:time to finish the mails in hand at stop"`
 	HealthAddr        string        `conf:"env:HEALTH_ADDR,flag:health-addr,help:address of the mailer's health checks and metrics such as :8090 (unset: off)"`
+}
+
+// Migrate is the configuration of `phoneshop migrate`: it creates the database if
+// needed, applies the schema migrations and exits. It is the one step that needs a
+// user allowed to change the schema; the other processes can then run with
+// PHONESHOP_MYSQL_MIGRATE=false as a user that only reads and writes rows.
+type Migrate struct {
+	Args conf.Args
+
+	Logging
+	MySQLDSN string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of MySQL/MariaDB for a user allowed to create the database and change its tables (required)"`
+}
+
+// Validate checks the migrate configuration.
+func (m Migrate) Validate() error {
+	if m.MySQLDSN == "" {
+		return errors.New("PHONESHOP_MYSQL_DSN is required: the database to migrate")
+	}
+	return nil
 }
 
 // Broker says where the events go: RabbitMQ.
@@ -127,7 +147,10 @@ type Logging struct {
 
 // Stores says where the truth and the hot reads live.
 type Stores struct {
-	MySQLDSN       string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of MySQL/MariaDB, e.g. root@tcp(127.0.0.1:3306)/phoneshop (unset: SQLite in the data directory; node and edge need it)"`
+	MySQLDSN string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of MySQL/MariaDB, e.g. root@tcp(127.0.0.1:3306)/phoneshop (unset: SQLite in the data directory; node and edge need it)"`
+	// MySQLMigrate off leaves the schema to `phoneshop migrate`, so that the
+	// shop's own user needs no right to change it (compose runs it so).
+	MySQLMigrate   bool   `conf:"default:true,env:MYSQL_MIGRATE,flag:mysql-migrate,help:create the MySQL database and apply the schema migrations at start (false: only check that phoneshop migrate applied them; the DSN user then needs only SELECT INSERT UPDATE and DELETE)"`
 	RedisAddr      string `conf:"env:REDIS_ADDR,flag:redis-addr,help:host:port of Redis for hot reads (unset: in-process cache)"`
 	RedisPrefix    string `conf:"default:phoneshop:,env:REDIS_PREFIX,flag:redis-prefix,help:prefix of every Redis key (shops sharing a Redis need different ones)"`
 	RedisUser      string `conf:"env:REDIS_USER,flag:redis-user,help:Redis ACL user name (unset: the default user)"`
@@ -188,10 +211,47 @@ type Mail struct {
 	VerificationTTL time.Duration `conf:"default:48h,env:VERIFICATION_TTL,flag:verification-ttl,help:how long an e-mail verification link works after its mail is sent"`
 }
 
-// ClusterNet says where the process's cluster remote listens.
+// ClusterNet says where the process's cluster remote listens, and whether it
+// speaks mutual TLS with its peers (members and edges alike).
 type ClusterNet struct {
 	ClusterHost string `conf:"default:127.0.0.1,env:CLUSTER_HOST,flag:cluster-host,help:address the cluster remote listens on"`
 	ClusterPort int    `conf:"default:0,env:CLUSTER_PORT,flag:cluster-port,help:port of the cluster remote (0 = any free port)"`
+	// Mutual TLS on the cluster transport: off while the three files are unset.
+	// Every member and edge needs a certificate of the same CA.
+	ClusterTLSCA   string `conf:"env:CLUSTER_TLS_CA,flag:cluster-tls-ca,help:PEM file of the CA that signs the certificate of every member and edge (set with CLUSTER_TLS_CERT and CLUSTER_TLS_KEY for mutual TLS between members and edges; unset: plaintext)"`
+	ClusterTLSCert string `conf:"env:CLUSTER_TLS_CERT,flag:cluster-tls-cert,help:PEM file of the certificate of this process: signed by the CA for server and client auth and naming CLUSTER_TLS_NAME"`
+	ClusterTLSKey  string `conf:"env:CLUSTER_TLS_KEY,flag:cluster-tls-key,help:PEM file of the private key of this process"`
+	ClusterTLSName string `conf:"default:phoneshop-cluster,env:CLUSTER_TLS_NAME,flag:cluster-tls-name,help:DNS name that the certificate of every member and edge carries; peers check it both ways"`
+}
+
+// ClusterTLS reports whether the cluster transport speaks mutual TLS.
+func (n ClusterNet) ClusterTLS() bool {
+	return n.ClusterTLSCA != "" || n.ClusterTLSCert != "" || n.ClusterTLSKey != ""
+}
+
+// validate checks that mutual TLS is configured whole: half of it would start a
+// process its peers refuse, or one that silently talks plaintext.
+func (n ClusterNet) validate() error {
+	if !n.ClusterTLS() {
+		return nil
+	}
+	var missing []string
+	for _, f := range []struct{ env, value string }{
+		{"PHONESHOP_CLUSTER_TLS_CA", n.ClusterTLSCA},
+		{"PHONESHOP_CLUSTER_TLS_CERT", n.ClusterTLSCert},
+		{"PHONESHOP_CLUSTER_TLS_KEY", n.ClusterTLSKey},
+	} {
+		if f.value == "" {
+			missing = append(missing, f.env)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("cluster TLS needs PHONESHOP_CLUSTER_TLS_CA, _CERT and _KEY together (or none, for plaintext): %s unset", strings.Join(missing, ", "))
+	}
+	if n.ClusterTLSName == "" {
+		return errors.New("PHONESHOP_CLUSTER_TLS_NAME is empty: cluster TLS checks that name in every peer's certificate")
+	}
+	return nil
 }
 
 // Consul says how members find each other and where the central configuration is.
@@ -258,12 +318,12 @@ func (s Settings) Validate() error {
 
 // Validate checks the dev configuration.
 func (d Dev) Validate() error {
-	return errors.Join(d.Settings.Validate(), d.Stores.validate(), d.HTTP.validate(), d.Accounts.validate())
+	return errors.Join(d.Settings.Validate(), d.Stores.validate(), d.HTTP.validate(), d.Accounts.validate(), d.ClusterNet.validate())
 }
 
 // Validate checks the node configuration.
 func (n Node) Validate() error {
-	return errors.Join(n.Settings.Validate(), n.Stores.validate(), n.Stores.requireMySQL())
+	return errors.Join(n.Settings.Validate(), n.Stores.validate(), n.Stores.requireMySQL(), n.ClusterNet.validate())
 }
 
 // Validate checks the mailer configuration.
@@ -293,7 +353,8 @@ func (e Edge) Validate() error {
 		// Every edge must read the links every other edge and mailer signs.
 		secret = errors.New("PHONESHOP_UNSUBSCRIBE_SECRET is required: the same secret of at least 32 characters on every edge")
 	}
-	return errors.Join(e.Settings.Validate(), e.Stores.validate(), e.Stores.requireMySQL(), e.HTTP.validate(), e.Accounts.validate(), secret)
+	return errors.Join(e.Settings.Validate(), e.Stores.validate(), e.Stores.requireMySQL(), e.HTTP.validate(), e.Accounts.validate(), secret,
+		e.ClusterNet.validate())
 }
 
 func (s Stores) validate() error {
@@ -397,6 +458,9 @@ func ParseEdge(args []string) (Edge, string, error) { return parse[Edge](args) }
 
 // ParseMailer reads the mailer configuration (see ParseDev).
 func ParseMailer(args []string) (Mailer, string, error) { return parse[Mailer](args) }
+
+// ParseMigrate reads the migrate configuration (see ParseDev).
+func ParseMigrate(args []string) (Migrate, string, error) { return parse[Migrate](args) }
 
 func parse[T interface{ Validate() error }](args []string) (T, string, error) {
 	var cfg T

@@ -36,3 +36,43 @@ func TestTheUnsubscribeSecret(t *testing.T) {
 
 func edgeParse(args []string) error { _, _, err := ParseEdge(args); return err }
 func devParse(args []string) error  { _, _, err := ParseDev(args); return err }
+
+// TestClusterTLSIsAllOrNothing: every role with a cluster remote takes the CA,
+// certificate and key together or none of them, and says which are missing.
+func TestClusterTLSIsAllOrNothing(t *testing.T) {
+	t.Setenv("PHONESHOP_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/phoneshop")
+	t.Setenv("PHONESHOP_UNSUBSCRIBE_SECRET", strings.Repeat("s", 32))
+	roles := []struct {
+		name  string
+		parse func([]string) error
+	}{
+		{"dev", devParse},
+		{"node", func(args []string) error { _, _, err := ParseNode(args); return err }},
+		{"edge", edgeParse},
+	}
+	all := []string{"--cluster-tls-ca", "ca.pem", "--cluster-tls-cert", "member.pem", "--cluster-tls-key", "member-key.pem"}
+	for _, r := range roles {
+		for _, tc := range []struct {
+			name    string
+			args    []string
+			wantErr string
+		}{
+			{"none_is_plaintext", nil, ""},
+			{"all_three", all, ""},
+			{"no_key", all[:4], "PHONESHOP_CLUSTER_TLS_KEY unset"},
+			{"only_a_certificate", all[2:4], "PHONESHOP_CLUSTER_TLS_CA, PHONESHOP_CLUSTER_TLS_KEY unset"},
+			{"only_a_CA", all[:2], "PHONESHOP_CLUSTER_TLS_CERT, PHONESHOP_CLUSTER_TLS_KEY unset"},
+			{"an_empty_name", append(append([]string{}, all...), "--cluster-tls-name", ""), "PHONESHOP_CLUSTER_TLS_NAME is empty"},
+		} {
+			t.Run(r.name+"/"+tc.name, func(t *testing.T) {
+				err := r.parse(tc.args)
+				switch {
+				case tc.wantErr == "" && err != nil:
+					t.Fatalf("err = %v, want none", err)
+				case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+					t.Fatalf("err = %v, want one saying %q", err, tc.wantErr)
+				}
+			})
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -13,15 +15,17 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+	driver "github.com/go-sql-driver/mysql"
 
 	"phoneshop/config"
 )
 
 // The roles a phoneshop service runs, told apart by the service's command.
 const (
-	roleNode   = "node"
-	roleEdge   = "edge"
-	roleMailer = "mailer"
+	roleNode    = "node"
+	roleEdge    = "edge"
+	roleMailer  = "mailer"
+	roleMigrate = "migrate"
 )
 
 // The topology's shape: how many of each role, and the services every node and
@@ -35,31 +39,65 @@ const (
 
 var stores = []string{"mysql", "redis", "consul"}
 
+// The services the shop's processes use, by name.
+const (
+	mysqlService    = "mysql"
+	redisService    = "redis"
+	rabbitService   = "rabbitmq"
+	consulService   = "consul"
+	mailpitService  = "mailpit"
+	mailpitInbox    = 8025
+	mysqlInitTarget = "/docker-entrypoint-initdb.d"
+	mysqlInitDir    = "deploy/mysql-init"
+)
+
+// secrets are the variables the file must require from the operator's
+// environment (${VAR:?message}), each with a distinct value, so that a check can
+// tell which one reached a service.
+var secrets = map[string]string{
+	"MYSQL_ROOT_PASSWORD":          "root-secret-0",
+	"MYSQL_MIGRATE_PASSWORD":       "migrate-secret-1",
+	"MYSQL_APP_PASSWORD":           "app-secret-2",
+	"PHONESHOP_REDIS_PASSWORD":     "redis-secret-3",
+	"RABBITMQ_PASSWORD":            "rabbit-secret-4",
+	"PHONESHOP_UNSUBSCRIBE_SECRET": "0123456789abcdef0123456789abcdef",
+}
+
 // composeEnv stands in for the operator's shell during ${...} interpolation, so the
 // test does not depend on the environment it runs in.
-var composeEnv = []string{
-	"MYSQL_ROOT_PASSWORD=secret",
-	"PHONESHOP_ADMIN_EMAIL=admin@example.com",
-	"PHONESHOP_ADMIN_PASSWORD=admin-password",
-	"PHONESHOP_UNSUBSCRIBE_SECRET=0123456789abcdef0123456789abcdef",
-	"PHONESHOP_LOG_LEVEL=debug",
+func composeEnv() []string {
+	env := []string{
+		"PHONESHOP_ADMIN_EMAIL=admin@example.com",
+		"PHONESHOP_ADMIN_PASSWORD=admin-password",
+		"PHONESHOP_LOG_LEVEL=debug",
+	}
+	for k, v := range secrets {
+		env = append(env, k+"="+v)
+	}
+	return env
 }
 
 func loadProject(t *testing.T) *types.Project {
 	t.Helper()
-	opts, err := cli.NewProjectOptions([]string{"../docker-compose.yml"},
-		cli.WithWorkingDirectory(".."),
-		cli.WithEnv(composeEnv),
-		cli.WithInterpolation(true),
-	)
-	if err != nil {
-		t.Fatalf("compose options: %v", err)
-	}
-	p, err := cli.ProjectFromOptions(context.Background(), opts)
+	p, err := loadFile("../docker-compose.yml", composeEnv())
 	if err != nil {
 		t.Fatalf("load docker-compose.yml: %v", err)
 	}
 	return p
+}
+
+// loadFile loads a compose file with env as the operator's environment; relative
+// paths in it are the repository's.
+func loadFile(file string, env []string) (*types.Project, error) {
+	opts, err := cli.NewProjectOptions([]string{file},
+		cli.WithWorkingDirectory(".."),
+		cli.WithEnv(env),
+		cli.WithInterpolation(true),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("compose options: %w", err)
+	}
+	return cli.ProjectFromOptions(context.Background(), opts)
 }
 
 // envNames returns the environment variables a config struct reads: the `env:` part
@@ -99,8 +137,8 @@ func envNames(t *testing.T, cfg any) map[string]bool {
 // allowedEnv is, per role, the PHONESHOP_ variables its config struct reads.
 func allowedEnv(t *testing.T) map[string]map[string]bool {
 	t.Helper()
-	node := envNames(t, config.Node{})
-	return map[string]map[string]bool{roleNode: node, roleEdge: envNames(t, config.Edge{}), roleMailer: envNames(t, config.Mailer{})}
+	return map[string]map[string]bool{roleNode: envNames(t, config.Node{}), roleEdge: envNames(t, config.Edge{}),
+		roleMailer: envNames(t, config.Mailer{}), roleMigrate: envNames(t, config.Migrate{})}
 }
 
 // role is the phoneshop role a service runs ("" for any other service).
@@ -109,7 +147,7 @@ func role(s types.ServiceConfig) string {
 		return ""
 	}
 	switch s.Command[0] {
-	case roleNode, roleEdge, roleMailer:
+	case roleNode, roleEdge, roleMailer, roleMigrate:
 		return s.Command[0]
 	}
 	return ""
@@ -130,6 +168,24 @@ func byRole(p *types.Project, r string) []string {
 // phoneshopServices returns the node and edge services, sorted by name.
 func phoneshopServices(p *types.Project) []string {
 	return slices.Concat(byRole(p, roleNode), byRole(p, roleEdge))
+}
+
+// storeUsers returns the services that run the shop on its store: nodes, edges
+// and mailers (not the migration).
+func storeUsers(p *types.Project) []string {
+	return slices.Concat(phoneshopServices(p), byRole(p, roleMailer))
+}
+
+// withEnv returns the names of the services that set key, sorted.
+func withEnv(p *types.Project, key string) []string {
+	var names []string
+	for name, s := range p.Services {
+		if _, ok := s.Environment[key]; ok {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 // publishes reports whether port is published on the host by one of ports.
@@ -166,6 +222,7 @@ var checks = []struct {
 	{"node env keys are config.Node settings", checkEnv(roleNode)},
 	{"edge env keys are config.Edge settings", checkEnv(roleEdge)},
 	{"mailer env keys are config.Mailer settings", checkEnv(roleMailer)},
+	{"migrate env keys are config.Migrate settings", checkEnv(roleMigrate)},
 	{"edge port is published by haproxy only", checkEdgePort},
 	{"edges publish nothing", checkEdgesUnpublished},
 	{"every node and edge has a health check", checkHealthChecks},
@@ -175,6 +232,15 @@ var checks = []struct {
 	{"a service waited on as healthy has a health check", checkWaitedOnHaveHealthChecks},
 	{"exactly 3 nodes and 2 edges", checkCounts},
 	{"cluster hosts are dialable addresses", checkClusterHosts},
+	{"redis requires the password its clients have", checkRedisPassword},
+	{"the shop runs as the MySQL user that only reads and writes rows", checkAppUser},
+	{"only the migrate service changes the schema", checkMigrateService},
+	{"the shop's processes wait for the migration", checkWaitForMigration},
+	{"mysql makes the row-only user on its first start", checkMySQLInit},
+	{"rabbitmq has the shop's own user, not guest", checkRabbitMQUser},
+	{"only haproxy publishes beyond this host", checkLoopbackOnly},
+	{"mailpit's inbox is on localhost", checkMailpitInbox},
+	{"consul, without ACLs, publishes nothing", checkConsulPrivate},
 }
 
 func checkImages(_ *testing.T, p *types.Project) []string {
@@ -194,7 +260,8 @@ func checkEnv(r string) check {
 		for _, name := range byRole(p, r) {
 			for key := range p.Services[name].Environment {
 				if strings.HasPrefix(key, config.Prefix+"_") && !allowed[key] {
-					bad = append(bad, fmt.Sprintf("%s: %s is not read by config.%s", name, key, map[string]string{roleNode: "Node", roleEdge: "Edge", roleMailer: "Mailer"}[r]))
+					bad = append(bad, fmt.Sprintf("%s: %s is not read by config.%s", name, key,
+						map[string]string{roleNode: "Node", roleEdge: "Edge", roleMailer: "Mailer", roleMigrate: "Migrate"}[r]))
 				}
 			}
 		}
@@ -355,6 +422,229 @@ func checkClusterHosts(_ *testing.T, p *types.Project) []string {
 	return bad
 }
 
+// checkRedisPassword: Redis refuses clients without the operator's password, and
+// every client of it, and its own health check, has that password.
+func checkRedisPassword(_ *testing.T, p *types.Project) []string {
+	want := secrets["PHONESHOP_REDIS_PASSWORD"]
+	r, ok := p.Services[redisService]
+	if !ok {
+		return []string{"no " + redisService + " service"}
+	}
+	var bad []string
+	i := slices.Index(r.Command, "--requirepass")
+	if i < 0 || i+1 >= len(r.Command) || r.Command[i+1] != want {
+		bad = append(bad, fmt.Sprintf("%s: command %q does not require $PHONESHOP_REDIS_PASSWORD (--requirepass)", redisService, r.Command))
+	}
+	if envValue(r, "REDISCLI_AUTH") != want {
+		bad = append(bad, redisService+": REDISCLI_AUTH is not $PHONESHOP_REDIS_PASSWORD: its health check's redis-cli would be refused")
+	}
+	clients := withEnv(p, "PHONESHOP_REDIS_ADDR")
+	if len(clients) == 0 {
+		bad = append(bad, "no service uses Redis: the check reads nothing")
+	}
+	for _, name := range clients {
+		if envValue(p.Services[name], "PHONESHOP_REDIS_PASSWORD") != want {
+			bad = append(bad, name+": PHONESHOP_REDIS_PASSWORD is not $PHONESHOP_REDIS_PASSWORD")
+		}
+	}
+	return bad
+}
+
+// mysqlUsers returns the users the mysql service makes: the one the image grants
+// everything on the database (MYSQL_USER, the migration's) and the one
+// deploy/mysql-init makes, which may only read and write rows (APP_USER).
+func mysqlUsers(p *types.Project) (migrateUser, appUser string) {
+	m := p.Services[mysqlService]
+	return envValue(m, "MYSQL_USER"), envValue(m, "APP_USER")
+}
+
+// dsnUser returns the user and password of a service's PHONESHOP_MYSQL_DSN.
+func dsnUser(s types.ServiceConfig) (user, password string, err error) {
+	cfg, err := driver.ParseDSN(envValue(s, "PHONESHOP_MYSQL_DSN"))
+	if err != nil {
+		return "", "", err
+	}
+	return cfg.User, cfg.Passwd, nil
+}
+
+// checkAppUser: every process of the shop but the migration connects as the user
+// that may only read and write rows, with the operator's password, and does not
+// migrate at start (it could not).
+func checkAppUser(_ *testing.T, p *types.Project) []string {
+	migrateUser, appUser := mysqlUsers(p)
+	var bad []string
+	if appUser == "" || appUser == "root" || appUser == migrateUser {
+		bad = append(bad, fmt.Sprintf("%s: APP_USER=%q is not a user of its own (MYSQL_USER=%q)", mysqlService, appUser, migrateUser))
+	}
+	if envValue(p.Services[mysqlService], "APP_PASSWORD") != secrets["MYSQL_APP_PASSWORD"] {
+		bad = append(bad, mysqlService+": APP_PASSWORD is not $MYSQL_APP_PASSWORD")
+	}
+	users := withEnv(p, "PHONESHOP_MYSQL_DSN")
+	for _, name := range storeUsers(p) {
+		if !slices.Contains(users, name) {
+			bad = append(bad, name+": no PHONESHOP_MYSQL_DSN")
+		}
+	}
+	for _, name := range users {
+		s := p.Services[name]
+		if role(s) == roleMigrate {
+			continue // checkMigrateService
+		}
+		user, password, err := dsnUser(s)
+		switch {
+		case err != nil:
+			bad = append(bad, fmt.Sprintf("%s: PHONESHOP_MYSQL_DSN: %v", name, err))
+		case user != appUser:
+			bad = append(bad, fmt.Sprintf("%s connects to MySQL as %q, not as the row-only user %q", name, user, appUser))
+		case password != secrets["MYSQL_APP_PASSWORD"]:
+			bad = append(bad, name+": the password in PHONESHOP_MYSQL_DSN is not $MYSQL_APP_PASSWORD")
+		}
+		if migrate, err := strconv.ParseBool(envValue(s, "PHONESHOP_MYSQL_MIGRATE")); err != nil || migrate {
+			bad = append(bad, fmt.Sprintf("%s: PHONESHOP_MYSQL_MIGRATE=%q, want false: its user may not change the schema",
+				name, envValue(s, "PHONESHOP_MYSQL_MIGRATE")))
+		}
+	}
+	return bad
+}
+
+// checkMigrateService: one service migrates, once, as the user the image grants
+// the database to, after MySQL is healthy.
+func checkMigrateService(_ *testing.T, p *types.Project) []string {
+	migrateUser, _ := mysqlUsers(p)
+	var bad []string
+	if migrateUser == "" || migrateUser == "root" {
+		bad = append(bad, fmt.Sprintf("%s: MYSQL_USER=%q: the migration needs a user of its own", mysqlService, migrateUser))
+	}
+	if envValue(p.Services[mysqlService], "MYSQL_PASSWORD") != secrets["MYSQL_MIGRATE_PASSWORD"] {
+		bad = append(bad, mysqlService+": MYSQL_PASSWORD is not $MYSQL_MIGRATE_PASSWORD")
+	}
+	migrations := byRole(p, roleMigrate)
+	if len(migrations) != 1 {
+		return append(bad, fmt.Sprintf("%d migrate services %v, want 1", len(migrations), migrations))
+	}
+	name := migrations[0]
+	s := p.Services[name]
+	user, password, err := dsnUser(s)
+	switch {
+	case err != nil:
+		bad = append(bad, fmt.Sprintf("%s: PHONESHOP_MYSQL_DSN: %v", name, err))
+	case user != migrateUser:
+		bad = append(bad, fmt.Sprintf("%s migrates as %q, not as %q", name, user, migrateUser))
+	case password != secrets["MYSQL_MIGRATE_PASSWORD"]:
+		bad = append(bad, name+": the password in PHONESHOP_MYSQL_DSN is not $MYSQL_MIGRATE_PASSWORD")
+	}
+	// Restarted after it succeeded, the one-shot would run forever.
+	if s.Restart != types.RestartPolicyNo && s.Restart != types.RestartPolicyOnFailure {
+		bad = append(bad, fmt.Sprintf("%s: restart %q: a one-shot runs once (no or on-failure)", name, s.Restart))
+	}
+	return append(bad, waitsHealthy(p, name, []string{mysqlService})...)
+}
+
+func checkWaitForMigration(_ *testing.T, p *types.Project) []string {
+	var bad []string
+	migrations := byRole(p, roleMigrate)
+	for _, name := range storeUsers(p) {
+		for _, m := range migrations {
+			if d, ok := p.Services[name].DependsOn[m]; !ok || d.Condition != types.ServiceConditionCompletedSuccessfully {
+				bad = append(bad, fmt.Sprintf("%s does not wait for %s to complete successfully", name, m))
+			}
+		}
+	}
+	return bad
+}
+
+// checkMySQLInit: the image runs deploy/mysql-init (which makes the row-only
+// user) on its first start; mysql_init_test.go runs the script itself.
+func checkMySQLInit(_ *testing.T, p *types.Project) []string {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		return []string{err.Error()}
+	}
+	want := filepath.Join(root, mysqlInitDir)
+	i := slices.IndexFunc(p.Services[mysqlService].Volumes, func(v types.ServiceVolumeConfig) bool {
+		return v.Target == mysqlInitTarget
+	})
+	if i < 0 {
+		return []string{fmt.Sprintf("%s mounts nothing at %s", mysqlService, mysqlInitTarget)}
+	}
+	v := p.Services[mysqlService].Volumes[i]
+	var bad []string
+	if v.Type != types.VolumeTypeBind || v.Source != want {
+		bad = append(bad, fmt.Sprintf("%s mounts %s %q at %s, want %s", mysqlService, v.Type, v.Source, mysqlInitTarget, mysqlInitDir))
+	}
+	if _, err := os.Stat(filepath.Join(want, appUserScript)); err != nil {
+		bad = append(bad, err.Error())
+	}
+	return bad
+}
+
+// checkRabbitMQUser: the broker makes a user of the shop's with the operator's
+// password, and the shop connects as it.
+func checkRabbitMQUser(_ *testing.T, p *types.Project) []string {
+	r := p.Services[rabbitService]
+	user, password := envValue(r, "RABBITMQ_DEFAULT_USER"), envValue(r, "RABBITMQ_DEFAULT_PASS")
+	var bad []string
+	if user == "" || user == "guest" {
+		bad = append(bad, fmt.Sprintf("%s: RABBITMQ_DEFAULT_USER=%q: the broker would make guest", rabbitService, user))
+	}
+	if password != secrets["RABBITMQ_PASSWORD"] {
+		bad = append(bad, rabbitService+": RABBITMQ_DEFAULT_PASS is not $RABBITMQ_PASSWORD")
+	}
+	clients := withEnv(p, "PHONESHOP_RABBITMQ_URL")
+	if len(clients) == 0 {
+		bad = append(bad, "no service uses RabbitMQ: the check reads nothing")
+	}
+	for _, name := range clients {
+		u, err := url.Parse(envValue(p.Services[name], "PHONESHOP_RABBITMQ_URL"))
+		if err != nil || u.User == nil {
+			bad = append(bad, fmt.Sprintf("%s: PHONESHOP_RABBITMQ_URL names no user (%v)", name, err))
+			continue
+		}
+		pw, _ := u.User.Password()
+		if u.User.Username() != user || pw != password {
+			bad = append(bad, fmt.Sprintf("%s connects to RabbitMQ as %q, not as %q with $RABBITMQ_PASSWORD", name, u.User.Username(), user))
+		}
+	}
+	return bad
+}
+
+// checkLoopbackOnly: a port published without a host address is open to the
+// network; only the shop's entry point may be.
+func checkLoopbackOnly(_ *testing.T, p *types.Project) []string {
+	var bad []string
+	for name, s := range p.Services {
+		if name == edgeBalance {
+			continue
+		}
+		for _, pc := range s.Ports {
+			if ip := net.ParseIP(pc.HostIP); ip == nil || !ip.IsLoopback() {
+				bad = append(bad, fmt.Sprintf("%s publishes %s on %q, beyond this host", name, pc.Published, pc.HostIP))
+			}
+		}
+	}
+	return bad
+}
+
+// checkMailpitInbox: the README sends people to the inbox on 127.0.0.1:8025.
+func checkMailpitInbox(_ *testing.T, p *types.Project) []string {
+	if !slices.ContainsFunc(p.Services[mailpitService].Ports, func(pc types.ServicePortConfig) bool {
+		return pc.Target == mailpitInbox && pc.Published == strconv.Itoa(mailpitInbox) && pc.HostIP == "127.0.0.1"
+	}) {
+		return []string{fmt.Sprintf("%s does not publish its inbox on 127.0.0.1:%d", mailpitService, mailpitInbox)}
+	}
+	return nil
+}
+
+// checkConsulPrivate: compose's Consul has no ACLs (see its comment in the file),
+// so it must not be reachable from outside the compose network at all.
+func checkConsulPrivate(_ *testing.T, p *types.Project) []string {
+	c := p.Services[consulService]
+	if len(c.Ports) > 0 || c.NetworkMode == "host" {
+		return []string{fmt.Sprintf("%s publishes %v (network mode %q); without ACLs it stays on the compose network", consulService, c.Ports, c.NetworkMode)}
+	}
+	return nil
+}
+
 func TestCompose(t *testing.T) {
 	p := loadProject(t)
 	for _, c := range checks {
@@ -400,6 +690,23 @@ func TestChecksCatchBrokenTopology(t *testing.T) {
 			s.Ports = append(slices.Clone(s.Ports), types.ServicePortConfig{Target: edgePort, Published: port, Protocol: "tcp"})
 		}
 	}
+	unsetEnv := func(key string) func(*types.ServiceConfig) {
+		return func(s *types.ServiceConfig) {
+			env := types.MappingWithEquals{}
+			for k, v := range s.Environment {
+				if k != key {
+					env[k] = v
+				}
+			}
+			s.Environment = env
+		}
+	}
+	publishOn := func(hostIP string, port uint32) func(*types.ServiceConfig) {
+		return func(s *types.ServiceConfig) {
+			s.Ports = []types.ServicePortConfig{{HostIP: hostIP, Target: port, Published: strconv.Itoa(int(port)), Protocol: "tcp"}}
+		}
+	}
+	appDSN := "phoneshop:" + secrets["MYSQL_APP_PASSWORD"] + "@tcp(mysql:3306)/phoneshop"
 	dependOn := func(dep, condition string) func(*types.ServiceConfig) {
 		return func(s *types.ServiceConfig) {
 			deps := types.DependsOnConfig{}
@@ -464,6 +771,89 @@ func TestChecksCatchBrokenTopology(t *testing.T) {
 			edit("node2", setEnv("PHONESHOP_CLUSTER_HOST", "0.0.0.0"))},
 		{"an edge without a cluster host", "cluster hosts are dialable addresses",
 			edit("edge1", func(s *types.ServiceConfig) { delete(s.Environment, "PHONESHOP_CLUSTER_HOST") })},
+
+		{"redis without a password", "redis requires the password its clients have",
+			edit("redis", func(s *types.ServiceConfig) { s.Command = nil })},
+		{"redis with a password of its own", "redis requires the password its clients have",
+			edit("redis", func(s *types.ServiceConfig) {
+				s.Command = types.ShellCommand{"redis-server", "--requirepass", "literal"}
+			})},
+		{"a redis health check without the password", "redis requires the password its clients have",
+			edit("redis", unsetEnv("REDISCLI_AUTH"))},
+		{"an edge without the redis password", "redis requires the password its clients have",
+			edit("edge2", unsetEnv("PHONESHOP_REDIS_PASSWORD"))},
+		{"a node with another redis password", "redis requires the password its clients have",
+			edit("node1", setEnv("PHONESHOP_REDIS_PASSWORD", "guess"))},
+
+		{"a node connecting as root", "the shop runs as the MySQL user that only reads and writes rows",
+			edit("node1", setEnv("PHONESHOP_MYSQL_DSN", "root:"+secrets["MYSQL_ROOT_PASSWORD"]+"@tcp(mysql:3306)/phoneshop"))},
+		{"the mailer connecting as the migration user", "the shop runs as the MySQL user that only reads and writes rows",
+			edit("mailer", setEnv("PHONESHOP_MYSQL_DSN", "phoneshop_migrate:"+secrets["MYSQL_MIGRATE_PASSWORD"]+"@tcp(mysql:3306)/phoneshop"))},
+		{"an edge with a password in its DSN", "the shop runs as the MySQL user that only reads and writes rows",
+			edit("edge1", setEnv("PHONESHOP_MYSQL_DSN", "phoneshop:phoneshop@tcp(mysql:3306)/phoneshop"))},
+		{"a node that migrates at start", "the shop runs as the MySQL user that only reads and writes rows",
+			edit("node2", setEnv("PHONESHOP_MYSQL_MIGRATE", "true"))},
+		{"an edge that leaves migrating at its default", "the shop runs as the MySQL user that only reads and writes rows",
+			edit("edge2", unsetEnv("PHONESHOP_MYSQL_MIGRATE"))},
+		{"a mailer without a DSN", "the shop runs as the MySQL user that only reads and writes rows",
+			edit("mailer", unsetEnv("PHONESHOP_MYSQL_DSN"))},
+		{"an app user that is the migration user", "the shop runs as the MySQL user that only reads and writes rows",
+			edit("mysql", setEnv("APP_USER", "phoneshop_migrate"))},
+		{"a new service connecting as root", "the shop runs as the MySQL user that only reads and writes rows",
+			func(p *types.Project) {
+				s := p.Services["consul"]
+				s.Environment = types.MappingWithEquals{}
+				setEnv("PHONESHOP_MYSQL_DSN", "root:x@tcp(mysql:3306)/phoneshop")(&s)
+				p.Services["backup"] = s
+			}},
+
+		{"no migrate service", "only the migrate service changes the schema",
+			func(p *types.Project) { delete(p.Services, "migrate") }},
+		{"a migration as root", "only the migrate service changes the schema",
+			edit("migrate", setEnv("PHONESHOP_MYSQL_DSN", "root:"+secrets["MYSQL_ROOT_PASSWORD"]+"@tcp(mysql:3306)/phoneshop"))},
+		{"a migration as the row-only user", "only the migrate service changes the schema",
+			edit("migrate", setEnv("PHONESHOP_MYSQL_DSN", appDSN))},
+		{"a migration restarted after it succeeds", "only the migrate service changes the schema",
+			edit("migrate", func(s *types.ServiceConfig) { s.Restart = types.RestartPolicyUnlessStopped })},
+		{"a migration before mysql is healthy", "only the migrate service changes the schema",
+			edit("migrate", dependOn("mysql", ""))},
+		{"the migration user as root", "only the migrate service changes the schema",
+			edit("mysql", unsetEnv("MYSQL_USER"))},
+
+		{"a node that does not wait for the migration", "the shop's processes wait for the migration",
+			edit("node3", dependOn("migrate", ""))},
+		{"the mailer waiting only for the migration to start", "the shop's processes wait for the migration",
+			edit("mailer", dependOn("migrate", types.ServiceConditionStarted))},
+
+		{"mysql without its init scripts", "mysql makes the row-only user on its first start",
+			edit("mysql", func(s *types.ServiceConfig) {
+				s.Volumes = slices.DeleteFunc(slices.Clone(s.Volumes), func(v types.ServiceVolumeConfig) bool { return v.Target == mysqlInitTarget })
+			})},
+		{"mysql's init scripts from elsewhere", "mysql makes the row-only user on its first start",
+			edit("mysql", func(s *types.ServiceConfig) {
+				s.Volumes = slices.Clone(s.Volumes)
+				for i := range s.Volumes {
+					if s.Volumes[i].Target == mysqlInitTarget {
+						s.Volumes[i].Source = "/tmp"
+					}
+				}
+			})},
+
+		{"rabbitmq with its guest user", "rabbitmq has the shop's own user, not guest",
+			edit("rabbitmq", func(s *types.ServiceConfig) { s.Environment = nil })},
+		{"a node connecting to rabbitmq as guest", "rabbitmq has the shop's own user, not guest",
+			edit("node1", setEnv("PHONESHOP_RABBITMQ_URL", "amqp://guest:guest@rabbitmq:5672/"))},
+		{"the mailer with another rabbitmq password", "rabbitmq has the shop's own user, not guest",
+			edit("mailer", setEnv("PHONESHOP_RABBITMQ_URL", "amqp://phoneshop:guess@rabbitmq:5672/"))},
+
+		{"mailpit's inbox on every interface", "only haproxy publishes beyond this host",
+			edit("mailpit", publishOn("", 8025))},
+		{"mysql published on the network", "only haproxy publishes beyond this host",
+			edit("mysql", publishOn("0.0.0.0", 3306))},
+		{"mailpit's inbox not published", "mailpit's inbox is on localhost",
+			edit("mailpit", func(s *types.ServiceConfig) { s.Ports = nil })},
+		{"consul published on this host", "consul, without ACLs, publishes nothing",
+			edit("consul", publishOn("127.0.0.1", 8500))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -477,6 +867,61 @@ func TestChecksCatchBrokenTopology(t *testing.T) {
 				t.Errorf("check %q passes a topology with %s", tt.check, tt.name)
 			} else {
 				t.Logf("check %q: %v", tt.check, problems)
+			}
+		})
+	}
+}
+
+// TestSecretsComeFromTheEnvironment: compose refuses to start without each secret
+// (${VAR:?message}): none has a default, none is a literal in the file.
+func TestSecretsComeFromTheEnvironment(t *testing.T) {
+	for _, problem := range optionalSecrets("../docker-compose.yml") {
+		t.Error(problem)
+	}
+}
+
+// optionalSecrets loads file once without each secret and reports those it loads
+// without.
+func optionalSecrets(file string) []string {
+	var bad []string
+	for name := range secrets {
+		var env []string
+		for _, kv := range composeEnv() {
+			if !strings.HasPrefix(kv, name+"=") {
+				env = append(env, kv)
+			}
+		}
+		_, err := loadFile(file, env)
+		switch {
+		case err == nil:
+			bad = append(bad, fmt.Sprintf("%s loads without %s: a default or a literal stands in for it", file, name))
+		case !strings.Contains(err.Error(), "required variable "+name):
+			bad = append(bad, fmt.Sprintf("%s without %s: %v, want a required-variable error", file, name, err))
+		}
+	}
+	return bad
+}
+
+// TestSecretsCheckCatchesADefault gives one secret a default in a copy of the file,
+// and expects optionalSecrets to object.
+func TestSecretsCheckCatchesADefault(t *testing.T) {
+	orig, err := os.ReadFile("../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range secrets {
+		t.Run(name, func(t *testing.T) {
+			required := "${" + name + ":?"
+			if !strings.Contains(string(orig), required) {
+				t.Fatalf("docker-compose.yml has no %s...}", required)
+			}
+			copied := filepath.Join(t.TempDir(), "docker-compose.yml")
+			if err := os.WriteFile(copied, []byte(strings.ReplaceAll(string(orig), required, "${"+name+":-")), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			problems := optionalSecrets(copied)
+			if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, "loads without "+name) }) {
+				t.Errorf("a default for %s passes: %v", name, problems)
 			}
 		})
 	}
@@ -511,6 +956,13 @@ func TestAllowedEnvComeFromTheConfigStructs(t *testing.T) {
 		{"mailer reads the unsubscribe secret", roleMailer, "PHONESHOP_UNSUBSCRIBE_SECRET", true},
 		{"edge does not read the broker", roleEdge, "PHONESHOP_RABBITMQ_URL", false},
 		{"the conf field name is not an env name", roleNode, "PHONESHOP_SHOP_RESERVATION_TTL", false},
+		{"node reads whether to migrate", roleNode, "PHONESHOP_MYSQL_MIGRATE", true},
+		{"mailer reads whether to migrate", roleMailer, "PHONESHOP_MYSQL_MIGRATE", true},
+		{"migrate reads the DSN", roleMigrate, "PHONESHOP_MYSQL_DSN", true},
+		{"migrate has no setting to skip itself", roleMigrate, "PHONESHOP_MYSQL_MIGRATE", false},
+		{"edge reads the cluster TLS files", roleEdge, "PHONESHOP_CLUSTER_TLS_CERT", true},
+		{"node reads the cluster TLS name", roleNode, "PHONESHOP_CLUSTER_TLS_NAME", true},
+		{"mailer has no cluster TLS", roleMailer, "PHONESHOP_CLUSTER_TLS_CA", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -83,14 +83,17 @@ func (s *Shop) openShared(ctx context.Context, o shared) (*hotReads, error) {
 	return hot, nil
 }
 
-// openStore opens the store: MySQL/MariaDB when a DSN is set, else SQLite in
-// dataDir, migrated. groupCommit batches the grains' durable writes (a role that
+// openStore opens the store: MySQL/MariaDB when a DSN is set (migrated, or checked
+// to be when phoneshop migrate does that), else SQLite in dataDir, migrated. groupCommit batches the grains' durable writes (a role that
 // hosts grains, when configured).
 func (s *Shop) openStore(ctx context.Context, dataDir string, stores config.Stores, groupCommit bool) error {
 	var err error
-	if stores.MySQLDSN != "" {
+	switch {
+	case stores.MySQLDSN != "" && stores.MySQLMigrate:
 		s.Store, err = mysql.Open(ctx, stores.MySQLDSN)
-	} else {
+	case stores.MySQLDSN != "":
+		s.Store, err = mysql.OpenMigrated(ctx, stores.MySQLDSN)
+	default:
 		s.Store, err = sqlite.Open(ctx, filepath.Join(dataDir, "phoneshop.db"))
 	}
 	if err != nil {

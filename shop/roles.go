@@ -39,6 +39,10 @@ import (
 // StartDev starts every role in one process, on the embedded defaults unless
 // stores are configured: members on the in-memory membership agent, and the edge.
 func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logger) (_ *Shop, err error) {
+	transport, err := clusterTLS(cfg.ClusterNet)
+	if err != nil {
+		return nil, err
+	}
 	s := newShop(log)
 	defer s.closeOnError(&err)
 	hot, err := s.openShared(ctx, shared{dataDir: cfg.DataDir, stores: cfg.Stores, settings: cfg.Settings,
@@ -55,7 +59,10 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 		return nil, err
 	}
 	deps := s.grainDeps(hot, cfg.GroupCommit)
-	agent := member.NewInMemoryAgent()
+	agent := opts.Agent
+	if agent == nil {
+		agent = member.NewInMemoryAgent()
+	}
 	for i := 0; i < max(opts.Members, 1); i++ {
 		var onJoin func(context.Context, *cluster.Cluster)
 		if i == 0 { // one member wakes the orders a crash interrupted
@@ -67,7 +74,7 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 			}
 		}
 		m, err := member.StartMember(member.Config{
-			Host: cfg.ClusterHost, Port: portFor(cfg.ClusterPort, i), NewProvider: member.NewInMemoryProvider(agent),
+			Host: cfg.ClusterHost, Port: portFor(cfg.ClusterPort, i), TLS: transport, NewProvider: member.NewInMemoryProvider(agent),
 			IdleTimeout: cfg.Settings.GrainIdleTimeout, RequestTimeout: cfg.Settings.GrainCallTimeout, Logger: log,
 			OnJoin: onJoin,
 		}, deps)
@@ -122,6 +129,10 @@ func (s *Shop) startDevMail(cfg config.Dev) error {
 // StartNode starts a cluster member hosting the grains; members find each other
 // through Consul, and Consul KV overlays the live settings.
 func StartNode(ctx context.Context, cfg config.Node, log *slog.Logger) (_ *Shop, err error) {
+	transport, err := clusterTLS(cfg.ClusterNet)
+	if err != nil {
+		return nil, err
+	}
 	s := newShop(log)
 	defer s.closeOnError(&err)
 	hot, err := s.openShared(ctx, shared{stores: cfg.Stores, settings: cfg.Settings, consulAddr: cfg.ConsulAddr,
@@ -133,7 +144,7 @@ func StartNode(ctx context.Context, cfg config.Node, log *slog.Logger) (_ *Shop,
 	// initial stock in the background until it is done (the receipts are
 	// idempotent), and after every join wakes the orders a crash interrupted.
 	m, err := member.StartMember(member.Config{
-		Host: cfg.ClusterHost, Port: cfg.ClusterPort, Rejoin: true,
+		Host: cfg.ClusterHost, Port: cfg.ClusterPort, TLS: transport, Rejoin: true,
 		NewProvider: func() (cluster.ClusterProvider, error) { return consulProvider(cfg.Consul, log) },
 		IdleTimeout: cfg.Settings.GrainIdleTimeout, RequestTimeout: cfg.Settings.GrainCallTimeout, Logger: log,
 		OnJoin: func(ctx context.Context, c *cluster.Cluster) {
@@ -165,6 +176,10 @@ func (s *Shop) startRelay(pub *rabbitmq.Publisher) {
 
 // StartEdge starts the HTTP edge as a cluster client that hosts no grain.
 func StartEdge(ctx context.Context, cfg config.Edge, log *slog.Logger) (_ *Shop, err error) {
+	transport, err := clusterTLS(cfg.ClusterNet)
+	if err != nil {
+		return nil, err
+	}
 	s := newShop(log)
 	defer s.closeOnError(&err)
 	hot, err := s.openShared(ctx, shared{stores: cfg.Stores, settings: cfg.Settings, consulAddr: cfg.ConsulAddr})
@@ -175,7 +190,7 @@ func StartEdge(ctx context.Context, cfg config.Edge, log *slog.Logger) (_ *Shop,
 		return nil, err
 	}
 	newProvider := func() (cluster.ClusterProvider, error) { return consulProvider(cfg.Consul, log) }
-	if s.Client, err = member.StartClient(member.Config{Host: cfg.ClusterHost, Port: cfg.ClusterPort, NewProvider: newProvider,
+	if s.Client, err = member.StartClient(member.Config{Host: cfg.ClusterHost, Port: cfg.ClusterPort, TLS: transport, NewProvider: newProvider,
 		RequestTimeout: cfg.Settings.GrainCallTimeout, Logger: log}); err != nil {
 		return nil, err
 	}
@@ -191,7 +206,11 @@ func StartMailer(ctx context.Context, cfg config.Mailer, log *slog.Logger) (_ *S
 	s := newShop(log)
 	s.mailerOnly = true
 	defer s.closeOnError(&err)
-	if s.Store, err = mysql.Open(ctx, cfg.MySQLDSN); err != nil {
+	open := mysql.Open
+	if !cfg.MySQLMigrate {
+		open = mysql.OpenMigrated
+	}
+	if s.Store, err = open(ctx, cfg.MySQLDSN); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	tokens, err := account.NewUnsubscribeTokens(cfg.UnsubscribeSecret)
@@ -220,4 +239,14 @@ func StartMailer(ctx context.Context, cfg config.Mailer, log *slog.Logger) (_ *S
 		return errors.Join(err, sender.Close())
 	})
 	return s, nil
+}
+
+// Migrate creates the shop's MySQL/MariaDB database if needed and applies the
+// schema migrations, for processes that start with PHONESHOP_MYSQL_MIGRATE=false.
+func Migrate(ctx context.Context, cfg config.Migrate, log *slog.Logger) error {
+	if err := mysql.Migrate(ctx, cfg.MySQLDSN); err != nil {
+		return err
+	}
+	log.Info("the schema is migrated")
+	return nil
 }

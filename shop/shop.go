@@ -7,6 +7,7 @@ package shop
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -71,6 +72,9 @@ type Options struct {
 	// Members is how many cluster members to start in this process (dev: 1; tests
 	// use several to exercise placement across members).
 	Members int
+	// Agent is the in-memory membership dev's members join; nil makes one. Tests
+	// pass their own to put other members and clients beside the shop's.
+	Agent *member.InMemoryAgent
 }
 
 // newShop is a shop with nothing open yet but its metrics registry, which holds the
@@ -102,6 +106,20 @@ func (s *Shop) useGrainCalls() {
 func consulProvider(cfg config.Consul, log *slog.Logger) (*consul.Provider, error) {
 	return consul.New(consul.Config{Address: cfg.ConsulAddr, TTL: cfg.ConsulTTL, DeregisterAfter: cfg.ConsulDeregisterAfter,
 		WaitTime: cfg.ConsulWait, CallTimeout: cfg.ConsulCallTimeout, Logger: log})
+}
+
+// clusterTLS loads the mutual TLS of the process's cluster remote before anything
+// opens, so that a certificate its peers would refuse stops the start at once. It
+// returns nil when the settings leave the cluster transport in plaintext.
+func clusterTLS(n config.ClusterNet) (*member.TLS, error) {
+	if !n.ClusterTLS() {
+		return nil, nil
+	}
+	t, err := member.LoadTLS(member.TLSFiles{CA: n.ClusterTLSCA, Cert: n.ClusterTLSCert, Key: n.ClusterTLSKey, Name: n.ClusterTLSName})
+	if err != nil {
+		return nil, fmt.Errorf("PHONESHOP_CLUSTER_TLS_CA, _CERT, _KEY and _NAME: %w", err)
+	}
+	return t, nil
 }
 
 func portFor(base, i int) int {

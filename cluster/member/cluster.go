@@ -1,5 +1,6 @@
 // Package member assembles protoactor-go members of the shop: an actor system that
-// logs through the shop's slog logger, remote on a loopback or advertised address,
+// logs through the shop's slog logger, remote on a loopback or advertised address
+// (in mutual TLS when configured, tls.go),
 // disthash placement (placement.go), the grain kinds (cart, inventory, order) with their
 // dependencies attached, and a membership provider (in-memory for dev and tests).
 package member
@@ -47,6 +48,9 @@ type Config struct {
 	// Host and Port the member's remote listens on; port 0 picks a free one.
 	Host string
 	Port int
+	// TLS, when set, makes the remote speak mutual TLS with every peer (LoadTLS);
+	// nil leaves the cluster transport in plaintext.
+	TLS *TLS
 	// NewProvider makes the provider that finds the other members, once per
 	// incarnation of a member (a member that rejoins needs a fresh one).
 	NewProvider func() (cluster.ClusterProvider, error)
@@ -123,7 +127,7 @@ func (m *Member) join() error {
 	order.Attach(system, m.deps.Order)
 	promo.Attach(system, m.deps.Promo)
 
-	remoteCfg := remote.Configure(m.cfg.Host, m.cfg.Port)
+	remoteCfg := remote.Configure(m.cfg.Host, m.cfg.Port, m.cfg.TLS.remoteOptions(m.cfg.Logger)...)
 	clusterCfg := cluster.Configure(Name, provider, newPlacementLookup(), remoteCfg,
 		cluster.WithRequestTimeout(m.cfg.RequestTimeout),
 		cluster.WithKinds(
@@ -407,7 +411,9 @@ func StartClient(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	system := newSystem(cfg.Logger)
-	c := cluster.New(system, cluster.Configure(Name, provider, disthash.New(), remote.Configure(cfg.Host, cfg.Port),
+	// A client's remote serves too: members send the replies to its calls there.
+	remoteCfg := remote.Configure(cfg.Host, cfg.Port, cfg.TLS.remoteOptions(cfg.Logger)...)
+	c := cluster.New(system, cluster.Configure(Name, provider, disthash.New(), remoteCfg,
 		cluster.WithRequestTimeout(cfg.RequestTimeout)))
 	topology := followTopology(system)
 	if err := startClient(c); err != nil {

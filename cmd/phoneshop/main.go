@@ -4,8 +4,11 @@
 //	phoneshop node   a cluster member hosting the cart, inventory and order grains
 //	phoneshop edge   the HTTP edge, a cluster client that hosts no grain
 //	phoneshop mailer consumes the mail queues of RabbitMQ and sends through SMTP
+//	phoneshop migrate creates the MySQL/MariaDB database and applies the schema migrations, then exits
 //
-// node and edge share one MySQL/MariaDB and find each other through Consul.
+// node and edge share one MySQL/MariaDB and find each other through Consul. Every
+// role migrates the schema at start unless PHONESHOP_MYSQL_MIGRATE=false, which
+// leaves that to migrate, run by a user allowed to change the schema.
 //
 // Every setting has an environment variable (PHONESHOP_ prefix) and a flag; see
 // `phoneshop dev --help`.
@@ -53,10 +56,12 @@ func run(ctx context.Context, args []string) error {
 		return runEdge(ctx, args)
 	case "mailer":
 		return runMailer(ctx, args)
+	case "migrate":
+		return runMigrate(ctx, args)
 	case "probe":
 		return probe(args)
 	default:
-		return fmt.Errorf("usage: phoneshop dev|node|edge|mailer [flags] | phoneshop probe URL (unknown role %q)", role)
+		return fmt.Errorf("usage: phoneshop dev|node|edge|mailer|migrate [flags] | phoneshop probe URL (unknown role %q)", role)
 	}
 }
 
@@ -178,6 +183,19 @@ func runMailer(ctx context.Context, args []string) error {
 			go serveHealth(cfg.HealthAddr, s, log)
 		}
 	})
+}
+
+// runMigrate applies the schema migrations and exits: a one-shot step before the
+// other processes start (compose runs it as a service they wait for).
+func runMigrate(ctx context.Context, args []string) error {
+	cfg, help, err := config.ParseMigrate(args)
+	if done, err := parsed(help, err); done || err != nil {
+		return err
+	}
+	log := startLogging("migrate", &cfg, cfg.Logging)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return shop.Migrate(ctx, cfg, log)
 }
 
 // serveHealth answers a supervisor's health checks for a node or an edge: /healthz

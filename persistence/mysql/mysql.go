@@ -23,8 +23,31 @@ import (
 var migrations embed.FS
 
 // Open connects with dsn (a go-sql-driver DSN naming a database), creates the
-// database if it does not exist, migrates it and returns the store.
-func Open(ctx context.Context, dsn string) (*sqlstore.Store, error) {
+// database if it does not exist, migrates it and returns the store. Its user needs
+// the right to create and alter tables.
+func Open(ctx context.Context, dsn string) (*sqlstore.Store, error) { return open(ctx, dsn, true) }
+
+// OpenMigrated connects with dsn to a database that Migrate has brought up to this
+// build's schema, and changes no schema itself: a user that may only read and
+// write rows (SELECT, INSERT, UPDATE, DELETE) is enough. It fails, saying so, when
+// a migration of this build has not been applied; migrations of a newer build are
+// fine, so the schema can move ahead of the processes during a rolling upgrade.
+func OpenMigrated(ctx context.Context, dsn string) (*sqlstore.Store, error) {
+	return open(ctx, dsn, false)
+}
+
+// Migrate creates the database if needed and applies every migration, and nothing
+// more: the one step that needs a user allowed to change the schema, run before
+// processes that open the store with OpenMigrated.
+func Migrate(ctx context.Context, dsn string) error {
+	s, err := Open(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	return s.Close()
+}
+
+func open(ctx context.Context, dsn string, migrating bool) (*sqlstore.Store, error) {
 	cfg, err := driver.ParseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("mysql: DSN: %w", err)
@@ -32,8 +55,10 @@ func Open(ctx context.Context, dsn string) (*sqlstore.Store, error) {
 	if cfg.DBName == "" {
 		return nil, errors.New("mysql: the DSN names no database (…/phoneshop)")
 	}
-	if err := createDatabase(ctx, cfg); err != nil {
-		return nil, err
+	if migrating {
+		if err := createDatabase(ctx, cfg); err != nil {
+			return nil, err
+		}
 	}
 	// One round trip per statement instead of prepare + execute: most of a group
 	// commit's time was statement round trips. The driver interpolates only with
@@ -50,7 +75,12 @@ func Open(ctx context.Context, dsn string) (*sqlstore.Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("mysql: %w", err)
 	}
-	if err := migrate(ctx, db); err != nil {
+	if migrating {
+		err = migrate(ctx, db)
+	} else {
+		err = requireMigrated(ctx, db)
+	}
+	if err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -77,11 +107,7 @@ func migrateTo(ctx context.Context, db *sql.DB, version int64) error {
 		return fmt.Errorf("mysql: waiting for another process's migration: %v", err)
 	}
 	defer conn.ExecContext(context.Background(), "DO RELEASE_LOCK(?)", migrateLock) //nolint:errcheck // the session ends with conn anyway
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	provider, err := goose.NewProvider(goose.DialectMySQL, db, sub, goose.WithGoMigrations(sqlstore.GoMigrations()...))
+	provider, err := newProvider(db)
 	switch {
 	case err != nil:
 	case version == 0:
@@ -91,6 +117,37 @@ func migrateTo(ctx context.Context, db *sql.DB, version int64) error {
 	}
 	if err != nil {
 		return fmt.Errorf("mysql: migrate: %w", err)
+	}
+	return nil
+}
+
+// newProvider is goose over this engine's SQL files and the Go migrations every
+// engine shares.
+func newProvider(db *sql.DB) (*goose.Provider, error) {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	return goose.NewProvider(goose.DialectMySQL, db, sub, goose.WithGoMigrations(sqlstore.GoMigrations()...))
+}
+
+// requireMigrated fails unless every migration of this build has been applied.
+// It only reads: goose's version table, which Migrate created.
+func requireMigrated(ctx context.Context, db *sql.DB) error {
+	provider, err := newProvider(db)
+	if err != nil {
+		return err
+	}
+	pending, err := provider.HasPending(ctx)
+	if err != nil {
+		return fmt.Errorf("mysql: reading the schema version (has `phoneshop migrate` run on this database?): %w", err)
+	}
+	if pending {
+		current, target, err := provider.GetVersions(ctx)
+		if err != nil {
+			return fmt.Errorf("mysql: the schema misses migrations of this build: %w", err)
+		}
+		return fmt.Errorf("mysql: the schema is at version %d and this build needs %d: run `phoneshop migrate` with a user allowed to change the schema first", current, target)
 	}
 	return nil
 }
