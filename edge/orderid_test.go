@@ -25,15 +25,15 @@ func orderActivations(t *testing.T, h *shoptest.Harness, admin string) int64 {
 	return n
 }
 
-// orderGrainCalls is the number of grain calls the edge made to order grains, every
+// grainCalls is the number of grain calls the edge made to grains of kind, every
 // method and outcome together.
-func orderGrainCalls(t *testing.T, h *shoptest.Harness) float64 {
+func grainCalls(t *testing.T, h *shoptest.Harness, kind string) float64 {
 	t.Helper()
 	r := do(t, h, shoptest.Request{Method: "GET", Path: "/metrics"})
 	wantOK(t, r, http.StatusOK, nil)
 	var n float64
 	for line := range strings.SplitSeq(string(r.Body), "\n") {
-		if strings.HasPrefix(line, "phoneshop_grain_calls_total{") && strings.Contains(line, `kind="order"`) {
+		if strings.HasPrefix(line, "phoneshop_grain_calls_total{") && strings.Contains(line, `kind="`+kind+`"`) {
 			f, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
 			if err != nil {
 				t.Fatalf("metric line %q: %v", line, err)
@@ -91,7 +91,7 @@ func TestOrderIDs(t *testing.T) {
 	})
 
 	t.Run("made_up_ids_of_the_minted_shape_404_without_a_grain", func(t *testing.T) {
-		before, calls := orderActivations(t, h, admin), orderGrainCalls(t, h)
+		before, calls := orderActivations(t, h, admin), grainCalls(t, h, "order")
 		for i := range 1000 {
 			id := fmt.Sprintf("ord_%024x", rand.Uint64()) // 16 random hex digits after zeros: never minted
 			r := routes[i%len(routes)]
@@ -103,7 +103,7 @@ func TestOrderIDs(t *testing.T) {
 		if after := orderActivations(t, h, admin); after != before {
 			t.Errorf("order activations = %d after 1,000 made-up ids, want %d (unchanged)", after, before)
 		}
-		if after := orderGrainCalls(t, h); after != calls {
+		if after := grainCalls(t, h, "order"); after != calls {
 			t.Errorf("order grain calls = %v after 1,000 made-up ids, want %v (none)", after, calls)
 		}
 	})
@@ -197,23 +197,7 @@ func TestBodyMemberNamesMatchExactly(t *testing.T) {
 func TestMadeUpCampaignIDs(t *testing.T) {
 	h := shoptest.Start(t, 1)
 	admin := h.Admin()
-	grainCalls := func() float64 {
-		t.Helper()
-		r := do(t, h, shoptest.Request{Method: "GET", Path: "/metrics"})
-		wantOK(t, r, http.StatusOK, nil)
-		var n float64
-		for line := range strings.SplitSeq(string(r.Body), "\n") {
-			if strings.HasPrefix(line, "phoneshop_grain_calls_total{") && strings.Contains(line, `kind="promo"`) {
-				f, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-				if err != nil {
-					t.Fatalf("metric line %q: %v", line, err)
-				}
-				n += f
-			}
-		}
-		return n
-	}
-	before := grainCalls()
+	before := grainCalls(t, h, "promo")
 	for i := range 200 {
 		id := fmt.Sprintf("promo_%024x", rand.Uint64())
 		req := []shoptest.Request{
@@ -228,7 +212,7 @@ func TestMadeUpCampaignIDs(t *testing.T) {
 			t.Fatalf("%s %s: status %d, want 404; body %.200s", req.Method, req.Path, r.Status, r.Body)
 		}
 	}
-	if after := grainCalls(); after != before {
+	if after := grainCalls(t, h, "promo"); after != before {
 		t.Errorf("promo grain calls = %v after 200 made-up campaign ids, want %v (none)", after, before)
 	}
 }

@@ -216,16 +216,21 @@ func (h *sagaHarness) level(t *testing.T, sku string) *inventorypb.StockLevel {
 	return l
 }
 
-// place places an order of qty units of sku and expects it to be answered
-// UNAVAILABLE: a step of its saga failed.
-func (h *sagaHarness) placeUnfinished(t *testing.T, id, sku string, qty int64) {
-	t.Helper()
+// place places an order of qty units of sku for acc-1 and returns the grain's answer.
+func (h *sagaHarness) place(id, sku string, qty int64) error {
 	_, err := orderpb.GetOrderGrainClient(h.c, id).Place(&orderpb.PlaceRequest{
 		AccountId: "acc-1", RequestHash: "h", Currency: "USD",
 		Lines:           []*orderpb.OrderLine{{Sku: sku, Quantity: qty, UnitPriceCents: 100}},
 		ShippingAddress: &orderpb.Address{Name: "Ann", Line1: "1 Main St", City: "Springfield", PostalCode: "12345", Country: "US"},
 	}, opt)
-	if !reasonpb.IsUnavailable(err) {
+	return err
+}
+
+// placeUnfinished places an order of qty units of sku and expects it to be
+// answered UNAVAILABLE: a step of its saga failed.
+func (h *sagaHarness) placeUnfinished(t *testing.T, id, sku string, qty int64) {
+	t.Helper()
+	if err := h.place(id, sku, qty); !reasonpb.IsUnavailable(err) {
 		t.Fatalf("place with a failing step = %v, want reason UNAVAILABLE", err)
 	}
 }
@@ -463,11 +468,7 @@ func TestAGrainThatFindsNoOrderStops(t *testing.T) {
 	// A placed order's grain stays.
 	h.stocked(t, "sku-1", 10)
 	id := order.ID("acc-1", "k-stays")
-	if _, err := orderpb.GetOrderGrainClient(h.c, id).Place(&orderpb.PlaceRequest{
-		AccountId: "acc-1", RequestHash: "h", Currency: "USD",
-		Lines:           []*orderpb.OrderLine{{Sku: "sku-1", Quantity: 1, UnitPriceCents: 100}},
-		ShippingAddress: &orderpb.Address{Name: "Ann", Line1: "1 Main St", City: "Springfield", PostalCode: "12345", Country: "US"},
-	}, opt); err != nil {
+	if err := h.place(id, "sku-1", 1); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := orderpb.GetOrderGrainClient(h.c, id).Get(&orderpb.GetOrderRequest{AccountId: "acc-1"}, opt); err != nil {
@@ -487,11 +488,7 @@ func TestASagaThatFailsForGoodIsParked(t *testing.T) {
 	h.stock.breakCommits.Store(true)
 	id := order.ID("acc-1", "k-parked")
 	client := orderpb.GetOrderGrainClient(h.c, id)
-	if _, err := client.Place(&orderpb.PlaceRequest{
-		AccountId: "acc-1", RequestHash: "h", Currency: "USD",
-		Lines:           []*orderpb.OrderLine{{Sku: "sku-1", Quantity: 3, UnitPriceCents: 100}},
-		ShippingAddress: &orderpb.Address{Name: "Ann", Line1: "1 Main St", City: "Springfield", PostalCode: "12345", Country: "US"},
-	}, opt); err == nil {
+	if err := h.place(id, "sku-1", 3); err == nil {
 		t.Fatal("place with a broken inventory store succeeded")
 	}
 	h.waitStored(t, id, order.StatusNeedsAttention)
