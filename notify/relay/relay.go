@@ -4,6 +4,11 @@
 // leased to one of them, so in normal operation it is published once; a relay
 // that dies leaves its events to the others when its lease runs out, and those may
 // then be published twice (consumers recognise the Message-Id).
+//
+// The relay also keeps the outbox from growing without end: published events are
+// deleted once they are older than a retention (7 days by default), in small
+// batches, by every relay (the deletes are idempotent, and each batch is one short
+// transaction).
 package relay
 
 import (
@@ -19,6 +24,9 @@ import (
 type Store interface {
 	ClaimEvents(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]outbox.Event, error)
 	MarkPublished(ctx context.Context, ids []string, now time.Time) error
+	// PurgePublishedEvents deletes up to limit events published before before
+	// and says how many.
+	PurgePublishedEvents(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
 // Publisher publishes a batch and says which events the broker confirmed; an event
@@ -40,9 +48,20 @@ type Config struct {
 	// FirstRetry and MaxRetry bound the backoff after a failed pass (defaults
 	// 100 ms and 10 s): a broker or store that is down is not hammered.
 	FirstRetry, MaxRetry time.Duration
-	Now                  func() time.Time
-	Logger               *slog.Logger
+	// Retention is how long a published event is kept (default
+	// DefaultRetention): ops can see what went out recently; after that it is
+	// only weight.
+	Retention time.Duration
+	// PurgeEvery is how often the relay deletes what outlived Retention
+	// (default 10 min), PurgeBatch events per statement (default 1,000).
+	PurgeEvery time.Duration
+	PurgeBatch int
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
+
+// DefaultRetention is how long published events stay in the outbox.
+const DefaultRetention = 7 * 24 * time.Hour
 
 // Relay moves events from the store to the broker.
 type Relay struct {
@@ -67,6 +86,15 @@ func New(store Store, pub Publisher, cfg Config) *Relay {
 	}
 	if cfg.MaxRetry <= 0 {
 		cfg.MaxRetry = 10 * time.Second
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultRetention
+	}
+	if cfg.PurgeEvery <= 0 {
+		cfg.PurgeEvery = 10 * time.Minute
+	}
+	if cfg.PurgeBatch <= 0 {
+		cfg.PurgeBatch = 1000
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -102,9 +130,49 @@ func (r *Relay) Once(ctx context.Context) (published int, err error) {
 	return len(confirmed), perr
 }
 
+// Purge deletes the published events older than the retention, a batch at a
+// time until a batch comes back short, and says how many it deleted.
+func (r *Relay) Purge(ctx context.Context) (int, error) {
+	before := r.cfg.Now().Add(-r.cfg.Retention)
+	total := 0
+	for {
+		n, err := r.store.PurgePublishedEvents(ctx, before, r.cfg.PurgeBatch)
+		total += n
+		if err != nil || n < r.cfg.PurgeBatch {
+			return total, err
+		}
+	}
+}
+
+// purge runs Purge now and every PurgeEvery until ctx ends.
+func (r *Relay) purge(ctx context.Context) {
+	for {
+		n, err := r.Purge(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			r.cfg.Logger.Warn("outbox purge failed; trying again later", "purged", n, "err", err, "in", r.cfg.PurgeEvery)
+		case n > 0:
+			r.cfg.Logger.Info("outbox purged", "events", n, "retention", r.cfg.Retention)
+		}
+		t := time.NewTimer(r.cfg.PurgeEvery)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // Run relays until ctx ends: a pass right after one that published, a short wait
-// after one that found nothing, a growing wait after one that failed.
+// after one that found nothing, a growing wait after one that failed. Beside it,
+// it purges what outlived the retention.
 func (r *Relay) Run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { defer close(done); r.purge(ctx) }()
+	defer func() { <-done }()
 	var backoff time.Duration
 	for {
 		n, err := r.Once(ctx)

@@ -2,11 +2,13 @@ package relay_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,5 +190,104 @@ func TestRunBacksOffWhileTheBrokerIsDownAndLosesNothing(t *testing.T) {
 	}
 	if len(missing) > 0 {
 		t.Errorf("never published: %v", missing)
+	}
+}
+
+// outboxRows counts every row of the store's outbox at path, published or not,
+// through a connection of its own.
+func outboxRows(t *testing.T, path string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM outbox`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestPublishedEventsArePurgedAfterTheRetentionInBatches: the relay deletes what
+// it published longer ago than the retention, a batch at a time, and keeps the
+// rest and everything not yet published; Run does it on its own.
+func TestPublishedEventsArePurgedAfterTheRetentionInBatches(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "relay.db")
+	s, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	ids := confirmOrders(t, s, 23)
+	pub := newRecorder()
+	pub.refuse = func(e outbox.Event) bool { return e.ID == ids[0] } // stays unpublished
+	clock := time.Now()
+	r := relay.New(s, pub, relay.Config{Batch: 100, Lease: time.Millisecond, Retention: 7 * 24 * time.Hour, PurgeBatch: 5,
+		Now: func() time.Time { return clock }})
+	if n, _ := r.Once(ctx); n != 22 {
+		t.Fatalf("published %d, want 22", n)
+	}
+	if n, err := r.Purge(ctx); err != nil || n != 0 || outboxRows(t, path) != 23 {
+		t.Fatalf("a purge within the retention = %d, %v; want nothing", n, err)
+	}
+	clock = clock.Add(7*24*time.Hour + time.Second)
+	if n, err := r.Purge(ctx); err != nil || n != 22 {
+		t.Fatalf("a purge after the retention = %d, %v; want the 22 published (5 at a time)", n, err)
+	}
+	left, err := s.UnpublishedEvents(ctx, 100)
+	if err != nil || len(left) != 1 || left[0].ID != ids[0] || outboxRows(t, path) != 1 {
+		t.Fatalf("left = %+v, %v; want the unpublished event only", left, err)
+	}
+
+	// Run publishes these, and purges every PurgeEvery: once its clock moves
+	// past the retention, they go.
+	for i := range 29 {
+		id := fmt.Sprintf("ord_late_%02d", i)
+		e, err := outbox.New(outbox.OrderConfirmed, id, map[string]string{"order_id": id}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SaveOrder(ctx, 0, []byte("x"), order.Row{ID: id, AccountID: "acc", Status: order.StatusConfirmed,
+			CreatedAt: time.Now(), UpdatedAt: time.Now()}, []outbox.Event{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub.refuse = nil
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var offset atomic.Int64
+	running := relay.New(s, pub, relay.Config{Idle: 5 * time.Millisecond, Retention: time.Hour, PurgeBatch: 7,
+		PurgeEvery: 10 * time.Millisecond, Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }})
+	go func() { defer close(done); running.Run(runCtx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left, err := s.UnpublishedEvents(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("events unpublished after 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := outboxRows(t, path); n != 30 {
+		t.Fatalf("%d outbox rows within the retention, want the 30 published", n)
+	}
+	offset.Store(int64(time.Hour + time.Minute))
+	for outboxRows(t, path) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d outbox rows left after 10 s", outboxRows(t, path))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if got := pub.counts(); len(got) != 23+29 {
+		t.Errorf("%d events published, want every one of the 52 written", len(got))
 	}
 }

@@ -106,3 +106,57 @@ func (s *Store) MarkPublished(ctx context.Context, ids []string, now time.Time) 
 		strings.Repeat(",?", len(ids)-1)+`)`, args...)
 	return err
 }
+
+// OutboxBacklog counts the events not yet published and says when the oldest of
+// them was written (zero when there is none).
+func (s *Store) OutboxBacklog(ctx context.Context) (pending int64, oldest time.Time, err error) {
+	defer s.classify(&err)
+	var first sql.NullInt64
+	if err := s.reader.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at) FROM outbox WHERE published_at IS NULL`).
+		Scan(&pending, &first); err != nil {
+		return 0, time.Time{}, err
+	}
+	if first.Valid {
+		oldest = time.UnixMicro(first.Int64).UTC()
+	}
+	return pending, oldest, nil
+}
+
+// PurgePublishedEvents deletes up to limit events published before before, oldest
+// first, and says how many it deleted: one short transaction per call, so a purge
+// of a large backlog runs in batches that never hold the table long. An event
+// not yet published is never deleted.
+//
+// The outbox also recognises a fact written twice by its row; a fact written
+// again after its row was purged would be published again, which the consumers'
+// deliveries absorb. The retention is days, far beyond the seconds in which a
+// grain writes one fact twice.
+func (s *Store) PurgePublishedEvents(ctx context.Context, before time.Time, limit int) (_ int, err error) {
+	defer s.classify(&err)
+	// Ids first: MySQL and MariaDB take no LIMIT in an IN subquery.
+	rows, err := s.reader.QueryContext(ctx, `SELECT id FROM outbox WHERE published_at < ? ORDER BY published_at LIMIT ?`,
+		before.UnixMicro(), limit)
+	if err != nil {
+		return 0, err
+	}
+	var ids []any
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	res, err := s.writer.ExecContext(ctx, `DELETE FROM outbox WHERE published_at IS NOT NULL AND id IN (?`+
+		strings.Repeat(",?", len(ids)-1)+`)`, ids...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}

@@ -169,3 +169,65 @@ func OutboxClaims(t *testing.T, open Open) {
 		t.Fatalf("unpublished = %d, %v; want 30", len(left), err)
 	}
 }
+
+// OutboxGrowth: the backlog counts the events not yet published and dates the
+// oldest; a purge deletes, a batch at a time, exactly the events published before
+// its time, never one still waiting.
+func OutboxGrowth(t *testing.T, open Open) {
+	ctx := context.Background()
+	s := open(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	if pending, oldest, err := s.OutboxBacklog(ctx); err != nil || pending != 0 || !oldest.IsZero() {
+		t.Fatalf("backlog of an empty outbox = %d, %v, %v", pending, oldest, err)
+	}
+	var ids []string
+	for i := range 25 {
+		id := fmt.Sprintf("ord_%02d", i)
+		e, err := outbox.New(outbox.OrderConfirmed, id, nil, now.Add(time.Duration(i)*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SaveOrder(ctx, 0, []byte("x"), order.Row{ID: id, AccountID: "acc", Status: order.StatusConfirmed,
+			CreatedAt: now, UpdatedAt: now}, []outbox.Event{e}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID)
+	}
+	// 0-9 published a week ago, 10-19 an hour ago, 20-24 not yet.
+	if err := s.MarkPublished(ctx, ids[:10], now.Add(-7*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkPublished(ctx, ids[10:20], now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	pending, oldest, err := s.OutboxBacklog(ctx)
+	if err != nil || pending != 5 || !oldest.Equal(now.Add(20*time.Second)) {
+		t.Fatalf("backlog = %d, oldest %v, %v; want 5, the 21st event's time", pending, oldest, err)
+	}
+	before := now.Add(-24 * time.Hour)
+	var batches []int
+	for {
+		n, err := s.PurgePublishedEvents(ctx, before, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batches = append(batches, n)
+		if n < 4 {
+			break
+		}
+	}
+	if diff := cmp.Diff([]int{4, 4, 2}, batches); diff != "" {
+		t.Errorf("purged per batch of 4 (-want +got):\n%s", diff)
+	}
+	// Everything published and older than the hour, but never a pending event.
+	if n, err := s.PurgePublishedEvents(ctx, now.Add(time.Hour), 100); err != nil || n != 10 {
+		t.Fatalf("second purge = %d, %v; want the 10 published an hour ago", n, err)
+	}
+	left, err := s.UnpublishedEvents(ctx, 100)
+	if err != nil || len(left) != 5 {
+		t.Fatalf("unpublished after the purges = %d, %v; want 5", len(left), err)
+	}
+	if pending, _, err := s.OutboxBacklog(ctx); err != nil || pending != 5 {
+		t.Fatalf("backlog after the purges = %d, %v", pending, err)
+	}
+}

@@ -53,6 +53,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("ledgers", func(t *testing.T) { Ledgers(t, open) })
 	t.Run("outbox", func(t *testing.T) { Outbox(t, open) })
 	t.Run("outbox_claims", func(t *testing.T) { OutboxClaims(t, open) })
+	t.Run("outbox_growth", func(t *testing.T) { OutboxGrowth(t, open) })
 	t.Run("mail", func(t *testing.T) { Mail(t, open) })
 	t.Run("outbox_group_commit", func(t *testing.T) {
 		Outbox(t, func(t *testing.T) *sqlstore.Store {
