@@ -40,6 +40,7 @@ type Dev struct {
 	// its cores with the database, not with a mailer (whose send rate mail.txt
 	// measures on its own).
 	DevMail bool `conf:"default:true,env:DEV_MAIL,flag:dev-mail,help:send the shop's e-mail in process as .eml files under <data-dir>/mail (off: events wait in the outbox for a mailer)"`
+	MailRetry
 	ClusterNet
 	// ConsulAddr, when set, overlays the live settings with Consul KV (dev keeps
 	// in-memory membership).
@@ -94,6 +95,7 @@ type Mailer struct {
 	MySQLDSN     string `conf:"env:MYSQL_DSN,flag:mysql-dsn,mask,help:go-sql-driver DSN of the shop's MySQL/MariaDB (required)"`
 	MySQLMigrate bool   `conf:"default:true,env:MYSQL_MIGRATE,flag:mysql-migrate,help:create the MySQL database and apply the schema migrations at start (false: only check that phoneshop migrate applied them)"`
 	Mail
+	MailRetry
 	Broker
 	SMTP
 	// UnsubscribeSecret signs the unsubscribe links: the edges' secret.
@@ -126,6 +128,26 @@ func (m Migrate) Validate() error {
 // Broker says where the events go: RabbitMQ.
 type Broker struct {
 	RabbitMQURL string `conf:"default:amqp://guest:guest@127.0.0.1:5672/,env:RABBITMQ_URL,flag:rabbitmq-url,mask,help:AMQP URL of RabbitMQ, where nodes publish the outbox and mailers consume"`
+}
+
+// MailRetry says how long mail that meets a temporary failure (the SMTP server away
+// or answering 4xx) is tried again. The schedule is kept in each mail's delivery
+// row, so an outage of hours exhausts nothing: a message waits in the queue
+// adapter's hold (at most MailMaxHold at a time, below RabbitMQ's consumer_timeout)
+// for its next attempt.
+type MailRetry struct {
+	MailRetryFirst time.Duration `conf:"default:30s,env:MAIL_RETRY_FIRST,flag:mail-retry-first,help:wait after a mail's first temporary failure (SMTP away or 4xx); doubled after each further one"`
+	MailRetryMax   time.Duration `conf:"default:1h,env:MAIL_RETRY_MAX,flag:mail-retry-max,help:longest wait between two attempts of one mail"`
+	MailRetryFor   time.Duration `conf:"default:72h,env:MAIL_RETRY_FOR,flag:mail-retry-for,help:a mail still failing for temporary reasons this long after its first attempt is failed and dead-lettered"`
+	MailMaxHold    time.Duration `conf:"default:15m,env:MAIL_MAX_HOLD,flag:mail-max-hold,help:longest a message waiting for its next attempt is held unacknowledged before it goes back to its queue (keep it below RabbitMQ's consumer_timeout, 30m by default)"`
+}
+
+func (r MailRetry) validate() error {
+	if r.MailRetryFirst <= 0 || r.MailRetryMax < r.MailRetryFirst || r.MailRetryFor <= 0 || r.MailMaxHold <= 0 {
+		return fmt.Errorf("mail retry settings: want 0 < MAIL_RETRY_FIRST (%s) <= MAIL_RETRY_MAX (%s), MAIL_RETRY_FOR (%s) > 0 and MAIL_MAX_HOLD (%s) > 0",
+			r.MailRetryFirst, r.MailRetryMax, r.MailRetryFor, r.MailMaxHold)
+	}
+	return nil
 }
 
 // SMTP says where the mailer sends.
@@ -318,7 +340,8 @@ func (s Settings) Validate() error {
 
 // Validate checks the dev configuration.
 func (d Dev) Validate() error {
-	return errors.Join(d.Settings.Validate(), d.Stores.validate(), d.HTTP.validate(), d.Accounts.validate(), d.ClusterNet.validate())
+	return errors.Join(d.Settings.Validate(), d.Stores.validate(), d.HTTP.validate(), d.Accounts.validate(), d.ClusterNet.validate(),
+		d.MailRetry.validate())
 }
 
 // Validate checks the node configuration.
@@ -343,7 +366,7 @@ func (m Mailer) Validate() error {
 	if m.MySQLDSN == "" {
 		errs = append(errs, errors.New("PHONESHOP_MYSQL_DSN is required: the mailer reads and records in the shop's store"))
 	}
-	return errors.Join(append(errs, m.Settings.Validate())...)
+	return errors.Join(append(errs, m.Settings.Validate(), m.MailRetry.validate())...)
 }
 
 // Validate checks the edge configuration.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/cluster"
 
@@ -108,7 +109,7 @@ const devMailPrefetch = 4
 func (s *Shop) startDevMail(cfg config.Dev) error {
 	// A few mails at a time: dev shares its cores with the shop it serves, and the
 	// mail of a sale must not take them from its checkouts.
-	broker := memqueue.New(memqueue.Config{Prefetch: devMailPrefetch, Logger: s.log})
+	broker := memqueue.New(memqueue.Config{Prefetch: devMailPrefetch, MaxHold: cfg.MailMaxHold, Logger: s.log})
 	broker.Declare(queue.MailBindings...)
 	files := mail.NewFiles(filepath.Join(cfg.DataDir, "mail")).Unsynced()
 	verification, err := account.NewVerificationTokens(cfg.Accounts.UnsubscribeSecret, cfg.VerificationTTL)
@@ -116,7 +117,8 @@ func (s *Shop) startDevMail(cfg config.Dev) error {
 		return err
 	}
 	m := mailer.New(s.Store, files, mailer.Config{From: cfg.MailFrom, PublicURL: cfg.PublicURL,
-		Unsubscribe: s.Unsubscribe, Verification: verification, SendPerSec: s.Live.MailSendPerSec, Logger: s.log})
+		Unsubscribe: s.Unsubscribe, Verification: verification, SendPerSec: s.Live.MailSendPerSec,
+		RetryFirst: cfg.MailRetryFirst, RetryMax: cfg.MailRetryMax, RetryFor: cfg.MailRetryFor, Logger: s.log})
 	r := relay.New(s.Store, broker, relay.Config{Logger: s.log})
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -227,9 +229,13 @@ func StartMailer(ctx context.Context, cfg config.Mailer, log *slog.Logger) (_ *S
 		return nil, err
 	}
 	m := mailer.New(s.Store, sender, mailer.Config{From: cfg.MailFrom, PublicURL: cfg.PublicURL, Unsubscribe: tokens,
-		Verification: verification, SendPerSec: s.Live.MailSendPerSec, Logger: log})
+		Verification: verification, SendPerSec: s.Live.MailSendPerSec,
+		RetryFirst: cfg.MailRetryFirst, RetryMax: cfg.MailRetryMax, RetryFor: cfg.MailRetryFor,
+		// A claim outlasts one attempt: an SMTP conversation (its timeout) and
+		// reading the mail's account and campaign, with room to spare.
+		ClaimLease: 2*cfg.SMTPTimeout + 30*time.Second, Logger: log})
 	consumer := rabbitmq.NewConsumer(rabbitmq.ConsumerConfig{URL: cfg.RabbitMQURL, Bindings: queue.MailBindings,
-		Prefetch: cfg.MailPrefetch, DeliveryLimit: cfg.MailDeliveryLimit, Logger: log})
+		Prefetch: cfg.MailPrefetch, DeliveryLimit: cfg.MailDeliveryLimit, MaxHold: cfg.MailMaxHold, Logger: log})
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- consumer.Run(runCtx, m.Handle) }()

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,6 +38,14 @@ type Server struct {
 	// database is the file of this Mailpit's own, which its API reports: how
 	// ready tells it from whatever else may answer on its ports.
 	database string
+
+	t   testing.TB
+	bin string
+	mu  sync.Mutex
+	// cmd and exited are the running process (nil while stopped); exited
+	// holds its Wait's result once it ended (put back for the next reader).
+	cmd    *exec.Cmd
+	exited chan error
 }
 
 // Start starts a Mailpit for t and kills it at cleanup (showing its output if
@@ -52,7 +61,7 @@ func Start(t testing.TB) *Server {
 	var s *Server
 	err := testbin.RetryOnTakenPort(t, "mailpit", func() error {
 		s = &Server{SMTPHost: "127.0.0.1", SMTPPort: testbin.Port(t), APIURL: "http://" + testbin.Addr(t),
-			database: filepath.Join(t.TempDir(), "mailpit.db")}
+			database: filepath.Join(t.TempDir(), "mailpit.db"), t: t, bin: bin}
 		return s.start(t, bin)
 	})
 	if err != nil {
@@ -82,6 +91,9 @@ func (s *Server) start(t testing.TB, bin string) error {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	s.mu.Lock()
+	s.cmd, s.exited = cmd, exited
+	s.mu.Unlock()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		<-exited
@@ -107,6 +119,44 @@ func (s *Server) start(t testing.TB, bin string) error {
 		}
 	}
 	return nil
+}
+
+// Stop stops the server (SIGTERM, then waits for it to exit): its SMTP port
+// refuses connections until Start, and stays the test's own (testbin.Port) so
+// that nothing else takes it meanwhile. What it received stays in its database.
+func (s *Server) Stop() {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		s.t.Fatal("mailpittest: Stop while the server is stopped")
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	var err error
+	select {
+	case err = <-s.exited:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Signal(syscall.SIGKILL)
+		err = <-s.exited
+	}
+	s.exited <- err // for the start's cleanup, which waits for the exit too
+	s.cmd, s.exited = nil, nil
+}
+
+// Start starts the server again after Stop, on the same ports and with the same
+// database (what it received before is still there), and returns once it
+// answers.
+func (s *Server) Start() {
+	s.t.Helper()
+	s.mu.Lock()
+	running := s.cmd != nil
+	s.mu.Unlock()
+	if running {
+		s.t.Fatal("mailpittest: Start while the server runs")
+	}
+	if err := s.start(s.t, s.bin); err != nil {
+		s.t.Fatalf("mailpittest: start again on the same ports: %v", err)
+	}
 }
 
 // SMTPAddr is the SMTP server's host:port.

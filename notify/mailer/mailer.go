@@ -1,21 +1,33 @@
 // Package mailer turns the shop's mail messages into e-mail: a campaign's mail to
 // one shopper (promo.email, from the campaign's fan-out) and an order's mail for
 // each event (order.confirmed, order.cancelled, order.shipped). It sends each mail
-// once: its delivery's end is recorded before the message is acknowledged, so a
-// message delivered again after its mail went out is acknowledged without sending
-// (at most the mails in flight when a mailer dies are sent twice: its prefetch
-// window). One commit per mail: the record of its end.
+// once: it claims the mail's delivery before it sends (package delivery), so two
+// copies of one event never send twice, and records the end before the message is
+// acknowledged, so a message delivered again after its mail went out is
+// acknowledged without sending (a mailer that dies between a send and its record
+// leaves its claim to run out; that mail may then go twice).
 //
-// Handle decides; the queue adapter carries the decision out (ack, retry later,
-// dead-letter).
+// A temporary failure (the SMTP server away, a 4xx) never exhausts a message: the
+// delivery records the attempt and when the next one is due, backing off from
+// RetryFirst, doubling, up to RetryMax, and the message waits for it in the
+// queue adapter's hold. The schedule lives in the store, not in the broker's
+// delivery count, so an outage of hours loses nothing and dead-letters nothing;
+// the mailer gives up (failed, dead-lettered, for ops to redrive) only once a mail
+// has failed for RetryFor since its first attempt.
+//
+// Handle decides; the queue adapter carries the decision out (ack, retry after a
+// wait, dead-letter).
 package mailer
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -36,7 +48,7 @@ type (
 	Message = queue.Message
 )
 
-const (
+var (
 	Ack        = queue.Ack
 	Retry      = queue.Retry
 	DeadLetter = queue.DeadLetter
@@ -44,8 +56,9 @@ const (
 
 // Store is what the mailer reads and records.
 type Store interface {
-	Delivery(ctx context.Context, key delivery.Key) (delivery.Record, error)
-	FinishDelivery(ctx context.Context, key delivery.Key, status delivery.Status, lastError string, attempts int, now time.Time) (delivery.Record, error)
+	ClaimDelivery(ctx context.Context, key delivery.Key, c delivery.Claim) (delivery.Record, bool, error)
+	FinishDelivery(ctx context.Context, key delivery.Key, owner string, status delivery.Status, lastError string, now time.Time) (delivery.Record, error)
+	RetryDelivery(ctx context.Context, key delivery.Key, owner, lastError string, now, next time.Time) (delivery.Record, error)
 	AccountByID(ctx context.Context, id string) (account.Account, error)
 	PromoListing(ctx context.Context, id string) (promo.Listing, bool, error)
 	FanOutPage(ctx context.Context, promoID string, limit int, now time.Time) (recipients int64, done bool, err error)
@@ -69,9 +82,39 @@ type Config struct {
 	// mailer sends per second (0: no pacing). A live setting: a change applies
 	// to the next send.
 	SendPerSec func() int
-	Now        func() time.Time
-	Logger     *slog.Logger
+	// RetryFirst is the wait after a mail's first temporary failure; each
+	// further one doubles it, up to RetryMax (defaults DefaultRetryFirst and
+	// DefaultRetryMax).
+	RetryFirst, RetryMax time.Duration
+	// RetryFor is how long after its first attempt a mail that keeps failing
+	// for temporary reasons is given up: failed and dead-lettered (default
+	// DefaultRetryFor).
+	RetryFor time.Duration
+	// ClaimLease is how long a claim on a delivery holds (default
+	// DefaultClaimLease): longer than composing and sending one mail can take
+	// (the SMTP timeout), or a second copy could send while the first is still
+	// sending. A mailer that dies mid-send blocks the mail this long.
+	ClaimLease time.Duration
+	// ClaimPoll is how often a copy that found its delivery claimed by another
+	// looks again (default DefaultClaimPoll; sooner when the claim runs out).
+	ClaimPoll time.Duration
+	// ID names this mailer in its claims (default: host, process id and a
+	// random suffix).
+	ID     string
+	Now    func() time.Time
+	Logger *slog.Logger
 }
+
+// The defaults of Config.
+const (
+	DefaultRetryFirst = 30 * time.Second
+	DefaultRetryMax   = time.Hour
+	// DefaultRetryFor is three days, about what mail servers keep trying
+	// (Postfix's maximal_queue_lifetime is five).
+	DefaultRetryFor   = 72 * time.Hour
+	DefaultClaimLease = 2 * time.Minute
+	DefaultClaimPoll  = 5 * time.Second
+)
 
 // Mailer handles mail messages.
 type Mailer struct {
@@ -89,10 +132,51 @@ func New(store Store, sender mail.Sender, cfg Config) *Mailer {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.RetryFirst <= 0 {
+		cfg.RetryFirst = DefaultRetryFirst
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = DefaultRetryMax
+	}
+	cfg.RetryMax = max(cfg.RetryMax, cfg.RetryFirst)
+	if cfg.RetryFor <= 0 {
+		cfg.RetryFor = DefaultRetryFor
+	}
+	if cfg.ClaimLease <= 0 {
+		cfg.ClaimLease = DefaultClaimLease
+	}
+	if cfg.ClaimPoll <= 0 {
+		cfg.ClaimPoll = DefaultClaimPoll
+	}
+	if cfg.ID == "" {
+		cfg.ID = DefaultID()
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Mailer{store: store, sender: sender, cfg: cfg, pace: rate.NewLimiter(rate.Inf, 1)}
+}
+
+// DefaultID names a mailer process: its host, its process id and a random
+// suffix (a restarted process is another mailer).
+func DefaultID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randomHex(3))
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// backoff is the wait after a mail's attempts-th temporary failure.
+func (m *Mailer) backoff(attempts int) time.Duration {
+	d := m.cfg.RetryFirst
+	for i := 1; i < attempts && d < m.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, m.cfg.RetryMax)
 }
 
 // waitTurn waits until the send rate lets one more mail go (at once when there is
@@ -137,8 +221,9 @@ func (m *Mailer) Handle(ctx context.Context, msg Message) Outcome {
 	}
 	switch {
 	case err == nil:
-	case outcome == Retry:
-		m.cfg.Logger.Warn("mail not sent yet; retrying later", "message", msg.ID, "routing_key", msg.RoutingKey, "err", err)
+	case outcome.Action == queue.ActRetry:
+		m.cfg.Logger.Warn("mail not sent yet; retrying later", "message", msg.ID, "routing_key", msg.RoutingKey,
+			"retry_in", outcome.After, "err", err)
 	default:
 		m.cfg.Logger.Error("mail message dead-lettered", "message", msg.ID, "routing_key", msg.RoutingKey, "err", err)
 	}
@@ -171,7 +256,7 @@ func (m *Mailer) promoMail(ctx context.Context, msg Message) (Outcome, error) {
 		return DeadLetter, fmt.Errorf("%w: promo.email body %q", errMalformed, msg.Body)
 	}
 	key := delivery.Key{Kind: delivery.KindPromo, Subject: p.PromoID, Recipient: p.AccountID}
-	return m.deliver(ctx, key, msg.Attempt, func() (mail.Message, delivery.Status, error) {
+	return m.deliver(ctx, msg, key, func() (mail.Message, delivery.Status, error) {
 		a, skip, err := m.recipient(ctx, p.AccountID)
 		if skip != "" || err != nil {
 			return mail.Message{}, skip, err
@@ -196,7 +281,7 @@ func (m *Mailer) orderMail(ctx context.Context, msg Message) (Outcome, error) {
 		return DeadLetter, fmt.Errorf("%w: %s body %q", errMalformed, msg.RoutingKey, msg.Body)
 	}
 	key := delivery.Key{Kind: msg.RoutingKey, Subject: p.OrderID, Recipient: p.AccountID}
-	return m.deliver(ctx, key, msg.Attempt, func() (mail.Message, delivery.Status, error) {
+	return m.deliver(ctx, msg, key, func() (mail.Message, delivery.Status, error) {
 		a, skip, err := m.recipient(ctx, p.AccountID)
 		if skip != "" || err != nil {
 			return mail.Message{}, skip, err
@@ -215,53 +300,115 @@ func (m *Mailer) recipient(ctx context.Context, id string) (account.Account, del
 	return a, "", err
 }
 
-// deliver runs one mail under its delivery guard. compose returns the mail, or an
-// end to record without sending (skipped), or an error.
-func (m *Mailer) deliver(ctx context.Context, key delivery.Key, attempt int, compose func() (mail.Message, delivery.Status, error)) (Outcome, error) {
-	rec, err := m.store.Delivery(ctx, key)
+// deliver runs one mail under its delivery's claim. compose returns the mail, or
+// an end to record without sending (skipped), or an error.
+func (m *Mailer) deliver(ctx context.Context, msg Message, key delivery.Key, compose func() (mail.Message, delivery.Status, error)) (Outcome, error) {
+	now := m.cfg.Now()
+	owner := m.cfg.ID + "/" + randomHex(6)
+	rec, claimed, err := m.store.ClaimDelivery(ctx, key, delivery.Claim{Owner: owner, Now: now, Lease: m.cfg.ClaimLease,
+		ReopenFailedBefore: msg.RedrivenAt})
 	if err != nil {
 		return Retry, err
 	}
-	if rec.Status != "" {
-		return Ack, nil // done before: a redelivered message
+	if !claimed {
+		return m.notMine(rec, now), nil
 	}
-	msg, status, err := compose()
+	c := claim{m: m, key: key, owner: owner, rec: rec}
+	mailMsg, status, err := compose()
 	switch {
 	case errors.Is(err, errMalformed):
-		return m.finish(ctx, key, delivery.Failed, err, attempt, DeadLetter)
+		return c.finish(ctx, delivery.Failed, err, DeadLetter)
 	case err != nil:
-		return Retry, err
+		return c.retry(ctx, err)
 	case status != "":
-		return m.finish(ctx, key, status, nil, attempt, Ack)
+		return c.finish(ctx, status, nil, Ack)
 	}
 	if err := m.waitTurn(ctx); err != nil {
-		return Retry, err // stopping: the delivery stays sending, the message comes back
+		return c.retry(ctx, err) // stopping: released for the message's next delivery
 	}
-	err = m.sender.Send(ctx, msg)
+	err = m.sender.Send(ctx, mailMsg)
 	switch {
 	case err == nil:
-		return m.finish(ctx, key, delivery.Sent, nil, attempt, Ack)
+		return c.finish(ctx, delivery.Sent, nil, Ack)
 	case errors.Is(err, mail.ErrPermanent):
-		return m.finish(ctx, key, delivery.Failed, err, attempt, DeadLetter)
+		return c.finish(ctx, delivery.Failed, err, DeadLetter)
 	default:
-		// Temporary (4xx, the server or network away): nothing is recorded and
-		// the message is tried again later.
-		return Retry, err
+		return c.retry(ctx, err)
 	}
 }
 
-// finish records a delivery's end before the message's outcome is carried out. If
-// the record cannot be written the message is retried: the mail may then go out
-// twice, never not at all.
-func (m *Mailer) finish(ctx context.Context, key delivery.Key, status delivery.Status, cause error, attempt int, outcome Outcome) (Outcome, error) {
+// notMine is what becomes of a message whose delivery this attempt could not
+// claim: done with once the delivery has an end; otherwise it waits for the
+// claim that holds to end (looking again every ClaimPoll at most) or for its
+// next attempt to be due.
+func (m *Mailer) notMine(rec delivery.Record, now time.Time) Outcome {
+	switch rec.Status {
+	case delivery.Sending:
+		return queue.RetryAfter(min(rec.LeaseUntil.Sub(now), m.cfg.ClaimPoll))
+	case delivery.Retrying:
+		return queue.RetryAfter(rec.NextAttemptAt.Sub(now))
+	}
+	return Ack
+}
+
+// claim is one attempt at a delivery, claimed by owner.
+type claim struct {
+	m     *Mailer
+	key   delivery.Key
+	owner string
+	rec   delivery.Record // as claimed
+}
+
+// recordTimeout bounds writing an attempt's outcome. It runs even when the mailer
+// is stopping: a send that is not recorded may be sent again.
+const recordTimeout = 5 * time.Second
+
+// finish records the delivery's end before the message's outcome is carried out.
+// If the record cannot be written the message is retried: the mail may then go
+// out twice (once this claim has run out), never not at all. A claim lost
+// meanwhile (it ran out and another copy took over) is not retried: that copy
+// records the end.
+func (c claim) finish(ctx context.Context, status delivery.Status, cause error, outcome Outcome) (Outcome, error) {
 	why := ""
 	if cause != nil {
 		why = cause.Error()
 	}
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	if _, err := m.store.FinishDelivery(fctx, key, status, why, attempt, m.cfg.Now()); err != nil {
+	_, err := c.m.store.FinishDelivery(fctx, c.key, c.owner, status, why, c.m.cfg.Now())
+	switch {
+	case errors.Is(err, delivery.ErrClaimLost):
+		c.m.cfg.Logger.Warn("mail delivery claimed by another while this mailer held it", "kind", c.key.Kind,
+			"subject", c.key.Subject, "recipient", c.key.Recipient, "end", status, "err", err)
+		return Ack, cause
+	case err != nil:
 		return Retry, errors.Join(cause, err)
 	}
 	return outcome, cause
+}
+
+// retry records a temporary failure and when the next attempt is due (backing
+// off by the attempts so far), and says to hold the message until then. A mail
+// that has failed for RetryFor since its first attempt is given up instead. An
+// attempt interrupted by the mailer's stop is due again at once.
+func (c claim) retry(ctx context.Context, cause error) (Outcome, error) {
+	m := c.m
+	now := m.cfg.Now()
+	if since := now.Sub(c.rec.FirstAttemptAt); since >= m.cfg.RetryFor {
+		return c.finish(ctx, delivery.Failed, fmt.Errorf("given up after %d attempts in %s: %w",
+			c.rec.Attempts, since.Round(time.Second), cause), DeadLetter)
+	}
+	wait := m.backoff(c.rec.Attempts)
+	if ctx.Err() != nil {
+		wait = 0
+	}
+	next := now.Add(wait)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if _, err := m.store.RetryDelivery(rctx, c.key, c.owner, cause.Error(), now, next); err != nil && !errors.Is(err, delivery.ErrClaimLost) {
+		// The claim stays until its lease runs out; the message's next
+		// delivery waits for that.
+		return Retry, errors.Join(cause, err)
+	}
+	return queue.RetryAfter(wait), cause
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"phoneshop/account"
 	"phoneshop/actors/order"
 	"phoneshop/actors/promo"
@@ -74,9 +76,24 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f := &fixture{store: s, dir: filepath.Join(dir, "mail"), tokens: tokens, now: time.Now().UTC().Truncate(time.Second)}
 	f.sender = &faulty{Files: shopmail.NewFiles(f.dir)}
-	f.m = mailer.New(s, f.sender, mailer.Config{From: "phoneshop <shop@example.com>", PublicURL: "https://shop.example.com",
-		Unsubscribe: tokens, Now: func() time.Time { return f.now }})
+	f.m = f.mailer("m1", f.sender)
 	return f
+}
+
+// Retry settings of the fixture's mailers, on its clock.
+const (
+	retryFirst = time.Minute
+	retryMax   = time.Hour
+	retryFor   = 72 * time.Hour
+	claimLease = 2 * time.Minute
+)
+
+// mailer is a mailer named id on the fixture's store and clock, sending through
+// sender.
+func (f *fixture) mailer(id string, sender shopmail.Sender) *mailer.Mailer {
+	return mailer.New(f.store, sender, mailer.Config{From: "phoneshop <shop@example.com>", PublicURL: "https://shop.example.com",
+		Unsubscribe: f.tokens, RetryFirst: retryFirst, RetryMax: retryMax, RetryFor: retryFor, ClaimLease: claimLease,
+		ID: id, Now: func() time.Time { return f.now }})
 }
 
 func (f *fixture) account(t *testing.T, id string, promoEmails bool) account.Account {
@@ -200,28 +217,41 @@ func TestOrderMailSaysWhatWasBoughtWhateverTheConsent(t *testing.T) {
 	}
 }
 
-func TestTemporaryFailuresRetryAndPermanentOnesAreFailed(t *testing.T) {
+func TestTemporaryFailuresRetryOnTheStoresScheduleAndPermanentOnesAreFailed(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	a := f.account(t, "acc_t", true)
 	f.campaign(t, "promo_1")
 	msg := message(t, outbox.PromoEmail, "promo_1:acc_t", outbox.PromoEmailPayload{PromoID: "promo_1", AccountID: a.ID})
 	key := delivery.Key{Kind: delivery.KindPromo, Subject: "promo_1", Recipient: a.ID}
+	began := f.now
 
 	f.sender.setFail(fmt.Errorf("%w: 451 try again later", shopmail.ErrTemporary))
-	if got := f.m.Handle(ctx, msg); got != queue.Retry {
-		t.Fatalf("a 4xx: Handle = %v, want retry", got)
+	if got := f.m.Handle(ctx, msg); got != queue.RetryAfter(retryFirst) {
+		t.Fatalf("a 4xx: Handle = %v, want a retry after %s", got, retryFirst)
 	}
-	if rec := f.delivery(t, key); rec.Status != "" {
-		t.Fatalf("after a 4xx: %+v, want nothing recorded yet", rec)
+	rec := f.delivery(t, key)
+	if rec.Status != delivery.Retrying || rec.Attempts != 1 || !strings.Contains(rec.LastError, "451") ||
+		!rec.NextAttemptAt.Equal(began.Add(retryFirst)) || !rec.FirstAttemptAt.Equal(began) {
+		t.Fatalf("after a 4xx: %+v, want retrying, attempt 1, next in %s", rec, retryFirst)
+	}
+	// The message comes again before its next attempt is due (the queue gave
+	// it back after a hold): it waits the rest, nothing is sent.
+	f.now = began.Add(20 * time.Second)
+	if got := f.m.Handle(ctx, msg); got != queue.RetryAfter(40*time.Second) || f.sender.count() != 1 {
+		t.Fatalf("early: Handle = %v after %d sends, want a retry after the 40 s left and 1 send", got, f.sender.count())
+	}
+	f.now = began.Add(retryFirst)
+	if got := f.m.Handle(ctx, msg); got != queue.RetryAfter(2*retryFirst) {
+		t.Fatalf("the second 4xx: Handle = %v, want a retry after %s", got, 2*retryFirst)
 	}
 	f.sender.setFail(nil)
-	msg.Attempt = 2 // the queue's redelivery
+	f.now = f.now.Add(2 * retryFirst)
 	if got := f.m.Handle(ctx, msg); got != queue.Ack {
-		t.Fatalf("the retry: Handle = %v, want ack", got)
+		t.Fatalf("the third attempt: Handle = %v, want ack", got)
 	}
-	if rec := f.delivery(t, key); rec.Status != delivery.Sent || rec.Attempts != 2 {
-		t.Fatalf("after the retry: %+v", rec)
+	if rec := f.delivery(t, key); rec.Status != delivery.Sent || rec.Attempts != 3 || rec.Owner != "" {
+		t.Fatalf("after the retries: %+v, want sent at attempt 3", rec)
 	}
 
 	b := f.account(t, "acc_p", true)
@@ -230,13 +260,163 @@ func TestTemporaryFailuresRetryAndPermanentOnesAreFailed(t *testing.T) {
 	if got := f.m.Handle(ctx, msg); got != queue.DeadLetter {
 		t.Fatalf("a 5xx: Handle = %v, want dead-letter", got)
 	}
-	rec := f.delivery(t, delivery.Key{Kind: delivery.KindPromo, Subject: "promo_1", Recipient: b.ID})
+	rec = f.delivery(t, delivery.Key{Kind: delivery.KindPromo, Subject: "promo_1", Recipient: b.ID})
 	if rec.Status != delivery.Failed || !strings.Contains(rec.LastError, "550") {
 		t.Fatalf("after a 5xx: %+v", rec)
 	}
 	stats, err := f.store.PromoMailStats(ctx, []string{"promo_1"})
 	if err != nil || stats["promo_1"].Sent != 1 || stats["promo_1"].Failed != 1 {
 		t.Errorf("stats = %+v, %v", stats, err)
+	}
+}
+
+// TestBackoffDoublesUpToTheHourAndGivesUpAfterRetryFor: an outage of days
+// takes an attempt an hour at most, never exhausts the message before RetryFor,
+// and then fails it into the dead letters.
+func TestBackoffDoublesUpToTheHourAndGivesUpAfterRetryFor(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a := f.account(t, "acc_b", false)
+	msg := message(t, outbox.OrderConfirmed, "ord_b", order.EventPayload{OrderID: "ord_b", AccountID: a.ID, Currency: "USD"})
+	key := delivery.Key{Kind: outbox.OrderConfirmed, Subject: "ord_b", Recipient: a.ID}
+	f.sender.setFail(fmt.Errorf("%w: dial tcp 127.0.0.1:25: connection refused", shopmail.ErrTemporary))
+	began := f.now
+	var waits []time.Duration
+	for {
+		got := f.m.Handle(ctx, msg)
+		if got.Action != queue.ActRetry {
+			if got != queue.DeadLetter {
+				t.Fatalf("Handle = %v after %d attempts, want a retry or, at the end, dead-letter", got, len(waits)+1)
+			}
+			break
+		}
+		waits = append(waits, got.After)
+		f.now = f.now.Add(got.After)
+		if len(waits) > 200 {
+			t.Fatal("never given up")
+		}
+	}
+	want := []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 16 * time.Minute, 32 * time.Minute, time.Hour}
+	if diff := cmp.Diff(want, waits[:len(want)]); diff != "" {
+		t.Errorf("first waits (-want +got):\n%s", diff)
+	}
+	for _, w := range waits[len(want):] {
+		if w != time.Hour {
+			t.Errorf("a wait of %s after reaching the hour", w)
+		}
+	}
+	if since := f.now.Sub(began); since < retryFor {
+		t.Errorf("given up after %s, before RetryFor (%s)", since, retryFor)
+	}
+	rec := f.delivery(t, key)
+	if rec.Status != delivery.Failed || rec.Attempts != len(waits)+1 || !strings.Contains(rec.LastError, "given up") {
+		t.Errorf("in the end: %+v, want failed after %d attempts", rec, len(waits)+1)
+	}
+}
+
+// gate is a sender whose first Send waits until released: a send in progress
+// while a test does something else.
+type gate struct {
+	entered, release chan struct{}
+	once             sync.Once
+	sends            atomic.Int64
+}
+
+func newGate() *gate { return &gate{entered: make(chan struct{}), release: make(chan struct{})} }
+
+func (g *gate) Send(ctx context.Context, m shopmail.Message) error {
+	g.sends.Add(1)
+	first := false
+	g.once.Do(func() { first = true })
+	if first {
+		close(g.entered)
+		<-g.release
+	}
+	return nil
+}
+
+// TestTwoCopiesOfOneEventAtTwoMailersSendOnce: the relay published an event
+// twice and two mailers hold both copies at once: the one that claims the
+// delivery sends; the other finds the claim, waits, then finds the mail sent.
+func TestTwoCopiesOfOneEventAtTwoMailersSendOnce(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a := f.account(t, "acc_2", false)
+	msg := message(t, outbox.OrderShipped, "ord_2", order.EventPayload{OrderID: "ord_2", AccountID: a.ID, Currency: "USD"})
+	sender := newGate()
+	first, second := f.mailer("m1", sender), f.mailer("m2", sender)
+
+	firstDone := make(chan queue.Outcome, 1)
+	go func() { firstDone <- first.Handle(ctx, msg) }()
+	<-sender.entered // the first copy is being sent
+	got := second.Handle(ctx, msg)
+	if got.Action != queue.ActRetry || got.After <= 0 || got.After > mailer.DefaultClaimPoll {
+		t.Fatalf("the second copy while the first is sent: %v, want a retry within the claim poll", got)
+	}
+	close(sender.release)
+	if got := <-firstDone; got != queue.Ack {
+		t.Fatalf("the first copy: %v, want ack", got)
+	}
+	if got := second.Handle(ctx, msg); got != queue.Ack {
+		t.Fatalf("the second copy after the first was sent: %v, want ack", got)
+	}
+	if n := sender.sends.Load(); n != 1 {
+		t.Errorf("%d sends, want 1", n)
+	}
+}
+
+// TestAClaimLeftByADeadMailerIsTakenOverWhenItsLeaseRunsOut: a mailer that died
+// mid-send does not block the mail for ever.
+func TestAClaimLeftByADeadMailerIsTakenOverWhenItsLeaseRunsOut(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a := f.account(t, "acc_d", false)
+	msg := message(t, outbox.OrderConfirmed, "ord_d", order.EventPayload{OrderID: "ord_d", AccountID: a.ID, Currency: "USD"})
+	key := delivery.Key{Kind: outbox.OrderConfirmed, Subject: "ord_d", Recipient: a.ID}
+	if _, claimed, err := f.store.ClaimDelivery(ctx, key, delivery.Claim{Owner: "dead/1", Now: f.now, Lease: claimLease}); err != nil || !claimed {
+		t.Fatalf("claim = %v, %v", claimed, err)
+	}
+	f.now = f.now.Add(claimLease - time.Second)
+	if got := f.m.Handle(ctx, msg); got != queue.RetryAfter(time.Second) || f.sender.count() != 0 {
+		t.Fatalf("while the claim holds: %v after %d sends, want a retry after the second left", got, f.sender.count())
+	}
+	f.now = f.now.Add(time.Second)
+	if got := f.m.Handle(ctx, msg); got != queue.Ack || f.sender.count() != 1 {
+		t.Fatalf("once it ran out: %v after %d sends, want ack after 1", got, f.sender.count())
+	}
+	if rec := f.delivery(t, key); rec.Status != delivery.Sent || rec.Attempts != 2 {
+		t.Errorf("delivery = %+v, want sent at attempt 2", rec)
+	}
+}
+
+// TestARedrivenMessageTriesItsFailedMailAgain: a mail failed for good (5xx) is
+// dead-lettered; redriven after that, it is sent; a copy redriven before the
+// failure was recorded is not sent again.
+func TestARedrivenMessageTriesItsFailedMailAgain(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a := f.account(t, "acc_r", false)
+	msg := message(t, outbox.OrderConfirmed, "ord_r", order.EventPayload{OrderID: "ord_r", AccountID: a.ID, Currency: "USD"})
+	key := delivery.Key{Kind: outbox.OrderConfirmed, Subject: "ord_r", Recipient: a.ID}
+	f.sender.setFail(fmt.Errorf("%w: 550 mailbox unavailable", shopmail.ErrPermanent))
+	if got := f.m.Handle(ctx, msg); got != queue.DeadLetter {
+		t.Fatalf("5xx: %v", got)
+	}
+	failedAt := f.now
+	f.sender.setFail(nil)
+	stale := msg
+	stale.RedrivenAt = failedAt.Add(-time.Second)
+	if got := f.m.Handle(ctx, stale); got != queue.Ack || f.sender.count() != 1 {
+		t.Fatalf("a copy redriven before the failure: %v after %d sends, want ack without a send", got, f.sender.count())
+	}
+	f.now = f.now.Add(time.Minute)
+	redriven := msg
+	redriven.RedrivenAt = f.now
+	if got := f.m.Handle(ctx, redriven); got != queue.Ack || f.sender.count() != 2 {
+		t.Fatalf("redriven after the failure: %v after %d sends, want ack after a send", got, f.sender.count())
+	}
+	if rec := f.delivery(t, key); rec.Status != delivery.Sent || rec.Attempts != 2 {
+		t.Errorf("delivery = %+v, want sent at attempt 2", rec)
 	}
 }
 
@@ -300,7 +480,7 @@ func TestSendsArePacedAtTheLiveSendRate(t *testing.T) {
 	var perSec atomic.Int64
 	perSec.Store(20)
 	paced := mailer.New(f.store, f.sender, mailer.Config{From: "shop@example.com", PublicURL: "https://shop.example.com",
-		Unsubscribe: f.tokens, SendPerSec: func() int { return int(perSec.Load()) }})
+		Unsubscribe: f.tokens, SendPerSec: func() int { return int(perSec.Load()) }, ID: "paced"})
 	f.campaign(t, "promo_1")
 	send := func(i int) {
 		a := f.account(t, fmt.Sprintf("acc_pace_%02d", i), true)

@@ -26,7 +26,7 @@ func (m *Mailer) verificationMail(ctx context.Context, msg Message) (Outcome, er
 		return DeadLetter, fmt.Errorf("%w: this mailer cannot sign verification links (no secret)", errMalformed)
 	}
 	key := delivery.Key{Kind: outbox.AccountVerification, Subject: fmt.Sprint(p.RequestedAt), Recipient: p.AccountID}
-	return m.deliver(ctx, key, msg.Attempt, func() (mail.Message, delivery.Status, error) {
+	return m.deliver(ctx, msg, key, func() (mail.Message, delivery.Status, error) {
 		a, skip, err := m.recipient(ctx, p.AccountID)
 		if skip != "" || err != nil {
 			return mail.Message{}, skip, err

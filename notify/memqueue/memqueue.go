@@ -1,7 +1,8 @@
 // Package memqueue is the in-process queue of `phoneshop dev`, the embedded default
-// that stands in for RabbitMQ: one topic exchange, a queue per binding, a delivery
-// limit and dead letters, with the same contract as notify/rabbitmq (the contract
-// suite notify/queue/queuetest runs on both).
+// that stands in for RabbitMQ: one topic exchange, a queue per binding, holds and
+// renewals of retried messages, dead letters that operators can count and send
+// back, with the same contract as notify/rabbitmq (the contract suite
+// notify/queue/queuetest runs on both).
 //
 // It is not durable: what was published but not yet handled when the process
 // stops is gone (the outbox rows were marked published on the confirm). dev runs
@@ -23,14 +24,22 @@ import (
 
 // Config tunes a broker; zero values take the defaults.
 type Config struct {
-	// DeliveryLimit: a message delivered more often than this is dead-lettered
-	// (default 20, as the RabbitMQ queues).
+	// DeliveryLimit: a retried message given back to its queue this often is
+	// renewed (its Attempt starts again at 1), as the RabbitMQ consumer does
+	// before the broker's delivery limit would dead-letter it (default 20).
 	DeliveryLimit int
-	// RetryDelay is the wait before a message a handler asked to retry is
-	// delivered again (default 1 s doubling per attempt, at most 30 s).
+	// RetryDelay is the wait before a message a handler asked to retry (without
+	// saying how long) is delivered again (default 1 s doubling per attempt, at
+	// most 30 s).
 	RetryDelay func(attempt int) time.Duration
-	// Prefetch is how many messages of one queue are handled at once (default 32).
+	// MaxHold is the longest a retried message is held before it goes back to
+	// its queue (default queue.DefaultMaxHold). dev has no consumer timeout; the
+	// hold is bounded as on RabbitMQ so that both behave alike.
+	MaxHold time.Duration
+	// Prefetch is how many messages of one queue are handled, or held, at once
+	// (default 32).
 	Prefetch int
+	Now      func() time.Time
 	Logger   *slog.Logger
 }
 
@@ -48,11 +57,12 @@ type bind struct {
 }
 
 type memQueue struct {
-	name  string
-	mu    sync.Mutex
-	ready []queue.Message
-	dead  []queue.Message
-	wake  chan struct{} // a message became ready
+	name     string
+	mu       sync.Mutex
+	ready    []queue.Message
+	dead     []queue.Message
+	inFlight int           // taken by a worker: handled or held
+	wake     chan struct{} // a message became ready
 }
 
 // New returns a broker with no queues.
@@ -62,11 +72,17 @@ func New(cfg Config) *Broker {
 	}
 	if cfg.RetryDelay == nil {
 		cfg.RetryDelay = func(attempt int) time.Duration {
-			return min(time.Second<<min(attempt-1, 5), 30*time.Second)
+			return min(time.Second<<min(max(attempt, 1)-1, 5), 30*time.Second)
 		}
+	}
+	if cfg.MaxHold <= 0 {
+		cfg.MaxHold = queue.DefaultMaxHold
 	}
 	if cfg.Prefetch <= 0 {
 		cfg.Prefetch = 32
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -164,47 +180,61 @@ func matchWords(p, k []string) bool {
 	return false
 }
 
+// push appends m to the queue (a publish).
 func (q *memQueue) push(m queue.Message) {
 	q.mu.Lock()
 	q.ready = append(q.ready, m)
 	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *memQueue) signal() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
 }
 
-// pop takes the next ready message, waiting for one until ctx ends.
+// pop takes the next ready message into flight, waiting for one until ctx ends
+// (once it has, it takes none: a message given back at the stop stays ready).
 func (q *memQueue) pop(ctx context.Context) (queue.Message, bool) {
-	for {
+	for ctx.Err() == nil {
 		q.mu.Lock()
 		if len(q.ready) > 0 {
 			m := q.ready[0]
 			q.ready = q.ready[1:]
+			q.inFlight++
 			more := len(q.ready) > 0
 			q.mu.Unlock()
 			if more { // let another worker take the next one
-				select {
-				case q.wake <- struct{}{}:
-				default:
-				}
+				q.signal()
 			}
 			return m, true
 		}
 		q.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return queue.Message{}, false
 		case <-q.wake:
 		}
 	}
+	return queue.Message{}, false
+}
+
+// settle ends a message's flight: acknowledged, or moved by move (under the
+// queue's lock, so that counts never show it twice or nowhere).
+func (q *memQueue) settle(move func()) {
+	q.mu.Lock()
+	q.inFlight--
+	if move != nil {
+		move()
+	}
+	q.mu.Unlock()
+	q.signal()
 }
 
 // DeadLetters returns the messages dead-lettered from queue name.
 func (b *Broker) DeadLetters(name string) []queue.Message {
-	b.mu.Lock()
-	q := b.queues[name]
-	b.mu.Unlock()
+	q := b.queue(name)
 	if q == nil {
 		return nil
 	}
@@ -213,16 +243,62 @@ func (b *Broker) DeadLetters(name string) []queue.Message {
 	return append([]queue.Message(nil), q.dead...)
 }
 
+func (b *Broker) queue(name string) *memQueue {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.queues[name]
+}
+
+// Stats implements queue.Ops: ready, in flight (handled or held) and dead, per
+// queue of names; a queue not declared is queue.ErrUnknownQueue.
+func (b *Broker) Stats(_ context.Context, names []string) ([]queue.Stats, error) {
+	out := make([]queue.Stats, 0, len(names))
+	for _, name := range names {
+		q := b.queue(name)
+		if q == nil {
+			return nil, fmt.Errorf("%w: %s", queue.ErrUnknownQueue, name)
+		}
+		q.mu.Lock()
+		out = append(out, queue.Stats{Name: name, Ready: int64(len(q.ready)), Unacked: int64(q.inFlight), Dead: int64(len(q.dead))})
+		q.mu.Unlock()
+	}
+	return out, nil
+}
+
+// Redrive implements queue.Ops: up to limit dead letters, oldest first, go to the
+// end of their queue, with Attempt 1 and RedrivenAt now, in one step.
+func (b *Broker) Redrive(_ context.Context, name string, limit int) (int, error) {
+	q := b.queue(name)
+	if q == nil {
+		return 0, fmt.Errorf("%w: %s", queue.ErrUnknownQueue, name)
+	}
+	if limit < 1 {
+		return 0, fmt.Errorf("memqueue: redrive limit %d: want at least 1", limit)
+	}
+	now := b.cfg.Now()
+	q.mu.Lock()
+	n := min(limit, len(q.dead))
+	for _, m := range q.dead[:n] {
+		m.Attempt, m.RedrivenAt = 1, now
+		q.ready = append(q.ready, m)
+	}
+	q.dead = append([]queue.Message(nil), q.dead[n:]...)
+	q.mu.Unlock()
+	if n > 0 {
+		q.signal()
+	}
+	b.cfg.Logger.Info("dead letters redriven", "queue", name, "messages", n)
+	return n, nil
+}
+
 // Run consumes the queues of bindings (declaring them) with handle until ctx ends,
 // Prefetch messages of each queue at a time, then waits for the handlers running.
+// A message held for a retry when ctx ends goes back to its queue at once.
 func (b *Broker) Run(ctx context.Context, bindings []queue.Binding, handle queue.Handler) {
 	b.Declare(bindings...)
 	var wg sync.WaitGroup
-	var retries sync.WaitGroup
 	for _, bd := range bindings {
-		b.mu.Lock()
-		q := b.queues[bd.Queue]
-		b.mu.Unlock()
+		q := b.queue(bd.Queue)
 		for range b.cfg.Prefetch {
 			wg.Go(func() {
 				for {
@@ -230,13 +306,50 @@ func (b *Broker) Run(ctx context.Context, bindings []queue.Binding, handle queue
 					if !ok {
 						return
 					}
-					b.settle(ctx, q, m, b.handle(ctx, q, m, handle), &retries)
+					b.process(ctx, q, m, handle)
 				}
 			})
 		}
 	}
 	wg.Wait()
-	retries.Wait()
+}
+
+// process handles m and carries out the outcome; a retried message is held by the
+// worker (it keeps its prefetch slot), then given back.
+func (b *Broker) process(ctx context.Context, q *memQueue, m queue.Message, handle queue.Handler) {
+	outcome := b.handle(ctx, q, m, handle)
+	switch outcome.Action {
+	case queue.ActAck:
+		q.settle(nil)
+	case queue.ActRetry:
+		wait := outcome.After
+		if wait == 0 {
+			wait = b.cfg.RetryDelay(m.Attempt)
+		}
+		t := time.NewTimer(min(wait, b.cfg.MaxHold))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		b.giveBack(q, m)
+	default:
+		b.cfg.Logger.Error("message dead-lettered", "queue", q.name, "message", m.ID, "attempt", m.Attempt)
+		q.settle(func() { q.dead = append(q.dead, m) })
+	}
+}
+
+// giveBack returns a retried message to the head of its queue with its next
+// attempt; one at the delivery limit is renewed instead, at the end of the queue,
+// as the RabbitMQ consumer publishes it again.
+func (b *Broker) giveBack(q *memQueue, m queue.Message) {
+	if m.Attempt >= b.cfg.DeliveryLimit {
+		m.Attempt = 1
+		q.settle(func() { q.ready = append(q.ready, m) })
+		return
+	}
+	m.Attempt++
+	q.settle(func() { q.ready = append([]queue.Message{m}, q.ready...) })
 }
 
 func (b *Broker) handle(ctx context.Context, q *memQueue, m queue.Message, handle queue.Handler) (outcome queue.Outcome) {
@@ -246,38 +359,10 @@ func (b *Broker) handle(ctx context.Context, q *memQueue, m queue.Message, handl
 			outcome = queue.DeadLetter
 		}
 	}()
-	return handle(ctx, m)
-}
-
-func (b *Broker) settle(ctx context.Context, q *memQueue, m queue.Message, outcome queue.Outcome, retries *sync.WaitGroup) {
-	switch outcome {
-	case queue.Ack:
-	case queue.Retry:
-		if m.Attempt >= b.cfg.DeliveryLimit {
-			b.cfg.Logger.Error("message over its delivery limit; dead-lettering it", "queue", q.name, "message", m.ID, "attempts", m.Attempt)
-			b.deadLetter(q, m)
-			return
-		}
-		next := m
-		next.Attempt++
-		// Requeued after the wait; if the broker stops meanwhile, it is requeued at
-		// once (so it is not lost to a Run that ends).
-		retries.Go(func() {
-			t := time.NewTimer(b.cfg.RetryDelay(m.Attempt))
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-			}
-			q.push(next)
-		})
-	default:
-		b.deadLetter(q, m)
+	outcome = handle(ctx, m)
+	if !outcome.Valid() {
+		b.cfg.Logger.Error("message handler returned an unknown outcome; dead-lettering the message", "queue", q.name, "message", m.ID, "outcome", outcome)
+		return queue.DeadLetter
 	}
-}
-
-func (b *Broker) deadLetter(q *memQueue, m queue.Message) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.dead = append(q.dead, m)
+	return outcome
 }

@@ -30,7 +30,7 @@ func (b bus) DeadLetters(_ context.Context, name string) ([]string, error) {
 
 func TestContract(t *testing.T) {
 	queuetest.Run(t, func(t *testing.T, cfg queuetest.Config) queuetest.Bus {
-		return bus{memqueue.New(memqueue.Config{DeliveryLimit: cfg.DeliveryLimit, Prefetch: cfg.Prefetch, RetryDelay: cfg.RetryDelay})}
+		return bus{memqueue.New(memqueue.Config{DeliveryLimit: cfg.DeliveryLimit, Prefetch: cfg.Prefetch, RetryDelay: cfg.RetryDelay, MaxHold: cfg.MaxHold})}
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -49,17 +50,28 @@ type ConsumerConfig struct {
 	// messages of one queue are unacknowledged, so in the handler, at once.
 	Prefetch int
 	// DeliveryLimit is each quorum queue's x-delivery-limit: a message returned
-	// to the queue (Retry, a lost connection) more often than this is
-	// dead-lettered instead; the handler sees it at most DeliveryLimit+1 times.
+	// to the queue more often than this is dead-lettered by the broker. Run never
+	// lets a retried message get there: a message retried after its
+	// DeliveryLimit-th return is renewed (published again with confirms, then
+	// acknowledged), so its count starts again. What the limit still catches is a
+	// message whose deliveries are lost again and again (a handler that takes its
+	// process down, or a connection that drops while it is in flight).
 	//
 	// A quorum queue's arguments cannot change after its declaration: declaring
 	// it again with another limit is refused (ErrTopology). Changing the limit of
 	// an existing queue takes a policy (delivery-limit), or a new queue.
 	DeliveryLimit int
-	// RetryDelay is how long a message the handler returned Retry for is held
-	// before it goes back to the queue, by the attempt that failed (default:
-	// DefaultRetryDelay). The message keeps its prefetch slot meanwhile.
+	// RetryDelay is how long a message the handler returned Retry for (without
+	// a wait of its own, queue.RetryAfter) is held before it goes back to the
+	// queue, by the attempt that failed (default: DefaultRetryDelay). The message
+	// keeps its prefetch slot meanwhile.
 	RetryDelay func(attempt int) time.Duration
+	// MaxHold bounds a hold, counted from the delivery (default
+	// queue.DefaultMaxHold): a message that asked to wait longer goes back to the
+	// queue when MaxHold is over, and comes again for its handler to say how much
+	// longer. It must stay below the broker's consumer_timeout (30 min by
+	// default), which closes the channel of a delivery unacknowledged for longer.
+	MaxHold time.Duration
 	// FirstBackoff and MaxBackoff bound the wait between connection attempts
 	// after a failure or a loss: first, then doubling, at most max.
 	FirstBackoff, MaxBackoff time.Duration
@@ -89,6 +101,9 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 	}
 	if c.RetryDelay == nil {
 		c.RetryDelay = DefaultRetryDelay
+	}
+	if c.MaxHold <= 0 {
+		c.MaxHold = queue.DefaultMaxHold
 	}
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = DefaultDialTimeout
@@ -145,21 +160,41 @@ type Consumer struct {
 	cfg    ConsumerConfig
 	log    *slog.Logger
 	broker string // "host:port vhost /", for logs: the URL holds the password
+	// inFlight counts, per queue, the messages delivered and not yet settled
+	// (handled or held): what the broker counts as unacknowledged, which AMQP
+	// does not tell a client.
+	inFlight map[string]*atomic.Int64
 }
 
 // NewConsumer returns a consumer for cfg. It does not connect: Run does.
 func NewConsumer(cfg ConsumerConfig) *Consumer {
 	cfg = cfg.withDefaults()
-	return &Consumer{cfg: cfg, log: cfg.Logger, broker: brokerName(cfg.URL)}
+	c := &Consumer{cfg: cfg, log: cfg.Logger, broker: brokerName(cfg.URL), inFlight: map[string]*atomic.Int64{}}
+	for _, b := range cfg.Bindings {
+		c.inFlight[b.Queue] = new(atomic.Int64)
+	}
+	return c
+}
+
+// InFlight counts, per queue, the messages this consumer holds unacknowledged now:
+// in a handler, or held for a retry.
+func (c *Consumer) InFlight() map[string]int64 {
+	out := make(map[string]int64, len(c.inFlight))
+	for name, n := range c.inFlight {
+		out[name] = n.Load()
+	}
+	return out
 }
 
 // Run consumes the configured queues until ctx ends, calling handle for each
 // message in a goroutine of its own (at most Prefetch per queue at once), and
 // carries out the outcome: Ack acknowledges the message; DeadLetter rejects it
-// to the dead-letter queue; Retry holds it for RetryDelay(attempt) (less if ctx
-// ends) and then returns it to the queue, which dead-letters it once it has
-// been delivered more than DeliveryLimit times. A handler that panics, or
-// returns an unknown outcome, has its message dead-lettered.
+// to the dead-letter queue; Retry holds it (in its prefetch slot) for the wait
+// the outcome names, or RetryDelay(attempt), at most until MaxHold after its
+// delivery (less if ctx ends), and then gives it back: it returns to the head of
+// the queue, or, after its DeliveryLimit-th return, is renewed (see
+// DeliveryLimit). A handler that panics, or returns an unknown outcome, has its
+// message dead-lettered.
 //
 // On every connection Run declares the topology: the exchange (a durable
 // topic exchange, as the Publisher declares it), DeadLetterExchange, and per
@@ -238,11 +273,13 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// session is one connection with a consuming channel per queue.
+// session is one connection with a consuming channel per queue, and a channel
+// in confirm mode that renews messages.
 type session struct {
 	conn       *amqp.Connection
 	connClosed chan *amqp.Error
 	consumers  []*queueConsumer
+	renewals   *confirmChannel
 }
 
 // queueConsumer is the consumer of one queue, on a channel of its own: basic.qos
@@ -297,6 +334,10 @@ func (c *Consumer) open(conn *amqp.Connection) (*session, error) {
 		if errors.As(err, &amqpErr) && amqpErr.Code == amqp.PreconditionFailed {
 			return nil, fmt.Errorf("%w: %w", ErrTopology, err)
 		}
+		return nil, err
+	}
+	var err error
+	if s.renewals, err = openConfirmChannel(conn); err != nil {
 		return nil, err
 	}
 	for _, b := range c.cfg.Bindings {
@@ -395,7 +436,13 @@ func (c *Consumer) consume(ctx context.Context, s *session, handle queue.Handler
 					continue
 				default:
 				}
-				handlers.Go(func() { c.handleDelivery(handlerCtx, stopping, qc.queue, d, handle) })
+				inFlight := c.inFlight[qc.queue]
+				inFlight.Add(1)
+				deliveredAt := time.Now()
+				handlers.Go(func() {
+					defer inFlight.Add(-1)
+					c.handleDelivery(handlerCtx, stopping, s, qc.queue, d, deliveredAt, handle)
+				})
 			}
 			ended <- qc.whyEnded()
 		})
@@ -453,31 +500,59 @@ func (qc *queueConsumer) whyEnded() error {
 }
 
 // handleDelivery calls handle for d and carries out its outcome.
-func (c *Consumer) handleDelivery(ctx context.Context, stopping <-chan struct{}, queueName string, d amqp.Delivery, handle queue.Handler) {
+func (c *Consumer) handleDelivery(ctx context.Context, stopping <-chan struct{}, s *session, queueName string, d amqp.Delivery, deliveredAt time.Time, handle queue.Handler) {
 	m := toMessage(d)
 	outcome := c.call(ctx, queueName, m, handle)
 	var err error
-	switch outcome {
-	case queue.Ack:
+	switch outcome.Action {
+	case queue.ActAck:
 		err = d.Ack(false)
-	case queue.DeadLetter:
+	case queue.ActDeadLetter:
 		err = d.Reject(false)
-	case queue.Retry:
+	case queue.ActRetry:
 		// The broker would deliver a returned message again at once (a quorum
-		// queue serves returned messages first), so the wait happens here.
-		t := time.NewTimer(max(c.cfg.RetryDelay(m.Attempt), 0))
+		// queue serves returned messages first), so the wait happens here, in
+		// the message's prefetch slot: the rest of the queue waits untouched.
+		wait := outcome.After
+		if wait == 0 {
+			wait = c.cfg.RetryDelay(m.Attempt)
+		}
+		hold := min(max(wait, 0), max(c.cfg.MaxHold-time.Since(deliveredAt), 0))
+		t := time.NewTimer(hold)
 		select {
 		case <-t.C:
 		case <-stopping:
 		}
 		t.Stop()
-		err = d.Nack(false, true)
+		err = c.giveBack(s, queueName, d, m)
 	}
 	if err != nil {
 		// The channel is gone: the broker returns the message to the queue.
 		c.log.Debug("rabbitmq: outcome not delivered; the message will come again", "queue", queueName,
 			"message", m.ID, "outcome", outcome, "err", err)
 	}
+}
+
+// giveBack returns a retried message to its queue. Once the queue has taken it
+// back DeliveryLimit times, one more return would dead-letter it: it is renewed
+// instead, published again to its queue as a new message (with its routing key,
+// properties and headers, so the handler sees the same message with Attempt 1)
+// and acknowledged once the broker confirmed the copy. If the copy is not
+// confirmed the message is returned anyway (and dead-lettered by the broker)
+// rather than held past the consumer timeout.
+func (c *Consumer) giveBack(s *session, queueName string, d amqp.Delivery, m queue.Message) error {
+	if m.Attempt <= c.cfg.DeliveryLimit {
+		return d.Nack(false, true)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultConfirmTimeout)
+	defer cancel()
+	if err := s.renewals.publish(ctx, queueName, republished(d, m.RoutingKey, nil)); err != nil {
+		c.log.Error("rabbitmq: a retried message at its delivery limit could not be renewed; the broker will dead-letter it",
+			"queue", queueName, "message", m.ID, "err", err)
+		return d.Nack(false, true)
+	}
+	c.log.Info("rabbitmq: retried message renewed at its delivery limit", "queue", queueName, "message", m.ID, "attempt", m.Attempt)
+	return d.Ack(false)
 }
 
 // call runs handle and says what becomes of the message: a panic or an unknown
@@ -492,18 +567,26 @@ func (c *Consumer) call(ctx context.Context, queueName string, m queue.Message, 
 		}
 	}()
 	outcome = handle(ctx, m)
-	switch outcome {
-	case queue.Ack, queue.Retry, queue.DeadLetter:
+	if outcome.Valid() {
 		return outcome
 	}
 	c.log.Error("rabbitmq: handler returned an unknown outcome; message dead-lettered", "queue", queueName,
-		"message", m.ID, "routing_key", m.RoutingKey, "outcome", int(outcome))
+		"message", m.ID, "routing_key", m.RoutingKey, "outcome", outcome.String())
 	return queue.DeadLetter
 }
 
-// toMessage is the queue.Message of a delivery.
+// toMessage is the queue.Message of a delivery. A renewed or redriven message
+// comes through the default exchange, keyed by its queue's name: its routing key
+// is the one in headerRoutingKey.
 func toMessage(d amqp.Delivery) queue.Message {
-	return queue.Message{ID: d.MessageId, RoutingKey: d.RoutingKey, Body: d.Body, Attempt: deliveryAttempt(d.Headers)}
+	m := queue.Message{ID: d.MessageId, RoutingKey: d.RoutingKey, Body: d.Body, Attempt: deliveryAttempt(d.Headers)}
+	if key, ok := d.Headers[headerRoutingKey].(string); ok && key != "" {
+		m.RoutingKey = key
+	}
+	if at, ok := d.Headers[headerRedrivenAt].(int64); ok && at > 0 {
+		m.RedrivenAt = time.UnixMicro(at).UTC()
+	}
+	return m
 }
 
 // deliveryAttempt counts a delivery from 1. A quorum queue counts the times it

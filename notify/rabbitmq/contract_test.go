@@ -28,6 +28,7 @@ func TestContract(t *testing.T) {
 			deliveryLimit: toRabbitDeliveryLimit(t, cfg.DeliveryLimit),
 			prefetch:      cfg.Prefetch,
 			retryDelay:    cfg.RetryDelay,
+			maxHold:       cfg.MaxHold,
 			log:           slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 			dead:          map[string][]string{},
 		}
@@ -65,10 +66,16 @@ type contractBus struct {
 	deliveryLimit int
 	prefetch      int
 	retryDelay    func(attempt int) time.Duration
+	maxHold       time.Duration
 	log           *slog.Logger
 	publisher     *Publisher
 
 	mu sync.Mutex
+	// declared are the queues declared so far; consumers the Consumers
+	// started (their in-flight counts are the bus's unacknowledged ones, as
+	// the mailers' reports are in the shop).
+	declared  []string
+	consumers []*Consumer
 	// dead holds the ids taken from each queue's dead-letter queue so far:
 	// DeadLetters drains it (peeking would return each message to the quorum
 	// queue, which counts that as a delivery), so it keeps what it took.
@@ -84,6 +91,7 @@ func (b *contractBus) consumerConfig(bindings []queue.Binding) ConsumerConfig {
 		Prefetch:      b.prefetch,
 		DeliveryLimit: b.deliveryLimit,
 		RetryDelay:    b.retryDelay,
+		MaxHold:       b.maxHold,
 		Logger:        b.log,
 	}
 }
@@ -95,6 +103,13 @@ func (b *contractBus) Declare(ctx context.Context, bindings []queue.Binding) err
 		return err
 	}
 	defer conn.Close()
+	b.mu.Lock()
+	for _, bd := range bindings {
+		if !slices.Contains(b.declared, bd.Queue) {
+			b.declared = append(b.declared, bd.Queue)
+		}
+	}
+	b.mu.Unlock()
 	return NewConsumer(b.consumerConfig(bindings)).declare(conn)
 }
 
@@ -104,9 +119,38 @@ func (b *contractBus) Publish(ctx context.Context, events []outbox.Event) ([]str
 
 // Consume runs a Consumer until ctx ends; Run returning an error fails the test.
 func (b *contractBus) Consume(ctx context.Context, bindings []queue.Binding, handle queue.Handler) {
-	if err := NewConsumer(b.consumerConfig(bindings)).Run(ctx, handle); err != nil {
+	c := NewConsumer(b.consumerConfig(bindings))
+	b.mu.Lock()
+	b.consumers = append(b.consumers, c)
+	b.mu.Unlock()
+	if err := c.Run(ctx, handle); err != nil {
 		b.t.Errorf("Run: %v", err)
 	}
+}
+
+// inspector is an Inspector of the queues declared so far.
+func (b *contractBus) inspector() *Inspector {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	consumers := slices.Clone(b.consumers)
+	return NewInspector(InspectorConfig{URL: b.url, Queues: slices.Clone(b.declared), Logger: b.log,
+		Unacked: func(context.Context) (map[string]int64, error) {
+			out := map[string]int64{}
+			for _, c := range consumers {
+				for name, n := range c.InFlight() {
+					out[name] += n
+				}
+			}
+			return out, nil
+		}})
+}
+
+func (b *contractBus) Stats(ctx context.Context, names []string) ([]queue.Stats, error) {
+	return b.inspector().Stats(ctx, names)
+}
+
+func (b *contractBus) Redrive(ctx context.Context, name string, limit int) (int, error) {
+	return b.inspector().Redrive(ctx, name, limit)
 }
 
 // DeadLetters takes what waits in the queue's dead-letter queue and returns the

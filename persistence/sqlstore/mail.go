@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -13,24 +14,163 @@ import (
 	"phoneshop/notify/outbox"
 )
 
-// FinishDelivery records the end of the mail key: sent, failed or skipped, with
-// what went wrong (cut to 1,000 characters) and the attempts it took, in one
-// statement (one commit per mail). A mail is recorded once: when another end is
-// stored already (a redelivered message handled twice at once), that first end is
-// kept and returned.
-func (s *Store) FinishDelivery(ctx context.Context, key delivery.Key, status delivery.Status, lastError string, attempts int, now time.Time) (_ delivery.Record, err error) {
+// deliveryColumns are the columns scanDelivery reads, in its order.
+const deliveryColumns = `status, attempts, last_error, updated_at, owner, lease_until, next_attempt_at, first_attempt_at`
+
+// scanDelivery reads one row of deliveryColumns into a record of key.
+func scanDelivery(row interface{ Scan(...any) error }, key delivery.Key) (delivery.Record, error) {
+	rec := delivery.Record{Key: key}
+	var status string
+	var updated, lease, next, first int64
+	if err := row.Scan(&status, &rec.Attempts, &rec.LastError, &updated, &rec.Owner, &lease, &next, &first); err != nil {
+		return delivery.Record{}, err
+	}
+	rec.Status, rec.UpdatedAt = delivery.Status(status), time.UnixMicro(updated).UTC()
+	rec.LeaseUntil, rec.NextAttemptAt, rec.FirstAttemptAt = microsOrZero(lease), microsOrZero(next), microsOrZero(first)
+	return rec, nil
+}
+
+func microsOrZero(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
+}
+
+func microsOf(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// Delivery reads one delivery; a mail not claimed yet is a Record with no status.
+func (s *Store) Delivery(ctx context.Context, key delivery.Key) (_ delivery.Record, err error) {
+	defer s.classify(&err)
+	return s.readDelivery(ctx, key)
+}
+
+func (s *Store) readDelivery(ctx context.Context, key delivery.Key) (delivery.Record, error) {
+	rec, err := scanDelivery(s.writer.QueryRowContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE kind = ? AND subject = ? AND recipient = ?`, key.Kind, key.Subject, key.Recipient), key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return delivery.Record{Key: key}, nil
+	}
+	return rec, err
+}
+
+// claimRaces bounds how often ClaimDelivery reads again after another claimer
+// moved the row between its read and its write.
+const claimRaces = 5
+
+// ClaimDelivery claims the mail key for one attempt (see package delivery): a
+// mail never claimed gets a row (sending, attempt 1); a retrying one whose next
+// attempt is due, or a sending one whose lease ran out (its mailer died
+// mid-send), is taken over with one more attempt; so is a failed one when
+// c.ReopenFailedBefore is after its failure (the give-up clock then starts
+// again). Anything else is left as it is and returned with claimed false: an end
+// (sent, failed, skipped), a claim that holds, a retry not due yet. Each move is
+// a compare-and-set on the row as it was read, so of claimers racing, one wins.
+func (s *Store) ClaimDelivery(ctx context.Context, key delivery.Key, c delivery.Claim) (_ delivery.Record, claimed bool, err error) {
+	defer s.classify(&err)
+	if c.Owner == "" || c.Lease <= 0 {
+		return delivery.Record{}, false, errors.New("sqlstore: a claim needs an owner and a lease")
+	}
+	now, until := c.Now.UnixMicro(), c.Now.Add(c.Lease).UnixMicro()
+	mine := delivery.Record{Key: key, Status: delivery.Sending, Owner: c.Owner, LeaseUntil: time.UnixMicro(until).UTC(),
+		UpdatedAt: time.UnixMicro(now).UTC()}
+	var cur delivery.Record
+	for range claimRaces {
+		if cur, err = s.readDelivery(ctx, key); err != nil {
+			return delivery.Record{}, false, err
+		}
+		if cur.Status == "" {
+			_, err = s.writer.ExecContext(ctx, `INSERT INTO deliveries (kind, subject, recipient, status, attempts, last_error,
+				updated_at, owner, lease_until, next_attempt_at, first_attempt_at) VALUES (?, ?, ?, ?, 1, '', ?, ?, ?, 0, ?)`,
+				key.Kind, key.Subject, key.Recipient, string(delivery.Sending), now, c.Owner, until, now)
+			if s.dialect.IsDuplicate(err) {
+				continue // another claimer's row: read it
+			}
+			if err != nil {
+				return delivery.Record{}, false, err
+			}
+			mine.Attempts, mine.FirstAttemptAt = 1, mine.UpdatedAt
+			return mine, true, nil
+		}
+		reopen := cur.Status == delivery.Failed && cur.UpdatedAt.Before(c.ReopenFailedBefore)
+		switch {
+		case cur.Status.Valid() && !reopen:
+			return cur, false, nil
+		case cur.Status == delivery.Sending && cur.LeaseUntil.After(c.Now):
+			return cur, false, nil
+		case cur.Status == delivery.Retrying && cur.NextAttemptAt.After(c.Now):
+			return cur, false, nil
+		}
+		first := microsOf(cur.FirstAttemptAt)
+		if reopen || first == 0 {
+			first = now
+		}
+		res, err := s.writer.ExecContext(ctx, `UPDATE deliveries SET status = ?, attempts = attempts + 1, owner = ?,
+			lease_until = ?, updated_at = ?, first_attempt_at = ?
+			WHERE kind = ? AND subject = ? AND recipient = ? AND status = ? AND attempts = ? AND updated_at = ? AND owner = ?`,
+			string(delivery.Sending), c.Owner, until, now, first,
+			key.Kind, key.Subject, key.Recipient, string(cur.Status), cur.Attempts, cur.UpdatedAt.UnixMicro(), cur.Owner)
+		if err != nil {
+			return delivery.Record{}, false, err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return delivery.Record{}, false, err
+		} else if n == 1 {
+			mine.Attempts, mine.LastError, mine.FirstAttemptAt = cur.Attempts+1, cur.LastError, time.UnixMicro(first).UTC()
+			return mine, true, nil
+		}
+	}
+	// Others kept moving the row: what it was last is not ours.
+	return cur, false, nil
+}
+
+// FinishDelivery records the end of the mail key (sent, failed or skipped), with
+// what went wrong (cut to 1,000 characters), under the caller's claim owner, in
+// one statement (one commit per mail). When the claim is no longer the caller's
+// (it ran out and another claimer took over, or an end is recorded already), the
+// row is left as it is and returned with delivery.ErrClaimLost.
+func (s *Store) FinishDelivery(ctx context.Context, key delivery.Key, owner string, status delivery.Status, lastError string, now time.Time) (_ delivery.Record, err error) {
 	defer s.classify(&err)
 	if !status.Valid() {
 		return delivery.Record{}, fmt.Errorf("sqlstore: a delivery cannot end as %q", status)
 	}
-	rec := delivery.Record{Key: key, Status: status, Attempts: attempts, LastError: truncate(lastError, 1000), UpdatedAt: now.UTC()}
-	_, err = s.writer.ExecContext(ctx, `INSERT INTO deliveries (kind, subject, recipient, status, attempts, last_error, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, key.Kind, key.Subject, key.Recipient, string(status), attempts, rec.LastError, now.UnixMicro())
-	if s.dialect.IsDuplicate(err) {
-		return s.Delivery(ctx, key)
-	}
+	return s.moveClaimed(ctx, key, owner, status, truncate(lastError, 1000), now, time.Time{})
+}
+
+// RetryDelivery records a temporary failure of the mail key under the caller's
+// claim owner: the delivery is retrying, with the error (cut to 1,000
+// characters), until next, when a claimer may try again. A claim no longer the
+// caller's is delivery.ErrClaimLost, as for FinishDelivery.
+func (s *Store) RetryDelivery(ctx context.Context, key delivery.Key, owner, lastError string, now, next time.Time) (_ delivery.Record, err error) {
+	defer s.classify(&err)
+	return s.moveClaimed(ctx, key, owner, delivery.Retrying, truncate(lastError, 1000), now, next)
+}
+
+// moveClaimed moves a delivery claimed by owner to status and releases the claim.
+func (s *Store) moveClaimed(ctx context.Context, key delivery.Key, owner string, status delivery.Status, lastError string, now, next time.Time) (delivery.Record, error) {
+	res, err := s.writer.ExecContext(ctx, `UPDATE deliveries SET status = ?, last_error = ?, updated_at = ?, owner = '',
+		lease_until = 0, next_attempt_at = ?
+		WHERE kind = ? AND subject = ? AND recipient = ? AND status = ? AND owner = ?`,
+		string(status), lastError, now.UnixMicro(), microsOf(next),
+		key.Kind, key.Subject, key.Recipient, string(delivery.Sending), owner)
 	if err != nil {
 		return delivery.Record{}, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return delivery.Record{}, err
+	}
+	rec, err := s.readDelivery(ctx, key)
+	if err != nil {
+		return delivery.Record{}, err
+	}
+	if n != 1 {
+		return rec, fmt.Errorf("%w: %s %s %s is %q", delivery.ErrClaimLost, key.Kind, key.Subject, key.Recipient, rec.Status)
 	}
 	return rec, nil
 }
@@ -44,25 +184,6 @@ func truncate(s string, n int) string {
 		s = s[:len(s)-1]
 	}
 	return s
-}
-
-// Delivery reads one delivery; a mail not sent yet is a Record with no status.
-func (s *Store) Delivery(ctx context.Context, key delivery.Key) (_ delivery.Record, err error) {
-	defer s.classify(&err)
-	rec := delivery.Record{Key: key}
-	var status string
-	var updated int64
-	err = s.reader.QueryRowContext(ctx, `SELECT status, attempts, last_error, updated_at FROM deliveries
-		WHERE kind = ? AND subject = ? AND recipient = ?`, key.Kind, key.Subject, key.Recipient).
-		Scan(&status, &rec.Attempts, &rec.LastError, &updated)
-	if errors.Is(err, sql.ErrNoRows) {
-		return delivery.Record{Key: key}, nil
-	}
-	if err != nil {
-		return delivery.Record{}, err
-	}
-	rec.Status, rec.UpdatedAt = delivery.Status(status), time.UnixMicro(updated).UTC()
-	return rec, nil
 }
 
 // DeliveryCounts counts the deliveries of one subject (a campaign) by status.
@@ -213,6 +334,64 @@ func (s *Store) PromoMailStats(ctx context.Context, ids []string) (_ map[string]
 			st.Failed = n
 		}
 		out[id] = st
+	}
+	return out, rows.Err()
+}
+
+// ReportInFlight writes what the mailer mailerID holds unacknowledged now, per
+// queue (the ops view adds up the mailers' reports: RabbitMQ does not tell a
+// client), and deletes the reports no mailer has refreshed since forgetBefore.
+func (s *Store) ReportInFlight(ctx context.Context, mailerID string, counts map[string]int64, now, forgetBefore time.Time) (err error) {
+	defer s.classify(&err)
+	if len(counts) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(counts))
+	for name := range counts {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	args := make([]any, 0, 4*len(names))
+	for _, name := range names {
+		args = append(args, mailerID, name, counts[name], now.UnixMicro())
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO mailer_status (mailer_id, queue_name, unacked, updated_at) VALUES (?, ?, ?, ?)`+
+			strings.Repeat(", (?, ?, ?, ?)", len(names)-1)+
+			s.dialect.OnConflict([]string{"mailer_id", "queue_name"}, []string{"unacked", "updated_at"}), args...); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM mailer_status WHERE updated_at < ?`, forgetBefore.UnixMicro())
+		return err
+	})
+}
+
+// ForgetMailer deletes the reports of mailerID (a mailer that stops).
+func (s *Store) ForgetMailer(ctx context.Context, mailerID string) (err error) {
+	defer s.classify(&err)
+	_, err = s.writer.ExecContext(ctx, `DELETE FROM mailer_status WHERE mailer_id = ?`, mailerID)
+	return err
+}
+
+// InFlight adds up, per queue, what the mailers reported unacknowledged at or
+// after since (older reports are of mailers gone: their messages went back to the
+// queue when their connections closed).
+func (s *Store) InFlight(ctx context.Context, since time.Time) (_ map[string]int64, err error) {
+	defer s.classify(&err)
+	rows, err := s.reader.QueryContext(ctx, `SELECT queue_name, SUM(unacked) FROM mailer_status WHERE updated_at >= ? GROUP BY queue_name`,
+		since.UnixMicro())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var name string
+		var n int64
+		if err := rows.Scan(&name, &n); err != nil {
+			return nil, err
+		}
+		out[name] = n
 	}
 	return out, rows.Err()
 }
