@@ -74,6 +74,10 @@ type Edge struct {
 	Stores
 	HTTP
 	Accounts
+	// Broker lets the edge count the mail queues and send their dead letters
+	// back (GET /api/v1/ops/mail, POST /api/v1/ops/mail/dead-letters/redrive):
+	// ops must see the backlog most when no mailer runs.
+	Broker
 	ClusterNet
 	Consul
 	// HealthAddr serves /healthz, /readyz and /metrics apart from the API, so that

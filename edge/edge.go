@@ -81,6 +81,10 @@ type Deps struct {
 	PageViews  CatalogViews
 	Orders     OrderLister
 	Promos     PromoLister
+	// MailQueues counts the mail queues and sends their dead letters back (nil:
+	// the mail routes answer 503); Outbox tells the outbox's backlog.
+	MailQueues MailQueues
+	Outbox     OutboxReader
 	// Campaigns is this process's view of the live campaigns: what prices the
 	// catalog and carts.
 	Campaigns *promo.Board
@@ -204,6 +208,8 @@ func New(d Deps) *fiber.App {
 	ops.Post("/orders/:id/resume", s.resumeOrder)
 	ops.Get("/cluster", s.clusterView)
 	ops.Get("/accounts", s.findAccount)
+	ops.Get("/mail", s.mailStatus)
+	ops.Post("/mail/dead-letters/redrive", s.redriveDeadLetters)
 	ops.Put("/accounts/:id/roles", requireRole(account.RoleAdmin), s.setRoles)
 
 	// The public list of active campaigns first: the group below would ask it

@@ -53,6 +53,10 @@ type (
 	fuzzReceiveStockBody struct {
 		Received *int64 `json:"received"`
 	}
+	fuzzRedriveBody struct {
+		Queue *string `json:"queue"`
+		Limit *int64  `json:"limit"`
+	}
 )
 
 // fuzzBodies pairs each body with its schema in openapi.json.
@@ -65,6 +69,7 @@ var fuzzBodies = []struct {
 	{"SetQuantity", func() any { return new(fuzzSetQuantityBody) }},
 	{"CreateOrder", func() any { return new(fuzzCheckoutBody) }},
 	{"ReceiveStock", func() any { return new(fuzzReceiveStockBody) }},
+	{"Redrive", func() any { return new(fuzzRedriveBody) }},
 	{"PromoSpec", func() any { return new(promoBody) }},
 	{"PromoPatch", func() any { return new(promoBody) }},
 }

@@ -331,7 +331,8 @@ func (s *Shop) grainDeps(hot *hotReads, groupCommit bool) member.Deps {
 // startEdge builds the HTTP edge calling grains through c, whose members are
 // members(). serveMetrics puts /metrics on the API's port (dev only: nodes and
 // edges serve it on the health listener, which the load balancer does not expose).
-func (s *Shop) startEdge(hot *hotReads, c *cluster.Cluster, members func() []*cluster.Member, cfg config.HTTP, serveMetrics bool) error {
+// mailQueues are what the ops view counts and redrives (nil: none here).
+func (s *Shop) startEdge(hot *hotReads, c *cluster.Cluster, members func() []*cluster.Member, cfg config.HTTP, serveMetrics bool, mailQueues edge.MailQueues) error {
 	limits, err := s.limits(hot, cfg)
 	if err != nil {
 		return err
@@ -342,6 +343,7 @@ func (s *Shop) startEdge(hot *hotReads, c *cluster.Cluster, members func() []*cl
 	s.App = edge.New(edge.Deps{
 		Accounts: s.Accounts, Unsubscribe: s.Unsubscribe, Verification: s.Verification,
 		ResendVerificationAfter: s.resendVerificationAfter, Catalog: s.Catalog, Orders: s.Store, Promos: s.Store, Campaigns: s.campaigns,
+		MailQueues: mailQueues, Outbox: s.Store,
 		PhoneViews: views(cache.LocalPhones, cache.DefaultPhoneViews), PageViews: views(cache.LocalPages, cache.DefaultPageViews),
 		Cluster: c, Members: members, Calls: s.calls,
 		Ready:             s.ready,

@@ -14,6 +14,7 @@ import (
 	"phoneshop/account"
 	"phoneshop/cluster/member"
 	"phoneshop/config"
+	"phoneshop/edge"
 	"phoneshop/notify/mail"
 	"phoneshop/notify/mailer"
 	"phoneshop/notify/memqueue"
@@ -89,13 +90,16 @@ func StartDev(ctx context.Context, cfg config.Dev, opts Options, log *slog.Logge
 	if err := s.seedStock(ctx, c); err != nil {
 		return nil, fmt.Errorf("seed stock: %w", err)
 	}
-	if err := s.startEdge(hot, c, s.Members[0].Members, cfg.HTTP, true); err != nil {
-		return nil, err
-	}
+	var mailQueues edge.MailQueues
 	if cfg.DevMail {
-		if err := s.startDevMail(cfg); err != nil {
+		broker, err := s.startDevMail(cfg)
+		if err != nil {
 			return nil, err
 		}
+		mailQueues = broker
+	}
+	if err := s.startEdge(hot, c, s.Members[0].Members, cfg.HTTP, true, mailQueues); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -105,8 +109,9 @@ const devMailPrefetch = 4
 
 // startDevMail runs dev's mail pipeline in the process: the outbox relay publishes
 // to the in-process queue, and the mailer writes every mail as a .eml file under
-// <data-dir>/mail/ (named by its Message-ID).
-func (s *Shop) startDevMail(cfg config.Dev) error {
+// <data-dir>/mail/ (named by its Message-ID). It returns the queue, which the ops
+// view counts and redrives.
+func (s *Shop) startDevMail(cfg config.Dev) (*memqueue.Broker, error) {
 	// A few mails at a time: dev shares its cores with the shop it serves, and the
 	// mail of a sale must not take them from its checkouts.
 	broker := memqueue.New(memqueue.Config{Prefetch: devMailPrefetch, MaxHold: cfg.MailMaxHold, Logger: s.log})
@@ -114,18 +119,20 @@ func (s *Shop) startDevMail(cfg config.Dev) error {
 	files := mail.NewFiles(filepath.Join(cfg.DataDir, "mail")).Unsynced()
 	verification, err := account.NewVerificationTokens(cfg.Accounts.UnsubscribeSecret, cfg.VerificationTTL)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m := mailer.New(s.Store, files, mailer.Config{From: cfg.MailFrom, PublicURL: cfg.PublicURL,
 		Unsubscribe: s.Unsubscribe, Verification: verification, SendPerSec: s.Live.MailSendPerSec,
 		RetryFirst: cfg.MailRetryFirst, RetryMax: cfg.MailRetryMax, RetryFor: cfg.MailRetryFor, Logger: s.log})
 	r := relay.New(s.Store, broker, relay.Config{Logger: s.log})
+	gauges := newMailGauges(s.Registry)
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { r.Run(ctx) })
 	wg.Go(func() { broker.Run(ctx, queue.MailBindings, m.Handle) })
+	wg.Go(func() { watchMailQueues(ctx, broker, gauges, nil, s.log) })
 	s.closers = append(s.closers, func() error { stop(); wg.Wait(); return nil })
-	return nil
+	return broker, nil
 }
 
 // StartNode starts a cluster member hosting the grains; members find each other
@@ -196,7 +203,16 @@ func StartEdge(ctx context.Context, cfg config.Edge, log *slog.Logger) (_ *Shop,
 		RequestTimeout: cfg.Settings.GrainCallTimeout, Logger: log}); err != nil {
 		return nil, err
 	}
-	if err := s.startEdge(hot, s.Client.Cluster, s.Client.Members, cfg.HTTP, false); err != nil {
+	// The edge reads the mail queues on RabbitMQ itself (ready and dead counts,
+	// and redrives with confirms), so that ops see the backlog even while no
+	// mailer runs; what the mailers hold unacknowledged, which AMQP does not tell,
+	// comes from the reports they write to the store.
+	store := s.Store
+	inspector := rabbitmq.NewInspector(rabbitmq.InspectorConfig{URL: cfg.RabbitMQURL, Queues: queue.Names(queue.MailBindings),
+		Unacked: func(ctx context.Context) (map[string]int64, error) {
+			return store.InFlight(ctx, time.Now().Add(-mailStatusFresh))
+		}, Logger: log})
+	if err := s.startEdge(hot, s.Client.Cluster, s.Client.Members, cfg.HTTP, false, inspector); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -228,21 +244,40 @@ func StartMailer(ctx context.Context, cfg config.Mailer, log *slog.Logger) (_ *S
 	if err := s.followLive(cfg.Settings, cfg.ConsulAddr); err != nil {
 		return nil, err
 	}
+	id := mailer.DefaultID()
 	m := mailer.New(s.Store, sender, mailer.Config{From: cfg.MailFrom, PublicURL: cfg.PublicURL, Unsubscribe: tokens,
 		Verification: verification, SendPerSec: s.Live.MailSendPerSec,
 		RetryFirst: cfg.MailRetryFirst, RetryMax: cfg.MailRetryMax, RetryFor: cfg.MailRetryFor,
 		// A claim outlasts one attempt: an SMTP conversation (its timeout) and
 		// reading the mail's account and campaign, with room to spare.
-		ClaimLease: 2*cfg.SMTPTimeout + 30*time.Second, Logger: log})
+		ClaimLease: 2*cfg.SMTPTimeout + 30*time.Second, ID: id, Logger: log})
 	consumer := rabbitmq.NewConsumer(rabbitmq.ConsumerConfig{URL: cfg.RabbitMQURL, Bindings: queue.MailBindings,
 		Prefetch: cfg.MailPrefetch, DeliveryLimit: cfg.MailDeliveryLimit, MaxHold: cfg.MailMaxHold, Logger: log})
+	inspector := rabbitmq.NewInspector(rabbitmq.InspectorConfig{URL: cfg.RabbitMQURL, Queues: queue.Names(queue.MailBindings), Logger: log})
+	gauges := newMailGauges(s.Registry)
+	store := s.Store
+	report := func(ctx context.Context) {
+		rctx, cancel := context.WithTimeout(ctx, mailStatusInterval)
+		defer cancel()
+		now := time.Now()
+		if err := store.ReportInFlight(rctx, id, consumer.InFlight(), now, now.Add(-mailStatusForget)); err != nil && ctx.Err() == nil {
+			log.Warn("mailer status not written", "err", err)
+		}
+	}
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- consumer.Run(runCtx, m.Handle) }()
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() { defer close(watched); watchMailQueues(watchCtx, inspector, gauges, report, log) }()
 	s.closers = append(s.closers, func() error {
 		stop()
 		err := <-done
-		return errors.Join(err, sender.Close())
+		stopWatch()
+		<-watched
+		fctx, cancel := context.WithTimeout(context.Background(), mailStatusInterval)
+		defer cancel()
+		return errors.Join(err, sender.Close(), store.ForgetMailer(fctx, id))
 	})
 	return s, nil
 }
