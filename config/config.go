@@ -41,6 +41,7 @@ type Dev struct {
 	// measures on its own).
 	DevMail bool `conf:"default:true,env:DEV_MAIL,flag:dev-mail,help:send the shop's e-mail in process as .eml files under <data-dir>/mail (off: events wait in the outbox for a mailer)"`
 	MailRetry
+	Outbox
 	ClusterNet
 	// ConsulAddr, when set, overlays the live settings with Consul KV (dev keeps
 	// in-memory membership).
@@ -56,6 +57,7 @@ type Node struct {
 	Settings Settings
 	Stores
 	Broker
+	Outbox
 	ClusterNet
 	Consul
 	ShutdownTimeout time.Duration `conf:"default:20s,env:SHUTDOWN_TIMEOUT,flag:shutdown-timeout,help:time to leave the cluster at stop"`
@@ -150,6 +152,18 @@ func (r MailRetry) validate() error {
 	if r.MailRetryFirst <= 0 || r.MailRetryMax < r.MailRetryFirst || r.MailRetryFor <= 0 || r.MailMaxHold <= 0 {
 		return fmt.Errorf("mail retry settings: want 0 < MAIL_RETRY_FIRST (%s) <= MAIL_RETRY_MAX (%s), MAIL_RETRY_FOR (%s) > 0 and MAIL_MAX_HOLD (%s) > 0",
 			r.MailRetryFirst, r.MailRetryMax, r.MailRetryFor, r.MailMaxHold)
+	}
+	return nil
+}
+
+// Outbox says how long the processes that relay the outbox keep published events.
+type Outbox struct {
+	OutboxRetention time.Duration `conf:"default:168h,env:OUTBOX_RETENTION,flag:outbox-retention,help:published outbox events older than this are deleted (in batches, by every relay)"`
+}
+
+func (o Outbox) validate() error {
+	if o.OutboxRetention <= 0 {
+		return fmt.Errorf("outbox retention %s: want more than 0", o.OutboxRetention)
 	}
 	return nil
 }
@@ -345,12 +359,13 @@ func (s Settings) Validate() error {
 // Validate checks the dev configuration.
 func (d Dev) Validate() error {
 	return errors.Join(d.Settings.Validate(), d.Stores.validate(), d.HTTP.validate(), d.Accounts.validate(), d.ClusterNet.validate(),
-		d.MailRetry.validate())
+		d.MailRetry.validate(), d.Outbox.validate())
 }
 
 // Validate checks the node configuration.
 func (n Node) Validate() error {
-	return errors.Join(n.Settings.Validate(), n.Stores.validate(), n.Stores.requireMySQL(), n.ClusterNet.validate())
+	return errors.Join(n.Settings.Validate(), n.Stores.validate(), n.Stores.requireMySQL(), n.ClusterNet.validate(),
+		n.Outbox.validate())
 }
 
 // Validate checks the mailer configuration.

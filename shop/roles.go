@@ -124,7 +124,7 @@ func (s *Shop) startDevMail(cfg config.Dev) (*memqueue.Broker, error) {
 	m := mailer.New(s.Store, files, mailer.Config{From: cfg.MailFrom, PublicURL: cfg.PublicURL,
 		Unsubscribe: s.Unsubscribe, Verification: verification, SendPerSec: s.Live.MailSendPerSec,
 		RetryFirst: cfg.MailRetryFirst, RetryMax: cfg.MailRetryMax, RetryFor: cfg.MailRetryFor, Logger: s.log})
-	r := relay.New(s.Store, broker, relay.Config{Logger: s.log})
+	r := relay.New(s.Store, broker, relay.Config{Retention: cfg.OutboxRetention, Logger: s.log})
 	gauges := newMailGauges(s.Registry)
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -169,14 +169,15 @@ func StartNode(ctx context.Context, cfg config.Node, log *slog.Logger) (_ *Shop,
 		return nil, err
 	}
 	s.Members = append(s.Members, m)
-	s.startRelay(rabbitmq.NewPublisher(rabbitmq.Config{URL: cfg.RabbitMQURL, Logger: log}))
+	s.startRelay(rabbitmq.NewPublisher(rabbitmq.Config{URL: cfg.RabbitMQURL, Logger: log}), cfg.OutboxRetention)
 	return s, nil
 }
 
-// startRelay publishes the outbox through pub until the shop closes. Every node
-// runs one; they share the outbox by leases.
-func (s *Shop) startRelay(pub *rabbitmq.Publisher) {
-	r := relay.New(s.Store, pub, relay.Config{Logger: s.log})
+// startRelay publishes the outbox through pub until the shop closes, and purges
+// what was published longer ago than retention. Every node runs one; they share
+// the outbox by leases.
+func (s *Shop) startRelay(pub *rabbitmq.Publisher, retention time.Duration) {
+	r := relay.New(s.Store, pub, relay.Config{Retention: retention, Logger: s.log})
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); r.Run(ctx) }()
