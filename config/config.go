@@ -170,11 +170,15 @@ func (o Outbox) validate() error {
 
 // SMTP says where the mailer sends.
 type SMTP struct {
-	SMTPHost      string        `conf:"default:127.0.0.1,env:SMTP_HOST,flag:smtp-host,help:SMTP server host"`
-	SMTPPort      int           `conf:"default:1025,env:SMTP_PORT,flag:smtp-port,help:SMTP server port"`
-	SMTPUser      string        `conf:"env:SMTP_USER,flag:smtp-user,help:SMTP AUTH user (unset: no AUTH)"`
-	SMTPPassword  string        `conf:"env:SMTP_PASSWORD,flag:smtp-password,mask,help:SMTP AUTH password"`
-	SMTPTLSPolicy string        `conf:"default:opportunistic,env:SMTP_TLS,flag:smtp-tls,help:none | opportunistic (STARTTLS when offered) | mandatory"`
+	SMTPHost     string `conf:"default:127.0.0.1,env:SMTP_HOST,flag:smtp-host,help:SMTP server host"`
+	SMTPPort     int    `conf:"default:1025,env:SMTP_PORT,flag:smtp-port,help:SMTP server port"`
+	SMTPUser     string `conf:"env:SMTP_USER,flag:smtp-user,help:SMTP AUTH user (unset: no AUTH)"`
+	SMTPPassword string `conf:"env:SMTP_PASSWORD,flag:smtp-password,mask,help:SMTP AUTH password"`
+	// SMTPTLSPolicy ships as mandatory: mail carries links that log nobody in
+	// but do unsubscribe, and shoppers' addresses; a server that offers no
+	// STARTTLS gets nothing (the attempt is a temporary failure, retried). A
+	// local Mailpit without a certificate is configured as none, explicitly.
+	SMTPTLSPolicy string        `conf:"default:mandatory,env:SMTP_TLS,flag:smtp-tls,help:mandatory (STARTTLS or no delivery) | opportunistic (STARTTLS when offered) | none (plain SMTP: a local test server only)"`
 	SMTPTimeout   time.Duration `conf:"default:15s,env:SMTP_TIMEOUT,flag:smtp-timeout,help:deadline of one SMTP conversation"`
 }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestTheUnsubscribeSecret: every edge must have one (they read each other's links);
@@ -74,5 +75,37 @@ func TestClusterTLSIsAllOrNothing(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestMailDefaults: the shipped mail settings: SMTP over TLS or not at all, retries
+// backing off from 30 s to an hour for three days, holds below RabbitMQ's consumer
+// timeout, and published outbox events kept a week.
+func TestMailDefaults(t *testing.T) {
+	t.Setenv("PHONESHOP_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/phoneshop")
+	mailer, _, err := ParseMailer([]string{"--unsubscribe-secret", strings.Repeat("s", 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mailer.SMTPTLSPolicy != "mandatory" {
+		t.Errorf("SMTP TLS policy = %q, want mandatory", mailer.SMTPTLSPolicy)
+	}
+	want := MailRetry{MailRetryFirst: 30 * time.Second, MailRetryMax: time.Hour, MailRetryFor: 72 * time.Hour, MailMaxHold: 15 * time.Minute}
+	if mailer.MailRetry != want {
+		t.Errorf("mailer retries = %+v, want %+v", mailer.MailRetry, want)
+	}
+	dev, _, err := ParseDev(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, _, err := ParseNode(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dev.MailRetry != want || dev.OutboxRetention != 7*24*time.Hour || node.OutboxRetention != 7*24*time.Hour {
+		t.Errorf("dev retries %+v, retention %s; node retention %s", dev.MailRetry, dev.OutboxRetention, node.OutboxRetention)
+	}
+	if _, _, err := ParseMailer([]string{"--unsubscribe-secret", strings.Repeat("s", 32), "--mail-retry-first", "2h"}); err == nil {
+		t.Error("a first retry longer than the longest was accepted")
 	}
 }

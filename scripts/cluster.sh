@@ -53,6 +53,8 @@ up() {
 	for i in 1 2; do
 		PHONESHOP_HTTP_ADDR=127.0.0.1:808$i PHONESHOP_HEALTH_ADDR=127.0.0.1:809$i start edge$i bin/phoneshop edge
 	done
+	# The shipped SMTP TLS policy is mandatory; this Mailpit has no certificate, so
+	# the mailer is told, explicitly, to speak plain SMTP to it on the loopback.
 	PHONESHOP_SMTP_HOST=127.0.0.1 PHONESHOP_SMTP_PORT=1025 PHONESHOP_SMTP_TLS=none \
 		PHONESHOP_PUBLIC_URL=${PHONESHOP_PUBLIC_URL:-http://127.0.0.1:8081} PHONESHOP_HEALTH_ADDR=127.0.0.1:8093 \
 		start mailer bin/phoneshop mailer

@@ -242,6 +242,9 @@ func StartMailer(ctx context.Context, cfg config.Mailer, log *slog.Logger) (_ *S
 	}
 	sender := mail.NewSMTP(mail.SMTPConfig{Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUser,
 		Password: cfg.SMTPPassword, TLSPolicy: cfg.SMTPTLSPolicy, Timeout: cfg.SMTPTimeout})
+	if cfg.SMTPTLSPolicy == "none" {
+		log.Warn("SMTP without TLS (PHONESHOP_SMTP_TLS=none): meant for a local test server such as Mailpit only")
+	}
 	if err := s.followLive(cfg.Settings, cfg.ConsulAddr); err != nil {
 		return nil, err
 	}
