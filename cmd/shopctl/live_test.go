@@ -168,6 +168,22 @@ func TestLiveOps(t *testing.T) {
 	if r.code != exitError || !strings.HasPrefix(r.stderr, "error: not_found:") {
 		t.Errorf("ship an unknown order: exit %d, stderr %q", r.code, r.stderr)
 	}
+
+	var mail mailStatus
+	ops.jsonOf(&mail, "mail", "status")
+	if len(mail.Queues) != 3 {
+		t.Errorf("mail status: %+v, want the three mail queues", mail)
+	}
+	if r := ops.mustSucceed("mail", "status"); !strings.Contains(r.stdout, "phoneshop.order.email") {
+		t.Errorf("mail status table:\n%s", r.stdout)
+	}
+	if r := ops.mustSucceed("mail", "redrive", "--queue", "phoneshop.order.email"); r.stdout != "0 dead letters of phoneshop.order.email sent back\n" {
+		t.Errorf("redrive of no dead letters: %q", r.stdout)
+	}
+	r = ops.run("mail", "redrive", "--queue", "orders")
+	if r.code != exitError || !strings.HasPrefix(r.stderr, "error: invalid_request:") {
+		t.Errorf("redrive of a queue that is not a mail queue: exit %d, stderr %q", r.code, r.stderr)
+	}
 }
 
 // firstBrand is a brand of the catalog, asked of the shop.

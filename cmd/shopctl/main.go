@@ -1,5 +1,6 @@
 // Package main is shopctl, the command-line client that marketing and ops use to run
-// campaigns, grant staff roles, receive stock, ship orders and look at the cluster.
+// campaigns, grant staff roles, receive stock, ship orders, look at the cluster and
+// watch the mail pipeline (and send its dead letters back).
 // It speaks only the shop's HTTP API (described at GET /api/v1/openapi.json) to an edge, so it works
 // against any deployment the way a browser does.
 //
@@ -114,7 +115,7 @@ func (a *app) action(fn func(cmd *cobra.Command, args []string) error) func(*cob
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "shopctl",
-		Short: "Run campaigns, staff roles, stock, orders and the cluster of a phoneshop",
+		Short: "Run campaigns, staff roles, stock, orders, the cluster and the mail of a phoneshop",
 		Long: `shopctl is the phoneshop command line for marketing and operations. It speaks
 only the shop's HTTP API, to the edge named by --url.
 
@@ -178,7 +179,7 @@ A 429 or 503 answer also prints how long to wait (Retry-After) before trying aga
 	root.AddCommand(
 		a.loginCommand(), a.logoutCommand(),
 		a.promoCommand(), a.accountCommand(),
-		a.stockCommand(), a.orderCommand(), a.clusterCommand(),
+		a.stockCommand(), a.orderCommand(), a.clusterCommand(), a.mailCommand(),
 	)
 	return root
 }
