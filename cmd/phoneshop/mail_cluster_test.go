@@ -259,7 +259,8 @@ func TestBrokerDroppingConnectionsLosesNoMail(t *testing.T) {
 // recovers; a 5xx is counted failed and dead-lettered; a malformed message goes to
 // the dead letters without stopping the others.
 func TestSMTPFaults(t *testing.T) {
-	c := startCluster(t, clusterSpec{Nodes: 1, Edges: 1, Mailers: 1, Env: []string{"PHONESHOP_CONSUL_TTL=3s"}})
+	// A first retry sooner than the shipped 30 s: the test waits for it.
+	c := startCluster(t, clusterSpec{Nodes: 1, Edges: 1, Mailers: 1, Env: []string{"PHONESHOP_CONSUL_TTL=3s", "PHONESHOP_MAIL_RETRY_FIRST=1s"}})
 	in := seedShoppers(t, c, 50, 0)
 	admin := c.Admin(c.Edge(0))
 
