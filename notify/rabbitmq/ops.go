@@ -89,23 +89,36 @@ func originalRoutingKey(d amqp.Delivery) string {
 
 // confirmChannel publishes one message at a time on a channel in confirm mode and
 // waits for the broker's confirm: a message returned (mandatory: no queue took
-// it) or nacked is an error.
+// it) or nacked is an error. A channel lost (closed after a confirm that did not
+// come in time, or by the broker) is opened again on the next publish, on the
+// same connection.
 type confirmChannel struct {
 	mu      sync.Mutex
+	conn    *amqp.Connection
 	ch      *amqp.Channel
 	returns chan amqp.Return
 }
 
 func openConfirmChannel(conn *amqp.Connection) (*confirmChannel, error) {
-	ch, err := conn.Channel()
-	if err != nil {
-		return nil, fmt.Errorf("open channel: %w", err)
-	}
-	c := &confirmChannel{ch: ch, returns: ch.NotifyReturn(make(chan amqp.Return, 1))}
-	if err := ch.Confirm(false); err != nil {
-		return nil, fmt.Errorf("confirm mode: %w", err)
+	c := &confirmChannel{conn: conn}
+	if err := c.open(); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+func (c *confirmChannel) open() error {
+	ch, err := c.conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	returns := ch.NotifyReturn(make(chan amqp.Return, 1))
+	if err := ch.Confirm(false); err != nil {
+		_ = ch.Close()
+		return fmt.Errorf("confirm mode: %w", err)
+	}
+	c.ch, c.returns = ch, returns
+	return nil
 }
 
 // publish publishes p to queueName through the default exchange and returns once
@@ -113,6 +126,11 @@ func openConfirmChannel(conn *amqp.Connection) (*confirmChannel, error) {
 func (c *confirmChannel) publish(ctx context.Context, queueName string, p amqp.Publishing) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.ch.IsClosed() {
+		if err := c.open(); err != nil {
+			return err
+		}
+	}
 	dc, err := c.ch.PublishWithDeferredConfirmWithContext(ctx, "", queueName, true, false, p)
 	if err != nil {
 		return fmt.Errorf("publish to %s: %w", queueName, err)
