@@ -171,8 +171,8 @@ func TestLiveOps(t *testing.T) {
 
 	var mail mailStatus
 	ops.jsonOf(&mail, "mail", "status")
-	if len(mail.Queues) != 3 {
-		t.Errorf("mail status: %+v, want the three mail queues", mail)
+	if len(mail.Queues) != 4 {
+		t.Errorf("mail status: %+v, want the four mail queues", mail)
 	}
 	if r := ops.mustSucceed("mail", "status"); !strings.Contains(r.stdout, "phoneshop.order.email") {
 		t.Errorf("mail status table:\n%s", r.stdout)

@@ -21,7 +21,7 @@ type mailStatus struct {
 }
 
 // The shop's mail queues, for help texts (the shop refuses others).
-const mailQueues = "phoneshop.promo.activated, phoneshop.promo.email, phoneshop.order.email"
+const mailQueues = "phoneshop.promo.activated, phoneshop.promo.email, phoneshop.order.email, phoneshop.account.email"
 
 // Bounds of one redrive, as the shop checks them.
 const (
