@@ -303,6 +303,12 @@ func (m *Mailer) recipient(ctx context.Context, id string) (account.Account, del
 // deliver runs one mail under its delivery's claim. compose returns the mail, or
 // an end to record without sending (skipped), or an error.
 func (m *Mailer) deliver(ctx context.Context, msg Message, key delivery.Key, compose func() (mail.Message, delivery.Status, error)) (Outcome, error) {
+	// The send rate's wait comes before the claim, which must outlast only the
+	// attempt itself: a claim held while the mailer waits its turn could run
+	// out, and another copy take the mail over and send it too.
+	if err := m.waitTurn(ctx); err != nil {
+		return Retry, err // stopping: the message comes back
+	}
 	now := m.cfg.Now()
 	owner := m.cfg.ID + "/" + randomHex(6)
 	rec, claimed, err := m.store.ClaimDelivery(ctx, key, delivery.Claim{Owner: owner, Now: now, Lease: m.cfg.ClaimLease,
@@ -322,9 +328,6 @@ func (m *Mailer) deliver(ctx context.Context, msg Message, key delivery.Key, com
 		return c.retry(ctx, err)
 	case status != "":
 		return c.finish(ctx, status, nil, Ack)
-	}
-	if err := m.waitTurn(ctx); err != nil {
-		return c.retry(ctx, err) // stopping: released for the message's next delivery
 	}
 	err = m.sender.Send(ctx, mailMsg)
 	switch {
