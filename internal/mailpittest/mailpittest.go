@@ -83,6 +83,9 @@ func (s *Server) start(t testing.TB, bin string) error {
 		"--smtp-disable-rdns", "--disable-version-check",
 		// Chaos: SMTP error replies on demand, through SetChaos.
 		"--enable-chaos",
+		// Keep every message: Mailpit deletes all but the newest 500 by
+		// default, and the campaign tests count thousands.
+		"--max", "0",
 		"--quiet")
 	var logs testbin.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
