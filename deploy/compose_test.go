@@ -238,6 +238,7 @@ var checks = []struct {
 	{"the shop's processes wait for the migration", checkWaitForMigration},
 	{"mysql makes the row-only user on its first start", checkMySQLInit},
 	{"rabbitmq has the shop's own user, not guest", checkRabbitMQUser},
+	{"edges reach the mail queues (the ops mail view)", checkEdgesReachTheBroker},
 	{"only haproxy publishes beyond this host", checkLoopbackOnly},
 	{"mailpit's inbox is on localhost", checkMailpitInbox},
 	{"consul, without ACLs, publishes nothing", checkConsulPrivate},
@@ -372,6 +373,18 @@ func checkStoreDependencies(_ *testing.T, p *types.Project) []string {
 	var bad []string
 	for _, name := range phoneshopServices(p) {
 		bad = append(bad, waitsHealthy(p, name, stores)...)
+	}
+	return bad
+}
+
+// checkEdgesReachTheBroker: GET /api/v1/ops/mail and the dead letters' redrive run
+// on the edges, which read the queues themselves (503 without a broker URL).
+func checkEdgesReachTheBroker(_ *testing.T, p *types.Project) []string {
+	var bad []string
+	for _, name := range byRole(p, roleEdge) {
+		if envValue(p.Services[name], "PHONESHOP_RABBITMQ_URL") == "" {
+			bad = append(bad, name+": no PHONESHOP_RABBITMQ_URL: the ops mail view answers 503")
+		}
 	}
 	return bad
 }
@@ -845,6 +858,8 @@ func TestChecksCatchBrokenTopology(t *testing.T) {
 			edit("node1", setEnv("PHONESHOP_RABBITMQ_URL", "amqp://guest:guest@rabbitmq:5672/"))},
 		{"the mailer with another rabbitmq password", "rabbitmq has the shop's own user, not guest",
 			edit("mailer", setEnv("PHONESHOP_RABBITMQ_URL", "amqp://phoneshop:guess@rabbitmq:5672/"))},
+		{"an edge without the broker", "edges reach the mail queues (the ops mail view)",
+			edit("edge2", setEnv("PHONESHOP_RABBITMQ_URL", ""))},
 
 		{"mailpit's inbox on every interface", "only haproxy publishes beyond this host",
 			edit("mailpit", publishOn("", 8025))},
