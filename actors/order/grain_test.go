@@ -503,6 +503,10 @@ func TestASagaThatFailsForGoodIsParked(t *testing.T) {
 	if o.ParkedFrom != order.StatusCommitting || !strings.Contains(o.Attention, "breaks a constraint") {
 		t.Errorf("parked order: from %q because %q; want from committing, with the store's error", o.ParkedFrom, o.Attention)
 	}
+	// The hook is told after the parked order's write, which the wait above saw.
+	for deadline := time.Now().Add(15 * time.Second); h.parked.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if n := h.parked.Load(); n != 1 {
 		t.Errorf("parked hook told %d times, want 1", n)
 	}
