@@ -31,10 +31,14 @@ const KindName = "Cart"
 //
 // CartCheckedOut returns the account's confirmed order (confirmed, or moved on
 // from there) placed from the highest cart revision, if any.
+//
+// LoadOrder reads an order's snapshot: a checkout of one SKU looks its order up
+// before placing it born in its sale (order.PlaceBySale).
 type Store interface {
 	LoadCart(ctx context.Context, accountID string) (snapshot.Snapshot, error)
 	SaveCart(ctx context.Context, accountID string, expectedVersion int64, state []byte) error
 	CartCheckedOut(ctx context.Context, accountID string) (Checkout, error)
+	LoadOrder(ctx context.Context, id string) (snapshot.Snapshot, error)
 }
 
 // Variant is what checkout needs to know of a SKU: what it is and what it costs now.
@@ -67,13 +71,25 @@ type Deps struct {
 	Campaigns func() []*promo.Campaign
 	Now       func() time.Time
 	Logger    *slog.Logger
+	// BornInSale places an order of one SKU without a discount in the write
+	// that sells its units (order.PlaceBySale): one durable round. Off, every
+	// order runs the order grain's saga.
+	BornInSale bool
+	// Placed, when set, is told the outcome of every order placed born in its
+	// sale (the order grain tells its own).
+	Placed func(outcome string)
 }
 
 // deps holds a pointer, so every grain shares one Deps rather than copying it.
 var deps = grainctx.NewSlot[*Deps]()
 
 // Attach makes d the dependencies of the cart grains of system.
-func Attach(system *actor.ActorSystem, d Deps) { deps.Put(system, &d) }
+func Attach(system *actor.ActorSystem, d Deps) {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	deps.Put(system, &d)
+}
 
 // Kind returns the cluster kind; an idle grain passivates after idle.
 func Kind(idle time.Duration) *cluster.Kind {
@@ -165,6 +181,17 @@ func (g *grain) Checkout(req *cartpb.CheckoutRequest, gctx cluster.GrainContext)
 			DeadlineUnixMs:   call.Deadline(ctx),
 			HasExpectedTotal: req.HasExpectedTotal, ExpectedTotalCents: req.ExpectedTotalCents,
 		}
+		if g.deps.BornInSale && order.BornInSale(place) {
+			view, err := g.placeBySale(ctx, gctx, req.OrderId, place)
+			if err == nil {
+				return view, nil
+			}
+			if !errors.Is(err, order.ErrPlacedBefore) {
+				return nil, err
+			}
+			// Placed before: its grain answers (a replay, a mismatch, a
+			// rejected order placed again).
+		}
 		view, err := call.Do(ctx, g.deps.Calls, "order", "Place",
 			func(opts ...cluster.GrainCallOption) (*orderpb.OrderView, error) { return client.Place(place, opts...) })
 		if err != nil {
@@ -186,6 +213,25 @@ func (g *grain) Checkout(req *cartpb.CheckoutRequest, gctx cluster.GrainContext)
 		}
 		return view, nil
 	}
+}
+
+// placeBySale places an order of one SKU born in its sale, and empties the cart
+// once it is confirmed. order.ErrPlacedBefore leaves the order to its grain.
+func (g *grain) placeBySale(ctx context.Context, gctx cluster.GrainContext, orderID string, place *orderpb.PlaceRequest) (*orderpb.OrderView, error) {
+	view, err := order.PlaceBySale(ctx, g.deps.Store, order.GrainSeller(gctx.Cluster(), g.deps.Calls), orderID, place, g.deps.Now())
+	if errors.Is(err, order.ErrPlacedBefore) {
+		return nil, err
+	}
+	if g.deps.Placed != nil {
+		g.deps.Placed(order.Outcome(err))
+	}
+	if err != nil {
+		return nil, order.GrainError(g.log(), err)
+	}
+	if g.cart != nil && g.cart.CheckedOutInto(orderID) {
+		g.empty()
+	}
+	return view, nil
 }
 
 // maxRepricings bounds how often one checkout prices its lines again after a

@@ -129,7 +129,7 @@ func (g *grain) ReceiveDefault(ctx cluster.GrainContext) {
 		// Nobody waits for the expiry: it runs on its own deadline.
 		tctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
 		defer cancel()
-		if err := g.apply(tctx, ctx, hold, func(context.Context, *Item) (bool, error) { return false, nil }); err != nil {
+		if err := g.apply(tctx, ctx, hold, func(context.Context, *Item) (bool, error) { return false, nil }, nil); err != nil {
 			g.retryLoad()
 			return
 		}
@@ -160,6 +160,18 @@ func (g *grain) Commit(req *inventorypb.CommitRequest, _ func(*inventorypb.Stock
 		}
 		return it.Commit(req.OrderId, g.deps.Now())
 	})
+}
+
+// Sell sells to an order born with its sale (a one-SKU checkout): the caller
+// knows the order is new (its store holds no such order), so its sale is not
+// looked up. The answer waits for the write that holds both.
+func (g *grain) Sell(req *inventorypb.SellRequest, _ func(*inventorypb.SellResult), _ func(error), gctx cluster.GrainContext) error {
+	var before bool
+	return g.serveAs(req, gctx, fact, func(_ context.Context, it *Item) (bool, error) {
+		changed, sold, err := it.Sell(req.OrderId, req.Quantity, g.deps.Now(), req.OrderState)
+		before = sold
+		return changed, err
+	}, func(l *inventorypb.StockLevel) any { return &inventorypb.SellResult{Level: l, SoldBefore: before} })
 }
 
 func (g *grain) Release(req *inventorypb.ReleaseRequest, _ func(*inventorypb.StockLevel), _ func(error), gctx cluster.GrainContext) error {
@@ -248,13 +260,20 @@ const (
 // caller has already given up is not applied: under a backlog (a flash sale) the
 // grain spends no work, and no write, on answers nobody reads.
 func (g *grain) serve(req call.Deadlined, gctx cluster.GrainContext, d durability, cmd func(context.Context, *Item) (bool, error)) error {
+	return g.serveAs(req, gctx, d, cmd, nil)
+}
+
+// serveAs is serve for a command whose answer is not the bare level: reply makes
+// it from the level (nil: the level).
+func (g *grain) serveAs(req call.Deadlined, gctx cluster.GrainContext, d durability, cmd func(context.Context, *Item) (bool, error),
+	reply func(*inventorypb.StockLevel) any) error {
 	ctx, cancel := call.Serve(req, g.deps.Calls.CallTimeout())
 	defer cancel()
 	if err := ctx.Err(); err != nil {
 		return reasonpb.ErrUnavailable("inventory %s: the caller's deadline passed before the command ran", g.sku)
 	}
 	g.writes.Serve(ctx)
-	return g.apply(ctx, gctx, d, cmd)
+	return g.apply(ctx, gctx, d, cmd, reply)
 }
 
 // apply runs one command on the in-memory item (expiring what is due first) and
@@ -262,7 +281,8 @@ func (g *grain) serve(req call.Deadlined, gctx cluster.GrainContext, d durabilit
 // answer once everything the command observed is durable; ctx bounds a load and
 // the command's lookups. The generated code answers a returned error at once:
 // only a failure to load returns one.
-func (g *grain) apply(ctx context.Context, gctx cluster.GrainContext, d durability, cmd func(context.Context, *Item) (bool, error)) error {
+func (g *grain) apply(ctx context.Context, gctx cluster.GrainContext, d durability, cmd func(context.Context, *Item) (bool, error),
+	reply func(*inventorypb.StockLevel) any) error {
 	if g.item == nil {
 		if err := g.load(ctx); err != nil {
 			return grainerr.Unexpected(g.log, fmt.Errorf("inventory %s: load: %w", g.sku, err))
@@ -270,18 +290,23 @@ func (g *grain) apply(ctx context.Context, gctx cluster.GrainContext, d durabili
 	}
 	g.item.Expire(g.deps.Now()) // holds: written with the next fact, if at all
 	changed, err := cmd(ctx, g.item)
-	var reply any = g.levelProto()
-	if err != nil {
-		reply = g.toGrainError(err)
+	var answer any
+	switch {
+	case err != nil:
+		answer = g.toGrainError(err)
+	case reply != nil:
+		answer = reply(g.levelProto())
+	default:
+		answer = g.levelProto()
 	}
 	if d == hold {
-		g.writes.Answer(gctx, reply)
+		g.writes.Answer(gctx, answer)
 		if changed {
 			g.armTimer()
 		}
 		return nil
 	}
-	if g.writes.Submit(gctx, changed, reply) {
+	if g.writes.Submit(gctx, changed, answer) {
 		g.startWrite(gctx)
 	}
 	return nil

@@ -111,6 +111,10 @@ type LedgerChange struct {
 	Added    map[string]Sale
 	Returned []string
 	Receipts []Receipt
+	// Born are the orders their sale creates (Sell): order id -> the order's
+	// first snapshot, stored in the same transaction as the sale, or not at all.
+	// Every id in Born is in Added.
+	Born map[string][]byte
 }
 
 // Empty reports whether nothing changed.
@@ -345,6 +349,42 @@ func (it *Item) Commit(orderID string, now time.Time) (changed bool, err error) 
 	return true, it.checkLevel()
 }
 
+// Sell sells qty units to orderID at now, without a reservation, and takes
+// order, the order's first snapshot, to be stored with the sale (see
+// LedgerChange.Born): the order is born by the write that sells its units. An
+// order that holds a sale, or a reservation (a saga's), is sold nothing:
+// before reports it, and the order's own grain answers for it. An order not in
+// memory is taken as holding no sale: the caller recalls it first (KnowsSale,
+// RecallSale) unless it knows the order is new.
+func (it *Item) Sell(orderID string, qty int64, now time.Time, order []byte) (changed, before bool, err error) {
+	if qty <= 0 {
+		return false, false, ErrInvalidQuantity
+	}
+	if it.sales[orderID].Quantity > 0 {
+		return false, true, nil
+	}
+	if _, ok := it.reservations[orderID]; ok {
+		return false, true, nil
+	}
+	if qty > it.available {
+		return false, false, ErrOutOfStock
+	}
+	it.init()
+	sale := Sale{Quantity: qty, At: now}
+	it.sales[orderID] = sale
+	if it.unwritten.Added == nil {
+		it.unwritten.Added = make(map[string]Sale)
+	}
+	it.unwritten.Added[orderID] = sale
+	if it.unwritten.Born == nil {
+		it.unwritten.Born = make(map[string][]byte)
+	}
+	it.unwritten.Born[orderID] = order
+	it.available -= qty
+	it.sold += qty
+	return true, false, it.checkLevel()
+}
+
 // Release drops orderID's reservation; releasing nothing is not an error.
 func (it *Item) Release(orderID string) (changed bool, err error) {
 	r, ok := it.reservations[orderID]
@@ -369,6 +409,7 @@ func (it *Item) Return(orderID string) (changed bool, err error) {
 	it.sales[orderID] = Sale{}
 	if _, unwritten := it.unwritten.Added[orderID]; unwritten {
 		delete(it.unwritten.Added, orderID) // never stored: nothing to delete
+		delete(it.unwritten.Born, orderID)
 	} else {
 		it.unwritten.Returned = append(it.unwritten.Returned, orderID)
 	}

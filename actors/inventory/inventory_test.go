@@ -602,6 +602,20 @@ func (m *model) reserve(order string, qty int64, now time.Time) (bool, error) {
 	return true, nil
 }
 
+func (m *model) sell(order string, qty int64) ([2]bool, error) {
+	switch {
+	case qty <= 0:
+		return [2]bool{}, ErrInvalidQuantity
+	case m.sold[order] > 0, m.reserved[order] > 0:
+		return [2]bool{false, true}, nil
+	case qty > m.available:
+		return [2]bool{}, ErrOutOfStock
+	}
+	m.sold[order] = qty
+	m.available -= qty
+	return [2]bool{true, false}, nil
+}
+
 func (m *model) commit(order string) (bool, error) {
 	if m.sold[order] > 0 {
 		return false, nil
@@ -686,6 +700,12 @@ func TestRandomCommandsKeepConservation(t *testing.T) {
 			desc = fmt.Sprintf("Receive(%s, %d)", id, qty)
 			got, gotErr = it.Receive(id, qty)
 			want, wantErr = m.receive(id, qty)
+		case p < 40:
+			qty := rng.Int64N(7) - 1
+			desc = fmt.Sprintf("Sell(%s, %d)", order, qty)
+			changed, before, err := it.Sell(order, qty, now, []byte(order))
+			got, gotErr = [2]bool{changed, before}, err
+			want, wantErr = m.sell(order, qty)
 		case p < 50:
 			qty := rng.Int64N(7) - 1
 			desc = fmt.Sprintf("Reserve(%s, %d)", order, qty)
@@ -731,7 +751,7 @@ func TestRandomCommandsKeepConservation(t *testing.T) {
 	}
 
 	// every kind of command ran often enough for the test to mean something
-	for _, kind := range []string{"Rec", "Res", "Com", "Rel", "Ret", "Exp"} {
+	for _, kind := range []string{"Rec", "Res", "Sel", "Com", "Rel", "Ret", "Exp"} {
 		if counts[kind] < commands/20 {
 			t.Errorf("only %d %s… commands ran", counts[kind], kind)
 		}
@@ -862,5 +882,49 @@ func TestSalesLedgerWindow(t *testing.T) {
 	}
 	if back.Level() != it.Level() || back.KnowsSale("o-old", t0) {
 		t.Fatalf("restored %+v, knows o-old %v", back.Level(), back.KnowsSale("o-old", t0))
+	}
+}
+
+// TestASaleTakesItsOrderToTheWrite: an order born in its sale goes to the write
+// that holds the sale (LedgerChange.Born), once; a sale taken back before any
+// write took it takes its order back too.
+func TestASaleTakesItsOrderToTheWrite(t *testing.T) {
+	it := &Item{}
+	if _, err := it.Receive("rq", 5); err != nil {
+		t.Fatal(err)
+	}
+	if changed, before, err := it.Sell("o1", 2, t0, []byte("order o1")); !changed || before || err != nil {
+		t.Fatalf("Sell(o1) = %v, %v, %v", changed, before, err)
+	}
+	if changed, before, err := it.Sell("o1", 2, t0, []byte("again")); changed || !before || err != nil {
+		t.Fatalf("Sell(o1) again = %v, %v, %v; want sold before", changed, before, err)
+	}
+	if _, err := it.Reserve("saga", 1, t0, ttl); err != nil {
+		t.Fatal(err)
+	}
+	if changed, before, err := it.Sell("saga", 1, t0, nil); changed || !before || err != nil {
+		t.Fatalf("Sell(a saga's order) = %v, %v, %v; want before, nothing sold", changed, before, err)
+	}
+	if _, _, err := it.Sell("o2", 3, t0, nil); !errors.Is(err, ErrOutOfStock) {
+		t.Fatalf("Sell(o2, 3) with 2 left = %v, want ErrOutOfStock", err)
+	}
+	if _, _, err := it.Sell("o3", 2, t0, []byte("order o3")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := it.Return("o3"); err != nil {
+		t.Fatal(err)
+	}
+	c := it.TakeChange()
+	if diff := cmp.Diff(map[string][]byte{"o1": []byte("order o1")}, c.Born); diff != "" {
+		t.Fatalf("born orders (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]Sale{"o1": {Quantity: 2, At: t0}}, c.Added); diff != "" {
+		t.Fatalf("sales (-want +got):\n%s", diff)
+	}
+	if got := it.TakeChange(); len(got.Born) != 0 {
+		t.Fatalf("born orders taken twice: %v", got.Born)
+	}
+	if want := (Level{Available: 2, Reserved: 1, Sold: 2, Received: 5}); it.Level() != want {
+		t.Fatalf("level %+v, want %+v", it.Level(), want)
 	}
 }

@@ -315,7 +315,7 @@ func (g *grain) Place(req *orderpb.PlaceRequest, _ cluster.GrainContext) (*order
 	err = g.order.Advance(ctx, g.ports, g.save, g.deps.Now)
 	g.settle()
 	if !replay && g.deps.Placed != nil {
-		g.deps.Placed(outcome(err))
+		g.deps.Placed(Outcome(err))
 	}
 	if err != nil {
 		return nil, g.toGrainError(err)
@@ -502,15 +502,9 @@ func (g *grain) save(ctx context.Context, o *Order) error {
 	}
 	sctx, cancel := context.WithTimeout(ctx, g.deps.StoreTimeout)
 	defer cancel()
-	row := Row{ID: o.ID, AccountID: o.AccountID, Status: o.Status, TotalCents: o.TotalCents, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
-		CartRevision: o.CartRevision}
-	var events []outbox.Event
-	if key := eventOf[o.Status]; key != "" {
-		e, err := outbox.New(key, o.ID, eventPayload(o), o.UpdatedAt)
-		if err != nil {
-			return err
-		}
-		events = append(events, e)
+	row, events, err := Record(o)
+	if err != nil {
+		return err
 	}
 	if err := g.deps.Store.SaveOrder(sctx, g.version, state, row, events); err != nil {
 		if errors.Is(err, snapshot.ErrStale) {
@@ -525,6 +519,22 @@ func (g *grain) save(ctx context.Context, o *Order) error {
 	}
 	g.version++
 	return nil
+}
+
+// Record is what a save of o writes beside its snapshot: its listing row, and the
+// event its status makes true (none for most statuses).
+func Record(o *Order) (Row, []outbox.Event, error) {
+	row := Row{ID: o.ID, AccountID: o.AccountID, Status: o.Status, TotalCents: o.TotalCents, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
+		CartRevision: o.CartRevision}
+	key := eventOf[o.Status]
+	if key == "" {
+		return row, nil, nil
+	}
+	e, err := outbox.New(key, o.ID, eventPayload(o), o.UpdatedAt)
+	if err != nil {
+		return Row{}, nil, err
+	}
+	return row, []outbox.Event{e}, nil
 }
 
 // Decode reads an order from its snapshot bytes (empty bytes: an order never placed).
@@ -542,7 +552,8 @@ func Encode(o *Order) ([]byte, error) { return proto.Marshal(toProto(o)) }
 // FromState converts an order's wire form to the domain's.
 func FromState(st *orderpb.OrderState) *Order { return fromProto(st) }
 
-func outcome(err error) string {
+// Outcome is the metric label of a checkout that ended with err (nil: confirmed).
+func Outcome(err error) string {
 	switch {
 	case err == nil:
 		return "confirmed"
@@ -557,7 +568,13 @@ func outcome(err error) string {
 	}
 }
 
-func (g *grain) toGrainError(err error) error {
+func (g *grain) toGrainError(err error) error { return GrainError(g.log, err) }
+
+// GrainError is the answer a grain gives for a failure of the order domain: a
+// reasonpb error with the metadata the edge maps to its API error (the SKUs out
+// of stock, the campaigns that refused a discount, ...); anything else is
+// unexpected, and logged on log.
+func GrainError(log *slog.Logger, err error) error {
 	var oos *OutOfStockError
 	var changed *PriceChangedError
 	var overLimit *LimitExceededError
@@ -583,7 +600,7 @@ func (g *grain) toGrainError(err error) error {
 		return reasonpb.ErrInvalid("%v", err)
 	default:
 		// ErrSuperseded wraps snapshot.ErrStale: a retry meets the winner's order.
-		return grainerr.Unexpected(g.log, err)
+		return grainerr.Unexpected(log, err)
 	}
 }
 

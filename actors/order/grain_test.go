@@ -167,7 +167,7 @@ type sagaHarness struct {
 
 // startSaga starts one member hosting cart, inventory and order grains on SQLite,
 // behind the switchable stores.
-func startSaga(t *testing.T) *sagaHarness {
+func startSaga(t *testing.T, opts ...func(*member.Deps)) *sagaHarness {
 	t.Helper()
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"))
 	if err != nil {
@@ -178,17 +178,20 @@ func startSaga(t *testing.T) *sagaHarness {
 	h := &sagaHarness{db: db, orders: &faultyOrders{Store: db, deadlines: dls}, stock: &faultyStock{Store: db, deadlines: dls}, deadlines: dls,
 		carts: &recordedCarts{Store: db, deadlines: dls}}
 	log := shoptest.Logger()
+	deps := member.Deps{
+		Inventory: inventory.Deps{Store: h.stock, ReservationTTL: func() time.Duration { return time.Minute },
+			Now: time.Now, StoreTimeout: 5 * time.Second, GroupCommit: true, Logger: log},
+		Order: order.Deps{Store: h.orders, Calls: call.DefaultPolicy(), Now: time.Now, StoreTimeout: 5 * time.Second, Logger: log,
+			Parked: func() { h.parked.Add(1) }},
+		Cart: cart.Deps{Store: h.carts, Catalog: oneVariant{},
+			MaxLineQuantity: func() int64 { return 10 }, Currency: "USD", Calls: call.DefaultPolicy(),
+			StoreTimeout: 5 * time.Second, Now: time.Now, Logger: log},
+	}
+	for _, o := range opts {
+		o(&deps)
+	}
 	m, err := member.StartMember(member.Config{Host: "127.0.0.1", NewProvider: member.NewInMemoryProvider(member.NewInMemoryAgent()),
-		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: log},
-		member.Deps{
-			Inventory: inventory.Deps{Store: h.stock, ReservationTTL: func() time.Duration { return time.Minute },
-				Now: time.Now, StoreTimeout: 5 * time.Second, GroupCommit: true, Logger: log},
-			Order: order.Deps{Store: h.orders, Calls: call.DefaultPolicy(), Now: time.Now, StoreTimeout: 5 * time.Second, Logger: log,
-				Parked: func() { h.parked.Add(1) }},
-			Cart: cart.Deps{Store: h.carts, Catalog: oneVariant{},
-				MaxLineQuantity: func() int64 { return 10 }, Currency: "USD", Calls: call.DefaultPolicy(),
-				StoreTimeout: 5 * time.Second, Logger: log},
-		})
+		IdleTimeout: time.Minute, RequestTimeout: 5 * time.Second, Logger: log}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

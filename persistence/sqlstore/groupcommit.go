@@ -46,10 +46,20 @@ type write struct {
 	kind, id string
 	expected int64
 	state    []byte
+	// born are the first snapshots of other grains, written with this one: all
+	// of them or none (an order born in its sale, with the sale's inventory
+	// write). A fence that refuses any of them refuses the write.
+	born []born
 	// rows are written in the same transaction when the snapshot write succeeds
 	// (the query views: stock levels, order rows; ledgers; events).
 	rows []row
 	done chan error
+}
+
+// born is a grain's first snapshot (version 1), written by another grain's write.
+type born struct {
+	kind, id string
+	state    []byte
 }
 
 type committer struct {
@@ -85,15 +95,16 @@ func (s *Store) EnableGroupCommit(cfg GroupCommit) {
 // saveFenced writes one snapshot and its rows, through the committer when group
 // commit is on, else in a transaction of its own.
 func (s *Store) saveFenced(ctx context.Context, kind, id string, expected int64, state []byte, rows []row) error {
-	w := &write{kind: kind, id: id, expected: expected, state: state, rows: rows, done: make(chan error, 1)}
+	return s.saveWrite(ctx, &write{kind: kind, id: id, expected: expected, state: state, rows: rows})
+}
+
+// saveWrite writes w, through the committer when group commit is on, else in a
+// transaction of its own.
+func (s *Store) saveWrite(ctx context.Context, w *write) error {
 	if s.committer == nil {
-		return s.inTx(ctx, func(tx *sql.Tx) error {
-			if err := s.saveSnapshot(ctx, tx, kind, id, expected, state); err != nil {
-				return err
-			}
-			return writeRows(ctx, tx, rows)
-		})
+		return s.inTx(ctx, func(tx *sql.Tx) error { return s.saveOne(ctx, tx, w) })
 	}
+	w.done = make(chan error, 1)
 	select {
 	case s.committer.queue <- w:
 	case <-ctx.Done():
@@ -210,7 +221,7 @@ func (c *committer) attempt(ctx context.Context, batch []*write, results []error
 	}
 	return len(batch) > 1, c.store.inTxWith(ctx, opts, func(tx *sql.Tx) error {
 		for i, w := range batch {
-			err := c.store.saveSnapshot(ctx, tx, w.kind, w.id, w.expected, w.state)
+			err := c.store.saveOne(ctx, tx, w)
 			if errors.Is(err, snapshot.ErrStale) {
 				results[i] = err
 				continue
@@ -218,12 +229,36 @@ func (c *committer) attempt(ctx context.Context, batch []*write, results []error
 			if err != nil {
 				return err
 			}
-			if err := writeRows(ctx, tx, w.rows); err != nil {
-				return err
-			}
 		}
 		return nil
 	})
+}
+
+// saveOne writes w inside tx: its snapshot, fenced, the first snapshots it
+// carries, then its rows. A fence that refuses any of the snapshots returns
+// snapshot.ErrStale with nothing of w written (the rest of tx stands).
+func (s *Store) saveOne(ctx context.Context, tx *sql.Tx, w *write) error {
+	if len(w.born) > 0 {
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT born`); err != nil {
+			return err
+		}
+	}
+	err := s.saveSnapshot(ctx, tx, w.kind, w.id, w.expected, w.state)
+	for _, b := range w.born {
+		if err != nil {
+			break
+		}
+		err = s.saveSnapshot(ctx, tx, b.kind, b.id, 0, b.state)
+	}
+	if errors.Is(err, snapshot.ErrStale) && len(w.born) > 0 {
+		if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT born`); rerr != nil {
+			return rerr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return writeRows(ctx, tx, w.rows)
 }
 
 func (c *committer) close() {

@@ -194,6 +194,11 @@ func (s *Store) saveBatch(ctx context.Context, tx *sql.Tx, batch []*write) error
 		if w.expected == 0 {
 			inserts = append(inserts, w)
 		}
+		for _, b := range w.born {
+			// A first snapshot carried by another write: one row of the INSERT,
+			// which meets any row already there (or another write's) as a fence.
+			inserts = append(inserts, &write{kind: b.kind, id: b.id, state: b.state})
+		}
 		rows = append(rows, w.rows...)
 	}
 	for start := 0; start < len(ws); {
@@ -366,7 +371,27 @@ func (s *Store) SaveInventory(ctx context.Context, sku string, expectedVersion i
 		rows = append(rows, row{s.tables.receiptInsert, []any{sku, r.RequestID, r.Quantity, now}})
 	}
 	rows = append(rows, row{s.tables.stockLevel, []any{sku, l.Available, l.Reserved, l.Sold, l.Received, now}})
-	return s.saveFenced(ctx, kindInventory, sku, expectedVersion, state, rows)
+	w := &write{kind: kindInventory, id: sku, expected: expectedVersion, state: state}
+	for id, st := range change.Born {
+		// The order born in its sale: its first snapshot, its listing row and
+		// its event, as its grain's first save would write them.
+		o, err := order.Decode(st)
+		if err != nil {
+			return fmt.Errorf("order %s born in a sale of %s: %w", id, sku, err)
+		}
+		if o.ID != id {
+			return fmt.Errorf("order %s born in a sale of %s: the snapshot is of order %q", id, sku, o.ID)
+		}
+		r, events, err := order.Record(o)
+		if err != nil {
+			return err
+		}
+		w.born = append(w.born, born{kind: kindOrder, id: id, state: st})
+		rows = append(rows, s.orderRow(r))
+		rows = append(rows, s.eventRows(events)...)
+	}
+	w.rows = rows
+	return s.saveWrite(ctx, w)
 }
 
 // LoadCart implements cart.Store.
@@ -404,9 +429,14 @@ func (s *Store) LoadOrder(ctx context.Context, id string) (_ snapshot.Snapshot, 
 // of the write in one transaction.
 func (s *Store) SaveOrder(ctx context.Context, expectedVersion int64, state []byte, r order.Row, events []outbox.Event) (err error) {
 	defer s.classify(&err)
-	rows := append([]row{{s.tables.order, []any{r.ID, r.AccountID, string(r.Status), r.TotalCents,
-		r.CreatedAt.UnixMicro(), r.UpdatedAt.UnixMicro(), r.CartRevision}}}, s.eventRows(events)...)
+	rows := append([]row{s.orderRow(r)}, s.eventRows(events)...)
 	return s.saveFenced(ctx, kindOrder, r.ID, expectedVersion, state, rows)
+}
+
+// orderRow is an order's listing row.
+func (s *Store) orderRow(r order.Row) row {
+	return row{s.tables.order, []any{r.ID, r.AccountID, string(r.Status), r.TotalCents,
+		r.CreatedAt.UnixMicro(), r.UpdatedAt.UnixMicro(), r.CartRevision}}
 }
 
 // listedStatuses are the statuses an account sees in its order history: an order

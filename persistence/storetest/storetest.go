@@ -51,6 +51,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("orders", func(t *testing.T) { Orders(t, open) })
 	t.Run("promos", func(t *testing.T) { Promos(t, open) })
 	t.Run("ledgers", func(t *testing.T) { Ledgers(t, open) })
+	t.Run("orders_born_in_their_sale", func(t *testing.T) { Births(t, open) })
 	t.Run("outbox", func(t *testing.T) { Outbox(t, open) })
 	t.Run("outbox_claims", func(t *testing.T) { OutboxClaims(t, open) })
 	t.Run("outbox_growth", func(t *testing.T) { OutboxGrowth(t, open) })

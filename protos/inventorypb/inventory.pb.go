@@ -157,6 +157,131 @@ func (x *CommitRequest) GetOrderCreatedUnixMs() int64 {
 	return 0
 }
 
+type SellRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	OrderId  string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	Quantity int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	// The caller's deadline, Unix milliseconds; 0 = none (see grain/call.Serve).
+	DeadlineUnixMs int64 `protobuf:"varint,3,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	// The order's first snapshot (an OrderState, encoded), confirmed: stored with
+	// the sale, at version 1, with its listing row and its order.confirmed event.
+	OrderState    []byte `protobuf:"bytes,4,opt,name=order_state,json=orderState,proto3" json:"order_state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SellRequest) Reset() {
+	*x = SellRequest{}
+	mi := &file_inventory_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SellRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SellRequest) ProtoMessage() {}
+
+func (x *SellRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SellRequest.ProtoReflect.Descriptor instead.
+func (*SellRequest) Descriptor() ([]byte, []int) {
+	return file_inventory_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SellRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *SellRequest) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
+func (x *SellRequest) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
+func (x *SellRequest) GetOrderState() []byte {
+	if x != nil {
+		return x.OrderState
+	}
+	return nil
+}
+
+type SellResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Level *StockLevel            `protobuf:"bytes,1,opt,name=level,proto3" json:"level,omitempty"`
+	// The order held a sale (or a reservation) already: nothing was sold, and the
+	// order's grain, not this answer, says what the order is.
+	SoldBefore    bool `protobuf:"varint,2,opt,name=sold_before,json=soldBefore,proto3" json:"sold_before,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SellResult) Reset() {
+	*x = SellResult{}
+	mi := &file_inventory_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SellResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SellResult) ProtoMessage() {}
+
+func (x *SellResult) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SellResult.ProtoReflect.Descriptor instead.
+func (*SellResult) Descriptor() ([]byte, []int) {
+	return file_inventory_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SellResult) GetLevel() *StockLevel {
+	if x != nil {
+		return x.Level
+	}
+	return nil
+}
+
+func (x *SellResult) GetSoldBefore() bool {
+	if x != nil {
+		return x.SoldBefore
+	}
+	return false
+}
+
 type ReleaseRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
@@ -168,7 +293,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_inventory_proto_msgTypes[2]
+	mi := &file_inventory_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -180,7 +305,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_proto_msgTypes[2]
+	mi := &file_inventory_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -193,7 +318,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_proto_rawDescGZIP(), []int{2}
+	return file_inventory_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ReleaseRequest) GetOrderId() string {
@@ -223,7 +348,7 @@ type ReturnRequest struct {
 
 func (x *ReturnRequest) Reset() {
 	*x = ReturnRequest{}
-	mi := &file_inventory_proto_msgTypes[3]
+	mi := &file_inventory_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -235,7 +360,7 @@ func (x *ReturnRequest) String() string {
 func (*ReturnRequest) ProtoMessage() {}
 
 func (x *ReturnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_proto_msgTypes[3]
+	mi := &file_inventory_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -248,7 +373,7 @@ func (x *ReturnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReturnRequest.ProtoReflect.Descriptor instead.
 func (*ReturnRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_proto_rawDescGZIP(), []int{3}
+	return file_inventory_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ReturnRequest) GetOrderId() string {
@@ -284,7 +409,7 @@ type ReceiveRequest struct {
 
 func (x *ReceiveRequest) Reset() {
 	*x = ReceiveRequest{}
-	mi := &file_inventory_proto_msgTypes[4]
+	mi := &file_inventory_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +421,7 @@ func (x *ReceiveRequest) String() string {
 func (*ReceiveRequest) ProtoMessage() {}
 
 func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_proto_msgTypes[4]
+	mi := &file_inventory_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +434,7 @@ func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveRequest.ProtoReflect.Descriptor instead.
 func (*ReceiveRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_proto_rawDescGZIP(), []int{4}
+	return file_inventory_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReceiveRequest) GetRequestId() string {
@@ -343,7 +468,7 @@ type LevelRequest struct {
 
 func (x *LevelRequest) Reset() {
 	*x = LevelRequest{}
-	mi := &file_inventory_proto_msgTypes[5]
+	mi := &file_inventory_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -355,7 +480,7 @@ func (x *LevelRequest) String() string {
 func (*LevelRequest) ProtoMessage() {}
 
 func (x *LevelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_proto_msgTypes[5]
+	mi := &file_inventory_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -368,7 +493,7 @@ func (x *LevelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LevelRequest.ProtoReflect.Descriptor instead.
 func (*LevelRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_proto_rawDescGZIP(), []int{5}
+	return file_inventory_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LevelRequest) GetDeadlineUnixMs() int64 {
@@ -391,7 +516,7 @@ type StockLevel struct {
 
 func (x *StockLevel) Reset() {
 	*x = StockLevel{}
-	mi := &file_inventory_proto_msgTypes[6]
+	mi := &file_inventory_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -403,7 +528,7 @@ func (x *StockLevel) String() string {
 func (*StockLevel) ProtoMessage() {}
 
 func (x *StockLevel) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_proto_msgTypes[6]
+	mi := &file_inventory_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -416,7 +541,7 @@ func (x *StockLevel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockLevel.ProtoReflect.Descriptor instead.
 func (*StockLevel) Descriptor() ([]byte, []int) {
-	return file_inventory_proto_rawDescGZIP(), []int{6}
+	return file_inventory_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StockLevel) GetSku() string {
@@ -487,7 +612,7 @@ type InventoryState struct {
 
 func (x *InventoryState) Reset() {
 	*x = InventoryState{}
-	mi := &file_inventory_proto_msgTypes[7]
+	mi := &file_inventory_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -499,7 +624,7 @@ func (x *InventoryState) String() string {
 func (*InventoryState) ProtoMessage() {}
 
 func (x *InventoryState) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_proto_msgTypes[7]
+	mi := &file_inventory_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -512,7 +637,7 @@ func (x *InventoryState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryState.ProtoReflect.Descriptor instead.
 func (*InventoryState) Descriptor() ([]byte, []int) {
-	return file_inventory_proto_rawDescGZIP(), []int{7}
+	return file_inventory_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *InventoryState) GetReceived() int64 {
@@ -589,7 +714,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_inventory_proto_msgTypes[8]
+	mi := &file_inventory_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +726,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_proto_msgTypes[8]
+	mi := &file_inventory_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +739,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_inventory_proto_rawDescGZIP(), []int{8}
+	return file_inventory_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Receipt) GetRequestId() string {
@@ -642,7 +767,7 @@ type Reservation struct {
 
 func (x *Reservation) Reset() {
 	*x = Reservation{}
-	mi := &file_inventory_proto_msgTypes[9]
+	mi := &file_inventory_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +779,7 @@ func (x *Reservation) String() string {
 func (*Reservation) ProtoMessage() {}
 
 func (x *Reservation) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_proto_msgTypes[9]
+	mi := &file_inventory_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +792,7 @@ func (x *Reservation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reservation.ProtoReflect.Descriptor instead.
 func (*Reservation) Descriptor() ([]byte, []int) {
-	return file_inventory_proto_rawDescGZIP(), []int{9}
+	return file_inventory_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Reservation) GetOrderId() string {
@@ -704,7 +829,18 @@ const file_inventory_proto_rawDesc = "" +
 	"\rCommitRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12(\n" +
 	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\x121\n" +
-	"\x15order_created_unix_ms\x18\x03 \x01(\x03R\x12orderCreatedUnixMs\"U\n" +
+	"\x15order_created_unix_ms\x18\x03 \x01(\x03R\x12orderCreatedUnixMs\"\x8f\x01\n" +
+	"\vSellRequest\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1a\n" +
+	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12(\n" +
+	"\x10deadline_unix_ms\x18\x03 \x01(\x03R\x0edeadlineUnixMs\x12\x1f\n" +
+	"\vorder_state\x18\x04 \x01(\fR\n" +
+	"orderState\"Z\n" +
+	"\n" +
+	"SellResult\x12+\n" +
+	"\x05level\x18\x01 \x01(\v2\x15.phoneshop.StockLevelR\x05level\x12\x1f\n" +
+	"\vsold_before\x18\x02 \x01(\bR\n" +
+	"soldBefore\"U\n" +
 	"\x0eReleaseRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12(\n" +
 	"\x10deadline_unix_ms\x18\x02 \x01(\x03R\x0edeadlineUnixMs\"\x87\x01\n" +
@@ -748,10 +884,11 @@ const file_inventory_proto_rawDesc = "" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x129\n" +
 	"\n" +
-	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt2\xa1\x03\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt2\xe0\x03\n" +
 	"\tInventory\x12C\n" +
 	"\aReserve\x12\x19.phoneshop.ReserveRequest\x1a\x15.phoneshop.StockLevel\"\x06\x82\xb5\x18\x02\b\x01\x12A\n" +
-	"\x06Commit\x12\x18.phoneshop.CommitRequest\x1a\x15.phoneshop.StockLevel\"\x06\x82\xb5\x18\x02\b\x01\x12C\n" +
+	"\x06Commit\x12\x18.phoneshop.CommitRequest\x1a\x15.phoneshop.StockLevel\"\x06\x82\xb5\x18\x02\b\x01\x12=\n" +
+	"\x04Sell\x12\x16.phoneshop.SellRequest\x1a\x15.phoneshop.SellResult\"\x06\x82\xb5\x18\x02\b\x01\x12C\n" +
 	"\aRelease\x12\x19.phoneshop.ReleaseRequest\x1a\x15.phoneshop.StockLevel\"\x06\x82\xb5\x18\x02\b\x01\x12A\n" +
 	"\x06Return\x12\x18.phoneshop.ReturnRequest\x1a\x15.phoneshop.StockLevel\"\x06\x82\xb5\x18\x02\b\x01\x12C\n" +
 	"\aReceive\x12\x19.phoneshop.ReceiveRequest\x1a\x15.phoneshop.StockLevel\"\x06\x82\xb5\x18\x02\b\x01\x12?\n" +
@@ -769,43 +906,48 @@ func file_inventory_proto_rawDescGZIP() []byte {
 	return file_inventory_proto_rawDescData
 }
 
-var file_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_inventory_proto_goTypes = []any{
 	(*ReserveRequest)(nil),        // 0: phoneshop.ReserveRequest
 	(*CommitRequest)(nil),         // 1: phoneshop.CommitRequest
-	(*ReleaseRequest)(nil),        // 2: phoneshop.ReleaseRequest
-	(*ReturnRequest)(nil),         // 3: phoneshop.ReturnRequest
-	(*ReceiveRequest)(nil),        // 4: phoneshop.ReceiveRequest
-	(*LevelRequest)(nil),          // 5: phoneshop.LevelRequest
-	(*StockLevel)(nil),            // 6: phoneshop.StockLevel
-	(*InventoryState)(nil),        // 7: phoneshop.InventoryState
-	(*Receipt)(nil),               // 8: phoneshop.Receipt
-	(*Reservation)(nil),           // 9: phoneshop.Reservation
-	nil,                           // 10: phoneshop.InventoryState.SalesEntry
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*SellRequest)(nil),           // 2: phoneshop.SellRequest
+	(*SellResult)(nil),            // 3: phoneshop.SellResult
+	(*ReleaseRequest)(nil),        // 4: phoneshop.ReleaseRequest
+	(*ReturnRequest)(nil),         // 5: phoneshop.ReturnRequest
+	(*ReceiveRequest)(nil),        // 6: phoneshop.ReceiveRequest
+	(*LevelRequest)(nil),          // 7: phoneshop.LevelRequest
+	(*StockLevel)(nil),            // 8: phoneshop.StockLevel
+	(*InventoryState)(nil),        // 9: phoneshop.InventoryState
+	(*Receipt)(nil),               // 10: phoneshop.Receipt
+	(*Reservation)(nil),           // 11: phoneshop.Reservation
+	nil,                           // 12: phoneshop.InventoryState.SalesEntry
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 }
 var file_inventory_proto_depIdxs = []int32{
-	9,  // 0: phoneshop.InventoryState.reservations:type_name -> phoneshop.Reservation
-	10, // 1: phoneshop.InventoryState.sales:type_name -> phoneshop.InventoryState.SalesEntry
-	8,  // 2: phoneshop.InventoryState.receipts:type_name -> phoneshop.Receipt
-	11, // 3: phoneshop.Reservation.expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 4: phoneshop.Inventory.Reserve:input_type -> phoneshop.ReserveRequest
-	1,  // 5: phoneshop.Inventory.Commit:input_type -> phoneshop.CommitRequest
-	2,  // 6: phoneshop.Inventory.Release:input_type -> phoneshop.ReleaseRequest
-	3,  // 7: phoneshop.Inventory.Return:input_type -> phoneshop.ReturnRequest
-	4,  // 8: phoneshop.Inventory.Receive:input_type -> phoneshop.ReceiveRequest
-	5,  // 9: phoneshop.Inventory.Level:input_type -> phoneshop.LevelRequest
-	6,  // 10: phoneshop.Inventory.Reserve:output_type -> phoneshop.StockLevel
-	6,  // 11: phoneshop.Inventory.Commit:output_type -> phoneshop.StockLevel
-	6,  // 12: phoneshop.Inventory.Release:output_type -> phoneshop.StockLevel
-	6,  // 13: phoneshop.Inventory.Return:output_type -> phoneshop.StockLevel
-	6,  // 14: phoneshop.Inventory.Receive:output_type -> phoneshop.StockLevel
-	6,  // 15: phoneshop.Inventory.Level:output_type -> phoneshop.StockLevel
-	10, // [10:16] is the sub-list for method output_type
-	4,  // [4:10] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	8,  // 0: phoneshop.SellResult.level:type_name -> phoneshop.StockLevel
+	11, // 1: phoneshop.InventoryState.reservations:type_name -> phoneshop.Reservation
+	12, // 2: phoneshop.InventoryState.sales:type_name -> phoneshop.InventoryState.SalesEntry
+	10, // 3: phoneshop.InventoryState.receipts:type_name -> phoneshop.Receipt
+	13, // 4: phoneshop.Reservation.expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 5: phoneshop.Inventory.Reserve:input_type -> phoneshop.ReserveRequest
+	1,  // 6: phoneshop.Inventory.Commit:input_type -> phoneshop.CommitRequest
+	2,  // 7: phoneshop.Inventory.Sell:input_type -> phoneshop.SellRequest
+	4,  // 8: phoneshop.Inventory.Release:input_type -> phoneshop.ReleaseRequest
+	5,  // 9: phoneshop.Inventory.Return:input_type -> phoneshop.ReturnRequest
+	6,  // 10: phoneshop.Inventory.Receive:input_type -> phoneshop.ReceiveRequest
+	7,  // 11: phoneshop.Inventory.Level:input_type -> phoneshop.LevelRequest
+	8,  // 12: phoneshop.Inventory.Reserve:output_type -> phoneshop.StockLevel
+	8,  // 13: phoneshop.Inventory.Commit:output_type -> phoneshop.StockLevel
+	3,  // 14: phoneshop.Inventory.Sell:output_type -> phoneshop.SellResult
+	8,  // 15: phoneshop.Inventory.Release:output_type -> phoneshop.StockLevel
+	8,  // 16: phoneshop.Inventory.Return:output_type -> phoneshop.StockLevel
+	8,  // 17: phoneshop.Inventory.Receive:output_type -> phoneshop.StockLevel
+	8,  // 18: phoneshop.Inventory.Level:output_type -> phoneshop.StockLevel
+	12, // [12:19] is the sub-list for method output_type
+	5,  // [5:12] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_inventory_proto_init() }
@@ -819,7 +961,7 @@ func file_inventory_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_inventory_proto_rawDesc), len(file_inventory_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -63,6 +63,7 @@ type Inventory interface {
 	ReceiveDefault(ctx cluster.GrainContext)
 	Reserve(req *ReserveRequest, respond func(*StockLevel), onError func(error), ctx cluster.GrainContext) error
 	Commit(req *CommitRequest, respond func(*StockLevel), onError func(error), ctx cluster.GrainContext) error
+	Sell(req *SellRequest, respond func(*SellResult), onError func(error), ctx cluster.GrainContext) error
 	Release(req *ReleaseRequest, respond func(*StockLevel), onError func(error), ctx cluster.GrainContext) error
 	Return(req *ReturnRequest, respond func(*StockLevel), onError func(error), ctx cluster.GrainContext) error
 	Receive(req *ReceiveRequest, respond func(*StockLevel), onError func(error), ctx cluster.GrainContext) error
@@ -129,6 +130,33 @@ func (g *InventoryGrainClient) Commit(r *CommitRequest, opts ...cluster.GrainCal
 	}
 }
 
+// Sell requests the execution on to the cluster with CallOptions
+func (g *InventoryGrainClient) Sell(r *SellRequest, opts ...cluster.GrainCallOption) (*SellResult, error) {
+	if g.cluster.Config.RequestLog {
+		g.cluster.Logger().Info("Requesting", slog.String("identity", g.Identity), slog.String("kind", "Inventory"), slog.String("method", "Sell"), slog.Any("request", r))
+	}
+	bytes, err := proto.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	reqMsg := &cluster.GrainRequest{MethodIndex: 2, MessageData: bytes}
+	resp, err := g.cluster.Request(g.Identity, "Inventory", reqMsg, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("error request: %w", err)
+	}
+	switch msg := resp.(type) {
+	case *SellResult:
+		return msg, nil
+	case *cluster.GrainErrorResponse:
+		if msg == nil {
+			return nil, nil
+		}
+		return nil, msg
+	default:
+		return nil, fmt.Errorf("unknown response type %T", resp)
+	}
+}
+
 // Release requests the execution on to the cluster with CallOptions
 func (g *InventoryGrainClient) Release(r *ReleaseRequest, opts ...cluster.GrainCallOption) (*StockLevel, error) {
 	if g.cluster.Config.RequestLog {
@@ -138,7 +166,7 @@ func (g *InventoryGrainClient) Release(r *ReleaseRequest, opts ...cluster.GrainC
 	if err != nil {
 		return nil, err
 	}
-	reqMsg := &cluster.GrainRequest{MethodIndex: 2, MessageData: bytes}
+	reqMsg := &cluster.GrainRequest{MethodIndex: 3, MessageData: bytes}
 	resp, err := g.cluster.Request(g.Identity, "Inventory", reqMsg, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("error request: %w", err)
@@ -165,7 +193,7 @@ func (g *InventoryGrainClient) Return(r *ReturnRequest, opts ...cluster.GrainCal
 	if err != nil {
 		return nil, err
 	}
-	reqMsg := &cluster.GrainRequest{MethodIndex: 3, MessageData: bytes}
+	reqMsg := &cluster.GrainRequest{MethodIndex: 4, MessageData: bytes}
 	resp, err := g.cluster.Request(g.Identity, "Inventory", reqMsg, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("error request: %w", err)
@@ -192,7 +220,7 @@ func (g *InventoryGrainClient) Receive(r *ReceiveRequest, opts ...cluster.GrainC
 	if err != nil {
 		return nil, err
 	}
-	reqMsg := &cluster.GrainRequest{MethodIndex: 4, MessageData: bytes}
+	reqMsg := &cluster.GrainRequest{MethodIndex: 5, MessageData: bytes}
 	resp, err := g.cluster.Request(g.Identity, "Inventory", reqMsg, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("error request: %w", err)
@@ -219,7 +247,7 @@ func (g *InventoryGrainClient) Level(r *LevelRequest, opts ...cluster.GrainCallO
 	if err != nil {
 		return nil, err
 	}
-	reqMsg := &cluster.GrainRequest{MethodIndex: 5, MessageData: bytes}
+	reqMsg := &cluster.GrainRequest{MethodIndex: 6, MessageData: bytes}
 	resp, err := g.cluster.Request(g.Identity, "Inventory", reqMsg, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("error request: %w", err)
@@ -302,6 +330,24 @@ func (a *InventoryActor) Receive(ctx actor.Context) {
 				return
 			}
 		case 2:
+			req := &SellRequest{}
+			err := proto.Unmarshal(msg.MessageData, req)
+			if err != nil {
+				ctx.Logger().Error("[Grain] Sell(SellRequest) proto.Unmarshal failed.", slog.Any("error", err))
+				resp := cluster.NewGrainErrorResponse(cluster.ErrorReason_INVALID_ARGUMENT, err.Error()).
+					WithMetadata(map[string]string{
+						"argument": req.String(),
+					})
+				ctx.Respond(resp)
+				return
+			}
+			err = a.inner.Sell(req, respond[*SellResult](a.ctx), a.onError, a.ctx)
+			if err != nil {
+				resp := cluster.FromError(err)
+				ctx.Respond(resp)
+				return
+			}
+		case 3:
 			req := &ReleaseRequest{}
 			err := proto.Unmarshal(msg.MessageData, req)
 			if err != nil {
@@ -319,7 +365,7 @@ func (a *InventoryActor) Receive(ctx actor.Context) {
 				ctx.Respond(resp)
 				return
 			}
-		case 3:
+		case 4:
 			req := &ReturnRequest{}
 			err := proto.Unmarshal(msg.MessageData, req)
 			if err != nil {
@@ -337,7 +383,7 @@ func (a *InventoryActor) Receive(ctx actor.Context) {
 				ctx.Respond(resp)
 				return
 			}
-		case 4:
+		case 5:
 			req := &ReceiveRequest{}
 			err := proto.Unmarshal(msg.MessageData, req)
 			if err != nil {
@@ -355,7 +401,7 @@ func (a *InventoryActor) Receive(ctx actor.Context) {
 				ctx.Respond(resp)
 				return
 			}
-		case 5:
+		case 6:
 			req := &LevelRequest{}
 			err := proto.Unmarshal(msg.MessageData, req)
 			if err != nil {
