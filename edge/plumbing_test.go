@@ -147,6 +147,10 @@ func TestPlumbing(t *testing.T) {
 				t.Errorf("metrics: %s = %v (present %v), want >= 1", series, v, ok)
 			}
 		}
+		// One checkout of one SKU: one durable round before its answer.
+		if v, ok := metricValue(t, body, `phoneshop_checkout_durable_rounds_total{path="born"}`); !ok || v != 1 {
+			t.Errorf(`metrics: phoneshop_checkout_durable_rounds_total{path="born"} = %v (present %v), want 1`, v, ok)
+		}
 		if v, ok := metricValue(t, body, `phoneshop_orders_total{outcome="confirmed"}`); !ok || v != 1 {
 			t.Errorf(`metrics: phoneshop_orders_total{outcome="confirmed"} = %v (present %v), want 1`, v, ok)
 		}

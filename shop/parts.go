@@ -321,9 +321,9 @@ func (s *Shop) grainDeps(hot *hotReads, groupCommit bool) member.Deps {
 		Cart: cart.Deps{Store: s.Store, Catalog: cartCatalog{s.Catalog},
 			MaxLineQuantity: live.MaxLineQuantity, Currency: catalog.Currency,
 			Calls: s.calls, StoreTimeout: storeTimeout, Campaigns: s.campaigns.Live, Now: time.Now, Logger: s.log,
-			BornInSale: true, Placed: orders.Placed},
+			BornInSale: true, Placed: orders.Placed, Rounds: orders.Rounds},
 		Order: order.Deps{Store: s.Store, Calls: s.calls, Now: time.Now, StoreTimeout: storeTimeout, Logger: s.log,
-			Placed: orders.Placed, Parked: orders.Parked},
+			Placed: orders.Placed, Parked: orders.Parked, Rounds: orders.Rounds},
 		Promo: promo.Deps{Store: s.Store, Now: time.Now, StoreTimeout: storeTimeout, Calls: s.calls,
 			GroupCommit: groupCommit, Logger: s.log},
 	}

@@ -78,6 +78,9 @@ type Deps struct {
 	// Placed, when set, is told the outcome of every order placed born in its
 	// sale (the order grain tells its own).
 	Placed func(outcome string)
+	// Rounds, when set, is told the durable rounds of every confirmed order
+	// born in its sale (one: path "born").
+	Rounds func(path string, n int)
 }
 
 // deps holds a pointer, so every grain shares one Deps rather than copying it.
@@ -227,6 +230,9 @@ func (g *grain) placeBySale(ctx context.Context, gctx cluster.GrainContext, orde
 	}
 	if err != nil {
 		return nil, order.GrainError(g.log(), err)
+	}
+	if g.deps.Rounds != nil {
+		g.deps.Rounds("born", 1) // the sale's write, which holds the order
 	}
 	if g.cart != nil && g.cart.CheckedOutInto(orderID) {
 		g.empty()

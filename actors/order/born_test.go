@@ -2,6 +2,8 @@ package order_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 
 	"phoneshop/actors/order"
@@ -142,5 +144,41 @@ func TestABornOrderOutOfStockIsNotWritten(t *testing.T) {
 	}
 	if l := h.level(t, "sku-1"); l.Available != 1 || l.Sold != 0 {
 		t.Fatalf("level = %v; want the unit still there", l)
+	}
+}
+
+// TestRoundsAreCounted: the durable rounds a confirmed checkout waited for are
+// told per path: one for an order born in its sale; for the saga, its
+// "committing", each SKU's sale and its "confirmed", one after another.
+func TestRoundsAreCounted(t *testing.T) {
+	var mu sync.Mutex
+	rounds := map[string][]int{}
+	count := func(path string, n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		rounds[path] = append(rounds[path], n)
+	}
+	h := startSaga(t, bornInSale, func(d *member.Deps) { d.Cart.Rounds, d.Order.Rounds = count, count })
+	h.stocked(t, "sku-1", 10)
+	h.stocked(t, "sku-2", 10)
+	shopper := cartpb.GetCartGrainClient(h.c, "acc-1")
+	checkout := func(key string, skus ...string) {
+		t.Helper()
+		for _, sku := range skus {
+			if _, err := shopper.SetLine(&cartpb.SetLineRequest{Sku: sku, Quantity: 1}, opt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		view, err := shopper.Checkout(&cartpb.CheckoutRequest{OrderId: order.ID("acc-1", key), RequestHash: key, ShippingAddress: bornAddr}, opt)
+		if err != nil || view.Order.Status != string(order.StatusConfirmed) {
+			t.Fatalf("checkout %s = %v, %v", key, view, err)
+		}
+	}
+	checkout("one", "sku-1")
+	checkout("two", "sku-1", "sku-2")
+	mu.Lock()
+	defer mu.Unlock()
+	if want := map[string][]int{"born": {1}, "saga": {4}}; fmt.Sprint(rounds) != fmt.Sprint(want) {
+		t.Fatalf("rounds = %v, want %v", rounds, want)
 	}
 }

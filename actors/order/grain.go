@@ -159,6 +159,9 @@ type Deps struct {
 	Placed func(outcome string)
 	// Parked, when set, is told of every saga parked in needs_attention.
 	Parked func()
+	// Rounds, when set, is told how many durable rounds each confirmed Place
+	// waited for before its answer (path "saga").
+	Rounds func(path string, n int)
 }
 
 var deps = grainctx.NewSlot[Deps]()
@@ -312,10 +315,17 @@ func (g *grain) Place(req *orderpb.PlaceRequest, _ cluster.GrainContext) (*order
 	if err != nil {
 		return nil, g.toGrainError(err)
 	}
-	err = g.order.Advance(ctx, g.ports, g.save, g.deps.Now)
+	var rounds int
+	err = g.order.Advance(ctx, countRounds(g.ports, &rounds), func(ctx context.Context, o *Order) error {
+		rounds++
+		return g.save(ctx, o)
+	}, g.deps.Now)
 	g.settle()
 	if !replay && g.deps.Placed != nil {
 		g.deps.Placed(Outcome(err))
+	}
+	if !replay && err == nil && g.deps.Rounds != nil {
+		g.deps.Rounds("saga", rounds)
 	}
 	if err != nil {
 		return nil, g.toGrainError(err)
@@ -602,6 +612,43 @@ func GrainError(log *slog.Logger, err error) error {
 		// ErrSuperseded wraps snapshot.ErrStale: a retry meets the winner's order.
 		return grainerr.Unexpected(log, err)
 	}
+}
+
+// countRounds wraps ports so that every call that waits for a durable write (a
+// sale, a return, a campaign's grant or return) counts one round in n: the saga
+// makes them one after another.
+func countRounds(ports Ports, n *int) Ports {
+	return Ports{Stock: roundStock{ports.Stock, n}, Promos: roundPromos{ports.Promos, n}}
+}
+
+type roundStock struct {
+	Stock
+	n *int
+}
+
+func (s roundStock) Commit(ctx context.Context, sku, orderID string) error {
+	*s.n++
+	return s.Stock.Commit(ctx, sku, orderID)
+}
+
+func (s roundStock) Return(ctx context.Context, sku, orderID string) error {
+	*s.n++
+	return s.Stock.Return(ctx, sku, orderID)
+}
+
+type roundPromos struct {
+	Promos
+	n *int
+}
+
+func (p roundPromos) Grant(ctx context.Context, promoID, orderID, accountID string, units int64) error {
+	*p.n++
+	return p.Promos.Grant(ctx, promoID, orderID, accountID, units)
+}
+
+func (p roundPromos) Return(ctx context.Context, promoID, orderID string) error {
+	*p.n++
+	return p.Promos.Return(ctx, promoID, orderID)
 }
 
 // grainStock is the saga's Stock port on inventory grains. created is when the

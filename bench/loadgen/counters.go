@@ -79,6 +79,56 @@ func ScrapeHistogram(ctx context.Context, client *http.Client, url, name string)
 	return Histogram{Sum: h.GetSampleSum(), Count: h.GetSampleCount()}, nil
 }
 
+// ScrapeCounters reads the counters named in names from the Prometheus text
+// endpoint at url, each summed over its labels, and the series of a counter with
+// one label each as name{label="value"}; a counter the endpoint does not have is
+// left out of the answer.
+func ScrapeCounters(ctx context.Context, client *http.Client, url string, names ...string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("loadgen: metrics at %s: %s", url, resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: metrics at %s: %w", url, err)
+	}
+	out := make(map[string]float64, len(names))
+	for _, name := range names {
+		family, ok := families[name]
+		if !ok {
+			continue
+		}
+		var sum float64
+		for _, m := range family.GetMetric() {
+			var v float64
+			switch family.GetType() {
+			case dto.MetricType_COUNTER:
+				v = m.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				v = m.GetGauge().GetValue()
+			case dto.MetricType_UNTYPED:
+				v = m.GetUntyped().GetValue()
+			}
+			sum += v
+			if l := m.GetLabel(); len(l) == 1 {
+				// One label: the series alone too, as name{label="value"}.
+				out[fmt.Sprintf("%s{%s=%q}", name, l[0].GetName(), l[0].GetValue())] = v
+			}
+		}
+		out[name] = sum
+	}
+	return out, nil
+}
+
 // StatusCounters are the MariaDB/MySQL status counters a phase reads: what kind of
 // statements the server ran, and how often InnoDB synced its files (the durable
 // cost). MariaDB 10.8 and later have no Innodb_os_log_fsyncs; their log syncs are

@@ -15,6 +15,30 @@ import (
 // transactions.
 const batchWritesMetric = "phoneshop_store_batch_writes"
 
+// shopCounters are the shop's counters a phase's orders are charged with, by the
+// name the report gives them: the durable rounds its checkouts waited for before
+// their answers (actors/order), and the Go runtime's allocations.
+var shopCounters = []struct{ family, metric, name string }{
+	{roundsMetric, roundsMetric, "durable rounds before the answer"},
+	{roundsMetric, roundsMetric + `{path="born"}`, roundsBorn},
+	{roundsMetric, roundsMetric + `{path="saga"}`, roundsSaga},
+	{confirmedMetric, confirmedMetric + `{path="born"}`, confirmedBorn},
+	{confirmedMetric, confirmedMetric + `{path="saga"}`, confirmedSaga},
+	{"go_memstats_mallocs_total", "go_memstats_mallocs_total", "heap allocations"},
+	{"go_memstats_alloc_bytes_total", "go_memstats_alloc_bytes_total", "heap bytes allocated"},
+}
+
+// The shop's checkout paths' series (actors/order.Metrics), and their names in
+// the report.
+const (
+	roundsMetric    = "phoneshop_checkout_durable_rounds_total"
+	confirmedMetric = "phoneshop_checkout_confirmed_total"
+	roundsBorn      = "durable rounds: orders born in their sale (one SKU)"
+	roundsSaga      = "durable rounds: saga orders (several SKUs)"
+	confirmedBorn   = "confirmed orders born in their sale"
+	confirmedSaga   = "confirmed saga orders"
+)
+
 // Sources of the counters, as the report names them.
 const (
 	sourceShopMetrics = "the shop's /metrics"
@@ -43,7 +67,9 @@ type reading struct {
 	at     time.Time
 	status map[string]float64
 	writes loadgen.Histogram
-	shop   bool
+	// counters are the shop's shopCounters, by metric name.
+	counters map[string]float64
+	shop     bool
 }
 
 // read reads the counters; shop says whether the shop's writes are read too.
@@ -52,6 +78,13 @@ func (m meter) read(ctx context.Context, shop bool) (reading, error) {
 	if r.shop {
 		var err error
 		if r.writes, err = loadgen.ScrapeHistogram(ctx, m.client, m.metricsURL, batchWritesMetric); err != nil {
+			return r, err
+		}
+		names := make([]string, len(shopCounters))
+		for i, c := range shopCounters {
+			names[i] = c.family
+		}
+		if r.counters, err = loadgen.ScrapeCounters(ctx, m.client, m.metricsURL, names...); err != nil {
 			return r, err
 		}
 	}
@@ -90,6 +123,18 @@ func (m meter) cost(ctx context.Context, design string, orders int64, before rea
 		c.Counters = append(c.Counters,
 			loadgen.Counter{Name: "grain snapshot writes", Source: sourceShopMetrics + ": " + batchWritesMetric + "_sum", Total: writes},
 			loadgen.Counter{Name: "group-commit transactions", Source: sourceShopMetrics + ": " + batchWritesMetric + "_count", Total: batches})
+		for _, k := range shopCounters {
+			b, okBefore := before.counters[k.metric]
+			a, okAfter := after.counters[k.metric]
+			if !okAfter {
+				c.Missing = append(c.Missing, k.metric)
+				continue
+			}
+			if !okBefore {
+				b = 0 // a series born during the phase
+			}
+			c.Counters = append(c.Counters, loadgen.Counter{Name: k.name, Source: sourceShopMetrics + ": " + k.metric, Total: a - b})
+		}
 		c.Note = fmt.Sprintf("%.1f grain snapshot writes per group-commit transaction; counted until %.1f s after the last answer, when the shop's writes stopped growing",
 			writes/max(batches, 1), after.at.Sub(loadEnd).Seconds())
 	}
