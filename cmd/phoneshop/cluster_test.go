@@ -22,7 +22,9 @@ import (
 // Faults are injected with signals; the test restarts what it kills.
 
 // TestOrdersSpreadOverNodes: 1,000 orders through one edge land on all
-// three nodes, each hosting at least 20% of the order grains.
+// three nodes, each hosting at least 20% of the order grains. Every cart holds
+// two SKUs, so every order runs its saga in an order grain (an order of one SKU
+// is born in its sale, without one).
 func TestOrdersSpreadOverNodes(t *testing.T) {
 	// Grains stay active for the whole test, so activations count every order.
 	c := startCluster(t, clusterSpec{Nodes: 3, Edges: 1, Env: []string{"PHONESHOP_CONSUL_TTL=3s", "PHONESHOP_GRAIN_IDLE_TIMEOUT=10m"}})
@@ -31,7 +33,7 @@ func TestOrdersSpreadOverNodes(t *testing.T) {
 	c.WaitOpsUp(h, admin, time.Now().Add(30*time.Second))
 	skus := shoptest.SoldOutSKUs(t, 4)
 	for _, sku := range skus {
-		h.SetStock(admin, sku, 300)
+		h.SetStock(admin, sku, 600)
 	}
 
 	const shoppers, checkoutsEach = 100, 10
@@ -46,7 +48,7 @@ func TestOrdersSpreadOverNodes(t *testing.T) {
 			return
 		}
 		for j := range checkoutsEach {
-			co := checkout{token: token, key: fmt.Sprintf("spread-%d-%d", i, j), lines: map[string]int{skus[(i+j)%len(skus)]: 1}}
+			co := checkout{token: token, key: fmt.Sprintf("spread-%d-%d", i, j), lines: map[string]int{skus[(i+j)%len(skus)]: 1, skus[(i+j+1)%len(skus)]: 1}}
 			if err := fillCart(h, co.token, co.lines); err != nil {
 				failures.add(err)
 				return
@@ -557,9 +559,11 @@ func TestMaxLineQuantityFromConsulKV(t *testing.T) {
 
 // waitEveryNodeServes places rounds of checkouts through h (new shoppers, one
 // unit of sku each, retried like a client with the same Idempotency-Key) until in
-// one round every node gained order grains: Consul has the nodes passing, the ops
-// endpoint lists them up, and the order activations of each member up grew (from
-// zero for a member id not seen before the round). Every checkout must succeed by
+// one round every node gained cart grains: Consul has the nodes passing, the ops
+// endpoint lists them up, and the cart activations of each member up grew (from
+// zero for a member id not seen before the round). A cart grain runs its
+// shopper's checkout; an order of one SKU is born in its sale, without an order
+// grain. Every checkout must succeed by
 // the deadline, and the nodes serve by then; it returns the members up.
 func waitEveryNodeServes(t *testing.T, c *shopCluster, h *shoptest.Harness, admin, sku string, deadline time.Time) []opsMember {
 	t.Helper()
@@ -568,7 +572,7 @@ func waitEveryNodeServes(t *testing.T, c *shopCluster, h *shoptest.Harness, admi
 		before := map[string]int{}
 		members, err := OpsMembers(h, admin)
 		for _, m := range members {
-			before[m.ID] = m.Activations["order"]
+			before[m.ID] = m.Activations["cart"]
 		}
 		var failures errorList
 		forEach(perRound, 8, func(i int) {
@@ -595,9 +599,9 @@ func waitEveryNodeServes(t *testing.T, c *shopCluster, h *shoptest.Harness, admi
 		var upAddrs, idle []string
 		for _, m := range up {
 			upAddrs = append(upAddrs, m.Address)
-			if m.Activations["order"] <= before[m.ID] {
-				idle = append(idle, fmt.Sprintf("%s (member %s, %d order grains before the round, %d after)",
-					c.NodeByAddr(m.Address), m.ID, before[m.ID], m.Activations["order"]))
+			if m.Activations["cart"] <= before[m.ID] {
+				idle = append(idle, fmt.Sprintf("%s (member %s, %d cart grains before the round, %d after)",
+					c.NodeByAddr(m.Address), m.ID, before[m.ID], m.Activations["cart"]))
 			}
 		}
 		slices.Sort(upAddrs)
@@ -606,7 +610,7 @@ func waitEveryNodeServes(t *testing.T, c *shopCluster, h *shoptest.Harness, admi
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("not every node serves checkouts by the deadline, after %d rounds of %d: Consul passing %v (%v), want %v; "+
-				"members up %v (%v); no new order grains on %v; members: %+v",
+				"members up %v (%v); no new cart grains on %v; members: %+v",
 				round, perRound, passing, cerr, c.nodeAddrs(), upAddrs, err, idle, members)
 		}
 		t.Logf("round %d of checkouts: not yet served on every node (passing %v, up %v, idle %v)", round, passing, upAddrs, idle)
